@@ -1,0 +1,1 @@
+//! impersonate (placeholder, being written).

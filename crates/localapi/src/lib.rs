@@ -1,0 +1,1 @@
+//! localapi (placeholder, being written).

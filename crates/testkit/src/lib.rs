@@ -1,0 +1,1 @@
+//! testkit (placeholder, being written).
