@@ -1,1 +1,34 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <command>`.
+//!
+//! - `ci`: everything CI checks, in order: formatting, clippy, cargo-deny (licenses, bans, sources),
+//!   every test with nextest including the end-to-end suite with the real kubectl.
+//! - `e2e`: only the end-to-end suite.
+//! - `demo [--script]`: the stand-in stack with the proxy in front, for a person or a script.
+
+mod ci;
+mod demo;
+mod tools;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <ci | e2e | demo [--script]>";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci::ci(),
+        Some("e2e") => ci::e2e(),
+        Some("demo") => demo::demo(args.iter().any(|a| a == "--script")),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,15 @@
-//! End-to-end test harness.
+//! The end-to-end harness: starts the real `kube-auth-proxy` in front of the testkit stand-ins (a
+//! kube-apiserver and a tailscaled LocalAPI) as separate processes, and drives the real `kubectl`
+//! through it. Used by this crate's tests and by `cargo xtask demo`.
+//!
+//! Processes announce readiness with a `listening on ...` line on stdout; the harness waits for that
+//! line (with a deadline) instead of sleeping.
+
+pub mod binaries;
+pub mod demo;
+pub mod http;
+pub mod kubectl;
+pub mod process;
+pub mod stack;
+
+pub use stack::{Stack, StackOptions};

@@ -1,1 +1,2 @@
 //! testkit (placeholder, being written).
+pub mod localapi_standin;

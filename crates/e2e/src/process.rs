@@ -1,0 +1,138 @@
+//! A child process that announces readiness on stdout, killed when dropped.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+
+/// How long a process gets to announce itself.
+pub const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A running child process whose stderr is kept in a log file.
+#[derive(Debug)]
+pub struct Service {
+    name: String,
+    child: Option<Child>,
+    lines: mpsc::Receiver<String>,
+    log: std::path::PathBuf,
+}
+
+impl Service {
+    /// Starts `command`, logging stderr to `log`, and waits until it has printed `ready_lines` lines on
+    /// stdout, which are returned.
+    pub fn start(
+        name: &str,
+        mut command: Command,
+        log: &Path,
+        ready_lines: usize,
+    ) -> anyhow::Result<(Service, Vec<String>)> {
+        let log_file = std::fs::File::create(log)
+            .with_context(|| format!("creating {}", log.display()))?;
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file));
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting {name}: {command:?}"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("{name}: no stdout"))?;
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || forward_lines(stdout, sender));
+        let mut service = Service {
+            name: name.to_string(),
+            child: Some(child),
+            lines,
+            log: log.to_path_buf(),
+        };
+        let mut ready = Vec::new();
+        while ready.len() < ready_lines {
+            match service.lines.recv_timeout(START_DEADLINE) {
+                Ok(line) => ready.push(line),
+                Err(_) => {
+                    let status = service.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+                    bail!(
+                        "{name} did not become ready (exit status: {status:?}); its log:\n{}",
+                        service.log_text()
+                    );
+                }
+            }
+        }
+        Ok((service, ready))
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit, returning whether it exited successfully.
+    pub fn terminate(&mut self) -> anyhow::Result<bool> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(false);
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .context("kill -TERM")?;
+        if !status.success() {
+            let _ = child.kill();
+        }
+        Ok(child.wait()?.success())
+    }
+
+    /// Kills the process at once.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The name given at start.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn forward_lines(stdout: impl Read, sender: mpsc::Sender<String>) {
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { return };
+        if sender.send(line).is_err() {
+            return;
+        }
+    }
+}
+
+/// Extracts the address from a `listening on <url>` line.
+pub fn listening_address(line: &str) -> anyhow::Result<String> {
+    line.rsplit_once("listening on ")
+        .map(|(_, addr)| addr.trim().to_string())
+        .ok_or_else(|| anyhow!("unexpected start-up line {line:?}"))
+}
+
+impl Service {
+    /// Waits for the process to exit on its own.
+    pub fn wait(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        match self.child.as_mut() {
+            Some(child) => Ok(child.wait()?),
+            None => bail!("{} is not running", self.name),
+        }
+    }
+}

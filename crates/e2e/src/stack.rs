@@ -1,0 +1,281 @@
+//! The whole stack: apiserver stand-in, LocalAPI stand-in and the proxy, each a real process.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{anyhow, Context as _};
+use serde_json::{json, Value};
+
+use crate::binaries::{binary, kubectl_path, workspace_root};
+use crate::http;
+use crate::kubectl::Kubectl;
+use crate::process::{listening_address, Service};
+
+/// The token the proxy uses upstream; the stand-in lets it impersonate.
+pub const PROXY_TOKEN: &str = "proxy-token";
+/// The user the stand-in maps [`PROXY_TOKEN`] to.
+pub const PROXY_USER: &str = "system:serviceaccount:tailscale:kube-auth-proxy";
+/// The caller's own token, written into the caller's kubeconfig: in auth mode it must never reach
+/// upstream; in noauth mode it is what upstream authenticates.
+pub const CALLER_TOKEN: &str = "caller-own-token";
+/// The user the stand-in maps [`CALLER_TOKEN`] to.
+pub const CALLER_TOKEN_USER: &str = "caller-own-token-user";
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// `auth` or `noauth`.
+    pub mode: String,
+    /// The LocalAPI stand-in's table: key (`ip:port`, `ip` or `*`) to WhoIs JSON.
+    pub whois: Value,
+    /// The apiserver stand-in's YAML config.
+    pub apiserver_config: String,
+    /// Extra proxy flags.
+    pub proxy_args: Vec<String>,
+    /// Keep the files here instead of a temporary directory (the demo).
+    pub dir: Option<PathBuf>,
+}
+
+impl StackOptions {
+    /// Auth mode with `whois` answering every caller.
+    pub fn for_caller(whois: Value) -> StackOptions {
+        StackOptions {
+            mode: "auth".into(),
+            whois: json!({ "*": whois }),
+            apiserver_config: default_apiserver_config(0),
+            proxy_args: Vec::new(),
+            dir: None,
+        }
+    }
+}
+
+/// The stand-in apiserver's configuration: the proxy's and the caller's tokens, a `demo` pod, and
+/// `bulk_pods` generated pods in namespace `bulk`.
+pub fn default_apiserver_config(bulk_pods: usize) -> String {
+    format!(
+        r#"version: v1.32.4
+tokens:
+  - token: {PROXY_TOKEN}
+    user: "{PROXY_USER}"
+    groups: ["system:serviceaccounts", "system:serviceaccounts:tailscale"]
+    impersonate: true
+  - token: {CALLER_TOKEN}
+    user: {CALLER_TOKEN_USER}
+    groups: [callers]
+namespaces: [default, bulk]
+pods:
+  - namespace: default
+    name: demo
+    containers: [main]
+    phase: Running
+    labels: {{app: demo}}
+generatedPods:
+  - namespace: bulk
+    prefix: pod-
+    count: {bulk_pods}
+"#
+    )
+}
+
+/// A WhoIs document from `shared/fixtures/whois/NAME.json`.
+pub fn fixture_whois(name: &str) -> anyhow::Result<Value> {
+    let path = workspace_root()
+        .parent()
+        .map(|p| p.join("shared/fixtures/whois").join(format!("{name}.json")))
+        .ok_or_else(|| anyhow!("no parent of the workspace"))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("fixture {} (shared/ must sit beside the repository)", path.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// A running stack.
+#[derive(Debug)]
+pub struct Stack {
+    _temp: Option<tempfile::TempDir>,
+    /// Where its files are.
+    pub dir: PathBuf,
+    /// `http://127.0.0.1:PORT` of the apiserver stand-in.
+    pub apiserver_url: String,
+    /// `https://127.0.0.1:PORT` of the proxy.
+    pub proxy_url: String,
+    /// `http://127.0.0.1:PORT` of the proxy's metrics listener.
+    pub metrics_url: String,
+    /// kubectl configured for the proxy.
+    pub kubectl: Kubectl,
+    /// The processes, stopped on drop (proxy first).
+    pub proxy: Service,
+    /// The LocalAPI stand-in.
+    pub localapi: Service,
+    /// The apiserver stand-in.
+    pub apiserver: Service,
+}
+
+impl Stack {
+    /// Starts everything and waits until each process listens.
+    pub fn start(options: StackOptions) -> anyhow::Result<Stack> {
+        let (temp, dir) = match &options.dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                (None, dir.clone())
+            }
+            None => {
+                let temp = tempfile::Builder::new().prefix("kap-e2e-").tempdir()?;
+                let dir = temp.path().to_path_buf();
+                (Some(temp), dir)
+            }
+        };
+        let apiserver_config = write(&dir, "apiserver.yaml", options.apiserver_config.as_bytes())?;
+        let mut command = Command::new(binary("testkit-apiserver")?);
+        command
+            .args(["--listen", "127.0.0.1:0", "--config"])
+            .arg(&apiserver_config);
+        let (apiserver, lines) = Service::start("testkit-apiserver", command, &dir.join("apiserver.log"), 1)?;
+        let apiserver_url = listening_address(&lines[0])?;
+
+        let table = write(&dir, "whois.json", serde_json::to_vec_pretty(&options.whois)?.as_slice())?;
+        let socket = dir.join("tailscaled.sock");
+        let mut command = Command::new(binary("testkit-localapi")?);
+        command
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--table")
+            .arg(&table);
+        let (localapi, _) = Service::start("testkit-localapi", command, &dir.join("localapi.log"), 1)?;
+
+        let upstream_kubeconfig = write(
+            &dir,
+            "upstream.kubeconfig",
+            kubeconfig(&apiserver_url, Some(PROXY_TOKEN), false).as_bytes(),
+        )?;
+        let mut command = Command::new(binary("kube-auth-proxy")?);
+        command
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--tls-self-signed",
+                "--mode",
+                &options.mode,
+            ])
+            .arg("--upstream-kubeconfig")
+            .arg(&upstream_kubeconfig)
+            .arg("--localapi-socket")
+            .arg(&socket)
+            .args(&options.proxy_args)
+            .env("RUST_LOG", "info,proxy_bin=debug")
+            .env_remove("APISERVER_PROXY")
+            .env_remove("AUTH_PROXY")
+            .env_remove("KUBERNETES_SERVICE_HOST");
+        let (proxy, lines) = Service::start("kube-auth-proxy", command, &dir.join("proxy.log"), 2)?;
+        let proxy_url = listening_address(&lines[0])?;
+        let metrics_url = listening_address(&lines[1])?;
+
+        let user_kubeconfig = write(
+            &dir,
+            "kubeconfig",
+            kubeconfig(&proxy_url, Some(CALLER_TOKEN), true).as_bytes(),
+        )?;
+        let home = dir.join("home");
+        std::fs::create_dir_all(&home)?;
+        Ok(Stack {
+            _temp: temp,
+            kubectl: Kubectl {
+                path: kubectl_path()?,
+                kubeconfig: user_kubeconfig,
+                home,
+                env: Vec::new(),
+            },
+            dir,
+            apiserver_url,
+            proxy_url,
+            metrics_url,
+            proxy,
+            localapi,
+            apiserver,
+        })
+    }
+
+    /// Every request the apiserver stand-in received, as it recorded them.
+    pub fn upstream_requests(&self) -> anyhow::Result<Vec<Value>> {
+        let response = http::request("GET", &format!("{}/testkit/requests", self.apiserver_url), None)?;
+        match response.json()? {
+            Value::Array(items) => Ok(items),
+            other => Err(anyhow!("unexpected /testkit/requests answer: {other}")),
+        }
+    }
+
+    /// Creates a pod directly in the stand-in (not through the proxy), firing watch events.
+    pub fn add_pod(&self, namespace: &str, name: &str) -> anyhow::Result<()> {
+        let pod = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+            "status": {"phase": "Running"}
+        });
+        let response = http::request(
+            "POST",
+            &format!("{}/testkit/pods", self.apiserver_url),
+            Some(serde_json::to_vec(&pod)?.as_slice()),
+        )?;
+        if !(200..300).contains(&response.status) {
+            anyhow::bail!("adding pod failed: {} {}", response.status, response.text());
+        }
+        Ok(())
+    }
+
+    /// The proxy's Prometheus metrics text.
+    pub fn metrics(&self) -> anyhow::Result<String> {
+        Ok(http::request("GET", &format!("{}/metrics", self.metrics_url), None)?.text())
+    }
+
+    /// GET on the proxy's metrics listener (e.g. `/readyz`).
+    pub fn ops(&self, path: &str) -> anyhow::Result<http::HttpResponse> {
+        http::request("GET", &format!("{}{path}", self.metrics_url), None)
+    }
+
+    /// Everything the processes logged, for failure messages.
+    pub fn logs(&self) -> String {
+        format!(
+            "--- proxy ---\n{}\n--- localapi ---\n{}\n--- apiserver ---\n{}",
+            self.proxy.log_text(),
+            self.localapi.log_text(),
+            self.apiserver.log_text()
+        )
+    }
+}
+
+/// A kubeconfig for one server and token. `insecure` is for the proxy's self-signed certificate.
+pub fn kubeconfig(server: &str, token: Option<&str>, insecure: bool) -> String {
+    let user = match token {
+        Some(token) => format!("\n    token: {token}"),
+        None => " {}".to_string(),
+    };
+    format!(
+        r#"apiVersion: v1
+kind: Config
+current-context: target
+clusters:
+- name: target
+  cluster:
+    server: {server}
+    insecure-skip-tls-verify: {insecure}
+users:
+- name: user
+  user:{user}
+contexts:
+- name: target
+  context:
+    cluster: target
+    user: user
+    namespace: default
+"#
+    )
+}
+
+fn write(dir: &Path, name: &str, contents: &[u8]) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}

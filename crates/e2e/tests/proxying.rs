@@ -1,0 +1,56 @@
+//! Ordinary API traffic through the proxy: lists, watches and big lists stream through.
+
+use std::time::Duration;
+
+use e2e::stack::{default_apiserver_config, fixture_whois, Stack, StackOptions};
+
+const WATCH_DEADLINE: Duration = Duration::from_secs(60);
+
+#[test]
+fn get_pods_lists_the_stand_ins_pods() -> anyhow::Result<()> {
+    let stack = Stack::start(StackOptions::for_caller(fixture_whois("user-node")?))?;
+    let output = stack.kubectl.run(&["get", "pods"])?.expect_success("get pods")?;
+    assert!(output.stdout.contains("demo"), "{}", output.stdout);
+    assert!(output.stdout.contains("Running"), "{}", output.stdout);
+    let metrics = stack.metrics()?;
+    let proxied = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("k8s_auth_proxy_requests_proxied "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(proxied >= 1, "requests_proxied not counted:\n{metrics}");
+    Ok(())
+}
+
+#[test]
+fn watch_delivers_an_event_while_open() -> anyhow::Result<()> {
+    let stack = Stack::start(StackOptions::for_caller(fixture_whois("user-node")?))?;
+    let mut watch = stack.kubectl.spawn_lines(&["get", "pods", "-w"])?;
+    watch.wait_for("demo", WATCH_DEADLINE)?;
+    stack.add_pod("default", "late-arrival")?;
+    let line = watch.wait_for("late-arrival", WATCH_DEADLINE)?;
+    assert!(line.contains("Running"), "{line}");
+    Ok(())
+}
+
+#[test]
+fn a_list_of_five_thousand_pods_arrives_whole() -> anyhow::Result<()> {
+    let mut options = StackOptions::for_caller(fixture_whois("user-node")?);
+    options.apiserver_config = default_apiserver_config(5000);
+    let stack = Stack::start(options)?;
+    let output = stack
+        .kubectl
+        .run(&["get", "pods", "-n", "bulk", "-o", "name"])?
+        .expect_success("list 5000 pods")?;
+    let names: Vec<&str> = output.stdout.lines().collect();
+    assert_eq!(names.len(), 5000, "got {} lines", names.len());
+    assert!(names.iter().all(|n| n.starts_with("pod/pod-")));
+    // And as one unpaginated JSON document of every pod.
+    let output = stack
+        .kubectl
+        .run(&["get", "pods", "-n", "bulk", "-o", "json", "--chunk-size=0"])?
+        .expect_success("list 5000 pods as JSON")?;
+    let list = output.json()?;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(5000));
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! Scrubbing caller credentials and writing Kubernetes impersonation headers.
+//!
+//! Kubernetes user impersonation: `Impersonate-User`, `Impersonate-Group` (repeatable),
+//! `Impersonate-Uid` and `Impersonate-Extra-<key>`
+//! (<https://kubernetes.io/docs/reference/access-authn-authz/authentication/#user-impersonation>).
+//! Tailscale's proxy deletes `Authorization`, `Impersonate-User`, `Impersonate-Group`,
+//! `Impersonate-Uid` and every `Impersonate-Extra-*`; this crate removes every `Impersonate-*`,
+//! so a header Kubernetes adds later cannot slip through.
+
+use capmodel::{group_name_problem, user_name_problem, Impersonation};
+use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+
+use crate::error::ImpersonateError;
+use crate::mode::Mode;
+
+/// `Impersonate-User`.
+pub const IMPERSONATE_USER: HeaderName = HeaderName::from_static("impersonate-user");
+/// `Impersonate-Group`.
+pub const IMPERSONATE_GROUP: HeaderName = HeaderName::from_static("impersonate-group");
+
+/// Prefix of every impersonation header, lowercase as [`HeaderName`]s are.
+const IMPERSONATE_PREFIX: &str = "impersonate-";
+
+/// True for headers a caller must never be able to pass upstream in auth mode:
+/// `Authorization` and any name starting with `Impersonate-`. [`HeaderName`]s are lowercase, so
+/// any letter case the caller used is covered.
+pub fn is_caller_credential(name: &HeaderName) -> bool {
+    name == AUTHORIZATION || name.as_str().starts_with(IMPERSONATE_PREFIX)
+}
+
+/// Removes every caller credential header (all values), keeping every other header and value
+/// in its original order.
+pub fn scrub_caller_credentials(headers: &mut HeaderMap) {
+    retain_headers(headers, |name| !is_caller_credential(name));
+}
+
+/// Keeps only the headers whose name passes `keep`, in their original order.
+fn retain_headers(headers: &mut HeaderMap, keep: impl Fn(&HeaderName) -> bool) {
+    if headers.keys().all(&keep) {
+        return;
+    }
+    // Rebuild rather than `HeaderMap::remove`, which swaps the last header into the removed
+    // one's place and so reorders what remains.
+    let original = std::mem::take(headers);
+    headers.reserve(original.len());
+    let mut current: Option<HeaderName> = None;
+    for (name, value) in original {
+        // `into_iter` names a header once, then yields its further values with `None`.
+        if let Some(name) = name {
+            current = Some(name);
+        }
+        if let Some(name) = current.as_ref().filter(|name| keep(name)) {
+            headers.append(name.clone(), value);
+        }
+    }
+}
+
+/// Writes `Impersonate-User` (exactly one, replacing any) and one `Impersonate-Group` per group,
+/// in order (replacing any). Other `Impersonate-*` headers are left alone: call
+/// [`scrub_caller_credentials`] first, or use [`prepare_upstream_headers`].
+///
+/// # Errors
+/// [`ImpersonateError`] when a name cannot be sent faithfully as a header value; `headers` is
+/// then unchanged.
+pub fn write_impersonation(
+    headers: &mut HeaderMap,
+    who: &Impersonation,
+) -> Result<(), ImpersonateError> {
+    let values = ImpersonationValues::new(who)?;
+    values.write(headers);
+    Ok(())
+}
+
+/// Makes a request's headers ready for the upstream API server.
+///
+/// - [`Mode::Auth`]: removes every caller credential ([`scrub_caller_credentials`]), then
+///   writes the caller's impersonation ([`write_impersonation`]).
+/// - [`Mode::NoAuth`]: leaves the headers untouched, so the caller's own credentials pass
+///   through.
+///
+/// # Errors
+/// In auth mode, [`ImpersonateError`] when a name cannot be sent as a header value; `headers`
+/// is then unchanged.
+pub fn prepare_upstream_headers(
+    headers: &mut HeaderMap,
+    mode: Mode,
+    who: &Impersonation,
+) -> Result<(), ImpersonateError> {
+    match mode {
+        Mode::NoAuth => Ok(()),
+        Mode::Auth => {
+            // Check every name before touching the headers, so an error leaves them as they were.
+            let values = ImpersonationValues::new(who)?;
+            scrub_caller_credentials(headers);
+            values.write(headers);
+            Ok(())
+        }
+    }
+}
+
+/// The header values of an impersonation, all checked.
+struct ImpersonationValues {
+    user: HeaderValue,
+    groups: Vec<HeaderValue>,
+}
+
+impl ImpersonationValues {
+    fn new(who: &Impersonation) -> Result<Self, ImpersonateError> {
+        if let Some(problem) = user_name_problem(&who.user) {
+            return Err(ImpersonateError::InvalidUser {
+                user: who.user.clone(),
+                problem,
+            });
+        }
+        let user = header_value("Impersonate-User", &who.user)?;
+        let groups = who
+            .groups
+            .iter()
+            .map(|group| {
+                if let Some(problem) = group_name_problem(group) {
+                    return Err(ImpersonateError::InvalidGroup {
+                        group: group.clone(),
+                        problem,
+                    });
+                }
+                header_value("Impersonate-Group", group)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ImpersonationValues { user, groups })
+    }
+
+    fn write(self, headers: &mut HeaderMap) {
+        retain_headers(headers, |name| {
+            name != IMPERSONATE_USER && name != IMPERSONATE_GROUP
+        });
+        headers.append(IMPERSONATE_USER, self.user);
+        for group in self.groups {
+            headers.append(IMPERSONATE_GROUP, group);
+        }
+    }
+}
+
+fn header_value(header: &'static str, value: &str) -> Result<HeaderValue, ImpersonateError> {
+    HeaderValue::from_str(value).map_err(|_| ImpersonateError::InvalidHeaderValue {
+        header,
+        value: value.to_owned(),
+    })
+}

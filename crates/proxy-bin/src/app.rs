@@ -1,0 +1,20 @@
+//! What every request handler shares.
+
+use impersonate::Mode;
+use localapi::LocalApiClient;
+
+use crate::metrics::Metrics;
+use crate::upstream::Upstream;
+
+/// The proxy's shared state, built once at start-up.
+#[derive(Debug)]
+pub(crate) struct App {
+    /// auth (impersonate) or noauth (pass through).
+    pub(crate) mode: Mode,
+    /// The identity source.
+    pub(crate) localapi: LocalApiClient,
+    /// The upstream API server.
+    pub(crate) upstream: Upstream,
+    /// Counters.
+    pub(crate) metrics: Metrics,
+}

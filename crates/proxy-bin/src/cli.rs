@@ -1,0 +1,141 @@
+//! Command-line flags and their environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// kube-auth-proxy: an authenticating, session-recording proxy for the Kubernetes API.
+///
+/// Every caller is identified through tailscaled's LocalAPI and its requests are forwarded to the
+/// upstream API server with Kubernetes impersonation headers for that caller.
+#[derive(Debug, Parser)]
+#[command(name = "kube-auth-proxy", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// Address to serve the Kubernetes API on (TLS).
+    #[arg(long, env = "KUBE_AUTH_PROXY_LISTEN", default_value = "0.0.0.0:443")]
+    pub(crate) listen: SocketAddr,
+
+    /// PEM certificate chain to serve (with --tls-key); reloaded when the file changes.
+    #[arg(long, env = "KUBE_AUTH_PROXY_TLS_CERT", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+
+    /// PEM private key to serve (with --tls-cert); reloaded when the file changes.
+    #[arg(long, env = "KUBE_AUTH_PROXY_TLS_KEY", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+
+    /// Serve the certificate tailscaled issues for this node's name (needs HTTPS enabled in the tailnet).
+    #[arg(long, env = "KUBE_AUTH_PROXY_TLS_FROM_TAILSCALE")]
+    pub(crate) tls_from_tailscale: bool,
+
+    /// Serve a freshly generated self-signed certificate (development only).
+    #[arg(long, env = "KUBE_AUTH_PROXY_TLS_SELF_SIGNED")]
+    pub(crate) tls_self_signed: bool,
+
+    /// Kubeconfig for the upstream API server [default: in-cluster service account when
+    /// KUBERNETES_SERVICE_HOST is set, else $KUBECONFIG or ~/.kube/config].
+    #[arg(long, env = "KUBE_AUTH_PROXY_UPSTREAM_KUBECONFIG")]
+    pub(crate) upstream_kubeconfig: Option<PathBuf>,
+
+    /// Context of the upstream kubeconfig to use [default: its current-context].
+    #[arg(long, env = "KUBE_AUTH_PROXY_UPSTREAM_CONTEXT")]
+    pub(crate) upstream_context: Option<String>,
+
+    /// auth: impersonate each caller with the proxy's credentials; noauth: pass the caller's own
+    /// credentials through. [default: auth, or what APISERVER_PROXY / AUTH_PROXY say]
+    #[arg(long, env = "KUBE_AUTH_PROXY_MODE", value_enum)]
+    pub(crate) mode: Option<ModeArg>,
+
+    /// tailscaled's LocalAPI socket, the identity source.
+    #[arg(
+        long,
+        env = "KUBE_AUTH_PROXY_LOCALAPI_SOCKET",
+        default_value = localapi::DEFAULT_SOCKET
+    )]
+    pub(crate) localapi_socket: PathBuf,
+
+    /// Address for /metrics, /healthz and /readyz (plain HTTP).
+    #[arg(
+        long,
+        env = "KUBE_AUTH_PROXY_METRICS_LISTEN",
+        default_value = "127.0.0.1:9002"
+    )]
+    pub(crate) metrics_listen: SocketAddr,
+
+    /// Log format.
+    #[arg(long, env = "KUBE_AUTH_PROXY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+
+    /// Most client connections served at once; further connections wait to be accepted.
+    #[arg(long, env = "KUBE_AUTH_PROXY_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub(crate) max_connections: usize,
+
+    /// Time a client has to complete the TLS handshake and send a request head.
+    #[arg(long, env = "KUBE_AUTH_PROXY_HEADER_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    pub(crate) header_timeout: Duration,
+
+    /// Time in-flight requests get to finish after SIGTERM before they are cut.
+    #[arg(long, env = "KUBE_AUTH_PROXY_SHUTDOWN_GRACE", value_parser = parse_duration, default_value = "30s")]
+    pub(crate) shutdown_grace: Duration,
+}
+
+/// `--mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ModeArg {
+    /// Impersonate callers.
+    Auth,
+    /// Pass callers' own credentials through.
+    Noauth,
+}
+
+/// `--log-format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Parses `90s`, `5m`, `1h`, `250ms` or a bare number of seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 30s, 5m, 250ms"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(value)),
+        "s" => Ok(Duration::from_secs(value)),
+        "m" => Ok(Duration::from_secs(value.saturating_mul(60))),
+        "h" => Ok(Duration::from_secs(value.saturating_mul(3600))),
+        _ => Err(format!(
+            "invalid duration {text:?}: unknown unit {unit:?} (use ms, s, m or h)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

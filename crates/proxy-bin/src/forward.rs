@@ -1,0 +1,76 @@
+//! The default route: every request that is not exec/attach is forwarded upstream as it arrives,
+//! bodies streamed both ways (watches, `logs -f` and large lists never sit in memory whole).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+
+use crate::app::App;
+use crate::hop_by_hop::remove_hop_by_hop;
+use crate::identity::{Caller, ConnectionContext};
+use crate::metrics::Refusal;
+use crate::status::KubeStatus;
+use crate::sync_body::SyncBody;
+
+/// Forwards one request for the connection's caller.
+pub(crate) async fn forward(
+    State(app): State<Arc<App>>,
+    Extension(connection): Extension<Arc<ConnectionContext>>,
+    request: Request,
+) -> Response {
+    let caller = match authorize(&app, &connection) {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let (mut parts, body) = request.into_parts();
+    if let Err(error) = impersonate::prepare_upstream_headers(
+        &mut parts.headers,
+        app.mode,
+        &caller.policy.impersonation,
+    )
+    {
+        app.metrics.request_refused(Refusal::Policy);
+        return KubeStatus::forbidden(format!("cannot impersonate the caller: {error}"))
+            .into_response();
+    }
+    tracing::debug!(
+        caller = caller.display_name(),
+        peer = %connection.peer,
+        method = %parts.method,
+        path = parts.uri.path(),
+        "forwarding"
+    );
+    let upstream_body = reqwest::Body::wrap(SyncBody::new(body));
+    match app
+        .upstream
+        .send(parts.method, &parts.uri, parts.headers, upstream_body)
+        .await
+    {
+        Ok(response) => {
+            app.metrics.request_proxied();
+            let (mut parts, body) = response.into_parts();
+            remove_hop_by_hop(&mut parts.headers);
+            Response::from_parts(parts, Body::new(body))
+        }
+        Err(error) => {
+            app.metrics.request_refused(Refusal::UpstreamUnreachable);
+            tracing::warn!(caller = caller.display_name(), %error, "upstream request failed");
+            KubeStatus::bad_gateway(error.to_string()).into_response()
+        }
+    }
+}
+
+/// The caller of this connection, or the error to answer with: the proxy never acts without an
+/// identity, nor on a grant it cannot read.
+pub(crate) fn authorize(app: &App, connection: &ConnectionContext) -> Result<Arc<Caller>, KubeStatus> {
+    connection.identity.clone().inspect_err(|status| {
+        app.metrics.request_refused(match status.code {
+            http::StatusCode::UNAUTHORIZED => Refusal::UnknownCaller,
+            http::StatusCode::FORBIDDEN => Refusal::Policy,
+            _ => Refusal::IdentityUnavailable,
+        });
+    })
+}

@@ -1,0 +1,72 @@
+//! Who is calling: the identity source is asked once per connection (the peer address is fixed for its
+//! lifetime) and the answer travels with every request of that connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use capmodel::{CallerPolicy, WhoIs};
+use localapi::{LocalApiClient, LocalApiError};
+
+use crate::status::KubeStatus;
+
+/// A caller the identity source knows.
+#[derive(Debug)]
+pub(crate) struct Caller {
+    /// The identity source's answer.
+    pub(crate) whois: WhoIs,
+    /// What the caller's grants allow.
+    pub(crate) policy: CallerPolicy,
+}
+
+/// What the proxy knows about one client connection.
+#[derive(Debug)]
+pub(crate) struct ConnectionContext {
+    /// The client's address as seen by the proxy.
+    pub(crate) peer: SocketAddr,
+    /// The caller, or the error every request on this connection is answered with.
+    pub(crate) identity: Result<Arc<Caller>, KubeStatus>,
+}
+
+impl Caller {
+    /// A short name for logs: the login name or the node name.
+    pub(crate) fn display_name(&self) -> &str {
+        if self.whois.node.is_tagged() {
+            self.whois.node.name_without_trailing_dot()
+        } else {
+            &self.whois.user_profile.login_name
+        }
+    }
+}
+
+/// Asks tailscaled who is at `peer` and reads the caller's grants. A lookup failure becomes the Status
+/// to answer with and closes the connection, so a caller whose lookup failed for a passing reason gets
+/// a fresh lookup on reconnect. A grant that cannot be read is a 403 naming the problem: the proxy
+/// never acts on a grant it does not understand.
+pub(crate) async fn resolve(localapi: &LocalApiClient, peer: SocketAddr) -> Result<Arc<Caller>, KubeStatus> {
+    // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d; tailscaled knows them as IPv4.
+    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+    let whois = localapi
+        .whois(peer)
+        .await
+        .map_err(|error| status_for(&error, peer).closing_connection())?;
+    match CallerPolicy::from_whois(&whois) {
+        Ok(policy) => Ok(Arc::new(Caller { whois, policy })),
+        Err(error) => {
+            tracing::info!(%peer, %error, "refusing caller: unusable capability grant");
+            Err(KubeStatus::forbidden(format!(
+                "the caller's Kubernetes capability grant cannot be used: {error}"
+            )))
+        }
+    }
+}
+
+fn status_for(error: &LocalApiError, peer: SocketAddr) -> KubeStatus {
+    match error {
+        LocalApiError::UnknownPeer { .. } => KubeStatus::unauthorized(format!(
+            "the caller at {peer} is not known to the tailnet identity source"
+        )),
+        other => KubeStatus::service_unavailable(format!(
+            "cannot identify the caller: the identity source (tailscaled LocalAPI) is unavailable: {other}"
+        )),
+    }
+}

@@ -1,0 +1,159 @@
+//! Prometheus metrics, kept as plain atomics and rendered in the text exposition format.
+//!
+//! Names follow Tailscale's proxy where one exists (`k8s_auth_proxy_requests_proxied`).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why the proxy answered a request itself instead of forwarding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The identity source does not know the caller (401).
+    UnknownCaller,
+    /// The identity source could not be asked (503).
+    IdentityUnavailable,
+    /// The caller's grant forbids or cannot be understood (403).
+    Policy,
+    /// The upstream could not be reached (502).
+    UpstreamUnreachable,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 4] = [
+        Refusal::UnknownCaller,
+        Refusal::IdentityUnavailable,
+        Refusal::Policy,
+        Refusal::UpstreamUnreachable,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::UnknownCaller => "unknown_caller",
+            Refusal::IdentityUnavailable => "identity_unavailable",
+            Refusal::Policy => "policy",
+            Refusal::UpstreamUnreachable => "upstream_unreachable",
+        }
+    }
+}
+
+/// The proxy's counters and gauges.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    requests_proxied: AtomicU64,
+    refused: [AtomicU64; 4],
+    connections_accepted: AtomicU64,
+    connections_active: AtomicU64,
+    tls_handshake_failures: AtomicU64,
+    identity_lookups: AtomicU64,
+}
+
+impl Metrics {
+    /// A request was forwarded upstream.
+    pub(crate) fn request_proxied(&self) {
+        self.requests_proxied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request was answered by the proxy with an error.
+    pub(crate) fn request_refused(&self, why: Refusal) {
+        let index = Refusal::ALL.iter().position(|r| *r == why).unwrap_or(0);
+        self.refused[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A client connection was accepted; the guard counts it active until dropped.
+    pub(crate) fn connection_opened(&self) -> ActiveConnection<'_> {
+        self.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        self.connections_active.fetch_add(1, Ordering::Relaxed);
+        ActiveConnection(self)
+    }
+
+    /// A TLS handshake failed or timed out.
+    pub(crate) fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The identity source was asked about a connection.
+    pub(crate) fn identity_lookup(&self) {
+        self.identity_lookups.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Renders the exposition text.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        counter(
+            &mut out,
+            "k8s_auth_proxy_requests_proxied",
+            "Requests forwarded to the upstream API server.",
+            self.requests_proxied.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP k8s_auth_proxy_requests_refused Requests the proxy answered with an error itself, by reason.\n# TYPE k8s_auth_proxy_requests_refused counter"
+        );
+        for (why, value) in Refusal::ALL.iter().zip(&self.refused) {
+            let _ = writeln!(
+                out,
+                "k8s_auth_proxy_requests_refused{{reason=\"{}\"}} {}",
+                why.label(),
+                value.load(Ordering::Relaxed)
+            );
+        }
+        counter(
+            &mut out,
+            "k8s_auth_proxy_connections_accepted",
+            "Client connections accepted.",
+            self.connections_accepted.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP k8s_auth_proxy_connections_active Client connections open now.\n# TYPE k8s_auth_proxy_connections_active gauge\nk8s_auth_proxy_connections_active {}",
+            self.connections_active.load(Ordering::Relaxed)
+        );
+        counter(
+            &mut out,
+            "k8s_auth_proxy_tls_handshake_failures",
+            "Client TLS handshakes that failed or timed out.",
+            self.tls_handshake_failures.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "k8s_auth_proxy_identity_lookups",
+            "Identity source lookups (one per connection).",
+            self.identity_lookups.load(Ordering::Relaxed),
+        );
+        out
+    }
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+}
+
+/// Counts a connection as active while alive.
+#[derive(Debug)]
+pub(crate) struct ActiveConnection<'a>(&'a Metrics);
+
+impl Drop for ActiveConnection<'_> {
+    fn drop(&mut self) {
+        self.0.connections_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_gauges() {
+        let metrics = Metrics::default();
+        metrics.request_proxied();
+        metrics.request_proxied();
+        metrics.request_refused(Refusal::Policy);
+        let guard = metrics.connection_opened();
+        let text = metrics.render();
+        assert!(text.contains("\nk8s_auth_proxy_requests_proxied 2\n"), "{text}");
+        assert!(text.contains("k8s_auth_proxy_requests_refused{reason=\"policy\"} 1"), "{text}");
+        assert!(text.contains("k8s_auth_proxy_connections_active 1"), "{text}");
+        drop(guard);
+        assert!(metrics.render().contains("k8s_auth_proxy_connections_active 0"));
+    }
+}

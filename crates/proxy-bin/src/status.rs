@@ -1,0 +1,145 @@
+//! Kubernetes `Status` error bodies.
+//!
+//! kubectl prints the `message` of a `metav1.Status` body and maps `reason` and `code` to its own error
+//! texts ("error: You must be logged in to the server (Unauthorized)"), so every error the proxy itself
+//! produces is a Status with the HTTP code repeated in `code`.
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderValue, StatusCode};
+use serde::Serialize;
+
+/// An error the proxy answers itself, rendered as a Kubernetes `Status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KubeStatus {
+    /// HTTP status code, repeated as `code` in the body.
+    pub(crate) code: StatusCode,
+    /// Machine-readable reason (`metav1.StatusReason`), e.g. `Unauthorized`.
+    pub(crate) reason: &'static str,
+    /// Human-readable message kubectl prints.
+    pub(crate) message: String,
+    /// Ask the client to close the connection after this answer (used when the connection's identity
+    /// lookup failed, so the next attempt starts with a fresh lookup).
+    pub(crate) close_connection: bool,
+}
+
+#[derive(Serialize)]
+struct StatusBody<'a> {
+    kind: &'static str,
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    metadata: Empty,
+    status: &'static str,
+    message: &'a str,
+    reason: &'static str,
+    code: u16,
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+impl KubeStatus {
+    fn new(code: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            close_connection: false,
+        }
+    }
+
+    /// 401: the caller is not known to the identity source.
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", message)
+    }
+
+    /// 403: the caller is known but its grant does not allow this.
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Forbidden", message)
+    }
+
+    /// 502: the upstream API server could not be reached or answered garbage.
+    pub(crate) fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "InternalError", message)
+    }
+
+    /// 503: a dependency (the identity source) is unavailable.
+    pub(crate) fn service_unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            message,
+        )
+    }
+
+    /// Marks the answer as the last on its connection.
+    pub(crate) fn closing_connection(mut self) -> Self {
+        self.close_connection = true;
+        self
+    }
+
+    /// The JSON body.
+    pub(crate) fn to_json(&self) -> Vec<u8> {
+        let body = StatusBody {
+            kind: "Status",
+            api_version: "v1",
+            metadata: Empty {},
+            status: "Failure",
+            message: &self.message,
+            reason: self.reason,
+            code: self.code.as_u16(),
+        };
+        // Serialising a struct of strings and integers cannot fail.
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+}
+
+impl IntoResponse for KubeStatus {
+    fn into_response(self) -> Response {
+        let mut response = Response::new(Body::from(self.to_json()));
+        *response.status_mut() = self.code;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if self.close_connection {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}
+
+impl std::fmt::Display for KubeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.code.as_u16(), self.reason, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_is_a_kubernetes_status() {
+        let status = KubeStatus::forbidden("no \"quotes\" escaped wrong");
+        let value: serde_json::Value =
+            serde_json::from_slice(&status.to_json()).expect("valid JSON");
+        assert_eq!(value["kind"], "Status");
+        assert_eq!(value["apiVersion"], "v1");
+        assert_eq!(value["status"], "Failure");
+        assert_eq!(value["reason"], "Forbidden");
+        assert_eq!(value["code"], 403);
+        assert_eq!(value["message"], "no \"quotes\" escaped wrong");
+    }
+
+    #[test]
+    fn response_carries_code_type_and_close() {
+        let response = KubeStatus::service_unavailable("down")
+            .closing_connection()
+            .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(response.headers()[header::CONNECTION], "close");
+    }
+}

@@ -1,0 +1,9 @@
+//! The upstream API server: configuration (kubeconfig, in-cluster), credentials and the client.
+
+pub(crate) mod client;
+pub(crate) mod config;
+pub(crate) mod kubeconfig;
+pub(crate) mod tls;
+pub(crate) mod token;
+
+pub(crate) use client::Upstream;

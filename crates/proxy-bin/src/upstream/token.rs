@@ -1,0 +1,151 @@
+//! The proxy's bearer token, re-read from its file when the file changes.
+//!
+//! Projected service account tokens are rotated by the kubelet (by default hourly, valid for longer);
+//! client-go re-reads the file periodically. Here the file's metadata is checked on use and the token
+//! re-read only when its modification time, size or inode changed, so a rotation takes effect on the
+//! next request and an unchanged file costs one `stat`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use http::HeaderValue;
+
+/// A bearer token as an `Authorization` header value.
+#[derive(Debug)]
+pub(crate) enum BearerToken {
+    /// A fixed token.
+    Fixed(HeaderValue),
+    /// A token file and what was read from it last.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The last value read and the metadata it was read with.
+        cached: Mutex<Option<(FileStamp, HeaderValue)>>,
+    },
+}
+
+/// What identifies one version of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+impl FileStamp {
+    /// Reads the stamp of `path`.
+    pub(crate) fn of(path: &Path) -> std::io::Result<FileStamp> {
+        let meta = std::fs::metadata(path)?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Ok(FileStamp {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            inode,
+        })
+    }
+}
+
+/// The token cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TokenError {
+    /// The file cannot be read.
+    #[error("cannot read token file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The token has characters that cannot go in a header.
+    #[error("token {0} is not a valid header value")]
+    Invalid(String),
+}
+
+impl BearerToken {
+    /// A fixed token.
+    pub(crate) fn fixed(token: &str) -> Result<Self, TokenError> {
+        Ok(BearerToken::Fixed(bearer(token.trim()).ok_or_else(|| {
+            TokenError::Invalid("from the kubeconfig".into())
+        })?))
+    }
+
+    /// A token file; it is read now so a missing file is a start-up error.
+    pub(crate) fn file(path: PathBuf) -> Result<Self, TokenError> {
+        let token = BearerToken::File {
+            path,
+            cached: Mutex::new(None),
+        };
+        token.header()?;
+        Ok(token)
+    }
+
+    /// The `Authorization` value to send now.
+    pub(crate) fn header(&self) -> Result<HeaderValue, TokenError> {
+        match self {
+            BearerToken::Fixed(value) => Ok(value.clone()),
+            BearerToken::File { path, cached } => {
+                let read_err = |source| TokenError::Read {
+                    path: path.clone(),
+                    source,
+                };
+                let stamp = FileStamp::of(path).map_err(read_err)?;
+                // A poisoned lock only means another request panicked mid-update; the cache is
+                // still a valid Option, so carry on with it.
+                let mut cached = cached.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some((seen, value)) = cached.as_ref() {
+                    if *seen == stamp {
+                        return Ok(value.clone());
+                    }
+                }
+                let text = std::fs::read_to_string(path).map_err(read_err)?;
+                let value = bearer(text.trim())
+                    .ok_or_else(|| TokenError::Invalid(format!("in {}", path.display())))?;
+                *cached = Some((stamp, value.clone()));
+                Ok(value)
+            }
+        }
+    }
+}
+
+fn bearer(token: &str) -> Option<HeaderValue> {
+    if token.is_empty() {
+        return None;
+    }
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_token_follows_rotation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "first\n").expect("write");
+        let token = BearerToken::file(path.clone()).expect("token");
+        assert_eq!(token.header().expect("header"), "Bearer first");
+        // Rotation the way the kubelet does it: a new file renamed over the old one (new inode).
+        let next = dir.path().join("token.new");
+        std::fs::write(&next, "second-token\n").expect("write");
+        std::fs::rename(&next, &path).expect("rename");
+        assert_eq!(token.header().expect("header"), "Bearer second-token");
+    }
+
+    #[test]
+    fn missing_or_bad_token_file_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = BearerToken::file(dir.path().join("absent")).expect_err("missing");
+        assert!(missing.to_string().contains("absent"), "{missing}");
+        let bad = dir.path().join("bad");
+        std::fs::write(&bad, "a\u{7}b").expect("write");
+        assert!(BearerToken::file(bad).is_err());
+        assert!(BearerToken::fixed("").is_err());
+    }
+}

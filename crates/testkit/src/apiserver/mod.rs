@@ -1,0 +1,59 @@
+//! A kube-apiserver stand-in, faithful enough for the real `kubectl` (v1.27 to v1.33).
+//!
+//! It serves what the proxy's tests need from an upstream cluster:
+//!
+//! - discovery (`/version`, `/api`, `/apis`, `/api/v1`, `/apis/authentication.k8s.io/v1`) in the legacy
+//!   (non-aggregated) format, which kubectl falls back to when the answer is plain `application/json`;
+//! - a minimal OpenAPI v3 document, because `kubectl create`/`apply` refuse to send objects when
+//!   they cannot download one (it tells kubectl that server-side field validation is supported);
+//! - pods: get, list (with label and field selectors, `limit`/`continue`), watch, create, delete,
+//!   patch and replace; namespaces: get, list, create;
+//! - server-side tables (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`) as `kubectl get` asks
+//!   for them, also inside watch events;
+//! - `SelfSubjectReview` (`kubectl auth whoami`);
+//! - authentication (bearer tokens, client certificates, anonymous) and impersonation with the
+//!   apiserver's status codes and messages;
+//! - test hooks under `/testkit/` (no authentication): the log of requests received, and pod
+//!   creation that fires watch events.
+//!
+//! Every error is a `metav1.Status` JSON body so kubectl prints it as it would a real server's.
+//! Behaviour follows the Kubernetes v1.32 sources (`k8s.io/apiserver/pkg/endpoints`, `filters`,
+//! `pkg/printers/internalversion`); where the stand-in simplifies, the module that does so says how.
+//!
+//! Exec and attach are not served yet: their discovery entries exist so that kubectl reaches the
+//! stand-in, which answers `404 NotFound` with a message saying so.
+
+mod auth;
+mod config;
+mod discovery;
+mod hooks;
+mod identity;
+mod impersonation;
+mod list_body;
+mod list_options;
+mod middleware;
+mod namespaces;
+mod negotiation;
+mod openapi;
+mod pki;
+mod pods;
+mod request_log;
+mod router;
+mod selectors;
+mod selfsubjectreview;
+mod server;
+mod state;
+mod status;
+mod tables;
+mod timefmt;
+mod tls;
+mod watch;
+mod x509_subject;
+
+pub use config::{
+    ApiServerConfig, ClientCertConfig, ConfigError, GeneratedPodsConfig, PodConfig, TokenConfig,
+};
+pub use identity::UserInfo;
+pub use pods::StoreError;
+pub use request_log::RecordedRequest;
+pub use server::{ApiServer, ClientCertPem, ServeOptions};

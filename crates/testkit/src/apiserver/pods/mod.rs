@@ -1,0 +1,10 @@
+//! Pods: the object store (with namespaces), how a new pod object is completed, the HTTP
+//! handlers, and the patch semantics.
+
+mod error;
+pub(crate) mod handlers;
+pub(crate) mod object;
+mod patch;
+pub(crate) mod store;
+
+pub use error::StoreError;

@@ -1,0 +1,35 @@
+//! `cargo xtask ci` and `cargo xtask e2e`.
+
+use crate::tools::{build_binaries, cargo, ensure_cargo_tool, ensure_kubectl, run};
+
+/// Everything CI checks.
+pub(crate) fn ci() -> anyhow::Result<()> {
+    ensure_kubectl()?;
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    ensure_cargo_tool("deny", "cargo-deny")?;
+    // Advisories need the advisory database from the network, which these machines do not reach.
+    run(cargo().args(["deny", "check", "licenses", "bans", "sources"]))?;
+    ensure_cargo_tool("nextest", "cargo-nextest")?;
+    build_binaries()?;
+    run(cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]))?;
+    run(cargo().args(["test", "--workspace", "--doc"]))?;
+    eprintln!("$ cargo xtask demo --script");
+    crate::demo::demo(true)?;
+    Ok(())
+}
+
+/// Only the end-to-end suite.
+pub(crate) fn e2e() -> anyhow::Result<()> {
+    ensure_kubectl()?;
+    ensure_cargo_tool("nextest", "cargo-nextest")?;
+    build_binaries()?;
+    run(cargo().args(["nextest", "run", "--package", "e2e", "--no-fail-fast"]))
+}

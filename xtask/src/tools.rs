@@ -1,0 +1,86 @@
+//! Running commands and making sure the tools they need are installed (idempotently).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context as _};
+
+/// The workspace root (xtask lives one level below it).
+pub(crate) fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `cargo` as invoked by the user (rustup's proxy or the toolchain's binary).
+pub(crate) fn cargo() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.current_dir(workspace_root());
+    command
+}
+
+/// Runs a command, echoing it, and fails with its exit status.
+pub(crate) fn run(command: &mut Command) -> anyhow::Result<()> {
+    eprintln!("$ {}", describe(command));
+    let status = command
+        .status()
+        .with_context(|| format!("cannot start {}", describe(command)))?;
+    if !status.success() {
+        bail!("{} failed with {status}", describe(command));
+    }
+    Ok(())
+}
+
+fn describe(command: &Command) -> String {
+    std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether a cargo subcommand is installed.
+fn has_cargo_subcommand(name: &str) -> bool {
+    cargo()
+        .args([name, "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Installs a cargo subcommand from crates.io unless it is already there.
+pub(crate) fn ensure_cargo_tool(subcommand: &str, krate: &str) -> anyhow::Result<()> {
+    if has_cargo_subcommand(subcommand) {
+        return Ok(());
+    }
+    eprintln!("installing {krate} (once)");
+    run(cargo().args(["install", "--locked", krate]))
+}
+
+/// kubectl must be the machine's own (it cannot be installed here); fail clearly without it.
+pub(crate) fn ensure_kubectl() -> anyhow::Result<()> {
+    let found = Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        bail!(
+            "kubectl not found on PATH: the end-to-end suite drives the real kubectl (1.32 expected at /usr/bin/kubectl); install it and retry"
+        );
+    }
+    Ok(())
+}
+
+/// Builds the binaries the end-to-end suite and the demo start.
+pub(crate) fn build_binaries() -> anyhow::Result<()> {
+    run(cargo().args([
+        "build",
+        "--package",
+        "proxy-bin",
+        "--package",
+        "testkit",
+        "--bins",
+    ]))
+}
