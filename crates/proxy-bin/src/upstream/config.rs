@@ -164,8 +164,8 @@ mod tests {
     fn in_cluster_uses_service_account_files() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("token"), "t").expect("write");
-        let cfg = in_cluster("fd00::1", "443", dir.path()).expect("in-cluster");
-        assert_eq!(cfg.server.as_str(), "https://[fd00::1]:443/");
+        let cfg = in_cluster("fd00::1", "6443", dir.path()).expect("in-cluster");
+        assert_eq!(cfg.server.as_str(), "https://[fd00::1]:6443/");
         assert_eq!(cfg.credential, Credential::TokenFile(dir.path().join("token")));
         assert_eq!(cfg.tls.ca, Some(PemSource::File(dir.path().join("ca.crt"))));
     }
