@@ -20,12 +20,17 @@ pub const IMPERSONATE_GROUP: HeaderName = HeaderName::from_static("impersonate-g
 
 /// Prefix of every impersonation header, lowercase as [`HeaderName`]s are.
 const IMPERSONATE_PREFIX: &str = "impersonate-";
+/// Prefix of the authenticating-proxy identity headers (requestheader authentication defaults).
+const REMOTE_IDENTITY_PREFIX: &str = "x-remote-";
 
 /// True for headers a caller must never be able to pass upstream in auth mode:
-/// `Authorization` and any name starting with `Impersonate-`. [`HeaderName`]s are lowercase, so
+/// `Authorization`, any name starting with `Impersonate-`, and the authenticating-proxy identity
+/// headers (`X-Remote-User`, `X-Remote-Group`, `X-Remote-Extra-*`). [`HeaderName`]s are lowercase, so
 /// any letter case the caller used is covered.
 pub fn is_caller_credential(name: &HeaderName) -> bool {
-    name == AUTHORIZATION || name.as_str().starts_with(IMPERSONATE_PREFIX)
+    name == AUTHORIZATION
+        || name.as_str().starts_with(IMPERSONATE_PREFIX)
+        || name.as_str().starts_with(REMOTE_IDENTITY_PREFIX)
 }
 
 /// Removes every caller credential header (all values), keeping every other header and value

@@ -41,6 +41,9 @@ fn credential_names() {
         "impersonate-extra-scopes",
         "impersonate-extra-",
         "impersonate-future-thing",
+        "x-remote-user",
+        "x-remote-group",
+        "x-remote-extra-scopes",
     ] {
         assert!(
             is_caller_credential(&HeaderName::from_static(name)),

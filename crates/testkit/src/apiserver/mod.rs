@@ -37,6 +37,7 @@ mod negotiation;
 mod openapi;
 mod pki;
 mod pods;
+mod request_body;
 mod request_log;
 mod router;
 mod selectors;
