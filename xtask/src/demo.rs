@@ -41,5 +41,8 @@ Press Ctrl-C to stop."#,
         dir = dir.display(),
     );
     let status = stack.proxy.wait()?;
-    anyhow::bail!("the proxy exited ({status}); its log:\n{}", stack.proxy.log_text())
+    anyhow::bail!(
+        "the proxy exited ({status}); its log:\n{}",
+        stack.proxy.log_text()
+    )
 }

@@ -37,7 +37,15 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let output = Command::new(cargo)
             .current_dir(workspace_root())
-            .args(["build", "--quiet", "-p", "proxy-bin", "-p", "testkit", "--bins"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "proxy-bin",
+                "-p",
+                "testkit",
+                "--bins",
+            ])
             .output()
             .map_err(|e| format!("cannot run cargo build: {e}"))?;
         if output.status.success() {
@@ -54,7 +62,10 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     }
     let path = bin_dir().join(name);
     if !path.exists() {
-        bail!("binary {} not found (build with `cargo xtask e2e`)", path.display());
+        bail!(
+            "binary {} not found (build with `cargo xtask e2e`)",
+            path.display()
+        );
     }
     Ok(path)
 }

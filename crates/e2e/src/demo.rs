@@ -37,18 +37,34 @@ pub fn start(dir: &Path) -> anyhow::Result<Stack> {
 /// Runs the scripted scenario, printing each step; fails on the first step that goes wrong.
 pub fn script(stack: &Stack) -> anyhow::Result<()> {
     let k = &stack.kubectl;
-    step("kubectl version (the dispatcher picks the client from the server's /version)", || {
-        let out = k.run(&["version", "-o", "json"])?.expect_success("version")?;
-        let server = out.json()?["serverVersion"]["gitVersion"].clone();
-        ensure!(server == "v1.32.4", "unexpected server version {server}");
-        Ok(format!("server {server}"))
-    })?;
-    step("kubectl auth whoami (the proxy impersonates the tailnet caller)", || {
-        let out = k.run(&["auth", "whoami", "-o", "json"])?.expect_success("whoami")?;
-        let info = out.json()?["status"]["userInfo"].clone();
-        ensure!(info["username"] == "demo@example.com", "upstream saw {info}");
-        Ok(format!("upstream sees {} in {}", info["username"], info["groups"]))
-    })?;
+    step(
+        "kubectl version (the dispatcher picks the client from the server's /version)",
+        || {
+            let out = k
+                .run(&["version", "-o", "json"])?
+                .expect_success("version")?;
+            let server = out.json()?["serverVersion"]["gitVersion"].clone();
+            ensure!(server == "v1.32.4", "unexpected server version {server}");
+            Ok(format!("server {server}"))
+        },
+    )?;
+    step(
+        "kubectl auth whoami (the proxy impersonates the tailnet caller)",
+        || {
+            let out = k
+                .run(&["auth", "whoami", "-o", "json"])?
+                .expect_success("whoami")?;
+            let info = out.json()?["status"]["userInfo"].clone();
+            ensure!(
+                info["username"] == "demo@example.com",
+                "upstream saw {info}"
+            );
+            Ok(format!(
+                "upstream sees {} in {}",
+                info["username"], info["groups"]
+            ))
+        },
+    )?;
     step("kubectl --as=mallory --as-group=system:masters auth whoami (caller impersonation is dropped)", || {
         let out = k
             .run(&["--as=mallory", "--as-group=system:masters", "auth", "whoami", "-o", "json"])?
@@ -59,28 +75,43 @@ pub fn script(stack: &Stack) -> anyhow::Result<()> {
     })?;
     step("kubectl get pods", || {
         let out = k.run(&["get", "pods"])?.expect_success("get pods")?;
-        ensure!(out.stdout.contains("demo"), "no demo pod in:\n{}", out.stdout);
+        ensure!(
+            out.stdout.contains("demo"),
+            "no demo pod in:\n{}",
+            out.stdout
+        );
         Ok(out.stdout.trim_end().to_string())
     })?;
     step("kubectl get pods -n bulk -o name (a longer list)", || {
-        let out = k.run(&["get", "pods", "-n", "bulk", "-o", "name"])?.expect_success("list")?;
+        let out = k
+            .run(&["get", "pods", "-n", "bulk", "-o", "name"])?
+            .expect_success("list")?;
         let count = out.stdout.lines().count();
         ensure!(count == 25, "expected 25 pods, got {count}");
         Ok(format!("{count} pods"))
     })?;
-    step("kubectl get pods -w (a pod created meanwhile arrives on the open watch)", || {
-        let mut watch = k.spawn_lines(&["get", "pods", "-w"])?;
-        watch.wait_for("demo", Duration::from_secs(60))?;
-        stack.add_pod("default", "created-during-watch")?;
-        let line = watch.wait_for("created-during-watch", Duration::from_secs(60))?;
-        Ok(line)
-    })?;
+    step(
+        "kubectl get pods -w (a pod created meanwhile arrives on the open watch)",
+        || {
+            let mut watch = k.spawn_lines(&["get", "pods", "-w"])?;
+            watch.wait_for("demo", Duration::from_secs(60))?;
+            stack.add_pod("default", "created-during-watch")?;
+            let line = watch.wait_for("created-during-watch", Duration::from_secs(60))?;
+            Ok(line)
+        },
+    )?;
     step("upstream saw only the proxy's credentials", || {
         let requests = stack.upstream_requests()?;
         for request in &requests {
             let text = request.to_string();
-            ensure!(text.contains(&format!("Bearer {PROXY_TOKEN}")), "request without proxy token: {text}");
-            ensure!(!text.contains("mallory"), "caller impersonation leaked: {text}");
+            ensure!(
+                text.contains(&format!("Bearer {PROXY_TOKEN}")),
+                "request without proxy token: {text}"
+            );
+            ensure!(
+                !text.contains("mallory"),
+                "caller impersonation leaked: {text}"
+            );
         }
         Ok(format!("{} requests checked", requests.len()))
     })?;

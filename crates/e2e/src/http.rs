@@ -37,7 +37,8 @@ pub fn request(method: &str, url: &str, body: Option<&[u8]>) -> anyhow::Result<H
         Some(at) => rest.split_at(at),
         None => (rest, "/"),
     };
-    let mut stream = TcpStream::connect(authority).with_context(|| format!("connect {authority}"))?;
+    let mut stream =
+        TcpStream::connect(authority).with_context(|| format!("connect {authority}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     let body = body.unwrap_or_default();
     write!(
@@ -46,6 +47,20 @@ pub fn request(method: &str, url: &str, body: Option<&[u8]>) -> anyhow::Result<H
         body.len()
     )?;
     stream.write_all(body)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse(&raw)
+}
+
+/// GET over a Unix socket (tailscaled's LocalAPI).
+pub fn request_unix(socket: &std::path::Path, path: &str) -> anyhow::Result<HttpResponse> {
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)
+        .with_context(|| format!("connect {}", socket.display()))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: local-tailscaled.sock\r\nConnection: close\r\n\r\n"
+    )?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     parse(&raw)
@@ -63,10 +78,10 @@ fn parse(raw: &[u8]) -> anyhow::Result<HttpResponse> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| anyhow!("bad status line: {head}"))?;
-    if head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"))
-    {
+    if head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    }) {
         body = dechunk(&body)?;
     }
     Ok(HttpResponse { status, body })

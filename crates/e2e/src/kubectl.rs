@@ -93,7 +93,9 @@ impl Kubectl {
         let output = match receiver.recv_timeout(COMMAND_DEADLINE) {
             Ok(output) => output?,
             Err(_) => {
-                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
                 bail!("kubectl {args:?} did not finish within {COMMAND_DEADLINE:?}");
             }
         };

@@ -29,8 +29,8 @@ impl Service {
         log: &Path,
         ready_lines: usize,
     ) -> anyhow::Result<(Service, Vec<String>)> {
-        let log_file = std::fs::File::create(log)
-            .with_context(|| format!("creating {}", log.display()))?;
+        let log_file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -55,7 +55,10 @@ impl Service {
             match service.lines.recv_timeout(START_DEADLINE) {
                 Ok(line) => ready.push(line),
                 Err(_) => {
-                    let status = service.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+                    let status = service
+                        .child
+                        .as_mut()
+                        .and_then(|c| c.try_wait().ok().flatten());
                     bail!(
                         "{name} did not become ready (exit status: {status:?}); its log:\n{}",
                         service.log_text()
@@ -128,6 +131,37 @@ pub fn listening_address(line: &str) -> anyhow::Result<String> {
 }
 
 impl Service {
+    /// Sends SIGTERM without waiting.
+    pub fn signal_terminate(&self) -> anyhow::Result<()> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| anyhow!("{} is not running", self.name))?;
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .context("kill -TERM")?;
+        if !status.success() {
+            bail!("kill -TERM {pid} failed");
+        }
+        Ok(())
+    }
+
+    /// Waits for a stdout line containing `needle`.
+    pub fn wait_for_line(&self, needle: &str, deadline: Duration) -> anyhow::Result<String> {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Ok(line),
+                Ok(_) => continue,
+                Err(_) => bail!(
+                    "{} printed no line containing {needle:?} within {deadline:?}",
+                    self.name
+                ),
+            }
+        }
+    }
+
     /// Waits for the process to exit on its own.
     pub fn wait(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         match self.child.as_mut() {

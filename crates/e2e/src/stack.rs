@@ -34,7 +34,22 @@ pub struct StackOptions {
     pub proxy_args: Vec<String>,
     /// Keep the files here instead of a temporary directory (the demo).
     pub dir: Option<PathBuf>,
+    /// Where the proxy's serving certificate comes from.
+    pub tls: ServingTls,
 }
+
+/// The proxy's certificate source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServingTls {
+    /// `--tls-self-signed`; kubectl skips verification.
+    SelfSigned,
+    /// `--tls-from-tailscale`; kubectl verifies against the certificate the LocalAPI stand-in issued
+    /// for [`TAILNET_NAME`].
+    FromTailscale,
+}
+
+/// The proxy's name in the stand-in tailnet (the LocalAPI stand-in's default certificate domain).
+pub const TAILNET_NAME: &str = "proxy.tail1a2b3.ts.net";
 
 impl StackOptions {
     /// Auth mode with `whois` answering every caller.
@@ -45,6 +60,7 @@ impl StackOptions {
             apiserver_config: default_apiserver_config(0),
             proxy_args: Vec::new(),
             dir: None,
+            tls: ServingTls::SelfSigned,
         }
     }
 }
@@ -83,8 +99,12 @@ pub fn fixture_whois(name: &str) -> anyhow::Result<Value> {
         .parent()
         .map(|p| p.join("shared/fixtures/whois").join(format!("{name}.json")))
         .ok_or_else(|| anyhow!("no parent of the workspace"))?;
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("fixture {} (shared/ must sit beside the repository)", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "fixture {} (shared/ must sit beside the repository)",
+            path.display()
+        )
+    })?;
     Ok(serde_json::from_str(&text)?)
 }
 
@@ -129,10 +149,15 @@ impl Stack {
         command
             .args(["--listen", "127.0.0.1:0", "--config"])
             .arg(&apiserver_config);
-        let (apiserver, lines) = Service::start("testkit-apiserver", command, &dir.join("apiserver.log"), 1)?;
+        let (apiserver, lines) =
+            Service::start("testkit-apiserver", command, &dir.join("apiserver.log"), 1)?;
         let apiserver_url = listening_address(&lines[0])?;
 
-        let table = write(&dir, "whois.json", serde_json::to_vec_pretty(&options.whois)?.as_slice())?;
+        let table = write(
+            &dir,
+            "whois.json",
+            serde_json::to_vec_pretty(&options.whois)?.as_slice(),
+        )?;
         let socket = dir.join("tailscaled.sock");
         let mut command = Command::new(binary("testkit-localapi")?);
         command
@@ -140,7 +165,8 @@ impl Stack {
             .arg(&socket)
             .arg("--table")
             .arg(&table);
-        let (localapi, _) = Service::start("testkit-localapi", command, &dir.join("localapi.log"), 1)?;
+        let (localapi, _) =
+            Service::start("testkit-localapi", command, &dir.join("localapi.log"), 1)?;
 
         let upstream_kubeconfig = write(
             &dir,
@@ -154,7 +180,10 @@ impl Stack {
                 "127.0.0.1:0",
                 "--metrics-listen",
                 "127.0.0.1:0",
-                "--tls-self-signed",
+                match options.tls {
+                    ServingTls::SelfSigned => "--tls-self-signed",
+                    ServingTls::FromTailscale => "--tls-from-tailscale",
+                },
                 "--mode",
                 &options.mode,
             ])
@@ -171,11 +200,24 @@ impl Stack {
         let proxy_url = listening_address(&lines[0])?;
         let metrics_url = listening_address(&lines[1])?;
 
-        let user_kubeconfig = write(
-            &dir,
-            "kubeconfig",
-            kubeconfig(&proxy_url, Some(CALLER_TOKEN), true).as_bytes(),
-        )?;
+        let user_kubeconfig = match options.tls {
+            ServingTls::SelfSigned => kubeconfig(&proxy_url, Some(CALLER_TOKEN), true),
+            ServingTls::FromTailscale => {
+                let ca = write(
+                    &dir,
+                    "served.crt",
+                    served_certificate_pem(&socket)?.as_bytes(),
+                )?;
+                kubeconfig(&proxy_url, Some(CALLER_TOKEN), false).replace(
+                    "insecure-skip-tls-verify: false",
+                    &format!(
+                        "certificate-authority: {}\n    tls-server-name: {TAILNET_NAME}",
+                        ca.display()
+                    ),
+                )
+            }
+        };
+        let user_kubeconfig = write(&dir, "kubeconfig", user_kubeconfig.as_bytes())?;
         let home = dir.join("home");
         std::fs::create_dir_all(&home)?;
         Ok(Stack {
@@ -198,7 +240,11 @@ impl Stack {
 
     /// Every request the apiserver stand-in received, as it recorded them.
     pub fn upstream_requests(&self) -> anyhow::Result<Vec<Value>> {
-        let response = http::request("GET", &format!("{}/testkit/requests", self.apiserver_url), None)?;
+        let response = http::request(
+            "GET",
+            &format!("{}/testkit/requests", self.apiserver_url),
+            None,
+        )?;
         match response.json()? {
             Value::Array(items) => Ok(items),
             other => Err(anyhow!("unexpected /testkit/requests answer: {other}")),
@@ -244,6 +290,26 @@ impl Stack {
             self.apiserver.log_text()
         )
     }
+}
+
+/// The certificate the LocalAPI stand-in issues for [`TAILNET_NAME`], asked over its socket as the
+/// proxy does (it issues one per domain and keeps it).
+pub fn served_certificate_pem(socket: &Path) -> anyhow::Result<String> {
+    let response = http::request_unix(
+        socket,
+        &format!("/localapi/v0/cert/{TAILNET_NAME}?type=pair"),
+    )?;
+    anyhow::ensure!(
+        response.status == 200,
+        "cert pair: {} {}",
+        response.status,
+        response.text()
+    );
+    let text = response.text();
+    let start = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .ok_or_else(|| anyhow!("no certificate in the pair"))?;
+    Ok(text[start..].to_string())
 }
 
 /// A kubeconfig for one server and token. `insecure` is for the proxy's self-signed certificate.

@@ -16,7 +16,12 @@ fn whoami(stack: &Stack, extra: &[&str]) -> anyhow::Result<(String, Vec<String>)
     let user = info["username"].as_str().unwrap_or_default().to_string();
     let groups = info["groups"]
         .as_array()
-        .map(|g| g.iter().filter_map(Value::as_str).map(String::from).collect())
+        .map(|g| {
+            g.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default();
     Ok((user, groups))
 }
@@ -35,7 +40,10 @@ fn user_node_is_its_login_name_with_rule_groups_distinct_and_in_order() -> anyho
     let stack = Stack::start(StackOptions::for_caller(fixture_whois("user-node")?))?;
     let (user, groups) = whoami(&stack, &[])?;
     assert_eq!(user, "alice@example.com");
-    assert_eq!(granted(&groups), ["system:masters", "eng-admins", "viewers"]);
+    assert_eq!(
+        granted(&groups),
+        ["system:masters", "eng-admins", "viewers"]
+    );
     Ok(())
 }
 
@@ -75,22 +83,38 @@ fn callers_impersonation_and_token_never_reach_upstream() -> anyhow::Result<()> 
     let stack = Stack::start(StackOptions::for_caller(fixture_whois("user-node")?))?;
     let (user, groups) = whoami(
         &stack,
-        &["--as=someone-else", "--as-group=system:masters", "--as-uid=42"],
+        &[
+            "--as=someone-else",
+            "--as-group=system:masters",
+            "--as-uid=42",
+        ],
     )?;
     assert_eq!(user, "alice@example.com");
-    assert_eq!(granted(&groups), ["system:masters", "eng-admins", "viewers"]);
+    assert_eq!(
+        granted(&groups),
+        ["system:masters", "eng-admins", "viewers"]
+    );
 
     let requests = stack.upstream_requests()?;
     assert!(!requests.is_empty(), "the stand-in saw no request");
     for request in &requests {
         let text = request.to_string();
-        assert!(!text.contains("someone-else"), "caller impersonation leaked: {text}");
-        assert!(!text.contains("caller-own-token"), "caller token leaked: {text}");
+        assert!(
+            !text.contains("someone-else"),
+            "caller impersonation leaked: {text}"
+        );
+        assert!(
+            !text.contains("caller-own-token"),
+            "caller token leaked: {text}"
+        );
         assert!(
             text.contains(&format!("Bearer {PROXY_TOKEN}")),
             "request without the proxy's credentials: {text}"
         );
-        assert!(text.contains("alice@example.com"), "request not impersonating the caller: {text}");
+        assert!(
+            text.contains("alice@example.com"),
+            "request not impersonating the caller: {text}"
+        );
     }
     Ok(())
 }

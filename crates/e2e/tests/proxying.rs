@@ -9,7 +9,10 @@ const WATCH_DEADLINE: Duration = Duration::from_secs(60);
 #[test]
 fn get_pods_lists_the_stand_ins_pods() -> anyhow::Result<()> {
     let stack = Stack::start(StackOptions::for_caller(fixture_whois("user-node")?))?;
-    let output = stack.kubectl.run(&["get", "pods"])?.expect_success("get pods")?;
+    let output = stack
+        .kubectl
+        .run(&["get", "pods"])?
+        .expect_success("get pods")?;
     assert!(output.stdout.contains("demo"), "{}", output.stdout);
     assert!(output.stdout.contains("Running"), "{}", output.stdout);
     let metrics = stack.metrics()?;

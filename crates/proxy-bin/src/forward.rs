@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Extension;
 
 use crate::app::App;
@@ -23,18 +23,17 @@ pub(crate) async fn forward(
 ) -> Response {
     let caller = match authorize(&app, &connection) {
         Ok(caller) => caller,
-        Err(refusal) => return refusal.into_response(),
+        Err(refusal) => return refusal.response_for(request.uri().path()),
     };
     let (mut parts, body) = request.into_parts();
     if let Err(error) = impersonate::prepare_upstream_headers(
         &mut parts.headers,
         app.mode,
         &caller.policy.impersonation,
-    )
-    {
+    ) {
         app.metrics.request_refused(Refusal::Policy);
         return KubeStatus::forbidden(format!("cannot impersonate the caller: {error}"))
-            .into_response();
+            .response_for(parts.uri.path());
     }
     tracing::debug!(
         caller = caller.display_name(),
@@ -58,14 +57,17 @@ pub(crate) async fn forward(
         Err(error) => {
             app.metrics.request_refused(Refusal::UpstreamUnreachable);
             tracing::warn!(caller = caller.display_name(), %error, "upstream request failed");
-            KubeStatus::bad_gateway(error.to_string()).into_response()
+            KubeStatus::bad_gateway(error.to_string()).response_for(parts.uri.path())
         }
     }
 }
 
 /// The caller of this connection, or the error to answer with: the proxy never acts without an
 /// identity, nor on a grant it cannot read.
-pub(crate) fn authorize(app: &App, connection: &ConnectionContext) -> Result<Arc<Caller>, KubeStatus> {
+pub(crate) fn authorize(
+    app: &App,
+    connection: &ConnectionContext,
+) -> Result<Arc<Caller>, KubeStatus> {
     connection.identity.clone().inspect_err(|status| {
         app.metrics.request_refused(match status.code {
             http::StatusCode::UNAUTHORIZED => Refusal::UnknownCaller,

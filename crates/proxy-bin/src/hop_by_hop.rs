@@ -37,7 +37,10 @@ mod tests {
     #[test]
     fn removes_fixed_and_connection_named_headers() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONNECTION, "keep-alive, X-Secret".parse().expect("value"));
+        headers.insert(
+            header::CONNECTION,
+            "keep-alive, X-Secret".parse().expect("value"),
+        );
         headers.insert("x-secret", "1".parse().expect("value"));
         headers.insert("keep-alive", "timeout=5".parse().expect("value"));
         headers.insert(header::TRANSFER_ENCODING, "chunked".parse().expect("value"));

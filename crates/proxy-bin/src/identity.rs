@@ -42,7 +42,10 @@ impl Caller {
 /// to answer with and closes the connection, so a caller whose lookup failed for a passing reason gets
 /// a fresh lookup on reconnect. A grant that cannot be read is a 403 naming the problem: the proxy
 /// never acts on a grant it does not understand.
-pub(crate) async fn resolve(localapi: &LocalApiClient, peer: SocketAddr) -> Result<Arc<Caller>, KubeStatus> {
+pub(crate) async fn resolve(
+    localapi: &LocalApiClient,
+    peer: SocketAddr,
+) -> Result<Arc<Caller>, KubeStatus> {
     // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d; tailscaled knows them as IPv4.
     let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
     let whois = localapi

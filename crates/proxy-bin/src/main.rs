@@ -42,7 +42,10 @@ const TAILSCALE_CERT_REFRESH: Duration = Duration::from_secs(6 * 3600);
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             tracing::error!(%error, "cannot start the async runtime");
@@ -135,6 +138,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutdown requested");
+        // Also on stdout, beside the start-up lines, for supervisors and tests.
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "shutting down").and_then(|()| stdout.flush());
+        drop(stdout);
         let _ = shutdown_tx.send(true);
     });
     server::serve(
@@ -227,7 +234,9 @@ async fn keep_cert_current(
             Ok(true) => tracing::info!("serving certificate reloaded"),
             Ok(false) => {}
             Err(error) => {
-                tracing::warn!("serving certificate not reloaded, keeping the current one: {error:#}")
+                tracing::warn!(
+                    "serving certificate not reloaded, keeping the current one: {error:#}"
+                )
             }
         }
     }

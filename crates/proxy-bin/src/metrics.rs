@@ -125,7 +125,10 @@ impl Metrics {
 }
 
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+    );
 }
 
 /// Counts a connection as active while alive.
@@ -150,10 +153,21 @@ mod tests {
         metrics.request_refused(Refusal::Policy);
         let guard = metrics.connection_opened();
         let text = metrics.render();
-        assert!(text.contains("\nk8s_auth_proxy_requests_proxied 2\n"), "{text}");
-        assert!(text.contains("k8s_auth_proxy_requests_refused{reason=\"policy\"} 1"), "{text}");
-        assert!(text.contains("k8s_auth_proxy_connections_active 1"), "{text}");
+        assert!(
+            text.contains("\nk8s_auth_proxy_requests_proxied 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("k8s_auth_proxy_requests_refused{reason=\"policy\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("k8s_auth_proxy_connections_active 1"),
+            "{text}"
+        );
         drop(guard);
-        assert!(metrics.render().contains("k8s_auth_proxy_connections_active 0"));
+        assert!(metrics
+            .render()
+            .contains("k8s_auth_proxy_connections_active 0"));
     }
 }

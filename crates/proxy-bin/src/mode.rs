@@ -74,8 +74,14 @@ mod tests {
 
     #[test]
     fn apiserver_proxy_values() {
-        assert_eq!(resolve_mode(None, &env_of(&[("APISERVER_PROXY", "true")])), Ok(Mode::Auth));
-        assert_eq!(resolve_mode(None, &env_of(&[("APISERVER_PROXY", "noauth")])), Ok(Mode::NoAuth));
+        assert_eq!(
+            resolve_mode(None, &env_of(&[("APISERVER_PROXY", "true")])),
+            Ok(Mode::Auth)
+        );
+        assert_eq!(
+            resolve_mode(None, &env_of(&[("APISERVER_PROXY", "noauth")])),
+            Ok(Mode::NoAuth)
+        );
         let err = resolve_mode(None, &env_of(&[("APISERVER_PROXY", "maybe")])).unwrap_err();
         assert!(err.contains("\"maybe\""), "{err}");
         assert!(resolve_mode(None, &env_of(&[("APISERVER_PROXY", "false")])).is_err());
@@ -83,7 +89,10 @@ mod tests {
 
     #[test]
     fn legacy_auth_proxy() {
-        assert_eq!(resolve_mode(None, &env_of(&[("AUTH_PROXY", "1")])), Ok(Mode::Auth));
+        assert_eq!(
+            resolve_mode(None, &env_of(&[("AUTH_PROXY", "1")])),
+            Ok(Mode::Auth)
+        );
         let err = resolve_mode(None, &env_of(&[("AUTH_PROXY", "yes")])).unwrap_err();
         assert!(err.contains("\"yes\""), "{err}");
     }
@@ -95,13 +104,19 @@ mod tests {
             &env_of(&[("APISERVER_PROXY", "true"), ("AUTH_PROXY", "true")]),
         )
         .unwrap_err();
-        assert!(err.contains("APISERVER_PROXY") && err.contains("AUTH_PROXY"), "{err}");
+        assert!(
+            err.contains("APISERVER_PROXY") && err.contains("AUTH_PROXY"),
+            "{err}"
+        );
     }
 
     #[test]
     fn flag_wins() {
         assert_eq!(
-            resolve_mode(Some(ModeArg::Noauth), &env_of(&[("APISERVER_PROXY", "true")])),
+            resolve_mode(
+                Some(ModeArg::Noauth),
+                &env_of(&[("APISERVER_PROXY", "true")])
+            ),
             Ok(Mode::NoAuth)
         );
     }

@@ -33,7 +33,11 @@ impl ServingCert {
     pub(crate) fn from_files(cert: PathBuf, key: PathBuf) -> anyhow::Result<ServingCert> {
         let stamps = (FileStamp::of(&cert)?, FileStamp::of(&key)?);
         let certified = load_pair(&std::fs::read(&cert)?, &std::fs::read(&key)?).map_err(|e| {
-            anyhow::anyhow!("--tls-cert {} / --tls-key {}: {e}", cert.display(), key.display())
+            anyhow::anyhow!(
+                "--tls-cert {} / --tls-key {}: {e}",
+                cert.display(),
+                key.display()
+            )
         })?;
         Ok(ServingCert {
             current: RwLock::new(Arc::new(certified)),
@@ -162,7 +166,10 @@ mod tests {
         std::fs::write(&key_path, &key).expect("write");
         let serving = ServingCert::from_files(cert_path.clone(), key_path.clone()).expect("load");
         let before = serving.current().cert[0].clone();
-        assert!(!serving.reload_if_changed().expect("check"), "unchanged files reload nothing");
+        assert!(
+            !serving.reload_if_changed().expect("check"),
+            "unchanged files reload nothing"
+        );
 
         let (cert2, key2) = pair("second.example");
         // Write-and-rename, as Kubernetes secret volumes and renewal tools do.

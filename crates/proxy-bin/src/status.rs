@@ -3,6 +3,12 @@
 //! kubectl prints the `message` of a `metav1.Status` body and maps `reason` and `code` to its own error
 //! texts ("error: You must be logged in to the server (Unauthorized)"), so every error the proxy itself
 //! produces is a Status with the HTTP code repeated in `code`.
+//!
+//! One exception, for discovery (`/version`, `/api[/v]`, `/apis[/g[/v]]`, `/openapi/...`): client-go's
+//! discovery client reads those answers with `Result.Raw()`, which never decodes a Status body and only
+//! keeps the body as the message when it is `text/plain` (client-go `rest/request.go`,
+//! `newUnstructuredResponseError`). kubectl's first requests are discovery, so a JSON body there would
+//! print "Error from server (Forbidden): unknown"; a plain-text body prints the proxy's reason.
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -94,6 +100,36 @@ impl KubeStatus {
     }
 }
 
+impl KubeStatus {
+    /// The response for a request to `path`: plain text for discovery paths, `Status` JSON otherwise.
+    pub(crate) fn response_for(self, path: &str) -> Response {
+        if !is_discovery_path(path) {
+            return self.into_response();
+        }
+        let mut response = Response::new(Body::from(format!("{}\n", self.message)));
+        *response.status_mut() = self.code;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if self.close_connection {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}
+
+/// Whether client-go reads answers to `path` with its discovery client.
+fn is_discovery_path(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["version"] | ["api"] | ["api", _] | ["apis"] | ["apis", _] | ["apis", _, _] => true,
+        ["openapi", ..] => true,
+        _ => false,
+    }
+}
+
 impl IntoResponse for KubeStatus {
     fn into_response(self) -> Response {
         let mut response = Response::new(Body::from(self.to_json()));
@@ -112,7 +148,13 @@ impl IntoResponse for KubeStatus {
 
 impl std::fmt::Display for KubeStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.code.as_u16(), self.reason, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.code.as_u16(),
+            self.reason,
+            self.message
+        )
     }
 }
 
@@ -131,6 +173,36 @@ mod tests {
         assert_eq!(value["reason"], "Forbidden");
         assert_eq!(value["code"], 403);
         assert_eq!(value["message"], "no \"quotes\" escaped wrong");
+    }
+
+    #[test]
+    fn discovery_paths_get_plain_text() {
+        for path in [
+            "/version",
+            "/api",
+            "/api/v1",
+            "/apis",
+            "/apis/apps",
+            "/apis/apps/v1/",
+            "/openapi/v3",
+        ] {
+            assert!(is_discovery_path(path), "{path}");
+            let response = KubeStatus::forbidden("why").response_for(path);
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "text/plain; charset=utf-8",
+                "{path}"
+            );
+        }
+        for path in ["/api/v1/pods", "/apis/apps/v1/deployments", "/healthz", "/"] {
+            assert!(!is_discovery_path(path), "{path}");
+            let response = KubeStatus::forbidden("why").response_for(path);
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "application/json",
+                "{path}"
+            );
+        }
     }
 
     #[test]

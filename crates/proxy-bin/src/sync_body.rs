@@ -29,12 +29,19 @@ impl<B: Body + Unpin> Body for SyncBody<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let inner = self.get_mut().0.get_mut().unwrap_or_else(|p| p.into_inner());
+        let inner = self
+            .get_mut()
+            .0
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner());
         Pin::new(inner).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).is_end_stream()
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

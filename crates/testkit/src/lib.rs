@@ -1,2 +1,3 @@
 //! testkit (placeholder, being written).
+pub mod apiserver;
 pub mod localapi_standin;

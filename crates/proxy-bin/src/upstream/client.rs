@@ -49,8 +49,8 @@ impl Upstream {
             .tcp_keepalive(Duration::from_secs(30))
             .pool_idle_timeout(Duration::from_secs(90));
         if config.server.scheme() == "https" {
-            builder =
-                builder.use_preconfigured_tls(super::tls::client_config(&config.tls, use_credentials)?);
+            builder = builder
+                .use_preconfigured_tls(super::tls::client_config(&config.tls, use_credentials)?);
         }
         let token = match (&config.credential, use_credentials) {
             (Credential::Token(token), true) => Some(BearerToken::fixed(token)?),
@@ -156,14 +156,19 @@ mod tests {
     #[test]
     fn url_keeps_base_path_and_raw_query() {
         let up = upstream("http://127.0.0.1:8080/k8s/clusters/c-1/");
-        let uri: Uri = "/api/v1/pods?labelSelector=app%3Dweb&watch=1".parse().expect("uri");
+        let uri: Uri = "/api/v1/pods?labelSelector=app%3Dweb&watch=1"
+            .parse()
+            .expect("uri");
         assert_eq!(
             up.url_for(&uri).as_str(),
             "http://127.0.0.1:8080/k8s/clusters/c-1/api/v1/pods?labelSelector=app%3Dweb&watch=1"
         );
         let plain = upstream("http://127.0.0.1:8080");
         let uri: Uri = "/version".parse().expect("uri");
-        assert_eq!(plain.url_for(&uri).as_str(), "http://127.0.0.1:8080/version");
+        assert_eq!(
+            plain.url_for(&uri).as_str(),
+            "http://127.0.0.1:8080/version"
+        );
     }
 
     #[test]

@@ -50,9 +50,8 @@ impl PemSource {
     pub(crate) fn read(&self) -> std::io::Result<Vec<u8>> {
         match self {
             PemSource::Inline(bytes) => Ok(bytes.clone()),
-            PemSource::File(path) => std::fs::read(path).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-            }),
+            PemSource::File(path) => std::fs::read(path)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
         }
     }
 }
@@ -166,7 +165,10 @@ mod tests {
         std::fs::write(dir.path().join("token"), "t").expect("write");
         let cfg = in_cluster("fd00::1", "6443", dir.path()).expect("in-cluster");
         assert_eq!(cfg.server.as_str(), "https://[fd00::1]:6443/");
-        assert_eq!(cfg.credential, Credential::TokenFile(dir.path().join("token")));
+        assert_eq!(
+            cfg.credential,
+            Credential::TokenFile(dir.path().join("token"))
+        );
         assert_eq!(cfg.tls.ca, Some(PemSource::File(dir.path().join("ca.crt"))));
     }
 

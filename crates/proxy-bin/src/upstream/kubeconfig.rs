@@ -118,7 +118,10 @@ pub(crate) enum KubeconfigError {
 }
 
 /// Loads the upstream from the kubeconfig files (merged in order) and the named or current context.
-pub(crate) fn load(paths: &[PathBuf], context: Option<&str>) -> Result<UpstreamConfig, KubeconfigError> {
+pub(crate) fn load(
+    paths: &[PathBuf],
+    context: Option<&str>,
+) -> Result<UpstreamConfig, KubeconfigError> {
     let mut clusters: BTreeMap<String, Cluster> = BTreeMap::new();
     let mut users: BTreeMap<String, User> = BTreeMap::new();
     let mut contexts: BTreeMap<String, Context> = BTreeMap::new();
@@ -199,9 +202,7 @@ fn build(cluster: &Cluster, user: &User, context: &str) -> Result<UpstreamConfig
         .ok_or_else(|| format!("cluster of context {context:?} has no server"))?;
     let server = url::Url::parse(server).map_err(|e| format!("server {server:?}: {e}"))?;
     if !matches!(server.scheme(), "https" | "http") {
-        return Err(format!(
-            "server {server}: scheme must be https or http"
-        ));
+        return Err(format!("server {server}: scheme must be https or http"));
     }
     if user.exec.is_some() || user.auth_provider.is_some() {
         return Err(format!(
@@ -329,8 +330,14 @@ contexts:
         let path = write(dir.path(), "config", TWO_CONTEXTS);
         let cfg = load(&[path], None).expect("loads");
         assert_eq!(cfg.server.as_str(), "https://10.0.0.1:6443/");
-        assert_eq!(cfg.tls.ca, Some(PemSource::File(dir.path().join("certs/ca.crt"))));
-        assert_eq!(cfg.credential, Credential::TokenFile(dir.path().join("token")));
+        assert_eq!(
+            cfg.tls.ca,
+            Some(PemSource::File(dir.path().join("certs/ca.crt")))
+        );
+        assert_eq!(
+            cfg.credential,
+            Credential::TokenFile(dir.path().join("token"))
+        );
         assert!(cfg.tls.client_identity.is_none());
     }
 

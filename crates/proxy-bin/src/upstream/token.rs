@@ -68,9 +68,9 @@ pub(crate) enum TokenError {
 impl BearerToken {
     /// A fixed token.
     pub(crate) fn fixed(token: &str) -> Result<Self, TokenError> {
-        Ok(BearerToken::Fixed(bearer(token.trim()).ok_or_else(|| {
-            TokenError::Invalid("from the kubeconfig".into())
-        })?))
+        Ok(BearerToken::Fixed(bearer(token.trim()).ok_or_else(
+            || TokenError::Invalid("from the kubeconfig".into()),
+        )?))
     }
 
     /// A token file; it is read now so a missing file is a start-up error.

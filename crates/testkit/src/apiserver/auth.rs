@@ -32,7 +32,11 @@ pub(crate) struct Authenticator {
 impl Authenticator {
     pub(crate) fn new(config: &ApiServerConfig) -> Self {
         Authenticator {
-            tokens: config.tokens.iter().map(|t| (t.token.clone(), t.clone())).collect(),
+            tokens: config
+                .tokens
+                .iter()
+                .map(|t| (t.token.clone(), t.clone()))
+                .collect(),
             cert_impersonators: config
                 .client_certs
                 .iter()
@@ -54,7 +58,10 @@ impl Authenticator {
             let user = UserInfo::authenticated(&cert.common_name, None, &cert.organizations);
             let may_impersonate =
                 self.cert_impersonators.contains(&cert.common_name) || user.in_group(MASTERS);
-            return Ok(Authenticated { user, may_impersonate });
+            return Ok(Authenticated {
+                user,
+                may_impersonate,
+            });
         }
         if let Some(token) = bearer_token(headers) {
             let Some(entry) = self.tokens.get(token) else {
@@ -62,10 +69,16 @@ impl Authenticator {
             };
             let user = UserInfo::authenticated(&entry.user, entry.uid.as_deref(), &entry.groups);
             let may_impersonate = entry.impersonate || user.in_group(MASTERS);
-            return Ok(Authenticated { user, may_impersonate });
+            return Ok(Authenticated {
+                user,
+                may_impersonate,
+            });
         }
         if self.anonymous {
-            Ok(Authenticated { user: UserInfo::anonymous(), may_impersonate: false })
+            Ok(Authenticated {
+                user: UserInfo::anonymous(),
+                may_impersonate: false,
+            })
         } else {
             Err(Status::unauthorized())
         }
@@ -75,7 +88,11 @@ impl Authenticator {
 /// The token of `Authorization: Bearer <token>`, parsed as `bearertoken.Authenticator` does: the
 /// scheme is case-insensitive, anything else (Basic, an empty token) is "no credentials".
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let value = headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
     let mut parts = value.splitn(3, ' ');
     let scheme = parts.next()?;
     let token = parts.next()?;
@@ -89,29 +106,47 @@ mod tests {
 
     fn headers(auth: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(http::header::AUTHORIZATION, HeaderValue::from_str(auth).expect("valid"));
+        h.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_str(auth).expect("valid"),
+        );
         h
     }
 
     #[test]
     fn token_anonymous_and_unknown() {
         let a = Authenticator::new(&ApiServerConfig::default());
-        let alice = a.authenticate(&headers("bearer alice-token"), None).expect("known token");
+        let alice = a
+            .authenticate(&headers("bearer alice-token"), None)
+            .expect("known token");
         assert_eq!(alice.user.username, "alice");
         assert_eq!(alice.user.groups, ["devs", "system:authenticated"]);
         assert!(!alice.may_impersonate);
         let anon = a.authenticate(&HeaderMap::new(), None).expect("anonymous");
         assert_eq!(anon.user.groups, ["system:unauthenticated"]);
-        assert_eq!(a.authenticate(&headers("Basic eDp5"), None).expect("basic").user.username, "system:anonymous");
-        let err = a.authenticate(&headers("Bearer nope"), None).expect_err("unknown");
+        assert_eq!(
+            a.authenticate(&headers("Basic eDp5"), None)
+                .expect("basic")
+                .user
+                .username,
+            "system:anonymous"
+        );
+        let err = a
+            .authenticate(&headers("Bearer nope"), None)
+            .expect_err("unknown");
         assert_eq!(err.code, http::StatusCode::UNAUTHORIZED);
     }
 
     #[test]
     fn certificate_wins_over_token() {
         let a = Authenticator::new(&ApiServerConfig::default());
-        let cert = CertSubject { common_name: "bob".into(), organizations: vec!["system:masters".into()] };
-        let who = a.authenticate(&headers("Bearer nope"), Some(&cert)).expect("cert");
+        let cert = CertSubject {
+            common_name: "bob".into(),
+            organizations: vec!["system:masters".into()],
+        };
+        let who = a
+            .authenticate(&headers("Bearer nope"), Some(&cert))
+            .expect("cert");
         assert_eq!(who.user.username, "bob");
         assert!(who.may_impersonate);
     }

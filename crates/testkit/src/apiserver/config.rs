@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::names::{is_dns1123_label, is_dns1123_subdomain};
+
 /// Everything the stand-in serves: its version, who may call it, and the objects it starts with.
 ///
 /// ```yaml
@@ -196,14 +198,26 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "config `{}` = {:?}: {}", self.field, self.value, self.reason)
+        write!(
+            f,
+            "config `{}` = {:?}: {}",
+            self.field, self.value, self.reason
+        )
     }
 }
 
 impl std::error::Error for ConfigError {}
 
-fn invalid(field: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError { field: field.into(), value: value.into(), reason: reason.into() }
+fn invalid(
+    field: impl Into<String>,
+    value: impl Into<String>,
+    reason: impl Into<String>,
+) -> ConfigError {
+    ConfigError {
+        field: field.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
 }
 
 /// `major` and `minor` of a `vMAJOR.MINOR.PATCH[-suffix]` git version.
@@ -218,22 +232,6 @@ pub(crate) fn parse_version(version: &str) -> Option<(u32, u32)> {
         return None;
     }
     Some((major, minor))
-}
-
-/// A DNS-1123 label (namespaces) or subdomain (pods), as the apiserver validates names.
-pub(crate) fn is_dns1123_subdomain(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
-}
-
-pub(crate) fn is_dns1123_label(name: &str) -> bool {
-    name.len() <= 63 && !name.contains('.') && is_dns1123_subdomain(name)
 }
 
 const PHASES: [&str; 4] = ["Pending", "Running", "Succeeded", "Failed"];
@@ -257,32 +255,62 @@ impl ApiServerConfig {
     /// Checks every value the server relies on.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if parse_version(&self.version).is_none() {
-            return Err(invalid("version", &self.version, "expected vMAJOR.MINOR.PATCH, e.g. v1.32.4"));
+            return Err(invalid(
+                "version",
+                &self.version,
+                "expected vMAJOR.MINOR.PATCH, e.g. v1.32.4",
+            ));
         }
         let mut tokens = BTreeSet::new();
         for (i, t) in self.tokens.iter().enumerate() {
             if t.token.is_empty() || t.token.bytes().any(|b| b.is_ascii_whitespace()) {
-                return Err(invalid(format!("tokens[{i}].token"), &t.token, "must be non-empty without spaces"));
+                return Err(invalid(
+                    format!("tokens[{i}].token"),
+                    &t.token,
+                    "must be non-empty without spaces",
+                ));
             }
             if !tokens.insert(t.token.as_str()) {
-                return Err(invalid(format!("tokens[{i}].token"), &t.token, "duplicate token"));
+                return Err(invalid(
+                    format!("tokens[{i}].token"),
+                    &t.token,
+                    "duplicate token",
+                ));
             }
             if t.user.is_empty() {
-                return Err(invalid(format!("tokens[{i}].user"), &t.user, "must be non-empty"));
+                return Err(invalid(
+                    format!("tokens[{i}].user"),
+                    &t.user,
+                    "must be non-empty",
+                ));
             }
         }
         let mut cert_names = BTreeSet::new();
         for (i, c) in self.client_certs.iter().enumerate() {
             let safe = !c.name.is_empty()
-                && c.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                && c.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
             if !safe {
-                return Err(invalid(format!("clientCerts[{i}].name"), &c.name, "must be letters, digits, - or _"));
+                return Err(invalid(
+                    format!("clientCerts[{i}].name"),
+                    &c.name,
+                    "must be letters, digits, - or _",
+                ));
             }
             if !cert_names.insert(c.name.as_str()) {
-                return Err(invalid(format!("clientCerts[{i}].name"), &c.name, "duplicate name"));
+                return Err(invalid(
+                    format!("clientCerts[{i}].name"),
+                    &c.name,
+                    "duplicate name",
+                ));
             }
             if c.user.is_empty() {
-                return Err(invalid(format!("clientCerts[{i}].user"), &c.user, "must be non-empty"));
+                return Err(invalid(
+                    format!("clientCerts[{i}].user"),
+                    &c.user,
+                    "must be non-empty",
+                ));
             }
             // rcgen 0.13 keeps one value per attribute type; two spellings of O give two groups.
             if c.groups.len() > 2 {
@@ -295,16 +323,28 @@ impl ApiServerConfig {
         }
         for (i, ns) in self.namespaces.iter().enumerate() {
             if !is_dns1123_label(ns) {
-                return Err(invalid(format!("namespaces[{i}]"), ns, "not a DNS-1123 label"));
+                return Err(invalid(
+                    format!("namespaces[{i}]"),
+                    ns,
+                    "not a DNS-1123 label",
+                ));
             }
         }
         let mut pods = BTreeSet::new();
         for (i, p) in self.pods.iter().enumerate() {
             if !is_dns1123_label(&p.namespace) {
-                return Err(invalid(format!("pods[{i}].namespace"), &p.namespace, "not a DNS-1123 label"));
+                return Err(invalid(
+                    format!("pods[{i}].namespace"),
+                    &p.namespace,
+                    "not a DNS-1123 label",
+                ));
             }
             if !is_dns1123_subdomain(&p.name) {
-                return Err(invalid(format!("pods[{i}].name"), &p.name, "not a DNS-1123 subdomain"));
+                return Err(invalid(
+                    format!("pods[{i}].name"),
+                    &p.name,
+                    "not a DNS-1123 subdomain",
+                ));
             }
             if !pods.insert((p.namespace.as_str(), p.name.as_str())) {
                 return Err(invalid(format!("pods[{i}].name"), &p.name, "duplicate pod"));
@@ -317,15 +357,27 @@ impl ApiServerConfig {
                 ));
             }
             if !PHASES.contains(&p.phase.as_str()) {
-                return Err(invalid(format!("pods[{i}].phase"), &p.phase, "expected Pending, Running, Succeeded or Failed"));
+                return Err(invalid(
+                    format!("pods[{i}].phase"),
+                    &p.phase,
+                    "expected Pending, Running, Succeeded or Failed",
+                ));
             }
         }
         for (i, g) in self.generated_pods.iter().enumerate() {
             if !is_dns1123_label(&g.namespace) {
-                return Err(invalid(format!("generatedPods[{i}].namespace"), &g.namespace, "not a DNS-1123 label"));
+                return Err(invalid(
+                    format!("generatedPods[{i}].namespace"),
+                    &g.namespace,
+                    "not a DNS-1123 label",
+                ));
             }
             if !is_dns1123_subdomain(&format!("{}0", g.prefix)) {
-                return Err(invalid(format!("generatedPods[{i}].prefix"), &g.prefix, "PREFIX0 is not a DNS-1123 subdomain"));
+                return Err(invalid(
+                    format!("generatedPods[{i}].prefix"),
+                    &g.prefix,
+                    "PREFIX0 is not a DNS-1123 subdomain",
+                ));
             }
         }
         Ok(())
@@ -354,7 +406,8 @@ mod tests {
 
     #[test]
     fn yaml_fills_defaults() {
-        let c = ApiServerConfig::from_yaml_str("version: v1.30.2\npods: [{name: x}]\n").expect("valid");
+        let c =
+            ApiServerConfig::from_yaml_str("version: v1.30.2\npods: [{name: x}]\n").expect("valid");
         assert_eq!(c.version, "v1.30.2");
         assert_eq!(c.pods[0].namespace, "default");
         assert_eq!(c.pods[0].containers, ["main"]);
@@ -363,12 +416,18 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_field() {
-        let mut c = ApiServerConfig { version: "1.32".into(), ..Default::default() };
+        let mut c = ApiServerConfig {
+            version: "1.32".into(),
+            ..Default::default()
+        };
         assert_eq!(c.validate().map_err(|e| e.field), Err("version".to_owned()));
         c.version = "v1.32.0-gke.1".into();
         assert_eq!(c.validate(), Ok(()));
         c.pods[0].phase = "Sleeping".into();
-        assert_eq!(c.validate().map_err(|e| e.field), Err("pods[0].phase".to_owned()));
+        assert_eq!(
+            c.validate().map_err(|e| e.field),
+            Err("pods[0].phase".to_owned())
+        );
     }
 
     #[test]

@@ -48,7 +48,12 @@ impl UserInfo {
         if !groups.iter().any(|g| g == ALL_AUTHENTICATED) {
             groups.push(ALL_AUTHENTICATED.to_owned());
         }
-        UserInfo { username: username.to_owned(), uid: uid.map(str::to_owned), groups, extra: BTreeMap::new() }
+        UserInfo {
+            username: username.to_owned(),
+            uid: uid.map(str::to_owned),
+            groups,
+            extra: BTreeMap::new(),
+        }
     }
 
     pub(crate) fn in_group(&self, group: &str) -> bool {

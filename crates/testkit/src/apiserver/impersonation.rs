@@ -36,10 +36,14 @@ impl Request {
     fn go_format(&self) -> String {
         const AUTHN_V1: &str = "authentication.k8s.io/v1";
         let (kind, ns, name, api_version, field_path) = match self {
-            Request::ServiceAccount { namespace, name } => ("ServiceAccount", namespace.as_str(), name.as_str(), "", ""),
+            Request::ServiceAccount { namespace, name } => {
+                ("ServiceAccount", namespace.as_str(), name.as_str(), "", "")
+            }
             Request::User(name) => ("User", "", name.as_str(), "", ""),
             Request::Group(name) => ("Group", "", name.as_str(), "", ""),
-            Request::Extra { key, value } => ("UserExtra", "", value.as_str(), AUTHN_V1, key.as_str()),
+            Request::Extra { key, value } => {
+                ("UserExtra", "", value.as_str(), AUTHN_V1, key.as_str())
+            }
             Request::Uid(uid) => ("UID", "", uid.as_str(), AUTHN_V1, ""),
         };
         format!("{{{kind} {ns} {name}  {api_version}  {field_path}}}")
@@ -48,10 +52,14 @@ impl Request {
     /// (API group, resource, subresource, namespace, name) of the `impersonate` check.
     fn attributes(&self) -> (&'static str, &'static str, &str, &str, &str) {
         match self {
-            Request::ServiceAccount { namespace, name } => ("", "serviceaccounts", "", namespace, name),
+            Request::ServiceAccount { namespace, name } => {
+                ("", "serviceaccounts", "", namespace, name)
+            }
             Request::User(name) => ("", "users", "", "", name),
             Request::Group(name) => ("", "groups", "", "", name),
-            Request::Extra { key, value } => ("authentication.k8s.io", "userextras", key, "", value),
+            Request::Extra { key, value } => {
+                ("authentication.k8s.io", "userextras", key, "", value)
+            }
             Request::Uid(uid) => ("authentication.k8s.io", "uids", "", "", uid),
         }
     }
@@ -59,15 +67,22 @@ impl Request {
     /// `responsewriters.Forbidden` for this request made by `requestor`.
     fn forbidden(&self, requestor: &str) -> Status {
         let (group, resource, subresource, namespace, name) = self.attributes();
-        let full_resource =
-            if subresource.is_empty() { resource.to_owned() } else { format!("{resource}/{subresource}") };
+        let full_resource = if subresource.is_empty() {
+            resource.to_owned()
+        } else {
+            format!("{resource}/{subresource}")
+        };
         let scope = if namespace.is_empty() {
             "at the cluster scope".to_owned()
         } else {
             format!("in the namespace {namespace:?}")
         };
         let why = format!("User {requestor:?} cannot impersonate resource {full_resource:?} in API group {group:?} {scope}");
-        let qualified = if group.is_empty() { resource.to_owned() } else { format!("{resource}.{group}") };
+        let qualified = if group.is_empty() {
+            resource.to_owned()
+        } else {
+            format!("{resource}.{group}")
+        };
         Status::forbidden(&qualified, resource, group, name, &why)
     }
 }
@@ -112,7 +127,10 @@ impl ImpersonationHeaders {
         requests.extend(self.groups.iter().cloned().map(Request::Group));
         for (key, values) in &self.extra {
             let key = percent_decode(key);
-            requests.extend(values.iter().map(|value| Request::Extra { key: key.clone(), value: value.clone() }));
+            requests.extend(values.iter().map(|value| Request::Extra {
+                key: key.clone(),
+                value: value.clone(),
+            }));
         }
         let uid = self.uid.as_deref().filter(|u| !u.is_empty());
         if let Some(uid) = uid {
@@ -121,7 +139,10 @@ impl ImpersonationHeaders {
         let has_others = !self.groups.is_empty() || !self.extra.is_empty() || uid.is_some();
         if has_others && user.is_none() {
             let list: Vec<String> = requests.iter().map(Request::go_format).collect();
-            return Err(format!("requested [{}] without impersonating a user", list.join(" ")));
+            return Err(format!(
+                "requested [{}] without impersonating a user",
+                list.join(" ")
+            ));
         }
         Ok(requests)
     }
@@ -129,10 +150,18 @@ impl ImpersonationHeaders {
 
 /// The identity a request acts as: the caller itself without impersonation headers, else the
 /// impersonated user if the caller may impersonate. `path` is only used in the `500` message.
-pub(crate) fn effective_user(caller: &Authenticated, headers: &ImpersonationHeaders, path: &str) -> Result<UserInfo, Status> {
-    let requests = headers
-        .requests()
-        .map_err(|e| Status::new(http::StatusCode::INTERNAL_SERVER_ERROR, "InternalError", format!("Internal Server Error: {path:?}: {e}")))?;
+pub(crate) fn effective_user(
+    caller: &Authenticated,
+    headers: &ImpersonationHeaders,
+    path: &str,
+) -> Result<UserInfo, Status> {
+    let requests = headers.requests().map_err(|e| {
+        Status::new(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            format!("Internal Server Error: {path:?}: {e}"),
+        )
+    })?;
     if requests.is_empty() {
         return Ok(caller.user.clone());
     }
@@ -151,7 +180,10 @@ pub(crate) fn effective_user(caller: &Authenticated, headers: &ImpersonationHead
             Request::ServiceAccount { namespace, name } => {
                 username = format!("{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}");
                 if !groups_specified {
-                    groups = vec!["system:serviceaccounts".to_owned(), format!("system:serviceaccounts:{namespace}")];
+                    groups = vec![
+                        "system:serviceaccounts".to_owned(),
+                        format!("system:serviceaccounts:{namespace}"),
+                    ];
                 }
             }
             Request::User(name) => username = name,
@@ -161,13 +193,21 @@ pub(crate) fn effective_user(caller: &Authenticated, headers: &ImpersonationHead
         }
     }
     if username != ANONYMOUS {
-        if !groups.iter().any(|g| g == ALL_AUTHENTICATED || g == ALL_UNAUTHENTICATED) {
+        if !groups
+            .iter()
+            .any(|g| g == ALL_AUTHENTICATED || g == ALL_UNAUTHENTICATED)
+        {
             groups.push(ALL_AUTHENTICATED.to_owned());
         }
     } else if !groups.iter().any(|g| g == ALL_UNAUTHENTICATED) {
         groups.push(ALL_UNAUTHENTICATED.to_owned());
     }
-    Ok(UserInfo { username, uid, groups, extra })
+    Ok(UserInfo {
+        username,
+        uid,
+        groups,
+        extra,
+    })
 }
 
 /// `serviceaccount.SplitUsername`: `system:serviceaccount:NS:NAME` with both parts non-empty.
@@ -186,7 +226,9 @@ fn percent_decode(key: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
             match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 Some(b) => {
                     out.push(b);
@@ -208,7 +250,10 @@ mod tests {
     use http::HeaderValue;
 
     fn caller(may: bool) -> Authenticated {
-        Authenticated { user: UserInfo::authenticated("proxy", None, &[]), may_impersonate: may }
+        Authenticated {
+            user: UserInfo::authenticated("proxy", None, &[]),
+            may_impersonate: may,
+        }
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> ImpersonationHeaders {
@@ -221,7 +266,11 @@ mod tests {
 
     #[test]
     fn user_and_groups() {
-        let h = headers(&[("impersonate-user", "alice"), ("impersonate-group", "a"), ("impersonate-group", "b")]);
+        let h = headers(&[
+            ("impersonate-user", "alice"),
+            ("impersonate-group", "a"),
+            ("impersonate-group", "b"),
+        ]);
         let u = effective_user(&caller(true), &h, "/").expect("allowed");
         assert_eq!(u.username, "alice");
         assert_eq!(u.groups, ["a", "b", "system:authenticated"]);
@@ -231,7 +280,14 @@ mod tests {
     fn service_account_gets_its_groups() {
         let h = headers(&[("impersonate-user", "system:serviceaccount:ns1:sa")]);
         let u = effective_user(&caller(true), &h, "/").expect("allowed");
-        assert_eq!(u.groups, ["system:serviceaccounts", "system:serviceaccounts:ns1", "system:authenticated"]);
+        assert_eq!(
+            u.groups,
+            [
+                "system:serviceaccounts",
+                "system:serviceaccounts:ns1",
+                "system:authenticated"
+            ]
+        );
     }
 
     #[test]
@@ -260,7 +316,10 @@ mod tests {
 
     #[test]
     fn extras_are_unescaped() {
-        let h = headers(&[("impersonate-user", "u"), ("impersonate-extra-scopes%2fx", "v")]);
+        let h = headers(&[
+            ("impersonate-user", "u"),
+            ("impersonate-extra-scopes%2fx", "v"),
+        ]);
         let u = effective_user(&caller(true), &h, "/").expect("allowed");
         assert_eq!(u.extra.get("scopes/x"), Some(&vec!["v".to_owned()]));
     }

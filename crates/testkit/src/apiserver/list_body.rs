@@ -47,16 +47,30 @@ impl<T, F: FnMut(&T, &mut Vec<u8>)> Iterator for ListChunks<T, F> {
 
 /// A `200 application/json` response whose body is `prefix`, the encoded items joined by commas,
 /// and `suffix`.
-pub(crate) fn list_response<T, F>(prefix: Vec<u8>, items: Vec<T>, encode: F, suffix: &[u8]) -> Response
+pub(crate) fn list_response<T, F>(
+    prefix: Vec<u8>,
+    items: Vec<T>,
+    encode: F,
+    suffix: &[u8],
+) -> Response
 where
     T: Send + 'static,
     F: FnMut(&T, &mut Vec<u8>) + Send + 'static,
 {
-    let chunks = ListChunks { prefix: Some(prefix), items: items.into_iter(), first: true, encode, suffix: Some(suffix.to_vec()) };
+    let chunks = ListChunks {
+        prefix: Some(prefix),
+        items: items.into_iter(),
+        first: true,
+        encode,
+        suffix: Some(suffix.to_vec()),
+    };
     let body = Body::from_stream(futures_util::stream::iter(chunks.map(Ok::<_, Infallible>)));
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::pods::store::Stored;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::Status;
 
@@ -34,7 +35,9 @@ fn parse_bool(name: &str, v: &str) -> Result<bool, Status> {
     match v {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" | "" => Ok(false),
-        _ => Err(Status::bad_request(format!("{name}: invalid boolean value {v:?}"))),
+        _ => Err(Status::bad_request(format!(
+            "{name}: invalid boolean value {v:?}"
+        ))),
     }
 }
 
@@ -81,6 +84,11 @@ impl ListOptions {
             }
         }
         Ok(o)
+    }
+
+    /// Whether an object passes the label and field selectors.
+    pub(crate) fn matches(&self, object: &Stored) -> bool {
+        self.label_selector.matches(object.labels()) && self.field_selector.matches(&object.object)
     }
 }
 

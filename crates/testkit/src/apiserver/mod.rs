@@ -4,10 +4,11 @@
 //!
 //! - discovery (`/version`, `/api`, `/apis`, `/api/v1`, `/apis/authentication.k8s.io/v1`) in the legacy
 //!   (non-aggregated) format, which kubectl falls back to when the answer is plain `application/json`;
-//! - a minimal OpenAPI v3 document, because `kubectl create`/`apply` refuse to send objects when
-//!   they cannot download one (it tells kubectl that server-side field validation is supported);
+//! - minimal OpenAPI v3 and v2 (protobuf) documents, because `kubectl create`/`apply` refuse to
+//!   send objects when they cannot download one (they tell kubectl that server-side field
+//!   validation is supported);
 //! - pods: get, list (with label and field selectors, `limit`/`continue`), watch, create, delete,
-//!   patch and replace; namespaces: get, list, create;
+//!   patch and replace; namespaces: get, list, create (also from kubectl's protobuf body);
 //! - server-side tables (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`) as `kubectl get` asks
 //!   for them, also inside watch events;
 //! - `SelfSubjectReview` (`kubectl auth whoami`);
@@ -22,6 +23,21 @@
 //!
 //! Exec and attach are not served yet: their discovery entries exist so that kubectl reaches the
 //! stand-in, which answers `404 NotFound` with a message saying so.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use testkit::apiserver::{ApiServer, ApiServerConfig, PodConfig, ServeOptions};
+//!
+//! let server = ApiServer::start(ApiServerConfig::default(), ServeOptions::tls()).await?;
+//! let ca_pem = server.ca_pem(); // trust this to reach server.url()
+//! server.add_pod(&PodConfig::new("default", "late"))?; // watchers see ADDED
+//! for request in server.requests() {
+//!     println!("{} {} as {:?}", request.method, request.path, request.effective_user);
+//! }
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
 
 mod auth;
 mod config;
@@ -32,13 +48,17 @@ mod impersonation;
 mod list_body;
 mod list_options;
 mod middleware;
+mod names;
 mod namespaces;
 mod negotiation;
 mod openapi;
+mod openapi_v2;
 mod pki;
 mod pods;
+mod protobuf;
 mod request_body;
 mod request_log;
+mod responses;
 mod router;
 mod selectors;
 mod selfsubjectreview;
@@ -55,6 +75,7 @@ pub use config::{
     ApiServerConfig, ClientCertConfig, ConfigError, GeneratedPodsConfig, PodConfig, TokenConfig,
 };
 pub use identity::UserInfo;
+pub use pki::ClientCertPem;
 pub use pods::StoreError;
 pub use request_log::RecordedRequest;
-pub use server::{ApiServer, ClientCertPem, ServeOptions};
+pub use server::{ApiServer, ServeOptions};

@@ -49,9 +49,13 @@ pub(crate) fn negotiate(headers: &HeaderMap) -> Output {
                     }
                 }
             }
-            let json_like = media_type == "application/json" || media_type == "*/*" || media_type == "application/*";
+            let json_like = media_type == "application/json"
+                || media_type == "*/*"
+                || media_type == "application/*";
             match (json_like, as_kind, group, version) {
-                (true, Some("Table"), Some("meta.k8s.io"), Some("v1")) => return Output::Table(TableVersion::V1),
+                (true, Some("Table"), Some("meta.k8s.io"), Some("v1")) => {
+                    return Output::Table(TableVersion::V1)
+                }
                 (true, Some("Table"), Some("meta.k8s.io"), Some("v1beta1")) => {
                     return Output::Table(TableVersion::V1Beta1)
                 }
@@ -82,9 +86,14 @@ mod tests {
         assert_eq!(negotiate(&h), Output::Table(TableVersion::V1));
         assert_eq!(negotiate(&accept("application/json")), Output::Object);
         assert_eq!(negotiate(&HeaderMap::new()), Output::Object);
-        assert_eq!(negotiate(&accept("application/vnd.kubernetes.protobuf, */*")), Output::Object);
         assert_eq!(
-            negotiate(&accept("application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json")),
+            negotiate(&accept("application/vnd.kubernetes.protobuf, */*")),
+            Output::Object
+        );
+        assert_eq!(
+            negotiate(&accept(
+                "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
+            )),
             Output::Object
         );
     }

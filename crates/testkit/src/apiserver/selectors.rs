@@ -43,11 +43,14 @@ fn split_top_level(s: &str) -> Vec<&str> {
 fn valid_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 316
-        && k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
 }
 
 fn valid_value(v: &str) -> bool {
-    v.len() <= 63 && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    v.len() <= 63
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 fn parse_set(s: &str) -> Option<Vec<String>> {
@@ -69,7 +72,11 @@ fn parse_requirement(raw: &str) -> Option<Requirement> {
             if !valid_key(key) {
                 return None;
             }
-            return Some(if negate { Requirement::NotIn(key.to_owned(), set) } else { Requirement::In(key.to_owned(), set) });
+            return Some(if negate {
+                Requirement::NotIn(key.to_owned(), set)
+            } else {
+                Requirement::In(key.to_owned(), set)
+            });
         }
     }
     let (key, value, op) = if let Some((k, v)) = r.split_once("!=") {
@@ -105,7 +112,10 @@ impl LabelSelector {
         }
         split_top_level(s)
             .into_iter()
-            .map(|r| parse_requirement(r).ok_or_else(|| format!("unable to parse requirement: {:?}", r.trim())))
+            .map(|r| {
+                parse_requirement(r)
+                    .ok_or_else(|| format!("unable to parse requirement: {:?}", r.trim()))
+            })
             .collect::<Result<_, _>>()
             .map(LabelSelector)
     }
@@ -118,8 +128,12 @@ impl LabelSelector {
             Requirement::In(k, vs) => get(k).is_some_and(|v| vs.iter().any(|x| x == v)),
             // `!=` and `notin` also match objects without the label.
             Requirement::NotIn(k, vs) => get(k).is_none_or(|v| vs.iter().all(|x| x != v)),
-            Requirement::Greater(k, n) => get(k).and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v > *n),
-            Requirement::Less(k, n) => get(k).and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v < *n),
+            Requirement::Greater(k, n) => get(k)
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|v| v > *n),
+            Requirement::Less(k, n) => get(k)
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|v| v < *n),
         })
     }
 }
@@ -214,7 +228,9 @@ impl FieldSelector {
             } else if let Some(i) = find_unescaped(&term, "=") {
                 (&term[..i], true, &term[i + 1..])
             } else {
-                return Err(format!("invalid selector: '{s}'; can't understand '{term}'"));
+                return Err(format!(
+                    "invalid selector: '{s}'; can't understand '{term}'"
+                ));
             };
             let key = unescape(key.trim());
             if !allowed.contains(&key.as_str()) {
@@ -226,7 +242,9 @@ impl FieldSelector {
     }
 
     pub(crate) fn matches(&self, object: &Value) -> bool {
-        self.0.iter().all(|(key, equal, value)| (field_value(object, key) == *value) == *equal)
+        self.0
+            .iter()
+            .all(|(key, equal, value)| (field_value(object, key) == *value) == *equal)
     }
 }
 
@@ -270,7 +288,11 @@ mod tests {
     #[test]
     fn field_selectors() {
         let pod = json!({"metadata": {"name": "demo", "namespace": "default"}, "status": {"phase": "Running"}});
-        let ok = |s: &str| FieldSelector::parse(s, POD_FIELDS).expect("parses").matches(&pod);
+        let ok = |s: &str| {
+            FieldSelector::parse(s, POD_FIELDS)
+                .expect("parses")
+                .matches(&pod)
+        };
         assert!(ok("metadata.name=demo"));
         assert!(ok("metadata.name==demo,status.phase!=Pending"));
         assert!(!ok("metadata.name=other"));

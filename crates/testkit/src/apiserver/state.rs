@@ -79,12 +79,8 @@ pub(crate) struct ConnectionInfo {
     pub(crate) local_addr: Option<SocketAddr>,
 }
 
-/// Who a request is from, set by the authentication middleware.
+/// Who a request acts as (after impersonation), set by the authentication middleware.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestUser {
-    /// The caller as authenticated.
-    #[allow(dead_code)]
-    pub(crate) authenticated: UserInfo,
-    /// The caller after impersonation.
     pub(crate) effective: UserInfo,
 }

@@ -16,7 +16,12 @@ pub(crate) struct Status {
 
 impl Status {
     pub(crate) fn new(code: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
-        Status { code, reason, message: message.into(), details: None }
+        Status {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     fn with_details(mut self, details: Value) -> Self {
@@ -30,7 +35,13 @@ impl Status {
     }
 
     /// `errors.NewForbidden(resource, name, err)`.
-    pub(crate) fn forbidden(qualified_resource: &str, kind: &str, group: &str, name: &str, why: &str) -> Self {
+    pub(crate) fn forbidden(
+        qualified_resource: &str,
+        kind: &str,
+        group: &str,
+        name: &str,
+        why: &str,
+    ) -> Self {
         let message = if name.is_empty() {
             format!("{qualified_resource} is forbidden: {why}")
         } else {
@@ -48,20 +59,32 @@ impl Status {
 
     /// `errors.NewNotFound(resource, name)`.
     pub(crate) fn not_found(resource: &str, name: &str) -> Self {
-        Status::new(StatusCode::NOT_FOUND, "NotFound", format!("{resource} {name:?} not found"))
-            .with_details(json!({ "name": name, "kind": resource }))
+        Status::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("{resource} {name:?} not found"),
+        )
+        .with_details(json!({ "name": name, "kind": resource }))
     }
 
     /// What the apiserver answers for a path no handler serves.
     pub(crate) fn no_route() -> Self {
-        Status::new(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource")
-            .with_details(json!({}))
+        Status::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .with_details(json!({}))
     }
 
     /// `errors.NewAlreadyExists(resource, name)`.
     pub(crate) fn already_exists(resource: &str, name: &str) -> Self {
-        Status::new(StatusCode::CONFLICT, "AlreadyExists", format!("{resource} {name:?} already exists"))
-            .with_details(json!({ "name": name, "kind": resource }))
+        Status::new(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            format!("{resource} {name:?} already exists"),
+        )
+        .with_details(json!({ "name": name, "kind": resource }))
     }
 
     /// `errors.NewConflict(resource, name, err)`.
@@ -75,14 +98,24 @@ impl Status {
     }
 
     /// `errors.NewInvalid(kind, name, field errors)` with a single field error.
-    pub(crate) fn invalid(kind: &str, name: &str, field: &str, cause_reason: &str, what: &str) -> Self {
+    pub(crate) fn invalid(
+        kind: &str,
+        name: &str,
+        field: &str,
+        cause_reason: &str,
+        what: &str,
+    ) -> Self {
         let cause = format!("{field}: {what}");
-        Status::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", format!("{kind} {name:?} is invalid: {cause}"))
-            .with_details(json!({
-                "name": name,
-                "kind": kind,
-                "causes": [{ "reason": cause_reason, "message": what, "field": field }],
-            }))
+        Status::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            format!("{kind} {name:?} is invalid: {cause}"),
+        )
+        .with_details(json!({
+            "name": name,
+            "kind": kind,
+            "causes": [{ "reason": cause_reason, "message": what, "field": field }],
+        }))
     }
 
     /// `errors.NewBadRequest(message)`.
@@ -114,15 +147,6 @@ impl Status {
         )
     }
 
-    /// `errors.NewInternalError`.
-    pub(crate) fn internal(message: impl Into<String>) -> Self {
-        Status::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            format!("Internal error occurred: {}", message.into()),
-        )
-    }
-
     /// The `Status` object itself.
     pub(crate) fn to_json(&self) -> Value {
         let mut v = json!({
@@ -145,9 +169,10 @@ impl IntoResponse for Status {
     fn into_response(self) -> Response {
         let body = self.to_json().to_string();
         let mut response = (self.code, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         response
     }
 }
@@ -164,6 +189,9 @@ mod tests {
             "users \"bob\" is forbidden: User \"alice\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"
         );
         assert_eq!(s.to_json()["code"], 403);
-        assert_eq!(s.to_json()["details"], json!({"name": "bob", "kind": "users"}));
+        assert_eq!(
+            s.to_json()["details"],
+            json!({"name": "bob", "kind": "users"})
+        );
     }
 }

@@ -57,13 +57,24 @@ impl Printer {
             Printer::Pods => pod_cells(object, now),
             Printer::Namespaces => {
                 let s = |path: &[&str]| str_at(object, path).to_owned();
-                json!([s(&["metadata", "name"]), s(&["status", "phase"]), age(object, now)])
+                json!([
+                    s(&["metadata", "name"]),
+                    s(&["status", "phase"]),
+                    age(object, now)
+                ])
             }
         }
     }
 
     /// Appends one row (`{"cells":[...],"object":...}`) to `out`.
-    pub(crate) fn encode_row(self, stored: &Stored, include: IncludeObject, version: TableVersion, now: SystemTime, out: &mut Vec<u8>) {
+    pub(crate) fn encode_row(
+        self,
+        stored: &Stored,
+        include: IncludeObject,
+        version: TableVersion,
+        now: SystemTime,
+        out: &mut Vec<u8>,
+    ) {
         out.extend_from_slice(b"{\"cells\":");
         out.extend_from_slice(self.cells(&stored.object, now).to_string().as_bytes());
         match include {
@@ -88,8 +99,17 @@ impl Printer {
 
 /// The start of a table up to and including `"rows":[`. `columns: false` writes
 /// `"columnDefinitions":null`, as the apiserver does for every watch event after the first.
-pub(crate) fn table_prefix(printer: Printer, version: TableVersion, metadata: &Value, columns: bool) -> Vec<u8> {
-    let columns = if columns { printer.columns() } else { Value::Null };
+pub(crate) fn table_prefix(
+    printer: Printer,
+    version: TableVersion,
+    metadata: &Value,
+    columns: bool,
+) -> Vec<u8> {
+    let columns = if columns {
+        printer.columns()
+    } else {
+        Value::Null
+    };
     format!(
         "{{\"kind\":\"Table\",\"apiVersion\":\"{}\",\"metadata\":{metadata},\"columnDefinitions\":{columns},\"rows\":[",
         version.api_version()
@@ -101,23 +121,41 @@ pub(crate) fn table_prefix(printer: Printer, version: TableVersion, metadata: &V
 pub(crate) const TABLE_SUFFIX: &[u8] = b"]}";
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
-    path.iter().try_fold(v, |v, k| v.get(k)).and_then(Value::as_str).unwrap_or_default()
+    path.iter()
+        .try_fold(v, |v, k| v.get(k))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn age(object: &Value, now: SystemTime) -> String {
-    let created = object.get("metadata").and_then(|m| m.get("creationTimestamp")).and_then(Value::as_str);
+    let created = object
+        .get("metadata")
+        .and_then(|m| m.get("creationTimestamp"))
+        .and_then(Value::as_str);
     age_since(created, now)
 }
 
 fn none_if_empty(s: &str) -> String {
-    if s.is_empty() { "<none>".to_owned() } else { s.to_owned() }
+    if s.is_empty() {
+        "<none>".to_owned()
+    } else {
+        s.to_owned()
+    }
 }
 
 /// `printPod`, without the restart-time suffix (the stand-in never restarts containers).
 fn pod_cells(pod: &Value, now: SystemTime) -> Value {
     let empty = Vec::new();
-    let spec_containers = pod.get("spec").and_then(|s| s.get("containers")).and_then(Value::as_array).unwrap_or(&empty);
-    let statuses = pod.get("status").and_then(|s| s.get("containerStatuses")).and_then(Value::as_array).unwrap_or(&empty);
+    let spec_containers = pod
+        .get("spec")
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    let statuses = pod
+        .get("status")
+        .and_then(|s| s.get("containerStatuses"))
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
     let mut reason = str_at(pod, &["status", "reason"]).to_owned();
     if reason.is_empty() {
         reason = str_at(pod, &["status", "phase"]).to_owned();
@@ -126,17 +164,28 @@ fn pod_cells(pod: &Value, now: SystemTime) -> Value {
     for c in statuses {
         restarts += c.get("restartCount").and_then(Value::as_u64).unwrap_or(0);
         let state = c.get("state");
-        let waiting = state.and_then(|s| s.get("waiting")).and_then(|w| w.get("reason")).and_then(Value::as_str);
+        let waiting = state
+            .and_then(|s| s.get("waiting"))
+            .and_then(|w| w.get("reason"))
+            .and_then(Value::as_str);
         let terminated = state.and_then(|s| s.get("terminated"));
         if let Some(w) = waiting.filter(|w| !w.is_empty()) {
             reason = w.to_owned();
         } else if let Some(t) = terminated {
-            reason = match (t.get("reason").and_then(Value::as_str), t.get("signal").and_then(Value::as_i64)) {
+            reason = match (
+                t.get("reason").and_then(Value::as_str),
+                t.get("signal").and_then(Value::as_i64),
+            ) {
                 (Some(r), _) if !r.is_empty() => r.to_owned(),
                 (_, Some(sig)) if sig != 0 => format!("Signal:{sig}"),
-                _ => format!("ExitCode:{}", t.get("exitCode").and_then(Value::as_i64).unwrap_or(0)),
+                _ => format!(
+                    "ExitCode:{}",
+                    t.get("exitCode").and_then(Value::as_i64).unwrap_or(0)
+                ),
             };
-        } else if c.get("ready").and_then(Value::as_bool) == Some(true) && state.is_some_and(|s| s.get("running").is_some()) {
+        } else if c.get("ready").and_then(Value::as_bool) == Some(true)
+            && state.is_some_and(|s| s.get("running").is_some())
+        {
             has_running = true;
             ready += 1;
         }
@@ -144,11 +193,23 @@ fn pod_cells(pod: &Value, now: SystemTime) -> Value {
     if reason == "Completed" && has_running {
         reason = "Running".to_owned();
     }
-    if pod.get("metadata").and_then(|m| m.get("deletionTimestamp")).is_some() {
+    if pod
+        .get("metadata")
+        .and_then(|m| m.get("deletionTimestamp"))
+        .is_some()
+    {
         reason = "Terminating".to_owned();
     }
-    let gates = pod.get("spec").and_then(|s| s.get("readinessGates")).and_then(Value::as_array).map_or(0, Vec::len);
-    let readiness_gates = if gates == 0 { "<none>".to_owned() } else { format!("0/{gates}") };
+    let gates = pod
+        .get("spec")
+        .and_then(|s| s.get("readinessGates"))
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let readiness_gates = if gates == 0 {
+        "<none>".to_owned()
+    } else {
+        format!("0/{gates}")
+    };
     json!([
         str_at(pod, &["metadata", "name"]),
         format!("{ready}/{}", spec_containers.len()),
@@ -179,7 +240,17 @@ mod tests {
         let now = super::super::timefmt::parse_rfc3339("2025-01-01T00:00:30Z").expect("time");
         assert_eq!(
             pod_cells(&pod, now),
-            json!(["demo", "1/2", "CrashLoopBackOff", "1", "30s", "10.0.0.1", "n", "<none>", "<none>"])
+            json!([
+                "demo",
+                "1/2",
+                "CrashLoopBackOff",
+                "1",
+                "30s",
+                "10.0.0.1",
+                "n",
+                "<none>",
+                "<none>"
+            ])
         );
     }
 }

@@ -32,7 +32,9 @@ fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         if n == 0 || n > 4 || rest.len() < n {
             return None;
         }
-        let len = rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
         (len, &rest[n..])
     };
     if rest.len() < len {
@@ -54,7 +56,10 @@ fn directory_string(tag: u8, contents: &[u8]) -> Option<String> {
         0x0c | 0x13 | 0x16 | 0x14 => String::from_utf8(contents.to_vec()).ok(),
         // BMPString: UTF-16BE.
         0x1e => {
-            let units: Vec<u16> = contents.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+            let units: Vec<u16> = contents
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
             String::from_utf16(&units).ok()
         }
         _ => None,
@@ -74,7 +79,10 @@ pub(crate) fn cert_subject(der: &[u8]) -> Option<CertSubject> {
     let (_issuer, tbs) = expect(tbs, SEQUENCE)?;
     let (_validity, tbs) = expect(tbs, SEQUENCE)?;
     let (mut rdns, _) = expect(tbs, SEQUENCE)?;
-    let mut subject = CertSubject { common_name: String::new(), organizations: Vec::new() };
+    let mut subject = CertSubject {
+        common_name: String::new(),
+        organizations: Vec::new(),
+    };
     while !rdns.is_empty() {
         let (mut set, rest) = expect(rdns, SET)?;
         rdns = rest;
@@ -102,8 +110,12 @@ mod tests {
     #[test]
     fn reads_rcgen_subject() {
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.distinguished_name.push(rcgen::DnType::CommonName, "alice");
-        params.distinguished_name.push(rcgen::DnType::OrganizationName, "devs");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "alice");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "devs");
         params
             .distinguished_name
             .push(rcgen::DnType::CustomDnType(vec![2, 5, 4, 10]), "ops");

@@ -47,8 +47,20 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn invalid(kind: &'static str, name: &str, field: &str, cause: &'static str, message: impl Into<String>) -> Self {
-        StoreError::Invalid { kind, name: name.to_owned(), field: field.to_owned(), cause, message: message.into() }
+    pub(crate) fn invalid(
+        kind: &'static str,
+        name: &str,
+        field: &str,
+        cause: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        StoreError::Invalid {
+            kind,
+            name: name.to_owned(),
+            field: field.to_owned(),
+            cause,
+            message: message.into(),
+        }
     }
 
     /// The `Status` the apiserver answers for this failure.

@@ -3,8 +3,10 @@
 
 mod error;
 pub(crate) mod handlers;
+mod ids;
 pub(crate) mod object;
 mod patch;
 pub(crate) mod store;
+mod stored;
 
 pub use error::StoreError;

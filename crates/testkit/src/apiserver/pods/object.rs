@@ -10,7 +10,8 @@ use std::time::SystemTime;
 use serde_json::{json, Map, Value};
 
 use super::StoreError;
-use crate::apiserver::config::{is_dns1123_label, is_dns1123_subdomain, PodConfig};
+use crate::apiserver::config::PodConfig;
+use crate::apiserver::names::{is_dns1123_label, is_dns1123_subdomain};
 use crate::apiserver::timefmt::rfc3339;
 
 /// The node every pod runs on.
@@ -30,8 +31,11 @@ pub(crate) struct Assigned<'a> {
 
 /// The manifest a user would write for a configured pod.
 pub(crate) fn manifest_from_config(pod: &PodConfig) -> Value {
-    let containers: Vec<Value> =
-        pod.containers.iter().map(|name| json!({ "name": name, "image": pod.image })).collect();
+    let containers: Vec<Value> = pod
+        .containers
+        .iter()
+        .map(|name| json!({ "name": name, "image": pod.image }))
+        .collect();
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -46,13 +50,24 @@ pub(crate) fn manifest_from_config(pod: &PodConfig) -> Value {
 /// `generateName` is set.
 pub(crate) fn validate_new_pod(pod: &Value, path_namespace: &str) -> Result<(), StoreError> {
     let Some(obj) = pod.as_object() else {
-        return Err(StoreError::BadRequest("the object provided is not a JSON object".to_owned()));
+        return Err(StoreError::BadRequest(
+            "the object provided is not a JSON object".to_owned(),
+        ));
     };
     check_kind(obj, "Pod")?;
     let meta = obj.get("metadata").and_then(Value::as_object);
-    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default();
-    let generate = meta.and_then(|m| m.get("generateName")).and_then(Value::as_str).unwrap_or_default();
-    if let Some(ns) = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str) {
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let generate = meta
+        .and_then(|m| m.get("generateName"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if let Some(ns) = meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+    {
         if !ns.is_empty() && ns != path_namespace {
             return Err(StoreError::BadRequest(
                 "the namespace of the provided object does not match the namespace sent on the request".to_owned(),
@@ -60,7 +75,13 @@ pub(crate) fn validate_new_pod(pod: &Value, path_namespace: &str) -> Result<(), 
         }
     }
     if name.is_empty() && generate.is_empty() {
-        return Err(StoreError::invalid("Pod", "", "metadata.name", "FieldValueRequired", "Required value: name or generateName is required"));
+        return Err(StoreError::invalid(
+            "Pod",
+            "",
+            "metadata.name",
+            "FieldValueRequired",
+            "Required value: name or generateName is required",
+        ));
     }
     if !name.is_empty() && !is_dns1123_subdomain(name) {
         return Err(StoreError::invalid(
@@ -71,18 +92,33 @@ pub(crate) fn validate_new_pod(pod: &Value, path_namespace: &str) -> Result<(), 
             format!("Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
         ));
     }
-    let containers = obj.get("spec").and_then(|s| s.get("containers")).and_then(Value::as_array);
+    let containers = obj
+        .get("spec")
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array);
     match containers {
         Some(list) if !list.is_empty() => {
             for (i, c) in list.iter().enumerate() {
                 let cname = c.get("name").and_then(Value::as_str).unwrap_or_default();
                 if !is_dns1123_label(cname) {
-                    return Err(StoreError::invalid("Pod", name, &format!("spec.containers[{i}].name"), "FieldValueRequired", "Required value"));
+                    return Err(StoreError::invalid(
+                        "Pod",
+                        name,
+                        &format!("spec.containers[{i}].name"),
+                        "FieldValueRequired",
+                        "Required value",
+                    ));
                 }
             }
             Ok(())
         }
-        _ => Err(StoreError::invalid("Pod", name, "spec.containers", "FieldValueRequired", "Required value")),
+        _ => Err(StoreError::invalid(
+            "Pod",
+            name,
+            "spec.containers",
+            "FieldValueRequired",
+            "Required value",
+        )),
     }
 }
 
@@ -97,7 +133,9 @@ pub(crate) fn check_kind(obj: &Map<String, Value>, kind: &str) -> Result<(), Sto
     }
     if let Some(k) = obj.get("kind").and_then(Value::as_str) {
         if k != kind {
-            return Err(StoreError::BadRequest(format!("the kind in the data ({k}) does not match the expected kind ({kind})")));
+            return Err(StoreError::BadRequest(format!(
+                "the kind in the data ({k}) does not match the expected kind ({kind})"
+            )));
         }
     }
     Ok(())
@@ -125,7 +163,10 @@ pub(crate) fn complete_new_pod(pod: Value, a: &Assigned<'_>) -> Value {
     meta.insert("name".into(), json!(a.name));
     meta.insert("namespace".into(), json!(a.namespace));
     meta.insert("uid".into(), json!(a.uid));
-    meta.insert("resourceVersion".into(), json!(a.resource_version.to_string()));
+    meta.insert(
+        "resourceVersion".into(),
+        json!(a.resource_version.to_string()),
+    );
     meta.insert("creationTimestamp".into(), json!(created));
     meta.remove("deletionTimestamp");
     meta.remove("managedFields");
@@ -147,19 +188,27 @@ pub(crate) fn complete_new_pod(pod: Value, a: &Assigned<'_>) -> Value {
     if let Some(Value::Array(containers)) = spec.get_mut("containers") {
         for c in containers.iter_mut().filter_map(Value::as_object_mut) {
             c.entry("imagePullPolicy").or_insert(json!("IfNotPresent"));
-            c.entry("terminationMessagePath").or_insert(json!("/dev/termination-log"));
+            c.entry("terminationMessagePath")
+                .or_insert(json!("/dev/termination-log"));
             c.entry("terminationMessagePolicy").or_insert(json!("File"));
             c.entry("resources").or_insert(json!({}));
         }
     }
-    let containers = spec.get("containers").and_then(Value::as_array).cloned().unwrap_or_default();
+    let containers = spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     pod.insert("spec".into(), Value::Object(spec));
 
     let status = take_map(&mut pod, "status");
     let status = if status.contains_key("containerStatuses") {
         Value::Object(status)
     } else {
-        let phase = status.get("phase").and_then(Value::as_str).unwrap_or("Running");
+        let phase = status
+            .get("phase")
+            .and_then(Value::as_str)
+            .unwrap_or("Running");
         pretend_kubelet_status(&containers, phase, &created, &a.pod_ip)
     };
     pod.insert("status".into(), status);
@@ -216,8 +265,17 @@ fn pretend_kubelet_status(containers: &[Value], phase: &str, now: &str, pod_ip: 
 }
 
 /// A namespace object as the apiserver stores it.
-pub(crate) fn namespace_object(name: &str, uid: &str, resource_version: u64, now: SystemTime, labels: Option<&Value>) -> Value {
-    let mut labels = labels.and_then(Value::as_object).cloned().unwrap_or_default();
+pub(crate) fn namespace_object(
+    name: &str,
+    uid: &str,
+    resource_version: u64,
+    now: SystemTime,
+    labels: Option<&Value>,
+) -> Value {
+    let mut labels = labels
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     labels.insert("kubernetes.io/metadata.name".into(), json!(name));
     json!({
         "apiVersion": "v1",
@@ -242,7 +300,14 @@ mod tests {
     fn config_pod_is_running_and_ready() {
         let manifest = manifest_from_config(&PodConfig::new("default", "demo"));
         validate_new_pod(&manifest, "default").expect("valid");
-        let a = Assigned { namespace: "default", name: "demo", uid: "u".into(), resource_version: 7, now: SystemTime::UNIX_EPOCH, pod_ip: "10.244.0.2".into() };
+        let a = Assigned {
+            namespace: "default",
+            name: "demo",
+            uid: "u".into(),
+            resource_version: 7,
+            now: SystemTime::UNIX_EPOCH,
+            pod_ip: "10.244.0.2".into(),
+        };
         let pod = complete_new_pod(manifest, &a);
         assert_eq!(pod["metadata"]["resourceVersion"], "7");
         assert_eq!(pod["status"]["phase"], "Running");
@@ -253,10 +318,19 @@ mod tests {
     #[test]
     fn validation() {
         let no_name = json!({"spec": {"containers": [{"name": "a"}]}});
-        assert!(matches!(validate_new_pod(&no_name, "default"), Err(StoreError::Invalid { .. })));
+        assert!(matches!(
+            validate_new_pod(&no_name, "default"),
+            Err(StoreError::Invalid { .. })
+        ));
         let wrong_ns = json!({"metadata": {"name": "x", "namespace": "other"}, "spec": {"containers": [{"name": "a"}]}});
-        assert!(matches!(validate_new_pod(&wrong_ns, "default"), Err(StoreError::BadRequest(_))));
+        assert!(matches!(
+            validate_new_pod(&wrong_ns, "default"),
+            Err(StoreError::BadRequest(_))
+        ));
         let wrong_kind = json!({"kind": "Service", "metadata": {"name": "x"}});
-        assert!(matches!(validate_new_pod(&wrong_kind, "default"), Err(StoreError::BadRequest(_))));
+        assert!(matches!(
+            validate_new_pod(&wrong_kind, "default"),
+            Err(StoreError::BadRequest(_))
+        ));
     }
 }

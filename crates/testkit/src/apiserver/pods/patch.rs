@@ -56,7 +56,10 @@ fn merge(target: &Value, patch: &Value) -> Value {
 }
 
 fn is_named_object_list(list: &[Value]) -> bool {
-    !list.is_empty() && list.iter().all(|v| v.get("name").is_some_and(Value::is_string))
+    !list.is_empty()
+        && list
+            .iter()
+            .all(|v| v.get("name").is_some_and(Value::is_string))
 }
 
 fn strategic(target: &Value, patch: &Value) -> Value {
@@ -80,7 +83,9 @@ fn strategic(target: &Value, patch: &Value) -> Value {
             (_, Value::Null) => {
                 out.remove(key);
             }
-            (Some(Value::Array(current)), Value::Array(changes)) if is_named_object_list(changes) || is_named_object_list(current) => {
+            (Some(Value::Array(current)), Value::Array(changes))
+                if is_named_object_list(changes) || is_named_object_list(current) =>
+            {
                 let merged = merge_named_list(current, changes);
                 out.insert(key.clone(), Value::Array(merged));
             }
@@ -104,7 +109,10 @@ fn merge_named_list(current: &[Value], changes: &[Value]) -> Vec<Value> {
     let mut out: Vec<Value> = current.to_vec();
     for change in changes {
         let name = change.get("name").and_then(Value::as_str);
-        let position = name.and_then(|n| out.iter().position(|v| v.get("name").and_then(Value::as_str) == Some(n)));
+        let position = name.and_then(|n| {
+            out.iter()
+                .position(|v| v.get("name").and_then(Value::as_str) == Some(n))
+        });
         let delete = change.get("$patch").and_then(Value::as_str) == Some("delete");
         match (position, delete) {
             (Some(i), true) => {
@@ -127,7 +135,10 @@ mod tests {
     fn merge_patch() {
         let t = json!({"a": 1, "b": {"c": 2, "d": 3}, "l": [1, 2]});
         let p = json!({"a": null, "b": {"c": 4}, "l": [3]});
-        assert_eq!(apply(&t, &p, PatchType::Merge), json!({"b": {"c": 4, "d": 3}, "l": [3]}));
+        assert_eq!(
+            apply(&t, &p, PatchType::Merge),
+            json!({"b": {"c": 4, "d": 3}, "l": [3]})
+        );
     }
 
     #[test]
@@ -141,7 +152,13 @@ mod tests {
             apply(&t, &p, PatchType::Strategic),
             json!({"spec": {"containers": [{"name": "a", "image": "z", "tty": true}]}})
         );
-        assert_eq!(PatchType::from_content_type("application/strategic-merge-patch+json"), Some(PatchType::Strategic));
-        assert_eq!(PatchType::from_content_type("application/json-patch+json"), None);
+        assert_eq!(
+            PatchType::from_content_type("application/strategic-merge-patch+json"),
+            Some(PatchType::Strategic)
+        );
+        assert_eq!(
+            PatchType::from_content_type("application/json-patch+json"),
+            None
+        );
     }
 }

@@ -6,111 +6,34 @@
 //! keeps its JSON encoding, so a list of thousands of pods is a concatenation, not a serialisation.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::hash::{BuildHasher, RandomState};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use bytes::Bytes;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
+use super::ids::IdGenerator;
 use super::object::{complete_new_pod, namespace_object, validate_new_pod, Assigned};
 use super::StoreError;
-use crate::apiserver::config::is_dns1123_label;
+use crate::apiserver::names::is_dns1123_label;
+
+pub(crate) use super::stored::{EventType, Page, PodEvent, PodKey, Stored, WatchStart};
 
 /// Pod events kept for watches that resume from a resourceVersion.
 const HISTORY: usize = 1024;
 /// Events a slow watcher may fall behind before its watch is ended with `410 Expired`.
 const BROADCAST_CAPACITY: usize = 4096;
 
-/// `(namespace, name)`, ordered as etcd orders keys.
-pub(crate) type PodKey = (String, String);
-
-/// An object and its JSON encoding.
-#[derive(Debug)]
-pub(crate) struct Stored {
-    pub(crate) object: Value,
-    pub(crate) json: Bytes,
-    pub(crate) resource_version: u64,
-}
-
-impl Stored {
-    fn new(object: Value, resource_version: u64) -> Arc<Self> {
-        // Serialising a serde_json::Value cannot fail (all keys are strings).
-        let json = Bytes::from(serde_json::to_vec(&object).unwrap_or_default());
-        Arc::new(Stored { object, json, resource_version })
-    }
-
-    fn meta_str(&self, key: &str) -> &str {
-        self.object.get("metadata").and_then(|m| m.get(key)).and_then(Value::as_str).unwrap_or_default()
-    }
-
-    pub(crate) fn name(&self) -> &str {
-        self.meta_str("name")
-    }
-
-    pub(crate) fn namespace(&self) -> &str {
-        self.meta_str("namespace")
-    }
-
-    pub(crate) fn labels(&self) -> Option<&Map<String, Value>> {
-        self.object.get("metadata").and_then(|m| m.get("labels")).and_then(Value::as_object)
-    }
-}
-
-/// Watch event types (`watch.EventType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EventType {
-    Added,
-    Modified,
-    Deleted,
-}
-
-impl EventType {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            EventType::Added => "ADDED",
-            EventType::Modified => "MODIFIED",
-            EventType::Deleted => "DELETED",
-        }
-    }
-}
-
-/// A change to a pod; the pod carries the resourceVersion of the change.
-#[derive(Debug)]
-pub(crate) struct PodEvent {
-    pub(crate) kind: EventType,
-    pub(crate) pod: Arc<Stored>,
-}
-
-/// One page of a list.
-#[derive(Debug)]
-pub(crate) struct Page {
-    pub(crate) resource_version: u64,
-    pub(crate) items: Vec<Arc<Stored>>,
-    /// The last key returned, when more items follow.
-    pub(crate) next: Option<PodKey>,
-    pub(crate) remaining: usize,
-}
-
-/// Where a watch starts: its backlog, then live events.
-#[derive(Debug)]
-pub(crate) struct WatchStart {
-    pub(crate) backlog: Vec<Arc<PodEvent>>,
-    pub(crate) live: broadcast::Receiver<Arc<PodEvent>>,
-}
-
 #[derive(Debug)]
 struct State {
     resource_version: u64,
-    serial: u64,
+    ids: IdGenerator,
     pods: BTreeMap<PodKey, Arc<Stored>>,
     namespaces: BTreeMap<String, Arc<Stored>>,
     history: VecDeque<Arc<PodEvent>>,
     /// resourceVersion of the newest event dropped from `history`.
     history_floor: u64,
-    random: RandomState,
 }
 
 impl State {
@@ -119,44 +42,13 @@ impl State {
         self.resource_version
     }
 
-    fn next_serial(&mut self) -> u64 {
-        self.serial += 1;
-        self.serial
-    }
-
-    /// A random-looking v4 UUID.
-    fn new_uid(&mut self) -> String {
-        let serial = self.next_serial();
-        let a = self.random.hash_one(serial);
-        let b = self.random.hash_one(!serial);
-        format!(
-            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0x0fff,
-            0x8000 | ((b >> 48) & 0x3fff),
-            b & 0xffff_ffff_ffff
-        )
-    }
-
-    /// The five random characters `generateName` appends (the apiserver's alphabet).
-    fn random_suffix(&mut self) -> String {
-        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-        let serial = self.next_serial();
-        let mut h = self.random.hash_one(serial);
-        (0..5)
-            .map(|_| {
-                let c = ALPHABET[(h % ALPHABET.len() as u64) as usize];
-                h /= ALPHABET.len() as u64;
-                char::from(c)
-            })
-            .collect()
-    }
-
     fn insert_namespace(&mut self, name: &str, labels: Option<&Value>) -> Arc<Stored> {
         let rv = self.next_rv();
-        let uid = self.new_uid();
-        let stored = Stored::new(namespace_object(name, &uid, rv, SystemTime::now(), labels), rv);
+        let uid = self.ids.uid();
+        let stored = Stored::new(
+            namespace_object(name, &uid, rv, SystemTime::now(), labels),
+            rv,
+        );
         self.namespaces.insert(name.to_owned(), stored.clone());
         stored
     }
@@ -181,12 +73,11 @@ impl Store {
         Store {
             state: Mutex::new(State {
                 resource_version: 0,
-                serial: 0,
+                ids: IdGenerator::default(),
                 pods: BTreeMap::new(),
                 namespaces: BTreeMap::new(),
                 history: VecDeque::new(),
                 history_floor: 0,
-                random: RandomState::new(),
             }),
             events,
         }
@@ -210,11 +101,6 @@ impl Store {
         let _ = self.events.send(event);
     }
 
-    /// The current resourceVersion (of the last change to anything).
-    pub(crate) fn resource_version(&self) -> u64 {
-        self.lock().resource_version
-    }
-
     /// Creates the namespace if it does not exist.
     pub(crate) fn ensure_namespace(&self, name: &str) -> Arc<Stored> {
         let mut state = self.lock();
@@ -226,21 +112,33 @@ impl Store {
 
     /// Creates a namespace from a submitted object.
     pub(crate) fn create_namespace(&self, object: &Value) -> Result<Arc<Stored>, StoreError> {
-        let obj = object
-            .as_object()
-            .ok_or_else(|| StoreError::BadRequest("the object provided is not a JSON object".to_owned()))?;
+        let obj = object.as_object().ok_or_else(|| {
+            StoreError::BadRequest("the object provided is not a JSON object".to_owned())
+        })?;
         super::object::check_kind(obj, "Namespace")?;
         let meta = obj.get("metadata");
-        let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default();
+        let name = meta
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if name.is_empty() {
-            return Err(StoreError::invalid("Namespace", "", "metadata.name", "FieldValueRequired", "Required value: name or generateName is required"));
+            return Err(StoreError::invalid(
+                "Namespace",
+                "",
+                "metadata.name",
+                "FieldValueRequired",
+                "Required value: name or generateName is required",
+            ));
         }
         if !is_dns1123_label(name) {
             return Err(StoreError::invalid("Namespace", name, "metadata.name", "FieldValueInvalid", format!("Invalid value: {name:?}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character")));
         }
         let mut state = self.lock();
         if state.namespaces.contains_key(name) {
-            return Err(StoreError::AlreadyExists { resource: "namespaces", name: name.to_owned() });
+            return Err(StoreError::AlreadyExists {
+                resource: "namespaces",
+                name: name.to_owned(),
+            });
         }
         Ok(state.insert_namespace(name, meta.and_then(|m| m.get("labels"))))
     }
@@ -250,30 +148,56 @@ impl Store {
     }
 
     /// All namespaces matching `filter`, with the current resourceVersion.
-    pub(crate) fn list_namespaces(&self, filter: impl Fn(&Stored) -> bool) -> (u64, Vec<Arc<Stored>>) {
+    pub(crate) fn list_namespaces(
+        &self,
+        filter: impl Fn(&Stored) -> bool,
+    ) -> (u64, Vec<Arc<Stored>>) {
         let state = self.lock();
-        let items = state.namespaces.values().filter(|ns| filter(ns)).cloned().collect();
+        let items = state
+            .namespaces
+            .values()
+            .filter(|ns| filter(ns))
+            .cloned()
+            .collect();
         (state.resource_version, items)
     }
 
     /// Creates a pod in `namespace` from a submitted object, firing `ADDED`.
-    pub(crate) fn create_pod(&self, namespace: &str, object: Value) -> Result<Arc<Stored>, StoreError> {
+    pub(crate) fn create_pod(
+        &self,
+        namespace: &str,
+        object: Value,
+    ) -> Result<Arc<Stored>, StoreError> {
         validate_new_pod(&object, namespace)?;
         let meta = object.get("metadata");
-        let requested = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_owned();
-        let prefix = meta.and_then(|m| m.get("generateName")).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let requested = meta
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let prefix = meta
+            .and_then(|m| m.get("generateName"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let mut state = self.lock();
         if !state.namespaces.contains_key(namespace) {
-            return Err(StoreError::NotFound { resource: "namespaces", name: namespace.to_owned() });
+            return Err(StoreError::NotFound {
+                resource: "namespaces",
+                name: namespace.to_owned(),
+            });
         }
         let name = if requested.is_empty() {
             // Retry on the (unlikely) collision, as the apiserver does since v1.30 (RetryGenerateName).
-            let mut name = format!("{prefix}{}", state.random_suffix());
+            let mut name = format!("{prefix}{}", state.ids.name_suffix());
             for _ in 0..8 {
-                if !state.pods.contains_key(&(namespace.to_owned(), name.clone())) {
+                if !state
+                    .pods
+                    .contains_key(&(namespace.to_owned(), name.clone()))
+                {
                     break;
                 }
-                name = format!("{prefix}{}", state.random_suffix());
+                name = format!("{prefix}{}", state.ids.name_suffix());
             }
             name
         } else {
@@ -281,13 +205,23 @@ impl Store {
         };
         let key = (namespace.to_owned(), name.clone());
         if state.pods.contains_key(&key) {
-            return Err(StoreError::AlreadyExists { resource: "pods", name });
+            return Err(StoreError::AlreadyExists {
+                resource: "pods",
+                name,
+            });
         }
         let rv = state.next_rv();
-        let uid = state.new_uid();
+        let uid = state.ids.uid();
         let n = state.pods.len() as u64;
         let pod_ip = format!("10.244.{}.{}", (n / 250) % 256, n % 250 + 2);
-        let assigned = Assigned { namespace, name: &name, uid, resource_version: rv, now: SystemTime::now(), pod_ip };
+        let assigned = Assigned {
+            namespace,
+            name: &name,
+            uid,
+            resource_version: rv,
+            now: SystemTime::now(),
+            pod_ip,
+        };
         let stored = Stored::new(complete_new_pod(object, &assigned), rv);
         state.pods.insert(key, stored.clone());
         self.publish(&mut state, EventType::Added, stored.clone());
@@ -295,7 +229,10 @@ impl Store {
     }
 
     pub(crate) fn pod(&self, namespace: &str, name: &str) -> Option<Arc<Stored>> {
-        self.lock().pods.get(&(namespace.to_owned(), name.to_owned())).cloned()
+        self.lock()
+            .pods
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
     }
 
     /// Up to `limit` pods matching `filter`, in key order, after `after`.
@@ -318,12 +255,25 @@ impl Store {
             .take_while(|(key, _)| namespace.is_none_or(|ns| key.0 == ns))
             .filter(|(_, pod)| filter(pod));
         let limit = limit.unwrap_or(usize::MAX);
-        let items: Vec<Arc<Stored>> = matching.by_ref().take(limit).map(|(_, pod)| pod.clone()).collect();
+        let items: Vec<Arc<Stored>> = matching
+            .by_ref()
+            .take(limit)
+            .map(|(_, pod)| pod.clone())
+            .collect();
         let remaining = matching.count();
         let next = (remaining > 0)
-            .then(|| items.last().map(|p| (p.namespace().to_owned(), p.name().to_owned())))
+            .then(|| {
+                items
+                    .last()
+                    .map(|p| (p.namespace().to_owned(), p.name().to_owned()))
+            })
             .flatten();
-        Page { resource_version: state.resource_version, items, next, remaining }
+        Page {
+            resource_version: state.resource_version,
+            items,
+            next,
+            remaining,
+        }
     }
 
     /// Replaces a pod with `update(current)`, firing `MODIFIED` when anything changed.
@@ -340,16 +290,31 @@ impl Store {
             .pods
             .get(&key)
             .cloned()
-            .ok_or_else(|| StoreError::NotFound { resource: "pods", name: name.to_owned() })?;
+            .ok_or_else(|| StoreError::NotFound {
+                resource: "pods",
+                name: name.to_owned(),
+            })?;
         let mut updated = update(&current)?;
         if !updated.is_object() {
-            return Err(StoreError::BadRequest("the updated object is not a JSON object".to_owned()));
+            return Err(StoreError::BadRequest(
+                "the updated object is not a JSON object".to_owned(),
+            ));
         }
-        let current_meta = current.object.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        let current_meta = current
+            .object
+            .get("metadata")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
         if !updated.get("metadata").is_some_and(Value::is_object) {
             updated["metadata"] = json!({});
         }
-        for field in ["name", "namespace", "uid", "creationTimestamp", "resourceVersion"] {
+        for field in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "resourceVersion",
+        ] {
             updated["metadata"][field] = current_meta.get(field).cloned().unwrap_or(Value::Null);
         }
         updated["apiVersion"] = json!("v1");
@@ -367,12 +332,19 @@ impl Store {
     }
 
     /// Deletes a pod at once (no grace period: there is no kubelet to wait for), firing `DELETED`.
-    pub(crate) fn delete_pod(&self, namespace: &str, name: &str) -> Result<Arc<Stored>, StoreError> {
+    pub(crate) fn delete_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Arc<Stored>, StoreError> {
         let mut state = self.lock();
         let removed = state
             .pods
             .remove(&(namespace.to_owned(), name.to_owned()))
-            .ok_or_else(|| StoreError::NotFound { resource: "pods", name: name.to_owned() })?;
+            .ok_or_else(|| StoreError::NotFound {
+                resource: "pods",
+                name: name.to_owned(),
+            })?;
         let rv = state.next_rv();
         let mut object = removed.object.clone();
         object["metadata"]["resourceVersion"] = json!(rv.to_string());
@@ -390,12 +362,25 @@ impl Store {
             None => state
                 .pods
                 .values()
-                .map(|pod| Arc::new(PodEvent { kind: EventType::Added, pod: pod.clone() }))
+                .map(|pod| {
+                    Arc::new(PodEvent {
+                        kind: EventType::Added,
+                        pod: pod.clone(),
+                    })
+                })
                 .collect(),
             Some(rv) if rv < state.history_floor => {
-                return Err(StoreError::Expired(format!("too old resource version: {rv} ({})", state.history_floor + 1)))
+                return Err(StoreError::Expired(format!(
+                    "too old resource version: {rv} ({})",
+                    state.history_floor + 1
+                )))
             }
-            Some(rv) => state.history.iter().filter(|e| e.pod.resource_version > rv).cloned().collect(),
+            Some(rv) => state
+                .history
+                .iter()
+                .filter(|e| e.pod.resource_version > rv)
+                .cloned()
+                .collect(),
         };
         Ok(WatchStart { backlog, live })
     }
@@ -413,10 +398,16 @@ mod tests {
     fn create_list_delete() {
         let store = Store::new();
         store.ensure_namespace("default");
-        assert!(matches!(store.create_pod("nope", pod("a")), Err(StoreError::NotFound { .. })));
+        assert!(matches!(
+            store.create_pod("nope", pod("a")),
+            Err(StoreError::NotFound { .. })
+        ));
         store.create_pod("default", pod("a")).expect("created");
         store.create_pod("default", pod("b")).expect("created");
-        assert!(matches!(store.create_pod("default", pod("a")), Err(StoreError::AlreadyExists { .. })));
+        assert!(matches!(
+            store.create_pod("default", pod("a")),
+            Err(StoreError::AlreadyExists { .. })
+        ));
         let page = store.list_pods(Some("default"), None, Some(1), |_| true);
         assert_eq!(page.items.len(), 1);
         assert_eq!(page.remaining, 1);
@@ -445,7 +436,9 @@ mod tests {
         let store = Store::new();
         store.ensure_namespace("default");
         let a = store.create_pod("default", pod("a")).expect("created");
-        let same = store.update_pod("default", "a", |p| Ok(p.object.clone())).expect("updated");
+        let same = store
+            .update_pod("default", "a", |p| Ok(p.object.clone()))
+            .expect("updated");
         assert_eq!(same.resource_version, a.resource_version);
         let changed = store
             .update_pod("default", "a", |p| {
