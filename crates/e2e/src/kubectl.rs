@@ -60,6 +60,15 @@ pub struct Kubectl {
 pub const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
 
 impl Kubectl {
+    /// The same kubectl with another kubeconfig (e.g. straight to the stand-in).
+    pub fn direct(&self, kubeconfig: &std::path::Path) -> Kubectl {
+        Kubectl {
+            kubeconfig: kubeconfig.to_path_buf(),
+            home: self.home.join("direct"),
+            ..self.clone()
+        }
+    }
+
     /// The command with the stack's kubeconfig and private cache.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.path);

@@ -36,7 +36,29 @@ pub struct StackOptions {
     pub dir: Option<PathBuf>,
     /// Where the proxy's serving certificate comes from.
     pub tls: ServingTls,
+    /// How the proxy reaches and authenticates to the apiserver stand-in.
+    pub upstream: UpstreamAuth,
 }
+
+/// The upstream kubeconfig the proxy gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamAuth {
+    /// `http://` with an inline bearer token.
+    HttpToken,
+    /// `https://` with `certificate-authority` and `client-certificate`/`client-key` files.
+    TlsClientCertFiles,
+    /// `https://` with `certificate-authority-data` and a `tokenFile` ([`Stack::token_file`]).
+    TlsCaDataTokenFile,
+}
+
+/// A second token the stand-in accepts for the proxy, to show token file rotation.
+pub const ROTATED_PROXY_TOKEN: &str = "rotated-proxy-token";
+/// The user of [`ROTATED_PROXY_TOKEN`].
+pub const ROTATED_PROXY_USER: &str = "system:serviceaccount:tailscale:kube-auth-proxy-rotated";
+/// The harness's own token for the stand-in's test hooks.
+pub const HARNESS_TOKEN: &str = "e2e-harness-token";
+/// The user of the proxy's client certificate.
+pub const PROXY_CERT_USER: &str = "kube-auth-proxy-cert";
 
 /// The proxy's certificate source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +83,7 @@ impl StackOptions {
             proxy_args: Vec::new(),
             dir: None,
             tls: ServingTls::SelfSigned,
+            upstream: UpstreamAuth::HttpToken,
         }
     }
 }
@@ -78,6 +101,16 @@ tokens:
   - token: {CALLER_TOKEN}
     user: {CALLER_TOKEN_USER}
     groups: [callers]
+  - token: {HARNESS_TOKEN}
+    user: e2e-harness
+  - token: {ROTATED_PROXY_TOKEN}
+    user: "{ROTATED_PROXY_USER}"
+    impersonate: true
+clientCerts:
+  - name: proxy
+    user: {PROXY_CERT_USER}
+    groups: [proxies]
+    impersonate: true
 namespaces: [default, bulk]
 pods:
   - namespace: default
@@ -114,6 +147,12 @@ pub struct Stack {
     _temp: Option<tempfile::TempDir>,
     /// Where its files are.
     pub dir: PathBuf,
+    /// The token file of [`UpstreamAuth::TlsCaDataTokenFile`].
+    pub token_file: PathBuf,
+    /// The proxy's kubeconfig for the stand-in.
+    pub upstream_kubeconfig: PathBuf,
+    /// The harness's kubeconfig for the stand-in's test hooks over TLS.
+    hooks_kubeconfig: PathBuf,
     /// `http://127.0.0.1:PORT` of the apiserver stand-in.
     pub apiserver_url: String,
     /// `https://127.0.0.1:PORT` of the proxy.
@@ -145,10 +184,14 @@ impl Stack {
             }
         };
         let apiserver_config = write(&dir, "apiserver.yaml", options.apiserver_config.as_bytes())?;
+        let pki = dir.join("pki");
         let mut command = Command::new(binary("testkit-apiserver")?);
         command
             .args(["--listen", "127.0.0.1:0", "--config"])
             .arg(&apiserver_config);
+        if options.upstream != UpstreamAuth::HttpToken {
+            command.arg("--tls").arg("--pki-dir").arg(&pki);
+        }
         let (apiserver, lines) =
             Service::start("testkit-apiserver", command, &dir.join("apiserver.log"), 1)?;
         let apiserver_url = listening_address(&lines[0])?;
@@ -168,10 +211,45 @@ impl Stack {
         let (localapi, _) =
             Service::start("testkit-localapi", command, &dir.join("localapi.log"), 1)?;
 
-        let upstream_kubeconfig = write(
+        let token_file = dir.join("proxy.token");
+        std::fs::write(&token_file, PROXY_TOKEN)?;
+        let upstream_kubeconfig = match options.upstream {
+            UpstreamAuth::HttpToken => kubeconfig(&apiserver_url, Some(PROXY_TOKEN), false),
+            UpstreamAuth::TlsClientCertFiles => tls_kubeconfig(
+                &apiserver_url,
+                &format!("certificate-authority: {}", pki.join("ca.crt").display()),
+                &format!(
+                    "client-certificate: {}\n    client-key: {}",
+                    pki.join("proxy.crt").display(),
+                    pki.join("proxy.key").display()
+                ),
+            ),
+            UpstreamAuth::TlsCaDataTokenFile => {
+                use base64::Engine as _;
+                let ca = std::fs::read(pki.join("ca.crt")).context("stand-in CA")?;
+                tls_kubeconfig(
+                    &apiserver_url,
+                    &format!(
+                        "certificate-authority-data: {}",
+                        base64::engine::general_purpose::STANDARD.encode(ca)
+                    ),
+                    &format!("tokenFile: {}", token_file.display()),
+                )
+            }
+        };
+        let upstream_kubeconfig =
+            write(&dir, "upstream.kubeconfig", upstream_kubeconfig.as_bytes())?;
+        // The harness's own way to the stand-in's test hooks, with a token of its own so nothing the
+        // harness sends can be mistaken for the proxy's requests.
+        let hooks_kubeconfig = write(
             &dir,
-            "upstream.kubeconfig",
-            kubeconfig(&apiserver_url, Some(PROXY_TOKEN), false).as_bytes(),
+            "hooks.kubeconfig",
+            tls_kubeconfig(
+                &apiserver_url,
+                &format!("certificate-authority: {}", pki.join("ca.crt").display()),
+                &format!("token: {HARNESS_TOKEN}"),
+            )
+            .as_bytes(),
         )?;
         let mut command = Command::new(binary("kube-auth-proxy")?);
         command
@@ -222,6 +300,9 @@ impl Stack {
         std::fs::create_dir_all(&home)?;
         Ok(Stack {
             _temp: temp,
+            token_file,
+            upstream_kubeconfig,
+            hooks_kubeconfig,
             kubectl: Kubectl {
                 path: kubectl_path()?,
                 kubeconfig: user_kubeconfig,
@@ -238,14 +319,23 @@ impl Stack {
         })
     }
 
+    /// GET on a test hook of the apiserver stand-in: plain HTTP directly, or over TLS through kubectl
+    /// with the harness's own token (the harness has no TLS client of its own).
+    fn hook_get(&self, path: &str) -> anyhow::Result<Value> {
+        if self.apiserver_url.starts_with("http://") {
+            return http::request("GET", &format!("{}{path}", self.apiserver_url), None)?.json();
+        }
+        let output = self
+            .kubectl
+            .direct(&self.hooks_kubeconfig)
+            .run(&["get", "--raw", path])?
+            .expect_success("stand-in test hook")?;
+        output.json()
+    }
+
     /// Every request the apiserver stand-in received, as it recorded them.
     pub fn upstream_requests(&self) -> anyhow::Result<Vec<Value>> {
-        let response = http::request(
-            "GET",
-            &format!("{}/testkit/requests", self.apiserver_url),
-            None,
-        )?;
-        match response.json()? {
+        match self.hook_get("/testkit/requests")? {
             Value::Array(items) => Ok(items),
             other => Err(anyhow!("unexpected /testkit/requests answer: {other}")),
         }
@@ -336,6 +426,30 @@ contexts:
     cluster: target
     user: user
     namespace: default
+"#
+    )
+}
+
+/// A kubeconfig for an https upstream with the given cluster TLS and user lines.
+fn tls_kubeconfig(server: &str, cluster_tls: &str, user: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Config
+current-context: target
+clusters:
+- name: target
+  cluster:
+    server: {server}
+    {cluster_tls}
+users:
+- name: user
+  user:
+    {user}
+contexts:
+- name: target
+  context:
+    cluster: target
+    user: user
 "#
     )
 }
