@@ -19,7 +19,10 @@ pub(crate) fn ci() -> anyhow::Result<()> {
     run(cargo().args(["deny", "check", "licenses", "bans", "sources"]))?;
     ensure_cargo_tool("nextest", "cargo-nextest")?;
     build_binaries()?;
-    run(cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]))?;
+    // The binaries were just built: the end-to-end harness need not ask cargo again per test.
+    run(cargo()
+        .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+        .env("E2E_SKIP_BUILD", "1"))?;
     run(cargo().args(["test", "--workspace", "--doc"]))?;
     eprintln!("$ cargo xtask demo --script");
     crate::demo::demo(true)?;
@@ -31,5 +34,7 @@ pub(crate) fn e2e() -> anyhow::Result<()> {
     ensure_kubectl()?;
     ensure_cargo_tool("nextest", "cargo-nextest")?;
     build_binaries()?;
-    run(cargo().args(["nextest", "run", "--package", "e2e", "--no-fail-fast"]))
+    run(cargo()
+        .args(["nextest", "run", "--package", "e2e", "--no-fail-fast"])
+        .env("E2E_SKIP_BUILD", "1"))
 }

@@ -82,7 +82,8 @@ mod tests {
             resolve_mode(None, &env_of(&[("APISERVER_PROXY", "noauth")])),
             Ok(Mode::NoAuth)
         );
-        let err = resolve_mode(None, &env_of(&[("APISERVER_PROXY", "maybe")])).unwrap_err();
+        let err =
+            resolve_mode(None, &env_of(&[("APISERVER_PROXY", "maybe")])).expect_err("refused");
         assert!(err.contains("\"maybe\""), "{err}");
         assert!(resolve_mode(None, &env_of(&[("APISERVER_PROXY", "false")])).is_err());
     }
@@ -93,7 +94,7 @@ mod tests {
             resolve_mode(None, &env_of(&[("AUTH_PROXY", "1")])),
             Ok(Mode::Auth)
         );
-        let err = resolve_mode(None, &env_of(&[("AUTH_PROXY", "yes")])).unwrap_err();
+        let err = resolve_mode(None, &env_of(&[("AUTH_PROXY", "yes")])).expect_err("refused");
         assert!(err.contains("\"yes\""), "{err}");
     }
 
@@ -103,7 +104,7 @@ mod tests {
             None,
             &env_of(&[("APISERVER_PROXY", "true"), ("AUTH_PROXY", "true")]),
         )
-        .unwrap_err();
+        .expect_err("refused");
         assert!(
             err.contains("APISERVER_PROXY") && err.contains("AUTH_PROXY"),
             "{err}"

@@ -123,11 +123,16 @@ impl KubeStatus {
 /// Whether client-go reads answers to `path` with its discovery client.
 fn is_discovery_path(path: &str) -> bool {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segments.as_slice() {
-        ["version"] | ["api"] | ["api", _] | ["apis"] | ["apis", _] | ["apis", _, _] => true,
-        ["openapi", ..] => true,
-        _ => false,
-    }
+    matches!(
+        segments.as_slice(),
+        ["version"]
+            | ["api"]
+            | ["api", _]
+            | ["apis"]
+            | ["apis", _]
+            | ["apis", _, _]
+            | ["openapi", ..]
+    )
 }
 
 impl IntoResponse for KubeStatus {

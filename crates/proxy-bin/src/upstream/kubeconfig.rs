@@ -371,7 +371,7 @@ contexts:
     fn errors_name_the_problem() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = write(dir.path(), "config", TWO_CONTEXTS);
-        let err = load(&[path.clone()], Some("staging")).expect_err("missing context");
+        let err = load(std::slice::from_ref(&path), Some("staging")).expect_err("missing context");
         assert!(err.to_string().contains("\"staging\""), "{err}");
 
         let exec = write(
