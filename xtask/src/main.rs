@@ -4,14 +4,19 @@
 //!   every test with nextest including the end-to-end suite with the real kubectl.
 //! - `e2e`: only the end-to-end suite.
 //! - `demo [--script]`: the stand-in stack with the proxy in front, for a person or a script.
+//! - `fuzz [--seconds N] [TARGET...]`: the fuzz targets under `fuzz/`.
+//! - `bench`: every benchmark.
 
+mod bench;
 mod ci;
 mod demo;
+mod fuzz;
 mod tools;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <ci | e2e | demo [--script]>";
+const USAGE: &str =
+    "usage: cargo xtask <ci | e2e | demo [--script] | fuzz [--seconds N] [TARGET...] | bench>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -19,6 +24,8 @@ fn main() -> ExitCode {
         Some("ci") => ci::ci(),
         Some("e2e") => ci::e2e(),
         Some("demo") => demo::demo(args.iter().any(|a| a == "--script")),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("bench") => bench::bench(),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

@@ -16,12 +16,22 @@ fn get_pods_lists_the_stand_ins_pods() -> anyhow::Result<()> {
     assert!(output.stdout.contains("demo"), "{}", output.stdout);
     assert!(output.stdout.contains("Running"), "{}", output.stdout);
     let metrics = stack.metrics()?;
-    let proxied = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("k8s_auth_proxy_requests_proxied "))
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    assert!(proxied >= 1, "requests_proxied not counted:\n{metrics}");
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let proxied = value("k8s_auth_proxy_requests_proxied");
+    let lookups = value("k8s_auth_proxy_identity_lookups");
+    assert!(proxied >= 3, "requests_proxied not counted:\n{metrics}");
+    // kubectl reuses its connection for discovery and the list: the identity source is asked once per
+    // connection, not once per request.
+    assert!(
+        lookups >= 1 && lookups < proxied,
+        "{lookups} lookups for {proxied} requests:\n{metrics}"
+    );
     Ok(())
 }
 

@@ -1,0 +1,16 @@
+//! `cargo xtask bench`: every benchmark, in one run, for `docs/performance.md`.
+
+use crate::tools::{cargo, run};
+
+/// The crates with benchmarks.
+const BENCHED: [&str; 2] = ["spdyframe", "wsframe"];
+
+/// Runs the benchmarks of every benched crate.
+pub(crate) fn bench() -> anyhow::Result<()> {
+    let mut command = cargo();
+    command.arg("bench");
+    for krate in BENCHED {
+        command.args(["--package", krate]);
+    }
+    run(&mut command)
+}
