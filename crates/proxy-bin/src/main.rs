@@ -6,6 +6,7 @@
 
 mod app;
 mod cli;
+mod exec;
 mod forward;
 mod health;
 mod hop_by_hop;
@@ -89,6 +90,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         metrics: metrics::Metrics::default(),
     });
     let router = Router::new()
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{pod}/exec",
+            axum::routing::any(exec::exec_or_attach),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{pod}/attach",
+            axum::routing::any(exec::exec_or_attach),
+        )
         .fallback(forward::forward)
         .with_state(app.clone());
 

@@ -64,6 +64,11 @@ impl KubeStatus {
         Self::new(StatusCode::FORBIDDEN, "Forbidden", message)
     }
 
+    /// 400: the request itself cannot be proxied.
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
+    }
+
     /// 502: the upstream API server could not be reached or answered garbage.
     pub(crate) fn bad_gateway(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_GATEWAY, "InternalError", message)

@@ -85,13 +85,42 @@ impl Upstream {
         body: reqwest::Body,
     ) -> Result<http::Response<reqwest::Body>, UpstreamError> {
         remove_hop_by_hop(&mut headers);
+        Ok(self.dispatch(method, uri, headers, body).await?.into())
+    }
+
+    /// Sends a connection-upgrade request (exec/attach over SPDY or WebSocket). Hop-by-hop headers
+    /// are dropped except the `Upgrade` being asked for, with `Connection: Upgrade`. The caller
+    /// calls `upgrade()` on a 101 answer.
+    pub(crate) async fn send_upgrade(
+        &self,
+        method: Method,
+        uri: &Uri,
+        mut headers: HeaderMap,
+        upgrade: http::HeaderValue,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        remove_hop_by_hop(&mut headers);
+        headers.insert(
+            header::CONNECTION,
+            http::HeaderValue::from_static("Upgrade"),
+        );
+        headers.insert(header::UPGRADE, upgrade);
+        self.dispatch(method, uri, headers, reqwest::Body::from(""))
+            .await
+    }
+
+    async fn dispatch(
+        &self,
+        method: Method,
+        uri: &Uri,
+        mut headers: HeaderMap,
+        body: reqwest::Body,
+    ) -> Result<reqwest::Response, UpstreamError> {
         headers.remove(header::HOST);
         if let Some(token) = &self.token {
             headers.insert(header::AUTHORIZATION, token.header()?);
         }
         let url = self.url_for(uri);
-        let response = self
-            .client
+        self.client
             .request(method, url.clone())
             .headers(headers)
             .body(body)
@@ -100,8 +129,7 @@ impl Upstream {
             .map_err(|e| UpstreamError::Unreachable {
                 url: redact(&url),
                 reason: error_chain(&e),
-            })?;
-        Ok(response.into())
+            })
     }
 
     /// Asks the upstream for `/version` with the proxy's credentials; any answer below 500 means it is
