@@ -1,0 +1,268 @@
+//! The tap: one observer per direction of a session, and what they share.
+
+use crate::error::TapError;
+use crate::event::{OutputStream, SessionEvent};
+use crate::protocol::Protocol;
+use crate::resize::ResizeDecoder;
+use crate::spdy::SpdyTap;
+use crate::status::ErrorStreamCollector;
+use crate::websocket::WebSocketTap;
+use crate::ExitStatus;
+
+/// Bounds on what a tap holds in memory, whatever the peers send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TapLimits {
+    /// The longest resize object held while incomplete, in bytes (default 4 KiB; kubectl's are
+    /// about 25 bytes). A longer one is [`ResizeError::TooLarge`](crate::ResizeError::TooLarge).
+    pub max_resize_object: usize,
+    /// The most bytes of the error stream/channel held until it is decoded (default 64 KiB).
+    pub max_error_stream: usize,
+    /// SPDY: the largest decompressed header block (default 64 KiB): a zlib bomb is an error, not
+    /// an allocation.
+    pub max_header_block: usize,
+    /// SPDY: the largest control frame payload, which the parser buffers when it arrives split
+    /// (default 1 MiB).
+    pub max_control_frame: u32,
+    /// WebSocket: the largest frame payload a header may announce (default 16 MiB; payloads are
+    /// never buffered, this only bounds what a peer can announce).
+    pub max_websocket_frame: u64,
+}
+
+impl Default for TapLimits {
+    fn default() -> Self {
+        TapLimits {
+            max_resize_object: 4 * 1024,
+            max_error_stream: 64 * 1024,
+            max_header_block: spdyframe::DEFAULT_MAX_DECOMPRESSED,
+            max_control_frame: spdyframe::DEFAULT_MAX_CONTROL_PAYLOAD,
+            max_websocket_frame: wsframe::Limits::DEFAULT_MAX_PAYLOAD,
+        }
+    }
+}
+
+/// Counters of what a tap saw but did not report, for logs and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TapStats {
+    /// Data frames (SPDY) or messages (WebSocket) carrying data the session does not use: on a
+    /// stream whose role is unknown (no SYN_STREAM seen, or an unknown `streamtype`), on a
+    /// channel with no meaning in that direction, on a stream after its sender closed it, or
+    /// after the exit status was decoded.
+    pub ignored_frames: u64,
+    /// The payload bytes of those frames or messages.
+    pub ignored_bytes: u64,
+}
+
+/// Observes both byte streams of one `kubectl exec`/`attach` session and reports
+/// [`SessionEvent`]s.
+///
+/// Feed it copies of (or borrowed slices of) the bytes exactly as they are forwarded, each
+/// direction in order and split anywhere: [`SessionTap::client_bytes`] for client to server,
+/// [`SessionTap::server_bytes`] for server to client. It never needs bytes held back.
+///
+/// **Ordering (SPDY):** stream roles are learnt from the client's SYN_STREAM frames, and the
+/// server can only send on a stream after it has seen its SYN_STREAM. Feed each client chunk to the
+/// tap *before* (or instead of racing with) any server chunk that was read after that client chunk
+/// was forwarded: for example, feed the client chunk first and forward it second, or feed both
+/// directions from one task in the order they were read. Server data on a stream the tap does not
+/// know is ignored and counted in [`TapStats`], not reported. WebSocket has no such requirement.
+///
+/// **Errors:** a method that returns an error has stopped the tap: events reported before the
+/// error stand, nothing more is reported, and every later call returns [`TapError::Failed`].
+///
+/// **Exit:** the [`SessionEvent::Exit`] event is reported at most once, as soon as the status is
+/// complete (a JSON `Status` as soon as its object closes, plain text when its stream/message
+/// ends). [`SessionTap::finish`] reports what the error stream held when the connection ends
+/// without one.
+#[derive(Debug)]
+pub struct SessionTap {
+    protocol: Protocol,
+    inner: Inner,
+    shared: Shared,
+    failed: bool,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Spdy(Box<SpdyTap>),
+    WebSocket(Box<WebSocketTap>),
+}
+
+impl SessionTap {
+    /// A tap at the start of a session speaking `protocol`.
+    pub fn new(protocol: Protocol, limits: TapLimits) -> Self {
+        let inner = match protocol {
+            Protocol::Spdy { .. } => Inner::Spdy(Box::new(SpdyTap::new(&limits))),
+            Protocol::WebSocket(channel_protocol) => {
+                Inner::WebSocket(Box::new(WebSocketTap::new(channel_protocol, &limits)))
+            }
+        };
+        SessionTap {
+            protocol,
+            inner,
+            shared: Shared {
+                resize: ResizeDecoder::new(limits.max_resize_object),
+                error: ErrorStreamCollector::new(protocol.error_format(), limits.max_error_stream),
+                stats: TapStats::default(),
+            },
+            failed: false,
+        }
+    }
+
+    /// The protocol the tap was made for.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// Feeds the next chunk of the client-to-server byte stream; events go to `sink` as they are
+    /// found (input and resizes).
+    pub fn client_bytes(
+        &mut self,
+        chunk: &[u8],
+        sink: &mut dyn FnMut(SessionEvent<'_>),
+    ) -> Result<(), TapError> {
+        self.feed(chunk, true, sink)
+    }
+
+    /// Feeds the next chunk of the server-to-client byte stream; events go to `sink` as they are
+    /// found (output and the exit status).
+    pub fn server_bytes(
+        &mut self,
+        chunk: &[u8],
+        sink: &mut dyn FnMut(SessionEvent<'_>),
+    ) -> Result<(), TapError> {
+        self.feed(chunk, false, sink)
+    }
+
+    fn feed(
+        &mut self,
+        chunk: &[u8],
+        from_client: bool,
+        sink: &mut dyn FnMut(SessionEvent<'_>),
+    ) -> Result<(), TapError> {
+        if self.failed {
+            return Err(TapError::Failed);
+        }
+        let result = match (&mut self.inner, from_client) {
+            (Inner::Spdy(tap), true) => tap.client_bytes(chunk, &mut self.shared, sink),
+            (Inner::Spdy(tap), false) => tap.server_bytes(chunk, &mut self.shared, sink),
+            (Inner::WebSocket(tap), true) => tap.client_bytes(chunk, &mut self.shared, sink),
+            (Inner::WebSocket(tap), false) => tap.server_bytes(chunk, &mut self.shared, sink),
+        };
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    /// Ends the session (both connections closed): if no exit status was reported yet, reports
+    /// the one the error stream holds, as client-go concludes it when the stream ends there (no
+    /// bytes at all is [`ExitStatus::Success`]). Does nothing after an error.
+    pub fn finish(&mut self, sink: &mut dyn FnMut(SessionEvent<'_>)) {
+        if !self.failed {
+            self.shared.error_end(sink);
+        }
+    }
+
+    /// Whether the exit status has been reported.
+    pub fn exited(&self) -> bool {
+        self.shared.error.is_done()
+    }
+
+    /// Whether the tap has failed.
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// What the tap saw but did not report.
+    pub fn stats(&self) -> TapStats {
+        self.shared.stats
+    }
+}
+
+/// What both directions of a session update: the two JSON streams and the counters.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    resize: ResizeDecoder,
+    error: ErrorStreamCollector,
+    stats: TapStats,
+}
+
+impl Shared {
+    pub(crate) fn output(
+        &mut self,
+        stream: OutputStream,
+        bytes: &[u8],
+        sink: &mut dyn FnMut(SessionEvent<'_>),
+    ) {
+        if !bytes.is_empty() {
+            sink(SessionEvent::Output { stream, bytes });
+        }
+    }
+
+    pub(crate) fn input(&mut self, bytes: &[u8], sink: &mut dyn FnMut(SessionEvent<'_>)) {
+        if !bytes.is_empty() {
+            sink(SessionEvent::Input { bytes });
+        }
+    }
+
+    pub(crate) fn resize(
+        &mut self,
+        bytes: &[u8],
+        sink: &mut dyn FnMut(SessionEvent<'_>),
+    ) -> Result<(), TapError> {
+        self.resize.feed(bytes, &mut |cols, rows| {
+            sink(SessionEvent::Resize { cols, rows })
+        })?;
+        Ok(())
+    }
+
+    /// Bytes of the error stream/channel.
+    pub(crate) fn error_bytes(
+        &mut self,
+        bytes: &[u8],
+        sink: &mut dyn FnMut(SessionEvent<'_>),
+    ) -> Result<(), TapError> {
+        if self.error.is_done() {
+            self.ignore(bytes.len());
+            return Ok(());
+        }
+        let status = self.error.feed(bytes)?;
+        exit(status, sink);
+        Ok(())
+    }
+
+    /// The end of a message on the error channel (WebSocket).
+    pub(crate) fn error_message_end(&mut self, sink: &mut dyn FnMut(SessionEvent<'_>)) {
+        exit(self.error.message_end(), sink);
+    }
+
+    /// The end of the error stream/channel.
+    pub(crate) fn error_end(&mut self, sink: &mut dyn FnMut(SessionEvent<'_>)) {
+        exit(self.error.end(), sink);
+    }
+
+    /// The connection ended abnormally before the exit status was complete.
+    pub(crate) fn error_abort(&mut self, message: String, sink: &mut dyn FnMut(SessionEvent<'_>)) {
+        exit(self.error.abort(message), sink);
+    }
+
+    /// Counts one frame or message of `len` bytes that is not reported.
+    pub(crate) fn ignore_frame(&mut self, len: usize) {
+        self.stats.ignored_frames += 1;
+        self.ignore(len);
+    }
+
+    /// Counts `len` more bytes that are not reported.
+    pub(crate) fn ignore(&mut self, len: usize) {
+        self.stats.ignored_bytes = self
+            .stats
+            .ignored_bytes
+            .saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
+    }
+}
+
+fn exit(status: Option<ExitStatus>, sink: &mut dyn FnMut(SessionEvent<'_>)) {
+    if let Some(status) = status {
+        sink(SessionEvent::Exit { status: &status });
+    }
+}
