@@ -2,6 +2,9 @@
 
 use crate::tools::{build_binaries, cargo, ensure_cargo_tool, ensure_kubectl, run};
 
+/// How long each fuzz target runs in CI.
+const FUZZ_SMOKE_SECONDS: u64 = 15;
+
 /// Everything CI checks.
 pub(crate) fn ci() -> anyhow::Result<()> {
     ensure_kubectl()?;
@@ -24,6 +27,9 @@ pub(crate) fn ci() -> anyhow::Result<()> {
         .args(["nextest", "run", "--workspace", "--no-fail-fast"])
         .env("E2E_SKIP_BUILD", "1"))?;
     run(cargo().args(["test", "--workspace", "--doc"]))?;
+    // A short smoke of every fuzz target (the long runs are `cargo xtask fuzz --seconds 600`).
+    let targets: Vec<String> = crate::fuzz::TARGETS.iter().map(|t| t.to_string()).collect();
+    crate::fuzz::run_targets(&targets, FUZZ_SMOKE_SECONDS)?;
     eprintln!("$ cargo xtask demo --script");
     crate::demo::demo(true)?;
     Ok(())
