@@ -114,6 +114,11 @@ pub(crate) struct SpdyTap {
 }
 
 impl SpdyTap {
+    /// The id of the client's `error` stream, once it has been opened.
+    pub(crate) fn error_stream(&self) -> Option<StreamId> {
+        self.streams.id_of(Role::Error)
+    }
+
     pub(crate) fn new(limits: &TapLimits) -> Self {
         SpdyTap {
             client: Half::new(limits, Direction::ClientToServer),

@@ -173,6 +173,16 @@ impl SessionTap {
         self.failed
     }
 
+    /// Over SPDY, the id of the client's `error` stream once its SYN_STREAM has been seen: where a
+    /// proxy writes a `metav1.Status` to tell the client why its session ends. `None` over WebSocket
+    /// (the error channel is always 3) and before the stream is opened.
+    pub fn spdy_error_stream(&self) -> Option<spdyframe::StreamId> {
+        match &self.inner {
+            Inner::Spdy(spdy) => spdy.error_stream(),
+            Inner::WebSocket(_) => None,
+        }
+    }
+
     /// What the tap saw but did not report.
     pub fn stats(&self) -> TapStats {
         self.shared.stats

@@ -475,3 +475,22 @@ fn an_invalid_resize_is_an_error() {
         Err(TapError::Resize(_))
     ));
 }
+
+#[test]
+fn the_error_stream_id_is_known_once_the_client_opens_it() {
+    use sessiontap::script::{EncodeOptions, ScriptedSession, Step};
+    use sessiontap::{SessionParams, SessionTap};
+
+    let session = ScriptedSession {
+        protocol: V4,
+        params: SessionParams::from_query("command=true&stdout=true").expect("query"),
+        steps: vec![Step::Exit(0)],
+    };
+    let wire = session.encode(&EncodeOptions::default());
+    let mut tap = SessionTap::new(V4, TapLimits::default());
+    assert_eq!(tap.spdy_error_stream(), None);
+    tap.client_bytes(&wire.client_to_server[..wire.client_setup_len], &mut |_| {})
+        .expect("client setup");
+    // client-go opens the error stream first, with the first client stream id.
+    assert_eq!(tap.spdy_error_stream(), Some(id(1)));
+}
