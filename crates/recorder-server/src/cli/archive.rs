@@ -1,0 +1,74 @@
+//! Reading recordings and events from a directory or from a running recorder, the same way.
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use recorder_server::{CastDownload, EventFilter, RecorderApiClient, RecordingMeta, Store};
+use serde_json::value::RawValue;
+use tokio::io::AsyncReadExt as _;
+
+use super::SourceArgs;
+
+/// A recording directory or a recorder's read API.
+pub(crate) enum Archive {
+    Local(Store),
+    Remote(Box<RecorderApiClient>),
+}
+
+/// A cast being read.
+pub(crate) enum CastReader {
+    Local(tokio::fs::File),
+    Remote(CastDownload),
+}
+
+impl Archive {
+    pub(crate) async fn open(source: &SourceArgs) -> anyhow::Result<Self> {
+        match (&source.server, &source.dir) {
+            (Some(url), _) => Ok(Self::Remote(Box::new(RecorderApiClient::new(url)?))),
+            (None, Some(dir)) => Ok(Self::Local(
+                Store::open(dir)
+                    .await
+                    .with_context(|| format!("--dir {}", dir.display()))?,
+            )),
+            (None, None) => anyhow::bail!(
+                "say where the recordings are: --server URL or --dir DIR \
+                 (or KUBE_RECORDER_SERVER / KUBE_RECORDER_DIR)"
+            ),
+        }
+    }
+
+    pub(crate) async fn recordings(&self) -> anyhow::Result<Vec<RecordingMeta>> {
+        Ok(match self {
+            Self::Local(store) => store.list().await?,
+            Self::Remote(client) => client.recordings().await?,
+        })
+    }
+
+    pub(crate) async fn cast(&self, id: &str) -> anyhow::Result<CastReader> {
+        Ok(match self {
+            Self::Local(store) => CastReader::Local(store.open_cast(id).await?),
+            Self::Remote(client) => CastReader::Remote(client.cast(id).await?),
+        })
+    }
+
+    pub(crate) async fn events(&self, filter: &EventFilter) -> anyhow::Result<Vec<Box<RawValue>>> {
+        Ok(match self {
+            Self::Local(store) => store.events(filter).await?,
+            Self::Remote(client) => client.events(filter).await?,
+        })
+    }
+}
+
+impl CastReader {
+    /// The next piece of the cast; `None` at the end.
+    pub(crate) async fn next_chunk(&mut self) -> anyhow::Result<Option<Bytes>> {
+        match self {
+            Self::Local(file) => {
+                let mut buf = vec![0; 64 * 1024];
+                let n = file.read(&mut buf).await?;
+                buf.truncate(n);
+                Ok((n > 0).then(|| Bytes::from(buf)))
+            }
+            Self::Remote(download) => Ok(download.next_chunk().await.transpose()?),
+        }
+    }
+}

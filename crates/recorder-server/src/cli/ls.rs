@@ -1,0 +1,87 @@
+//! `kube-recorder ls`
+
+use std::io::Write as _;
+
+use clap::Args;
+use recorder_server::{format_unix_time, Outcome, RecordingMeta};
+
+use super::archive::Archive;
+use super::SourceArgs;
+
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Print the index entries as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(args: LsArgs) -> anyhow::Result<()> {
+    let recordings = Archive::open(&args.source).await?.recordings().await?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &recordings)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let header = [
+        "ID", "STARTED", "DURATION", "WHO", "POD", "TYPE", "COMMAND", "EXIT", "OUTCOME", "BYTES",
+    ];
+    let rows: Vec<[String; 10]> = recordings.iter().map(row).collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let header = header.map(str::to_owned);
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        writeln!(out, "{}", line.join("  ").trim_end())?;
+    }
+    Ok(())
+}
+
+fn row(meta: &RecordingMeta) -> [String; 10] {
+    let started = meta.start.map_or(meta.received_at, |s| s as f64);
+    let pod = match (&meta.namespace, &meta.pod) {
+        (Some(ns), Some(pod)) => match &meta.container {
+            Some(container) => format!("{ns}/{pod}/{container}"),
+            None => format!("{ns}/{pod}"),
+        },
+        (None, Some(pod)) => pod.clone(),
+        _ => "-".to_owned(),
+    };
+    let outcome = match meta.outcome {
+        Outcome::Recording => "recording",
+        Outcome::Complete => "complete",
+        Outcome::Incomplete => "incomplete",
+    };
+    let outcome = if meta.malformed.is_some() {
+        format!("{outcome},malformed")
+    } else {
+        outcome.to_owned()
+    };
+    let dash = |value: Option<String>| {
+        value
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "-".to_owned())
+    };
+    [
+        meta.id.clone(),
+        format_unix_time(started),
+        dash(meta.duration.map(|d| format!("{d:.1}s"))),
+        dash(Some(meta.who())),
+        pod,
+        dash(meta.session_type.clone()),
+        dash(meta.command.clone()),
+        dash(meta.exit_code.map(|c| c.to_string())),
+        outcome,
+        meta.bytes.to_string(),
+    ]
+}

@@ -1,0 +1,63 @@
+//! Command line of `kube-recorder`: one typed struct per subcommand, validated once.
+
+mod archive;
+mod events;
+mod ls;
+mod play;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+
+/// A session recorder for kubectl exec/attach sessions and Kubernetes API events.
+#[derive(Debug, Parser)]
+#[command(name = "kube-recorder", version, about)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the recorder: /v2/record, /record and /v2/event on one port (HTTP/1.1 and h2c).
+    Serve(serve::ServeArgs),
+    /// List recordings, newest first.
+    Ls(ls::LsArgs),
+    /// Play a recording's output in the terminal.
+    Play(play::PlayArgs),
+    /// Print stored API events.
+    Events(events::EventsArgs),
+}
+
+/// Where to read recordings and events from.
+#[derive(Debug, Clone, ClapArgs)]
+pub(crate) struct SourceArgs {
+    /// A running recorder, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "KUBE_RECORDER_SERVER", conflicts_with = "dir")]
+    server: Option<String>,
+    /// A recording directory (as given to `serve --dir`).
+    #[arg(long, env = "KUBE_RECORDER_DIR")]
+    dir: Option<PathBuf>,
+}
+
+/// Runs the chosen subcommand.
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let serving = matches!(args.command, Command::Serve(_));
+    init_logging(if serving { "info" } else { "warn" });
+    match args.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Ls(args) => ls::run(args).await,
+        Command::Play(args) => play::run(args).await,
+        Command::Events(args) => events::run(args).await,
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,182 @@
+//! The index entry of one recording: what `GET /api/recordings` lists and `kube-recorder ls` shows.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cast_scan::CastSummary;
+
+/// How the recording arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// `POST /v2/record` over h2c, with acks.
+    V2,
+    /// `POST /record` over HTTP/1.1 with `Expect: 100-continue`.
+    V1,
+    /// Not known: a cast found on disk without its index entry (after a crash).
+    Unknown,
+}
+
+/// Whether the whole recording arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The upload is still streaming in.
+    Recording,
+    /// The client ended the upload normally.
+    Complete,
+    /// The upload was cut off (client gone, storage failure, size limit, recorder shut down or
+    /// crashed); what arrived is kept.
+    Incomplete,
+}
+
+/// The index entry of a recording. Fields the cast header did not carry are absent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingMeta {
+    /// The recording's ID: `YYYYMMDDTHHMMSSZ-xxxxxxxx`, the UTC time the upload began and a random
+    /// suffix; also the stem of its file names.
+    pub id: String,
+    /// How it arrived.
+    pub protocol: Protocol,
+    /// Whether all of it arrived.
+    pub outcome: Outcome,
+    /// Why it is incomplete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Unix time (seconds) at which the upload began.
+    pub received_at: f64,
+    /// Unix time (seconds) at which the upload ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<f64>,
+    /// Header `srcNode`: the caller's node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_node: Option<String>,
+    /// Header `srcNodeID`.
+    #[serde(default, rename = "srcNodeID", skip_serializing_if = "Option::is_none")]
+    pub src_node_id: Option<String>,
+    /// Header `srcNodeUser`: the caller's login name (user-owned nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_node_user: Option<String>,
+    /// Header `srcNodeUserID`.
+    #[serde(
+        default,
+        rename = "srcNodeUserID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub src_node_user_id: Option<i64>,
+    /// Header `srcNodeTags` (tagged nodes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub src_node_tags: Vec<String>,
+    /// Header `kubernetes.PodName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// Header `kubernetes.Namespace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Header `kubernetes.Container`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Header `kubernetes.SessionType`: `exec` or `attach`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_type: Option<String>,
+    /// Header `command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Header `width`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Header `height`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Header `timestamp`: Unix time (seconds) at which the session started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<i64>,
+    /// Time of the last event, in seconds from the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+    /// Bytes stored.
+    pub bytes: u64,
+    /// Event lines stored.
+    pub events: u64,
+    /// The session's exit status, from an exit marker event (`[t, "m", "exit 3"]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The first thing wrong with the cast data (it is stored anyway), e.g.
+    /// `line 3: not an asciicast event`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub malformed: Option<String>,
+}
+
+impl RecordingMeta {
+    /// A fresh entry for an upload that has just begun.
+    pub(crate) fn begin(id: String, protocol: Protocol, received_at: f64) -> Self {
+        Self {
+            id,
+            protocol,
+            outcome: Outcome::Recording,
+            reason: None,
+            received_at: round_to(received_at, 1e3),
+            finished_at: None,
+            src_node: None,
+            src_node_id: None,
+            src_node_user: None,
+            src_node_user_id: None,
+            src_node_tags: Vec::new(),
+            pod: None,
+            namespace: None,
+            container: None,
+            session_type: None,
+            command: None,
+            width: None,
+            height: None,
+            start: None,
+            duration: None,
+            bytes: 0,
+            events: 0,
+            exit_code: None,
+            malformed: None,
+        }
+    }
+
+    /// Copies what a scan learnt into the entry.
+    pub(crate) fn absorb(&mut self, summary: &CastSummary) {
+        if let Some(header) = &summary.header {
+            self.src_node.clone_from(&header.src_node);
+            self.src_node_id.clone_from(&header.src_node_id);
+            self.src_node_user.clone_from(&header.src_node_user);
+            self.src_node_user_id = header.src_node_user_id;
+            self.src_node_tags.clone_from(&header.src_node_tags);
+            self.pod.clone_from(&header.pod);
+            self.namespace.clone_from(&header.namespace);
+            self.container.clone_from(&header.container);
+            self.session_type.clone_from(&header.session_type);
+            self.command.clone_from(&header.command);
+            self.width = header.width;
+            self.height = header.height;
+            self.start = header.timestamp;
+        }
+        self.duration = summary.duration.map(|d| round_to(d, 1e6));
+        self.bytes = summary.bytes;
+        self.events = summary.events;
+        self.exit_code = summary.exit_code;
+        self.malformed.clone_from(&summary.malformed);
+    }
+
+    /// Who made the session: the user's login name, else the node's tags, else the node.
+    pub fn who(&self) -> String {
+        if let Some(user) = &self.src_node_user {
+            return user.clone();
+        }
+        if !self.src_node_tags.is_empty() {
+            return self.src_node_tags.join(",");
+        }
+        self.src_node.clone().unwrap_or_default()
+    }
+}
+
+/// Rounds to a decimal fraction (`per_second` = 1e3 for milliseconds). Few decimal digits also
+/// make the JSON value read back exactly: serde_json's default float parser is exact only on its
+/// fast path.
+pub(crate) fn round_to(seconds: f64, per_second: f64) -> f64 {
+    (seconds * per_second).round() / per_second
+}

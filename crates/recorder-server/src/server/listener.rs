@@ -1,0 +1,182 @@
+//! Accepting connections, serving HTTP/1.1 and h2c on each, and shutting down in phases.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tower::ServiceExt as _;
+
+/// Time cut uploads get to store their data and tell their clients, before connections are
+/// dropped.
+const CUT_GRACE: Duration = Duration::from_secs(2);
+/// Longest wait for cut uploads to be stored.
+const STORE_GRACE: Duration = Duration::from_secs(30);
+/// HTTP/2 pings find clients that vanished without closing (a recording may be idle for hours).
+const H2_KEEP_ALIVE: Duration = Duration::from_secs(30);
+
+/// Connection limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_connections: usize,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) shutdown_grace: Duration,
+}
+
+/// What shutdown needs to end uploads.
+#[derive(Debug)]
+pub(crate) struct Uploads {
+    /// One permit per running upload.
+    pub(crate) slots: Arc<Semaphore>,
+    /// All permits.
+    pub(crate) max: usize,
+    /// Set to cut running uploads.
+    pub(crate) cut: watch::Sender<bool>,
+}
+
+/// Serves until `shutdown` becomes true (or its sender is dropped), then drains in phases:
+/// graceful (no new requests; HTTP/2 GOAWAY; in-flight requests go on) for `shutdown_grace`,
+/// then uploads are cut and stored, then remaining connections are dropped.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    uploads: Uploads,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(H2_KEEP_ALIVE)
+        .keep_alive_timeout(Duration::from_secs(20));
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = stopped(&mut shutdown) => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // EMFILE and the like: the permit goes back, and accepting goes on.
+                    tracing::warn!(%error, "accept failed");
+                    continue;
+                }
+            },
+            _ = stopped(&mut shutdown) => break,
+        };
+        let builder = builder.clone();
+        let router = router.clone();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            serve_connection(
+                stream,
+                router,
+                &builder,
+                limits.header_read_timeout,
+                shutdown,
+            )
+            .await;
+            tracing::trace!(%peer, "connection closed");
+            drop(permit);
+        });
+    }
+    drop(listener);
+    drop(router);
+    tracing::info!(connections = connections.len(), "shutting down");
+    let all = u32::try_from(uploads.max).unwrap_or(u32::MAX);
+    // Uploads run in tasks of their own: one whose connection has just closed is still storing.
+    let settled = async {
+        drain(&mut connections).await;
+        let _ = uploads.slots.acquire_many(all).await;
+    };
+    if tokio::time::timeout(limits.shutdown_grace, settled)
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?limits.shutdown_grace, "grace period over; cutting in-flight uploads");
+    }
+    uploads.cut.send_replace(true);
+    if tokio::time::timeout(CUT_GRACE, drain(&mut connections))
+        .await
+        .is_err()
+    {
+        connections.abort_all();
+        drain(&mut connections).await;
+    }
+    if tokio::time::timeout(STORE_GRACE, uploads.slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::error!("uploads still storing after {STORE_GRACE:?}; giving up on them");
+    }
+}
+
+async fn drain(connections: &mut JoinSet<()>) {
+    while connections.join_next().await.is_some() {}
+}
+
+/// Resolves once shutdown is asked for, or the server handle is gone.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    router: Router,
+    builder: &auto::Builder<TokioExecutor>,
+    header_read_timeout: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    // hyper's HTTP/1 header timeout starts only once the protocol is known, and the HTTP/2
+    // preface has none: a client that connects and says nothing would hold its slot forever.
+    if tokio::time::timeout(header_read_timeout, stream.readable())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let router = router.clone();
+        async move {
+            let response = router
+                .oneshot(request.map(Body::new))
+                .await
+                .unwrap_or_else(|never: Infallible| match never {});
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = stopped(&mut shutdown) => {
+            connection.as_mut().graceful_shutdown();
+            connection.as_mut().await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}

@@ -1,0 +1,193 @@
+//! The recorder server: Tailscale's recorder endpoints and a read API on one port.
+//!
+//! | Request | Protocol | Answer |
+//! |---|---|---|
+//! | `HEAD /v2/record` | h2c (clients check for HTTP/2) | 200 |
+//! | `POST /v2/record` | h2c | 200 at once, then NDJSON `{"ack":N}` lines (N = bytes received so far) after data arrives and at least every [`ServerOptions::ack_interval`] while idle; `{"error":"..."}` and end on failure |
+//! | `POST /record` | HTTP/1.1, `Expect: 100-continue` | 100 when the body is first read, 200 when it has ended and is stored |
+//! | `HEAD /v2/event` | either | 200 |
+//! | `POST /v2/event` | either | 200 once the event is durable; 400 not a JSON object; 413 too large |
+//! | `GET /api/recordings` | either | index entries, newest first |
+//! | `GET /api/recordings/{id}` | either | the cast, `application/x-asciicast` |
+//! | `GET /api/recordings/{id}/meta` | either | one index entry |
+//! | `GET /api/events?user=&verb=&namespace=&since=&type=&id=&limit=` | either | matching events, oldest first |
+//! | `GET /healthz` | either | 200 |
+//!
+//! The protocol is told apart per connection from its first bytes (the HTTP/2 preface), as
+//! Tailscale's clients speak HTTP/2 with prior knowledge (protocols section 5).
+
+mod ack_stream;
+mod event_ingest;
+mod listener;
+mod read_api;
+mod record;
+mod routes;
+mod upload;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::error::ServerError;
+use crate::events::appender::EventAppender;
+use crate::store::Store;
+
+/// Settings of a [`RecorderServer`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerOptions {
+    /// Address to listen on; port 0 picks a free port (see [`RecorderServer::addr`]).
+    pub listen: SocketAddr,
+    /// The recording directory; created if missing.
+    pub dir: PathBuf,
+    /// Recordings streaming in at once; more are refused with 503 (a client then tries its next
+    /// recorder). Default 1024.
+    pub max_uploads: usize,
+    /// Connections served at once; beyond this the server stops accepting until one ends.
+    /// Default 4096.
+    pub max_connections: usize,
+    /// Largest event body; larger ones get 413. Default 16 MiB.
+    pub max_event_bytes: usize,
+    /// Event bodies buffered at once; further event requests wait. Default 32.
+    pub max_concurrent_events: usize,
+    /// Largest recording; the upload is cut (and marked incomplete) beyond it. Default none.
+    pub max_recording_bytes: Option<u64>,
+    /// Longest time between two acks of a `/v2/record` upload. Default 1 s.
+    pub ack_interval: Duration,
+    /// Time a connection has to send its first bytes and, over HTTP/1.1, each request head.
+    /// Default 30 s.
+    pub header_read_timeout: Duration,
+    /// On shutdown, time in-flight uploads get to end by themselves before they are cut and
+    /// marked incomplete. Default 10 s.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerOptions {
+    /// Default settings for `listen` and `dir`.
+    pub fn new(listen: SocketAddr, dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen,
+            dir: dir.into(),
+            max_uploads: 1024,
+            max_connections: 4096,
+            max_event_bytes: 16 * 1024 * 1024,
+            max_concurrent_events: 32,
+            max_recording_bytes: None,
+            ack_interval: Duration::from_secs(1),
+            header_read_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What request handlers share.
+#[derive(Debug)]
+pub(crate) struct App {
+    pub(crate) store: Store,
+    pub(crate) events: EventAppender,
+    pub(crate) uploads: Arc<Semaphore>,
+    pub(crate) event_slots: Semaphore,
+    /// Becomes true when in-flight uploads must end now.
+    pub(crate) cut: watch::Receiver<bool>,
+    pub(crate) max_event_bytes: usize,
+    pub(crate) max_recording_bytes: Option<u64>,
+    pub(crate) ack_interval: Duration,
+}
+
+/// A running recorder. Stop it with [`RecorderServer::shutdown`]; dropping it starts the same
+/// shutdown without waiting for it.
+#[derive(Debug)]
+pub struct RecorderServer {
+    addr: SocketAddr,
+    store: Store,
+    shutdown: watch::Sender<bool>,
+    serve: JoinHandle<()>,
+    event_writer: JoinHandle<()>,
+}
+
+impl RecorderServer {
+    /// Prepares the directory (creating it, and marking recordings an earlier run left unfinished
+    /// as incomplete), binds the listener and starts serving.
+    pub async fn start(options: ServerOptions) -> Result<Self, ServerError> {
+        let store = Store::create(&options.dir).await?;
+        store.recover().await?;
+        let listener =
+            TcpListener::bind(options.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: options.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: options.listen,
+            source,
+        })?;
+        let (events, event_writer) = EventAppender::spawn(store.events_dir());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (cut, cut_rx) = watch::channel(false);
+        let max_uploads = options.max_uploads.min(Semaphore::MAX_PERMITS);
+        let uploads = Arc::new(Semaphore::new(max_uploads));
+        let app = Arc::new(App {
+            store: store.clone(),
+            events,
+            uploads: uploads.clone(),
+            event_slots: Semaphore::new(options.max_concurrent_events.max(1)),
+            cut: cut_rx,
+            max_event_bytes: options.max_event_bytes,
+            max_recording_bytes: options.max_recording_bytes,
+            ack_interval: options.ack_interval,
+        });
+        let serve = tokio::spawn(listener::serve(
+            listener,
+            routes::router(app),
+            listener::Limits {
+                max_connections: options.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+                header_read_timeout: options.header_read_timeout,
+                shutdown_grace: options.shutdown_grace,
+            },
+            listener::Uploads {
+                slots: uploads,
+                max: max_uploads,
+                cut,
+            },
+            shutdown_rx,
+        ));
+        tracing::info!(%addr, dir = %store.dir().display(), "recorder listening");
+        Ok(Self {
+            addr,
+            store,
+            shutdown,
+            serve,
+            event_writer,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The recording directory the server writes.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stops accepting, lets in-flight requests finish for [`ServerOptions::shutdown_grace`],
+    /// then cuts the uploads still running (each is stored, fsynced and marked incomplete, and a
+    /// `/v2/record` client gets an `{"error"}` line), and waits for the event log to be synced.
+    pub async fn shutdown(self) {
+        self.shutdown.send_replace(true);
+        if let Err(error) = self.serve.await {
+            tracing::error!(%error, "server task failed");
+        }
+        if let Err(error) = self.event_writer.await {
+            tracing::error!(%error, "event writer failed");
+        }
+        tracing::info!("recorder stopped");
+    }
+}

@@ -1,0 +1,33 @@
+//! The routes of the recorder (see the table in [`super`]).
+
+use std::sync::Arc;
+
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http::StatusCode;
+
+use super::{event_ingest, read_api, record, App};
+
+/// All routes.
+pub(crate) fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v2/record", post(record::record_v2).head(ok))
+        .route("/record", post(record::record_v1))
+        .route("/v2/event", post(event_ingest::post_event).head(ok))
+        .route("/api/recordings", get(read_api::list_recordings))
+        .route("/api/recordings/{id}", get(read_api::recording_cast))
+        .route("/api/recordings/{id}/meta", get(read_api::recording_meta))
+        .route("/api/events", get(read_api::list_events))
+        .route("/healthz", get(ok))
+        .with_state(app)
+}
+
+async fn ok() -> StatusCode {
+    StatusCode::OK
+}
+
+/// An error answer: `{"error": "..."}` with `status`.
+pub(crate) fn error_response(status: StatusCode, message: String) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}

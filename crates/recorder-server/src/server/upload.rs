@@ -1,0 +1,114 @@
+//! Moving one recording upload from the request body to the store.
+//!
+//! The upload runs in a task of its own, apart from the connection that carries it: when a
+//! connection is dropped (client gone, or shutdown cutting it) the task still sees the body end
+//! with an error and stores what arrived as incomplete.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use futures_util::FutureExt as _;
+use http_body_util::BodyExt as _;
+use tokio::sync::{watch, OwnedSemaphorePermit};
+
+use super::App;
+use crate::recording_meta::Outcome;
+use crate::store::{RecordingEnd, RecordingWriter};
+
+/// Progress of an upload, watched by the `/v2/record` ack stream.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Progress {
+    /// Bytes received and handed to the store so far.
+    pub(crate) received: u64,
+    /// Set once, when the upload has ended and is stored: `Ok` when complete, else what went
+    /// wrong (sent to the client as `{"error": ...}`).
+    pub(crate) end: Option<Result<(), String>>,
+}
+
+/// Reads `body` into `writer` until it ends, is cut off, fails to store, grows too large or the
+/// server cuts it. Returns (and publishes in `progress`) how it ended.
+pub(crate) async fn run(
+    app: Arc<App>,
+    mut body: Body,
+    mut writer: RecordingWriter,
+    progress: watch::Sender<Progress>,
+    permit: OwnedSemaphorePermit,
+) -> Result<(), String> {
+    let id = writer.id().to_owned();
+    let mut cut = app.cut.clone();
+    let end = loop {
+        // Bytes are buffered while they keep coming; when the client pauses they go to the file,
+        // so a live cast is readable and an idle session's data is not held only in memory.
+        let frame = match body.frame().now_or_never() {
+            Some(frame) => frame,
+            None => {
+                if let Err(error) = writer.flush().await {
+                    break RecordingEnd::Incomplete(format!("storage error: {error}"));
+                }
+                tokio::select! {
+                    biased;
+                    _ = cut.wait_for(|cut| *cut) => {
+                        break RecordingEnd::Incomplete(
+                            "the recorder shut down during the upload".to_owned(),
+                        );
+                    }
+                    frame = body.frame() => frame,
+                }
+            }
+        };
+        let data = match frame {
+            None => break RecordingEnd::Complete,
+            Some(Err(error)) => {
+                break RecordingEnd::Incomplete(format!("upload cut off: {}", error_chain(&error)));
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_trailers) => continue,
+            },
+        };
+        if let Some(max) = app.max_recording_bytes {
+            if writer.bytes() + data.len() as u64 > max {
+                break RecordingEnd::Incomplete(format!("recording larger than {max} bytes"));
+            }
+        }
+        if let Err(error) = writer.write(&data).await {
+            break RecordingEnd::Incomplete(format!("storage error: {error}"));
+        }
+        progress.send_modify(|p| p.received += data.len() as u64);
+    };
+    // Stop reading before the final fsync, so a client is not kept sending into a dead upload.
+    drop(body);
+    let result = match writer.finish(end).await {
+        Ok(meta) if meta.outcome == Outcome::Complete => {
+            tracing::info!(%id, bytes = meta.bytes, who = %meta.who(), "recording stored");
+            Ok(())
+        }
+        Ok(meta) => {
+            let reason = meta.reason.unwrap_or_default();
+            tracing::warn!(%id, bytes = meta.bytes, %reason, "recording stored incomplete");
+            Err(reason)
+        }
+        Err(error) => {
+            tracing::error!(%id, %error, "recording could not be stored");
+            Err(format!("storage error: {error}"))
+        }
+    };
+    progress.send_modify(|p| p.end = Some(result.clone()));
+    drop(permit);
+    result
+}
+
+/// An error with its causes, `outer: inner: innermost`.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

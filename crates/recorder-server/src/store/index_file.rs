@@ -1,0 +1,83 @@
+//! Index entries on disk: one JSON sidecar `<id>.json` beside each `<id>.cast`.
+//!
+//! A sidecar is replaced atomically (written to a hidden temporary file, fsynced, renamed over the
+//! old one, directory fsynced), so a reader or a crash sees either the old entry or the new one,
+//! never half of one. These are blocking functions; async callers run them on the blocking pool.
+
+use std::fs;
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use crate::cast_scan::{CastScanner, CastSummary};
+use crate::error::StoreError;
+use crate::recording_meta::RecordingMeta;
+
+/// File name suffix of casts.
+pub(crate) const CAST_SUFFIX: &str = ".cast";
+/// File name suffix of index entries.
+pub(crate) const INDEX_SUFFIX: &str = ".json";
+/// File name suffix of index entries being replaced.
+const TMP_SUFFIX: &str = ".json.tmp";
+
+/// Path of the cast of `id` in `recordings`.
+pub(crate) fn cast_path(recordings: &Path, id: &str) -> PathBuf {
+    recordings.join(format!("{id}{CAST_SUFFIX}"))
+}
+
+/// Path of the index entry of `id` in `recordings`.
+pub(crate) fn index_path(recordings: &Path, id: &str) -> PathBuf {
+    recordings.join(format!("{id}{INDEX_SUFFIX}"))
+}
+
+/// Writes `meta` as the index entry of its recording, atomically and durably.
+pub(crate) fn write(recordings: &Path, meta: &RecordingMeta) -> Result<(), StoreError> {
+    let path = index_path(recordings, &meta.id);
+    let tmp = recordings.join(format!(".{}{TMP_SUFFIX}", meta.id));
+    let mut json = serde_json::to_vec_pretty(meta).map_err(|source| StoreError::CorruptIndex {
+        path: path.clone(),
+        source,
+    })?;
+    json.push(b'\n');
+    let mut file = fs::File::create(&tmp).map_err(StoreError::io("create", &tmp))?;
+    file.write_all(&json)
+        .map_err(StoreError::io("write", &tmp))?;
+    file.sync_all().map_err(StoreError::io("sync", &tmp))?;
+    drop(file);
+    fs::rename(&tmp, &path).map_err(StoreError::io("rename", &tmp))?;
+    sync_dir(recordings)
+}
+
+/// Reads an index entry.
+pub(crate) fn read(path: &Path) -> Result<RecordingMeta, StoreError> {
+    let bytes = fs::read(path).map_err(StoreError::io("read", path))?;
+    serde_json::from_slice(&bytes).map_err(|source| StoreError::CorruptIndex {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Makes renames and new files in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(StoreError::io("sync", dir))
+}
+
+/// Reads a stored cast again from disk, as at upload time (used when recovering after a crash).
+pub(crate) fn rescan(cast: &Path) -> Result<CastSummary, StoreError> {
+    let mut file = fs::File::open(cast).map_err(StoreError::io("open", cast))?;
+    let mut scanner = CastScanner::new();
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf).map_err(StoreError::io("read", cast))?;
+        if n == 0 {
+            return Ok(scanner.finish());
+        }
+        scanner.feed(&buf[..n]);
+    }
+}
+
+/// Whether a directory entry is a leftover temporary index file.
+pub(crate) fn is_leftover_tmp(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(TMP_SUFFIX)
+}

@@ -1,0 +1,286 @@
+//! The recording directory: casts, their index entries and the event log.
+//!
+//! ```text
+//! DIR/
+//!   recordings/
+//!     <id>.cast     the asciicast v2 stream exactly as received, fsynced when the upload ends
+//!     <id>.json     its index entry (RecordingMeta), replaced atomically
+//!   events/
+//!     YYYY-MM-DD.jsonl   API events received that UTC day, one JSON object per line
+//! ```
+//!
+//! Several readers (the server, `kube-recorder ls --dir`) may use one directory at once; only one
+//! server should write to it.
+
+mod index_file;
+mod recording_writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+
+pub(crate) use index_file::sync_dir;
+pub use recording_writer::{RecordingEnd, RecordingWriter};
+
+use crate::civil_time::unix_now;
+use crate::error::StoreError;
+use crate::events::{self, EventFilter};
+use crate::recording_id::{is_valid_id, new_id};
+use crate::recording_meta::{Outcome, Protocol, RecordingMeta};
+
+/// Subdirectory holding casts and index entries.
+const RECORDINGS: &str = "recordings";
+/// Subdirectory holding the event log.
+const EVENTS: &str = "events";
+
+/// A recording directory. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: Arc<Path>,
+}
+
+impl Store {
+    /// Opens an existing recording directory for reading.
+    pub async fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root: PathBuf = dir.into();
+        let metadata = tokio::fs::metadata(&root)
+            .await
+            .map_err(StoreError::io("open", &root))?;
+        if !metadata.is_dir() {
+            return Err(StoreError::Io {
+                op: "open",
+                path: root,
+                source: std::io::Error::other("not a directory"),
+            });
+        }
+        Ok(Self { root: root.into() })
+    }
+
+    /// Opens a recording directory, creating it and its subdirectories if needed.
+    pub async fn create(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root: PathBuf = dir.into();
+        for sub in [RECORDINGS, EVENTS] {
+            let path = root.join(sub);
+            tokio::fs::create_dir_all(&path)
+                .await
+                .map_err(StoreError::io("create", &path))?;
+        }
+        Ok(Self { root: root.into() })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.root
+    }
+
+    pub(crate) fn recordings_dir(&self) -> PathBuf {
+        self.root.join(RECORDINGS)
+    }
+
+    pub(crate) fn events_dir(&self) -> PathBuf {
+        self.root.join(EVENTS)
+    }
+
+    /// Every recording's index entry, newest upload first. Entries that cannot be read are
+    /// skipped with a warning.
+    pub async fn list(&self) -> Result<Vec<RecordingMeta>, StoreError> {
+        let dir = self.recordings_dir();
+        blocking(move || {
+            let mut entries = Vec::new();
+            for (name, path) in dir_entries(&dir)? {
+                if name.starts_with('.') || !name.ends_with(index_file::INDEX_SUFFIX) {
+                    continue;
+                }
+                match index_file::read(&path) {
+                    Ok(meta) => entries.push(meta),
+                    Err(error) => tracing::warn!(%error, "skipping index entry"),
+                }
+            }
+            entries.sort_by(|a, b| {
+                b.received_at
+                    .total_cmp(&a.received_at)
+                    .then_with(|| b.id.cmp(&a.id))
+            });
+            Ok(entries)
+        })
+        .await
+    }
+
+    /// The index entry of one recording.
+    pub async fn get(&self, id: &str) -> Result<RecordingMeta, StoreError> {
+        check_id(id)?;
+        let path = index_file::index_path(&self.recordings_dir(), id);
+        let id = id.to_owned();
+        blocking(move || match index_file::read(&path) {
+            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::NotFound(id))
+            }
+            other => other,
+        })
+        .await
+    }
+
+    /// Path of a recording's cast file (which may not exist).
+    pub fn cast_path(&self, id: &str) -> Result<PathBuf, StoreError> {
+        check_id(id)?;
+        Ok(index_file::cast_path(&self.recordings_dir(), id))
+    }
+
+    /// Opens a recording's cast for reading; it may still be growing.
+    pub async fn open_cast(&self, id: &str) -> Result<tokio::fs::File, StoreError> {
+        let path = self.cast_path(id)?;
+        tokio::fs::File::open(&path).await.map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                StoreError::NotFound(id.to_owned())
+            } else {
+                StoreError::Io {
+                    op: "open",
+                    path,
+                    source,
+                }
+            }
+        })
+    }
+
+    /// A recording's whole cast in memory (for small recordings and tests; playback streams).
+    pub async fn read_cast(&self, id: &str) -> Result<Vec<u8>, StoreError> {
+        let path = self.cast_path(id)?;
+        tokio::fs::read(&path).await.map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                StoreError::NotFound(id.to_owned())
+            } else {
+                StoreError::Io {
+                    op: "read",
+                    path,
+                    source,
+                }
+            }
+        })
+    }
+
+    /// Starts a new recording: reserves an ID, creates its cast file and writes its first index
+    /// entry (outcome `recording`).
+    pub async fn create_recording(
+        &self,
+        protocol: Protocol,
+    ) -> Result<RecordingWriter, StoreError> {
+        let dir = self.recordings_dir();
+        let received_at = unix_now();
+        let (meta, file) = blocking(move || loop {
+            let id = new_id(received_at);
+            let path = index_file::cast_path(&dir, &id);
+            // create_new makes the ID unique even if two uploads draw the same suffix.
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => {
+                    let meta = RecordingMeta::begin(id, protocol, received_at);
+                    index_file::write(&dir, &meta)?;
+                    return Ok((meta, file));
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(error) => return Err(StoreError::io("create", &path)(error)),
+            }
+        })
+        .await?;
+        Ok(RecordingWriter::new(
+            meta,
+            tokio::fs::File::from_std(file),
+            self.recordings_dir(),
+        ))
+    }
+
+    /// Repairs what a crash or kill left behind, for a server about to start writing: entries
+    /// still `recording` become `incomplete` (their numbers read again from the cast), casts
+    /// without an entry get one, leftover temporary files go. Returns the entries it changed.
+    ///
+    /// Only call this when no other server writes to the directory.
+    pub async fn recover(&self) -> Result<Vec<RecordingMeta>, StoreError> {
+        let dir = self.recordings_dir();
+        blocking(move || {
+            let mut repaired = Vec::new();
+            let entries = dir_entries(&dir)?;
+            for (name, path) in &entries {
+                if index_file::is_leftover_tmp(name) {
+                    let _ = std::fs::remove_file(path);
+                    continue;
+                }
+                let Some(id) = name.strip_suffix(index_file::CAST_SUFFIX) else { continue };
+                let index = index_file::index_path(&dir, id);
+                let mut meta = match index_file::read(&index) {
+                    Ok(meta) if meta.outcome != Outcome::Recording => continue,
+                    Ok(meta) => meta,
+                    Err(_) if index.exists() => continue,
+                    Err(_) => {
+                        let mtime = std::fs::metadata(path)
+                            .and_then(|m| m.modified())
+                            .ok()
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                            .map_or(0.0, |d| d.as_secs_f64());
+                        RecordingMeta::begin(id.to_owned(), Protocol::Unknown, mtime)
+                    }
+                };
+                meta.absorb(&index_file::rescan(path)?);
+                meta.outcome = Outcome::Incomplete;
+                meta.reason = Some("the recorder stopped before the upload ended".to_owned());
+                meta.finished_at = Some(crate::recording_meta::round_to(unix_now(), 1e3));
+                index_file::write(&dir, &meta)?;
+                tracing::info!(id = %meta.id, "recording left unfinished by an earlier run marked incomplete");
+                repaired.push(meta);
+            }
+            Ok(repaired)
+        })
+        .await
+    }
+
+    /// Stored API events matching `filter`: the last `filter.limit` matches, oldest first, each
+    /// exactly as stored.
+    pub async fn events(&self, filter: &EventFilter) -> Result<Vec<Box<RawValue>>, StoreError> {
+        let dir = self.events_dir();
+        let filter = filter.clone();
+        blocking(move || events::query(&dir, &filter)).await
+    }
+}
+
+fn check_id(id: &str) -> Result<(), StoreError> {
+    if is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidId(id.to_owned()))
+    }
+}
+
+/// `(file name, path)` of every entry of `dir`; a missing directory has none.
+pub(crate) fn dir_entries(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
+    let read = match std::fs::read_dir(dir) {
+        Ok(read) => read,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(StoreError::io("list", dir)(error)),
+    };
+    let mut entries = Vec::new();
+    for entry in read {
+        let entry = entry.map_err(StoreError::io("list", dir))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            entries.push((name, entry.path()));
+        }
+    }
+    Ok(entries)
+}
+
+/// Runs blocking file system work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|join| {
+            Err(StoreError::Io {
+                op: "run",
+                path: PathBuf::new(),
+                source: std::io::Error::other(join.to_string()),
+            })
+        })
+}

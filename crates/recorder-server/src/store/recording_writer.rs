@@ -1,0 +1,113 @@
+//! Writing one recording as it arrives.
+
+use std::path::PathBuf;
+
+use tokio::io::AsyncWriteExt as _;
+
+use super::index_file;
+use crate::cast_scan::CastScanner;
+use crate::civil_time::unix_now;
+use crate::error::StoreError;
+use crate::recording_meta::{round_to, Outcome, RecordingMeta};
+
+/// Buffer between the network and the cast file: large writes, bounded memory.
+const WRITE_BUFFER: usize = 256 * 1024;
+
+/// How an upload ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordingEnd {
+    /// The client finished the upload.
+    Complete,
+    /// The upload was cut off; the reason is kept in the index.
+    Incomplete(String),
+}
+
+/// A recording being written: bytes go to `<id>.cast` exactly as received, and the index entry
+/// `<id>.json` is written when the upload begins, again once the header line has arrived (so a
+/// live session shows who and where), and at the end.
+///
+/// Call [`RecordingWriter::finish`] on every path. A writer dropped without it leaves the entry
+/// in the `recording` state, which [`crate::Store::recover`] turns into `incomplete` on the next
+/// start.
+#[derive(Debug)]
+pub struct RecordingWriter {
+    meta: RecordingMeta,
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    scanner: CastScanner,
+    recordings: PathBuf,
+    cast_path: PathBuf,
+}
+
+impl RecordingWriter {
+    pub(crate) fn new(meta: RecordingMeta, file: tokio::fs::File, recordings: PathBuf) -> Self {
+        let cast_path = index_file::cast_path(&recordings, &meta.id);
+        Self {
+            meta,
+            file: tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file),
+            scanner: CastScanner::new(),
+            recordings,
+            cast_path,
+        }
+    }
+
+    /// The recording's ID.
+    pub fn id(&self) -> &str {
+        &self.meta.id
+    }
+
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.scanner.summary().bytes
+    }
+
+    /// Appends received bytes.
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        self.file
+            .write_all(data)
+            .await
+            .map_err(StoreError::io("write", &self.cast_path))?;
+        if self.scanner.feed(data) {
+            self.meta.absorb(self.scanner.summary());
+            self.write_index().await?;
+        }
+        Ok(())
+    }
+
+    /// Hands buffered bytes to the operating system (without an fsync), so readers of the cast
+    /// file see them. The upload loop calls this whenever the client pauses.
+    pub async fn flush(&mut self) -> Result<(), StoreError> {
+        self.file
+            .flush()
+            .await
+            .map_err(StoreError::io("write", &self.cast_path))
+    }
+
+    /// Flushes and fsyncs the cast and writes the final index entry. A storage failure at the end
+    /// still leaves an `incomplete` entry (when the index can be written at all) and is returned.
+    pub async fn finish(mut self, end: RecordingEnd) -> Result<RecordingMeta, StoreError> {
+        let synced = match self.file.flush().await {
+            Ok(()) => self.file.get_ref().sync_all().await,
+            Err(error) => Err(error),
+        }
+        .map_err(StoreError::io("sync", &self.cast_path));
+        let summary = std::mem::take(&mut self.scanner).finish();
+        self.meta.absorb(&summary);
+        self.meta.finished_at = Some(round_to(unix_now(), 1e3));
+        (self.meta.outcome, self.meta.reason) = match (&end, &synced) {
+            (RecordingEnd::Complete, Ok(())) => (Outcome::Complete, None),
+            (RecordingEnd::Incomplete(reason), _) => (Outcome::Incomplete, Some(reason.clone())),
+            (RecordingEnd::Complete, Err(error)) => {
+                (Outcome::Incomplete, Some(format!("storage error: {error}")))
+            }
+        };
+        self.write_index().await?;
+        synced?;
+        Ok(self.meta)
+    }
+
+    async fn write_index(&self) -> Result<(), StoreError> {
+        let recordings = self.recordings.clone();
+        let meta = self.meta.clone();
+        super::blocking(move || index_file::write(&recordings, &meta)).await
+    }
+}
