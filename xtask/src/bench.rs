@@ -3,7 +3,7 @@
 use crate::tools::{cargo, run};
 
 /// The crates with benchmarks.
-const BENCHED: [&str; 3] = ["spdyframe", "wsframe", "sessiontap"];
+const BENCHED: [&str; 4] = ["spdyframe", "wsframe", "sessiontap", "recorder-client"];
 
 /// Runs the benchmarks of every benched crate.
 pub(crate) fn bench() -> anyhow::Result<()> {

@@ -81,6 +81,8 @@ pub(crate) fn build_binaries() -> anyhow::Result<()> {
         "proxy-bin",
         "--package",
         "testkit",
+        "--package",
+        "recorder-server",
         "--bins",
     ]))
 }

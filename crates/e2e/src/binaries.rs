@@ -44,6 +44,8 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
                 "proxy-bin",
                 "-p",
                 "testkit",
+                "-p",
+                "recorder-server",
                 "--bins",
             ])
             .output()

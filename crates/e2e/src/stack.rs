@@ -38,6 +38,19 @@ pub struct StackOptions {
     pub tls: ServingTls,
     /// How the proxy reaches and authenticates to the apiserver stand-in.
     pub upstream: UpstreamAuth,
+    /// Start a `kube-recorder` and grant the caller recording to it.
+    pub recording: Option<RecordingGrant>,
+}
+
+/// A recording grant added to the caller's capabilities, naming the stack's `kube-recorder`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordingGrant {
+    /// `enforceRecorder`: fail closed.
+    pub enforce: bool,
+    /// List an address where nothing listens before the live recorder.
+    pub dead_recorder_first: bool,
+    /// Start no recorder at all: every listed address is dead.
+    pub all_dead: bool,
 }
 
 /// The upstream kubeconfig the proxy gets.
@@ -84,6 +97,7 @@ impl StackOptions {
             dir: None,
             tls: ServingTls::SelfSigned,
             upstream: UpstreamAuth::HttpToken,
+            recording: None,
         }
     }
 }
@@ -163,6 +177,10 @@ pub struct Stack {
     pub kubectl: Kubectl,
     /// The processes, stopped on drop (proxy first).
     pub proxy: Service,
+    /// The session recorder, when recording was granted.
+    pub recorder: Option<Service>,
+    /// Its address (`127.0.0.1:PORT`).
+    pub recorder_addr: Option<String>,
     /// The LocalAPI stand-in.
     pub localapi: Service,
     /// The apiserver stand-in.
@@ -196,10 +214,48 @@ impl Stack {
             Service::start("testkit-apiserver", command, &dir.join("apiserver.log"), 1)?;
         let apiserver_url = listening_address(&lines[0])?;
 
+        let (recorder, recorder_addr) = match options.recording {
+            Some(grant) if !grant.all_dead => {
+                let mut command = Command::new(binary("kube-recorder")?);
+                command
+                    .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
+                    .arg(dir.join("recordings"));
+                let (service, lines) =
+                    Service::start("kube-recorder", command, &dir.join("recorder.log"), 1)?;
+                let url = listening_address(&lines[0])?;
+                let addr = url.trim_start_matches("http://").to_string();
+                (Some(service), Some(addr))
+            }
+            _ => (None, None),
+        };
+        let mut whois = options.whois.clone();
+        if let Some(grant) = options.recording {
+            let mut addrs = Vec::new();
+            if grant.dead_recorder_first || grant.all_dead {
+                addrs.push(dead_address()?);
+            }
+            addrs.extend(recorder_addr.clone());
+            let rule = json!({"recorderAddrs": addrs, "enforceRecorder": grant.enforce});
+            if let Some(entries) = whois.as_object_mut() {
+                for entry in entries.values_mut() {
+                    let caps = &mut entry["CapMap"];
+                    if !caps.is_object() {
+                        *caps = json!({});
+                    }
+                    let rules = &mut caps["tailscale.com/cap/kubernetes"];
+                    if !rules.is_array() {
+                        *rules = json!([]);
+                    }
+                    if let Some(rules) = rules.as_array_mut() {
+                        rules.push(rule.clone());
+                    }
+                }
+            }
+        }
         let table = write(
             &dir,
             "whois.json",
-            serde_json::to_vec_pretty(&options.whois)?.as_slice(),
+            serde_json::to_vec_pretty(&whois)?.as_slice(),
         )?;
         let socket = dir.join("tailscaled.sock");
         let mut command = Command::new(binary("testkit-localapi")?);
@@ -314,6 +370,8 @@ impl Stack {
             proxy_url,
             metrics_url,
             proxy,
+            recorder,
+            recorder_addr,
             localapi,
             apiserver,
         })
@@ -359,6 +417,33 @@ impl Stack {
             anyhow::bail!("adding pod failed: {} {}", response.status, response.text());
         }
         Ok(())
+    }
+
+    /// The recorder's index of recordings, newest first.
+    pub fn recordings(&self) -> anyhow::Result<Vec<Value>> {
+        let addr = self
+            .recorder_addr
+            .as_deref()
+            .ok_or_else(|| anyhow!("no recorder in this stack"))?;
+        match http::request("GET", &format!("http://{addr}/api/recordings"), None)?.json()? {
+            Value::Array(items) => Ok(items),
+            other => Err(anyhow!("unexpected /api/recordings answer: {other}")),
+        }
+    }
+
+    /// One recording's asciicast text.
+    pub fn recording_cast(&self, id: &str) -> anyhow::Result<String> {
+        let addr = self
+            .recorder_addr
+            .as_deref()
+            .ok_or_else(|| anyhow!("no recorder in this stack"))?;
+        let response = http::request("GET", &format!("http://{addr}/api/recordings/{id}"), None)?;
+        anyhow::ensure!(
+            response.status == 200,
+            "recording {id}: {}",
+            response.status
+        );
+        Ok(response.text())
     }
 
     /// The proxy's Prometheus metrics text.
@@ -428,6 +513,12 @@ contexts:
     namespace: default
 "#
     )
+}
+
+/// A loopback address where nothing listens (bound, then released).
+fn dead_address() -> anyhow::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.to_string())
 }
 
 /// A kubeconfig for an https upstream with the given cluster TLS and user lines.

@@ -17,4 +17,6 @@ pub(crate) struct App {
     pub(crate) upstream: Upstream,
     /// Counters.
     pub(crate) metrics: Metrics,
+    /// Connects session recordings.
+    pub(crate) recorder: recorder_client::Recorder,
 }

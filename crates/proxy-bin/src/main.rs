@@ -88,6 +88,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         localapi,
         upstream,
         metrics: metrics::Metrics::default(),
+        recorder: recorder_client::Recorder::new(recorder_client::RecorderConfig::default()),
     });
     let router = Router::new()
         .route(

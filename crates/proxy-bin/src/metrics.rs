@@ -36,9 +36,42 @@ impl Refusal {
     }
 }
 
+/// Why a session recording did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecordingFailure {
+    /// No recorder could be connected before the session.
+    Connect,
+    /// The upload failed or was cut during the session.
+    Upload,
+    /// The session could not be read (tap error, unreadable protocol).
+    Unreadable,
+}
+
+impl RecordingFailure {
+    const ALL: [RecordingFailure; 3] = [
+        RecordingFailure::Connect,
+        RecordingFailure::Upload,
+        RecordingFailure::Unreadable,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            RecordingFailure::Connect => "connect",
+            RecordingFailure::Upload => "upload",
+            RecordingFailure::Unreadable => "unreadable",
+        }
+    }
+}
+
 /// The proxy's counters and gauges.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
+    sessions_active: AtomicU64,
+    sessions_unrecorded: AtomicU64,
+    recordings_attempted: AtomicU64,
+    recordings_uploaded: AtomicU64,
+    recordings_failed: [AtomicU64; 3],
+    recorded_bytes: AtomicU64,
     requests_proxied: AtomicU64,
     refused: [AtomicU64; 4],
     connections_accepted: AtomicU64,
@@ -74,6 +107,37 @@ impl Metrics {
     /// The identity source was asked about a connection.
     pub(crate) fn identity_lookup(&self) {
         self.identity_lookups.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An exec/attach session started; the guard counts it active until dropped.
+    pub(crate) fn session_started(&self) -> ActiveSession<'_> {
+        self.sessions_active.fetch_add(1, Ordering::Relaxed);
+        ActiveSession(self)
+    }
+
+    /// A session runs without a recording although its grant names recorders (fail open).
+    pub(crate) fn session_unrecorded(&self) {
+        self.sessions_unrecorded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A recording is being connected for a session.
+    pub(crate) fn recording_attempted(&self) {
+        self.recordings_attempted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A recording was uploaded whole.
+    pub(crate) fn recording_uploaded(&self, bytes: u64) {
+        self.recordings_uploaded.fetch_add(1, Ordering::Relaxed);
+        self.recorded_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// A recording failed.
+    pub(crate) fn recording_failed(&self, why: RecordingFailure) {
+        let index = RecordingFailure::ALL
+            .iter()
+            .position(|r| *r == why)
+            .unwrap_or(0);
+        self.recordings_failed[index].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Renders the exposition text.
@@ -120,6 +184,47 @@ impl Metrics {
             "Identity source lookups (one per connection).",
             self.identity_lookups.load(Ordering::Relaxed),
         );
+        let _ = writeln!(
+            out,
+            "# HELP k8s_auth_proxy_sessions_active exec/attach sessions open now.\n# TYPE k8s_auth_proxy_sessions_active gauge\nk8s_auth_proxy_sessions_active {}",
+            self.sessions_active.load(Ordering::Relaxed)
+        );
+        counter(
+            &mut out,
+            "k8s_auth_proxy_sessions_unrecorded",
+            "Sessions whose grant names recorders but which ran unrecorded (fail open).",
+            self.sessions_unrecorded.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "k8s_auth_proxy_session_recordings_attempted",
+            "Session recordings started.",
+            self.recordings_attempted.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "k8s_auth_proxy_session_recordings_uploaded",
+            "Session recordings uploaded whole.",
+            self.recordings_uploaded.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP k8s_auth_proxy_session_recordings_failed Session recordings that did not complete, by reason.\n# TYPE k8s_auth_proxy_session_recordings_failed counter"
+        );
+        for (why, value) in RecordingFailure::ALL.iter().zip(&self.recordings_failed) {
+            let _ = writeln!(
+                out,
+                "k8s_auth_proxy_session_recordings_failed{{reason=\"{}\"}} {}",
+                why.label(),
+                value.load(Ordering::Relaxed)
+            );
+        }
+        counter(
+            &mut out,
+            "k8s_auth_proxy_session_recorded_bytes",
+            "Bytes of asciicast uploaded to recorders.",
+            self.recorded_bytes.load(Ordering::Relaxed),
+        );
         out
     }
 }
@@ -138,6 +243,16 @@ pub(crate) struct ActiveConnection<'a>(&'a Metrics);
 impl Drop for ActiveConnection<'_> {
     fn drop(&mut self) {
         self.0.connections_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts a session as active while alive.
+#[derive(Debug)]
+pub(crate) struct ActiveSession<'a>(&'a Metrics);
+
+impl Drop for ActiveSession<'_> {
+    fn drop(&mut self) {
+        self.0.sessions_active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -2,9 +2,11 @@
 //! `POST`, WebSocket over `GET`), which the proxy upgrades upstream too and then splices.
 //!
 //! Order of work (each step before any upstream I/O of the next): identity -> policy (a caller whose
-//! grant demands recording but names no recorder is refused here) -> upgrade upstream with
-//! impersonation -> answer the client's upgrade with the upstream's 101 and its negotiated protocol
-//! headers -> splice both directions.
+//! grant demands recording but names no recorder is refused here) -> connect the recording (fail
+//! closed: refused with the recorders' errors, upstream never contacted; fail open: go on
+//! unrecorded) -> upgrade upstream with impersonation -> answer the client's upgrade with the
+//! upstream's 101 and its negotiated protocol headers -> splice both directions, each shown to the
+//! session tap whose events feed the recording (`splice.rs`).
 
 use std::sync::Arc;
 
@@ -14,12 +16,20 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 
+use sessiontap::{Protocol, SessionParams, SessionTap, TapLimits};
+
 use crate::app::App;
 use crate::forward::{authorize, forward};
 use crate::hop_by_hop::remove_hop_by_hop;
-use crate::identity::ConnectionContext;
-use crate::metrics::Refusal;
+use crate::identity::{Caller, ConnectionContext};
+use crate::metrics::{RecordingFailure, Refusal};
 use crate::status::KubeStatus;
+
+mod cast;
+mod failure;
+mod splice;
+
+use cast::Target;
 
 /// The two streaming protocols kubectl speaks for exec and attach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +77,7 @@ pub(crate) async fn exec_or_attach(
     Extension(connection): Extension<Arc<ConnectionContext>>,
     mut request: Request,
 ) -> Response {
-    let protocol = match requested_upgrade(request.method(), request.headers()) {
+    let stream_protocol = match requested_upgrade(request.method(), request.headers()) {
         // Not an upgrade: upstream answers it like any other request (usually 400).
         Ok(None) => {
             return forward(State(app), Extension(connection), request).await;
@@ -81,35 +91,40 @@ pub(crate) async fn exec_or_attach(
         Ok(caller) => caller,
         Err(refusal) => return refusal.response_for(request.uri().path()),
     };
-    let recording = &caller.policy.recording;
-    if recording.refuses_unrecorded() {
+    let policy = &caller.policy.recording;
+    if policy.refuses_unrecorded() {
         app.metrics.request_refused(Refusal::Policy);
         return KubeStatus::forbidden(
             "the caller's grant requires session recording (enforceRecorder) but names no recorder",
         )
         .into_response();
     }
-    if recording.is_recorded() {
-        // Session recording is not wired in yet: a grant that asks for it fails closed, or goes on
-        // unrecorded when it allows that, exactly as with every recorder unreachable.
-        if !recording.fail_open {
-            app.metrics.request_refused(Refusal::Policy);
-            return KubeStatus::forbidden(
-                "the caller's grant requires session recording, which this proxy cannot do yet",
-            )
-            .into_response();
+
+    // Connect the recording before anything reaches upstream, so a fail-closed session can never
+    // start unrecorded.
+    let recording = if policy.is_recorded() {
+        match connect_recording(
+            &app,
+            &caller,
+            request.uri(),
+            request.headers(),
+            stream_protocol,
+        )
+        .await
+        {
+            Ok(recording) => recording,
+            Err(refusal) => return refusal.into_response(),
         }
-        tracing::warn!(
-            caller = caller.display_name(),
-            "session not recorded: recording not available (grant allows unrecorded sessions)"
-        );
-    }
+    } else {
+        None
+    };
 
     let mut headers = request.headers().clone();
     if let Err(error) =
         impersonate::prepare_upstream_headers(&mut headers, app.mode, &caller.policy.impersonation)
     {
         app.metrics.request_refused(Refusal::Policy);
+        abandon(recording, "the caller could not be impersonated");
         return KubeStatus::forbidden(format!("cannot impersonate the caller: {error}"))
             .into_response();
     }
@@ -126,18 +141,48 @@ pub(crate) async fn exec_or_attach(
         Ok(response) => response,
         Err(error) => {
             app.metrics.request_refused(Refusal::UpstreamUnreachable);
+            abandon(recording, "the upstream API server was unreachable");
             return KubeStatus::bad_gateway(error.to_string()).into_response();
         }
     };
+    app.metrics.request_proxied();
     if upstream.status() != StatusCode::SWITCHING_PROTOCOLS {
-        // Refused upstream (e.g. 403, or a WebSocket answer kubectl will retry over SPDY): relay as is.
-        app.metrics.request_proxied();
+        // Refused upstream (e.g. 403, or a WebSocket answer kubectl retries over SPDY): relay it.
+        abandon(recording, "the upstream API server refused the session");
         let response: http::Response<reqwest::Body> = upstream.into();
         let (mut parts, body) = response.into_parts();
         remove_hop_by_hop(&mut parts.headers);
         return Response::from_parts(parts, Body::new(body));
     }
-    app.metrics.request_proxied();
+    let negotiated = negotiated_protocol(stream_protocol, upstream.headers());
+    let recorded = match (recording, negotiated) {
+        (Some(recording), Some(protocol)) => Some(splice::Recorded {
+            recording,
+            tap: SessionTap::new(protocol, TapLimits::default()),
+            fail_open: policy.fail_open,
+        }),
+        (Some(recording), None) => {
+            app.metrics.recording_failed(RecordingFailure::Unreadable);
+            abandon(
+                Some(recording),
+                "the negotiated protocol cannot be recorded",
+            );
+            if !policy.fail_open {
+                return KubeStatus::forbidden(
+                    "the session protocol the server chose cannot be recorded, and the caller's grant requires recording",
+                )
+                .into_response();
+            }
+            app.metrics.session_unrecorded();
+            None
+        }
+        (None, _) => None,
+    };
+    // A session that is not recorded needs no tap; the splice only needs a protocol for the tap.
+    let protocol = negotiated.unwrap_or(Protocol::Spdy {
+        version: sessiontap::RemoteCommandVersion::V4,
+    });
+
     let mut reply = Response::new(Body::empty());
     *reply.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     // The 101 carries what upstream negotiated: Upgrade/Connection, Sec-WebSocket-Accept and
@@ -146,30 +191,151 @@ pub(crate) async fn exec_or_attach(
     let client_upgrade = hyper::upgrade::on(&mut request);
     let name = caller.display_name().to_string();
     tokio::spawn(async move {
-        let upstream_io = match upstream.upgrade().await {
-            Ok(io) => io,
-            Err(error) => {
-                tracing::warn!(caller = name, %error, "upstream upgrade failed");
+        let _active = app.metrics.session_started();
+        let (upstream_io, client_io) = match tokio::join!(upstream.upgrade(), client_upgrade) {
+            (Ok(upstream_io), Ok(client_io)) => (upstream_io, client_io),
+            (upstream_io, client_io) => {
+                tracing::warn!(
+                    caller = name,
+                    upstream_ok = upstream_io.is_ok(),
+                    client_ok = client_io.is_ok(),
+                    "upgrade failed"
+                );
+                if let Some(recorded) = recorded {
+                    recorded.recording.abandon("the connection upgrade failed");
+                    let _ = recorded.recording.finish().await;
+                }
                 return;
             }
         };
-        let client_io = match client_upgrade.await {
-            Ok(io) => io,
-            Err(error) => {
-                tracing::warn!(caller = name, %error, "client upgrade failed");
-                return;
+        let client_io = hyper_util::rt::TokioIo::new(client_io);
+        let spliced = splice::splice(client_io, upstream_io, protocol, recorded).await;
+        match &spliced.recording {
+            Some(recorder_client::Outcome::Uploaded { bytes }) => {
+                app.metrics.recording_uploaded(*bytes)
             }
-        };
-        let mut client_io = hyper_util::rt::TokioIo::new(client_io);
-        let mut upstream_io = upstream_io;
-        match tokio::io::copy_bidirectional(&mut client_io, &mut upstream_io).await {
-            Ok((up, down)) => {
-                tracing::debug!(caller = name, ?protocol, up, down, "session ended")
+            Some(outcome) => {
+                app.metrics.recording_failed(RecordingFailure::Upload);
+                tracing::warn!(caller = name, %outcome, "session recording incomplete");
             }
-            Err(error) => tracing::debug!(caller = name, %error, "session ended with an error"),
+            None => {}
         }
+        tracing::info!(
+            caller = name,
+            ?stream_protocol,
+            up = spliced.up,
+            down = spliced.down,
+            recording = spliced.recording.as_ref().map(|o| o.to_string()),
+            ended_because = spliced.ended_because,
+            "session ended"
+        );
     });
     reply
+}
+
+/// Connects the caller's recording. `Ok(None)`: the session goes on unrecorded (fail open).
+async fn connect_recording(
+    app: &App,
+    caller: &Caller,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    stream_protocol: StreamProtocol,
+) -> Result<Option<recorder_client::Recording>, KubeStatus> {
+    let policy = &caller.policy.recording;
+    let refuse_or_skip = |failure: RecordingFailure, reason: String| {
+        app.metrics.recording_failed(failure);
+        if policy.fail_open {
+            tracing::warn!(caller = caller.display_name(), %reason, "session not recorded (the grant allows it)");
+            app.metrics.session_unrecorded();
+            Ok(None)
+        } else {
+            app.metrics.request_refused(Refusal::Policy);
+            Err(KubeStatus::forbidden(reason))
+        }
+    };
+    if !offers_recordable_protocol(stream_protocol, headers) {
+        return refuse_or_skip(
+            RecordingFailure::Unreadable,
+            "none of the offered session protocols can be recorded, and the caller's grant requires recording".into(),
+        );
+    }
+    let Some(target) = Target::from_path(uri.path()) else {
+        return refuse_or_skip(
+            RecordingFailure::Unreadable,
+            "not an exec or attach path".into(),
+        );
+    };
+    let params = match SessionParams::from_query(uri.query().unwrap_or_default()) {
+        Ok(params) => params,
+        Err(error) => {
+            return refuse_or_skip(
+                RecordingFailure::Unreadable,
+                format!("the session parameters cannot be read for recording: {error}"),
+            )
+        }
+    };
+    app.metrics.recording_attempted();
+    let session = cast::session(&caller.whois, &target, &params);
+    match app.recorder.connect(&policy.recorders, session).await {
+        Ok(recording) => Ok(Some(recording)),
+        Err(error) => refuse_or_skip(
+            RecordingFailure::Connect,
+            format!("session recording is required but failed to start: {error}"),
+        ),
+    }
+}
+
+/// Ends a recording whose session never started.
+fn abandon(recording: Option<recorder_client::Recording>, reason: &'static str) {
+    if let Some(recording) = recording {
+        recording.abandon(reason);
+        tokio::spawn(recording.finish());
+    }
+}
+
+/// Whether the client offers at least one protocol the tap can read.
+fn offers_recordable_protocol(protocol: StreamProtocol, headers: &HeaderMap) -> bool {
+    let offers = |name: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    match protocol {
+        StreamProtocol::WebSocket => offers("sec-websocket-protocol")
+            .iter()
+            .any(|p| Protocol::from_websocket_subprotocol(p).is_some()),
+        // kubectl offers versions on separate header lines; an old client may offer none (v1).
+        StreamProtocol::Spdy => {
+            let versions = offers("x-stream-protocol-version");
+            versions.is_empty()
+                || versions
+                    .iter()
+                    .any(|v| Protocol::from_spdy_header(v).is_some())
+        }
+    }
+}
+
+/// The protocol the 101 answer chose, as the tap needs it.
+fn negotiated_protocol(protocol: StreamProtocol, headers: &HeaderMap) -> Option<Protocol> {
+    let value = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    match protocol {
+        StreamProtocol::WebSocket => {
+            Protocol::from_websocket_subprotocol(&value("sec-websocket-protocol"))
+        }
+        StreamProtocol::Spdy => Protocol::from_spdy_header(&value("x-stream-protocol-version")),
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,241 @@
+//! Recorded exec sessions: the real kubectl through the proxy, recorded by the real `kube-recorder`,
+//! over WebSocket (kubectl's default) and SPDY.
+
+use std::time::{Duration, Instant};
+
+use e2e::stack::{fixture_whois, RecordingGrant, Stack, StackOptions};
+use serde_json::Value;
+
+const PROTOCOLS: [(&str, &str); 2] = [("websocket", "true"), ("spdy", "false")];
+
+fn recorded_stack(grant: RecordingGrant) -> anyhow::Result<Stack> {
+    let mut whois = fixture_whois("user-node")?;
+    // Only the recorder the stack provides: drop the fixture's unreachable tailnet recorders.
+    whois["CapMap"] = serde_json::json!({
+        "tailscale.com/cap/kubernetes": [{"impersonate": {"groups": ["system:masters"]}}]
+    });
+    let mut options = StackOptions::for_caller(whois);
+    options.recording = Some(grant);
+    Stack::start(options)
+}
+
+const ENFORCED: RecordingGrant = RecordingGrant {
+    enforce: true,
+    dead_recorder_first: false,
+    all_dead: false,
+};
+
+/// Waits until the recorder lists `count` finished recordings, returning them newest first.
+fn finished_recordings(stack: &Stack, count: usize) -> anyhow::Result<Vec<Value>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let recordings = stack.recordings()?;
+        let finished = recordings
+            .iter()
+            .filter(|r| r["outcome"] != "recording")
+            .count();
+        if finished >= count {
+            return Ok(recordings);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{finished} of {count} recordings finished: {recordings:?}\n{}",
+            stack.logs()
+        );
+        // The recorder marks a recording finished after the proxy ends the upload. This is a
+        // poll of an observable condition under a deadline; the pause only spares the CPU.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The concatenated text of a cast's output events.
+fn output_of(cast: &str) -> anyhow::Result<String> {
+    let mut text = String::new();
+    for line in cast.lines().skip(1) {
+        let event: Value = serde_json::from_str(line)?;
+        if event[1] == "o" {
+            text.push_str(event[2].as_str().unwrap_or_default());
+        }
+    }
+    Ok(text)
+}
+
+fn header_of(cast: &str) -> anyhow::Result<Value> {
+    Ok(serde_json::from_str(
+        cast.lines().next().unwrap_or_default(),
+    )?)
+}
+
+#[test]
+fn exec_output_and_exit_codes_are_recorded_over_both_protocols() -> anyhow::Result<()> {
+    let mut stack = recorded_stack(ENFORCED)?;
+    for (index, (name, websockets)) in PROTOCOLS.iter().enumerate() {
+        stack.kubectl.env = vec![(
+            "KUBECTL_REMOTE_COMMAND_WEBSOCKETS".into(),
+            websockets.to_string(),
+        )];
+        let output = stack.kubectl.run(&[
+            "exec",
+            "demo",
+            "--",
+            "sh",
+            "-c",
+            "echo out-line; echo err-line >&2; printf 'caf\\303\\251\\n'; exit 3",
+        ])?;
+        assert_eq!(
+            output.code,
+            Some(3),
+            "{name}: {}\n{}",
+            output.stderr,
+            stack.logs()
+        );
+        assert_eq!(output.stdout, "out-line\ncafé\n", "{name}");
+        assert!(
+            output.stderr.contains("err-line"),
+            "{name}: {}",
+            output.stderr
+        );
+
+        let recordings = finished_recordings(&stack, index + 1)?;
+        let newest = &recordings[0];
+        assert_eq!(newest["outcome"], "complete", "{name}: {newest}");
+        assert_eq!(newest["exitCode"], 3, "{name}: {newest}");
+        let cast = stack.recording_cast(newest["id"].as_str().unwrap_or_default())?;
+        let header = header_of(&cast)?;
+        assert_eq!(header["version"], 2);
+        assert_eq!(header["srcNodeUser"], "alice@example.com", "{header}");
+        assert_eq!(header["kubernetes"]["PodName"], "demo", "{header}");
+        assert_eq!(header["kubernetes"]["Namespace"], "default", "{header}");
+        assert_eq!(header["kubernetes"]["SessionType"], "exec", "{header}");
+        assert!(
+            header["command"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("sh -c echo out-line"),
+            "{header}"
+        );
+        let recorded = output_of(&cast)?;
+        // stdout and stderr interleave in the order the pod wrote them.
+        for expected in ["out-line\n", "err-line\n", "café\n"] {
+            assert!(recorded.contains(expected), "{name}: {recorded:?}");
+        }
+        assert_eq!(
+            recorded.len(),
+            "out-line\nerr-line\ncafé\n".len(),
+            "{name}: {recorded:?}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn ten_megabytes_of_stdin_are_copied_and_recorded_byte_identical() -> anyhow::Result<()> {
+    let mut stack = recorded_stack(ENFORCED)?;
+    // Printable, so the recording's text equals the bytes.
+    let payload: Vec<u8> = (0..10 * 1024 * 1024)
+        .map(|i: usize| b"abcdefghijklmnopqrstuvwxyz0123456789\n"[i % 37])
+        .collect();
+    let input = stack.dir.join("stdin.bin");
+    std::fs::write(&input, &payload)?;
+    for (index, (name, websockets)) in PROTOCOLS.iter().enumerate() {
+        stack.kubectl.env = vec![(
+            "KUBECTL_REMOTE_COMMAND_WEBSOCKETS".into(),
+            websockets.to_string(),
+        )];
+        let mut command = stack.kubectl.command(&["exec", "-i", "demo", "--", "cat"]);
+        command.stdin(std::fs::File::open(&input)?);
+        let output = command.output()?;
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.stdout == payload,
+            "{name}: stdout differs ({} bytes)",
+            output.stdout.len()
+        );
+        let recordings = finished_recordings(&stack, index + 1)?;
+        let cast = stack.recording_cast(recordings[0]["id"].as_str().unwrap_or_default())?;
+        assert!(
+            output_of(&cast)?.as_bytes() == payload,
+            "{name}: recording differs"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn fail_closed_with_every_recorder_down_refuses_before_upstream() -> anyhow::Result<()> {
+    let mut stack = recorded_stack(RecordingGrant {
+        enforce: true,
+        dead_recorder_first: false,
+        all_dead: true,
+    })?;
+    for (name, websockets) in PROTOCOLS {
+        stack.kubectl.env = vec![(
+            "KUBECTL_REMOTE_COMMAND_WEBSOCKETS".into(),
+            websockets.into(),
+        )];
+        let output = stack.kubectl.run(&["exec", "demo", "--", "echo", "hi"])?;
+        assert!(!output.success, "{name}: {}", output.stdout);
+        assert!(
+            output.stderr.contains("session recording is required"),
+            "{name}: {}",
+            output.stderr
+        );
+    }
+    let exec_requests: Vec<Value> = stack
+        .upstream_requests()?
+        .into_iter()
+        .filter(|r| r["path"].as_str().is_some_and(|p| p.contains("/exec")))
+        .collect();
+    assert!(exec_requests.is_empty(), "upstream saw {exec_requests:?}");
+    Ok(())
+}
+
+#[test]
+fn fail_open_with_every_recorder_down_runs_unrecorded_and_counts_it() -> anyhow::Result<()> {
+    let stack = recorded_stack(RecordingGrant {
+        enforce: false,
+        dead_recorder_first: false,
+        all_dead: true,
+    })?;
+    let output = stack
+        .kubectl
+        .run(&["exec", "demo", "--", "echo", "hi"])?
+        .expect_success("exec")?;
+    assert_eq!(output.stdout, "hi\n");
+    let metrics = stack.metrics()?;
+    assert!(
+        metrics.contains("k8s_auth_proxy_sessions_unrecorded 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("k8s_auth_proxy_session_recordings_failed{reason=\"connect\"} 1"),
+        "{metrics}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_dead_recorder_listed_first_falls_over_to_the_live_one() -> anyhow::Result<()> {
+    let stack = recorded_stack(RecordingGrant {
+        enforce: true,
+        dead_recorder_first: true,
+        all_dead: false,
+    })?;
+    stack
+        .kubectl
+        .run(&["exec", "demo", "--", "echo", "to-the-second"])?
+        .expect_success("exec")?;
+    let recordings = finished_recordings(&stack, 1)?;
+    let cast = stack.recording_cast(recordings[0]["id"].as_str().unwrap_or_default())?;
+    assert_eq!(output_of(&cast)?, "to-the-second\n");
+    let metrics = stack.metrics()?;
+    assert!(
+        metrics.contains("k8s_auth_proxy_session_recordings_uploaded 1"),
+        "{metrics}"
+    );
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! What a recording says about its session: the asciicast header from the caller and the request.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use capmodel::WhoIs;
+use recorder_client::{Caller, CastHeader, KubernetesSession, Session, SessionType};
+use sessiontap::SessionParams;
+
+/// The pod an exec/attach request is for, from its path
+/// `/api/v1/namespaces/{namespace}/pods/{pod}/{exec|attach}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// The namespace.
+    pub(crate) namespace: String,
+    /// The pod.
+    pub(crate) pod: String,
+    /// exec or attach.
+    pub(crate) session_type: SessionType,
+}
+
+impl Target {
+    /// Reads the target from the request path.
+    pub(crate) fn from_path(path: &str) -> Option<Target> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["api", "v1", "namespaces", namespace, "pods", pod, kind] => Some(Target {
+                namespace: (*namespace).to_string(),
+                pod: (*pod).to_string(),
+                session_type: match *kind {
+                    "exec" => SessionType::Exec,
+                    "attach" => SessionType::Attach,
+                    _ => return None,
+                },
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The recording's header and tty flag. The command is the exec command joined with spaces, as
+/// Tailscale's proxy records it; the timestamp is now.
+pub(crate) fn session(whois: &WhoIs, target: &Target, params: &SessionParams) -> Session {
+    let caller = if whois.node.is_tagged() {
+        Caller::Tagged {
+            node: whois.node.name_without_trailing_dot().to_string(),
+            node_id: whois.node.stable_id.clone(),
+            tags: whois.node.tags.clone(),
+        }
+    } else {
+        Caller::User {
+            node: whois.node.name_without_trailing_dot().to_string(),
+            node_id: whois.node.stable_id.clone(),
+            login_name: whois.user_profile.login_name.clone(),
+            user_id: whois.user_profile.id,
+        }
+    };
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default();
+    let header = CastHeader::kubernetes(
+        timestamp,
+        caller,
+        params.command.join(" "),
+        KubernetesSession {
+            pod_name: target.pod.clone(),
+            namespace: target.namespace.clone(),
+            container: params.container.clone().unwrap_or_default(),
+            session_type: target.session_type,
+        },
+    );
+    Session {
+        header,
+        tty: params.tty,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_from_path() {
+        assert_eq!(
+            Target::from_path("/api/v1/namespaces/prod/pods/web-1/exec"),
+            Some(Target {
+                namespace: "prod".into(),
+                pod: "web-1".into(),
+                session_type: SessionType::Exec
+            })
+        );
+        assert_eq!(
+            Target::from_path("/api/v1/namespaces/prod/pods/web-1/attach").map(|t| t.session_type),
+            Some(SessionType::Attach)
+        );
+        assert_eq!(
+            Target::from_path("/api/v1/namespaces/prod/pods/web-1/log"),
+            None
+        );
+    }
+}

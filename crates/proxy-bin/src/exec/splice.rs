@@ -1,0 +1,378 @@
+//! Splicing an upgraded exec/attach session: both directions are forwarded as they arrive, each
+//! chunk is shown to the session tap, and the tap's events go to the recording.
+//!
+//! Ordering and backpressure:
+//! - Each chunk is shown to the tap *before* it is forwarded. Over SPDY the tap learns stream roles
+//!   from the client's SYN_STREAMs, so it must see them before the server can answer on those
+//!   streams (sessiontap's documented requirement).
+//! - Fail closed: events are handed to the recording with `feed`, which waits while the recording's
+//!   buffer is full, before the chunk is forwarded; a chunk the recording cannot take is never
+//!   forwarded. The session never runs ahead of its recording.
+//! - Fail open: `try_feed` never waits; a recorder that falls too far behind is abandoned (by the
+//!   recording itself) and the session goes on unrecorded.
+//!
+//! Ending a fail-closed session because recording failed: the server-to-client direction stops at the
+//! next frame (and WebSocket message) boundary, writes a `metav1.Status` saying why on the error
+//! stream or channel, and both connections are closed.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use recorder_client::{FeedError, Feeder, OutputStream, Recording, SessionEvent};
+use sessiontap::{Protocol, SessionTap};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::failure::{failure_bytes, FrameBoundary};
+
+/// Size of each direction's read buffer (client-go writes at most 32 KiB per frame).
+const BUFFER: usize = 32 * 1024;
+/// How long a fail-closed session may take to reach a frame boundary before it is cut without
+/// the explanation.
+const BOUNDARY_DEADLINE: Duration = Duration::from_millis(1500);
+
+/// A recording attached to a session.
+#[derive(Debug)]
+pub(crate) struct Recorded {
+    /// The recording.
+    pub(crate) recording: Recording,
+    /// The tap reading the session.
+    pub(crate) tap: SessionTap,
+    /// Whether the session may go on when recording fails.
+    pub(crate) fail_open: bool,
+}
+
+/// How a spliced session ended.
+#[derive(Debug, Default)]
+pub(crate) struct Spliced {
+    /// Bytes forwarded client to upstream.
+    pub(crate) up: u64,
+    /// Bytes forwarded upstream to client.
+    pub(crate) down: u64,
+    /// The recording's outcome, if there was one.
+    pub(crate) recording: Option<recorder_client::Outcome>,
+    /// Why a fail-closed session was ended early.
+    pub(crate) ended_because: Option<String>,
+}
+
+/// What both directions share about the recording.
+struct Link {
+    tap: Mutex<SessionTap>,
+    feeder: Feeder,
+    fail_open: bool,
+    /// Set once events are no longer fed (fail open after a failure).
+    stopped: std::sync::atomic::AtomicBool,
+    /// Fail closed: why the session must end.
+    stop: watch::Sender<Option<String>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Server,
+}
+
+impl Link {
+    /// Shows a chunk to the tap and hands its events to the recording. Returns false when a
+    /// fail-closed session must not forward the chunk.
+    async fn observe(&self, side: Side, chunk: &[u8]) -> bool {
+        if self.stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            return self.fail_open;
+        }
+        let mut events = Vec::new();
+        let tapped = {
+            let mut tap = self.tap.lock().unwrap_or_else(|p| p.into_inner());
+            let mut sink = |event: sessiontap::SessionEvent<'_>| events.push(convert(event));
+            match side {
+                Side::Client => tap.client_bytes(chunk, &mut sink),
+                Side::Server => tap.server_bytes(chunk, &mut sink),
+            }
+        };
+        if let Err(error) = tapped {
+            return self.fail(format!(
+                "the session could not be read for recording: {error}"
+            ));
+        }
+        self.feed_all(events).await
+    }
+
+    /// Ends the tap (reporting an exit status if none came) and feeds what it says.
+    async fn finish_tap(&self) {
+        if self.stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let mut events = Vec::new();
+        {
+            let mut tap = self.tap.lock().unwrap_or_else(|p| p.into_inner());
+            tap.finish(&mut |event| events.push(convert(event)));
+        }
+        self.feed_all(events).await;
+    }
+
+    async fn feed_all(&self, events: Vec<Option<SessionEvent>>) -> bool {
+        for event in events.into_iter().flatten() {
+            let fed = if self.fail_open {
+                self.feeder.try_feed(event)
+            } else {
+                self.feeder.feed(event).await
+            };
+            match fed {
+                Ok(()) => {}
+                Err(FeedError::Lagging { limit_bytes }) => {
+                    return self.fail(format!(
+                        "the recorder fell behind by more than {limit_bytes} bytes"
+                    ))
+                }
+                Err(FeedError::Stopped) => {
+                    return self.fail("the recording stopped".to_string());
+                }
+            }
+        }
+        true
+    }
+
+    /// Stops recording: fail open goes on unrecorded, fail closed ends the session.
+    fn fail(&self, reason: String) -> bool {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if self.fail_open {
+            tracing::warn!(%reason, "session recording stopped; the grant allows the session to go on");
+            true
+        } else {
+            self.stop.send_if_modified(|current| {
+                if current.is_none() {
+                    *current = Some(reason);
+                    true
+                } else {
+                    false
+                }
+            });
+            false
+        }
+    }
+
+    fn spdy_error_stream(&self) -> Option<spdyframe::StreamId> {
+        self.tap
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .spdy_error_stream()
+    }
+}
+
+fn convert(event: sessiontap::SessionEvent<'_>) -> Option<SessionEvent> {
+    Some(match event {
+        sessiontap::SessionEvent::Output { stream, bytes } => SessionEvent::output(
+            match stream {
+                sessiontap::OutputStream::Stdout => OutputStream::Stdout,
+                sessiontap::OutputStream::Stderr => OutputStream::Stderr,
+            },
+            bytes,
+        ),
+        sessiontap::SessionEvent::Input { bytes } => SessionEvent::input(bytes),
+        sessiontap::SessionEvent::Resize { cols, rows } => SessionEvent::Resize { cols, rows },
+        sessiontap::SessionEvent::Exit { status } => SessionEvent::Exit {
+            status: match status {
+                sessiontap::ExitStatus::Success => recorder_client::ExitStatus::Code(0),
+                sessiontap::ExitStatus::Code(code) => recorder_client::ExitStatus::Code(*code),
+                sessiontap::ExitStatus::Failure { message } => {
+                    recorder_client::ExitStatus::Failure {
+                        message: message.clone(),
+                    }
+                }
+            },
+        },
+    })
+}
+
+/// Forwards both directions until both end (or a fail-closed recording fails), recording what the
+/// tap sees.
+pub(crate) async fn splice<C, U>(
+    client: C,
+    upstream: U,
+    protocol: Protocol,
+    recorded: Option<Recorded>,
+) -> Spliced
+where
+    C: AsyncRead + AsyncWrite + Send + Unpin,
+    U: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
+    let (stop_tx, stop_rx) = watch::channel(None::<String>);
+    let (recording, link) = match recorded {
+        Some(recorded) => {
+            let link = Arc::new(Link {
+                tap: Mutex::new(recorded.tap),
+                feeder: recorded.recording.feeder(),
+                fail_open: recorded.fail_open,
+                stopped: std::sync::atomic::AtomicBool::new(false),
+                stop: stop_tx,
+            });
+            (Some(recorded.recording), Some(link))
+        }
+        None => (None, None),
+    };
+    let fail_closed = link.as_ref().is_some_and(|l| !l.fail_open);
+
+    // A failed recording stops a fail-closed session.
+    let watcher = {
+        let failed = recording.as_ref().map(|r| r.failed());
+        let link = link.clone();
+        async move {
+            match (failed, link) {
+                (Some(failed), Some(link)) => {
+                    let outcome = failed.await;
+                    link.fail(format!("session recording failed: {outcome}"));
+                }
+                _ => std::future::pending::<()>().await,
+            }
+            // Fail open goes on; fail closed is stopped through the link. Either way this
+            // future's work is done.
+            std::future::pending::<std::convert::Infallible>().await
+        }
+    };
+
+    let client_to_upstream = {
+        let link = link.clone();
+        let mut stop = stop_rx.clone();
+        async move {
+            let mut buffer = vec![0u8; BUFFER];
+            let mut forwarded = 0u64;
+            loop {
+                let read = tokio::select! {
+                    read = client_read.read(&mut buffer) => read,
+                    _ = stop.wait_for(Option::is_some) => break,
+                };
+                let n = match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if let Some(link) = &link {
+                    if !link.observe(Side::Client, &buffer[..n]).await {
+                        break;
+                    }
+                }
+                if upstream_write.write_all(&buffer[..n]).await.is_err() {
+                    break;
+                }
+                forwarded += n as u64;
+            }
+            let _ = upstream_write.shutdown().await;
+            forwarded
+        }
+    };
+
+    let upstream_to_client = {
+        let link = link.clone();
+        let mut stop = stop_rx.clone();
+        async move {
+            let mut buffer = vec![0u8; BUFFER];
+            let mut forwarded = 0u64;
+            let mut boundary = fail_closed.then(|| FrameBoundary::new(protocol));
+            let reason = loop {
+                let read = tokio::select! {
+                    read = upstream_read.read(&mut buffer) => read,
+                    reason = stop.wait_for(Option::is_some) => {
+                        break reason.ok().and_then(|r| r.clone());
+                    }
+                };
+                let n = match read {
+                    Ok(0) | Err(_) => break None,
+                    Ok(n) => n,
+                };
+                if let Some(link) = &link {
+                    if !link.observe(Side::Server, &buffer[..n]).await {
+                        break stop.borrow().clone();
+                    }
+                }
+                if client_write.write_all(&buffer[..n]).await.is_err() {
+                    break None;
+                }
+                forwarded += n as u64;
+                if let Some(boundary) = &mut boundary {
+                    boundary.track(&buffer[..n]);
+                }
+            };
+            if let (Some(reason), Some(boundary), Some(link)) = (&reason, &mut boundary, &link) {
+                forwarded += explain_and_close(
+                    &mut upstream_read,
+                    &mut client_write,
+                    boundary,
+                    protocol,
+                    link.spdy_error_stream(),
+                    reason,
+                )
+                .await;
+            }
+            let _ = client_write.shutdown().await;
+            (forwarded, reason)
+        }
+    };
+
+    let both = async { tokio::join!(client_to_upstream, upstream_to_client) };
+    let ((up, (down, ended_because)), ()) = tokio::select! {
+        done = both => (done, ()),
+        never = watcher => match never {},
+    };
+    let recording = match (recording, link) {
+        (Some(recording), Some(link)) => {
+            link.finish_tap().await;
+            if let Some(reason) = &ended_because {
+                recording.abandon(reason.clone());
+            }
+            Some(recording.finish().await)
+        }
+        _ => None,
+    };
+    Spliced {
+        up,
+        down,
+        recording,
+        ended_because,
+    }
+}
+
+/// Forwards upstream bytes up to the next frame boundary (within a deadline), then writes the
+/// failure there. Returns the bytes forwarded.
+async fn explain_and_close<R, W>(
+    upstream: &mut R,
+    client: &mut W,
+    boundary: &mut FrameBoundary,
+    protocol: Protocol,
+    spdy_error_stream: Option<spdyframe::StreamId>,
+    reason: &str,
+) -> u64
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut forwarded = 0u64;
+    let reach = async {
+        let mut buffer = vec![0u8; BUFFER];
+        while !boundary.at_boundary() {
+            let n = match upstream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => n,
+            };
+            let cut = boundary.until_boundary(&buffer[..n], true).unwrap_or(n);
+            if client.write_all(&buffer[..cut]).await.is_err() {
+                return false;
+            }
+            forwarded += cut as u64;
+        }
+        true
+    };
+    let at_boundary = tokio::time::timeout(BOUNDARY_DEADLINE, reach)
+        .await
+        .unwrap_or(false);
+    let message = format!(
+        "{reason}; the session was ended because the caller's grant requires it to be recorded"
+    );
+    if at_boundary {
+        if let Some(bytes) = failure_bytes(protocol, spdy_error_stream, &message) {
+            let _ = client.write_all(&bytes).await;
+            let _ = client.flush().await;
+        }
+    }
+    forwarded
+}

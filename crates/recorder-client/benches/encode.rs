@@ -1,0 +1,61 @@
+//! How fast the writer task turns session output into asciicast lines (UTF-8 decoding with carry
+//! plus JSON escaping), per output chunk size. Run with `cargo bench -p recorder-client`.
+
+use std::time::Duration;
+
+use divan::counter::BytesCount;
+use divan::Bencher;
+use recorder_client::{CastEncoder, CastHeader, EncoderOptions, OutputStream};
+
+fn main() {
+    divan::main();
+}
+
+fn header() -> CastHeader {
+    CastHeader {
+        version: 2,
+        width: 0,
+        height: 0,
+        timestamp: 0,
+        command: String::new(),
+        src_node: "bench".into(),
+        src_node_id: "n".into(),
+        src_node_tags: Vec::new(),
+        src_node_user_id: None,
+        src_node_user: None,
+        kubernetes: None,
+    }
+}
+
+/// 1 MiB of terminal-like output: ASCII text, escape sequences and some multi-byte characters.
+fn output() -> Vec<u8> {
+    let line = "drwxr-xr-x  2 root root 4096 Jan  1 00:00 \u{1b}[01;34mgrüße\u{1b}[0m €\r\n";
+    line.as_bytes()
+        .iter()
+        .copied()
+        .cycle()
+        .take(1 << 20)
+        .collect()
+}
+
+#[divan::bench(args = [512, 4096, 32 * 1024])]
+fn encode_output(bencher: Bencher, chunk: usize) {
+    let data = output();
+    bencher
+        .counter(BytesCount::new(data.len()))
+        .bench_local(|| {
+            let mut encoder = CastEncoder::new(header(), EncoderOptions::default());
+            let mut out = Vec::with_capacity(data.len() * 2);
+            encoder.start(&mut out);
+            for (i, piece) in data.chunks(chunk).enumerate() {
+                encoder.output(
+                    Duration::from_micros(i as u64),
+                    OutputStream::Stdout,
+                    piece,
+                    &mut out,
+                );
+            }
+            encoder.finish(Duration::from_secs(1), &mut out);
+            divan::black_box(out)
+        });
+}

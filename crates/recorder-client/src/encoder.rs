@@ -1,0 +1,331 @@
+//! Turns what happens in a session into asciicast v2 lines. Pure: no I/O and no clock; every call
+//! is given the time since the session started.
+
+use std::time::Duration;
+
+use crate::event_line::{write_event_line, EventCode};
+use crate::header::CastHeader;
+use crate::utf8::Utf8Carry;
+
+/// Which output stream of the container a chunk of output came from. Both are recorded as `o`
+/// events; each has its own UTF-8 carry, so interleaved streams never corrupt each other's
+/// characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// How the session's command ended, as far as the proxy learnt it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ExitStatus {
+    /// The command exited with this code (0 for success).
+    Code(i32),
+    /// The server reported a failure other than an exit code.
+    Failure {
+        /// The server's message.
+        message: String,
+    },
+}
+
+impl ExitStatus {
+    /// The label of the marker event the encoder writes for this status: `exit 0`, `exit 3`,
+    /// `exit error: <message>`.
+    pub fn marker_label(&self) -> String {
+        match self {
+            ExitStatus::Code(code) => format!("exit {code}"),
+            ExitStatus::Failure { message } => format!("exit error: {message}"),
+        }
+    }
+}
+
+/// A terminal size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TermSize {
+    /// Columns.
+    pub cols: u16,
+    /// Rows.
+    pub rows: u16,
+}
+
+impl TermSize {
+    /// Whether this is the `0x0` size kubectl sends when its terminal has no size: "unknown".
+    pub fn is_unknown(self) -> bool {
+        self.cols == 0 || self.rows == 0
+    }
+}
+
+/// How a tty session's header gets its size.
+///
+/// The asciicast header of a tty session must carry the terminal's size, which only the client's
+/// first resize message tells. The header therefore waits for that resize, but never stalls the
+/// recording: output that arrives first is kept (up to [`pending_output_limit`](Self::pending_output_limit)
+/// bytes of encoded lines) and written right after the header, and if no usable resize has arrived
+/// by [`resize_deadline`](Self::resize_deadline) the header is written with
+/// [`default_size`](Self::default_size). Resizes after the header become `r` events.
+///
+/// A `0x0` resize (kubectl under a terminal without a size) says the size is unknown: as the first
+/// resize it makes the header use the default size at once; later it is not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtyOptions {
+    /// How long after the session start the header waits for the first resize. Default 2 s.
+    pub resize_deadline: Duration,
+    /// The size written when the real one is not known in time. Default 80x24. A `0x0` value here is
+    /// replaced by 80x24: the header of a tty session never says `0x0`.
+    pub default_size: TermSize,
+    /// How many bytes of encoded lines may wait for the header; past this the header is written with
+    /// the default size. Default 1 MiB.
+    pub pending_output_limit: usize,
+}
+
+impl Default for TtyOptions {
+    fn default() -> Self {
+        TtyOptions {
+            resize_deadline: Duration::from_secs(2),
+            default_size: FALLBACK_SIZE,
+            pending_output_limit: 1 << 20,
+        }
+    }
+}
+
+const FALLBACK_SIZE: TermSize = TermSize { cols: 80, rows: 24 };
+
+/// What the encoder records and how it writes the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EncoderOptions {
+    /// Whether the session has a terminal (`tty=true`). Without one the header is written at
+    /// [`CastEncoder::start`] with the width and height it was given (Tailscale's proxy writes 0 and 0).
+    pub tty: bool,
+    /// Whether stdin is recorded as `i` events. Off by default: typed input may hold secrets, and
+    /// in a tty session the terminal's echo is in the output anyway.
+    pub record_input: bool,
+    /// How a tty session's header gets its size.
+    pub tty_options: TtyOptions,
+}
+
+/// Encodes one session as asciicast v2: the header line, then one line per event.
+///
+/// Every method appends complete lines to the `out` buffer it is given (nothing when there is nothing
+/// to write yet). Times are durations since the session started; they are made non-decreasing, as
+/// asciicast requires, by holding a time that goes backwards at the latest time seen.
+///
+/// ```
+/// use std::time::Duration;
+/// use recorder_client::{CastEncoder, CastHeader, EncoderOptions, OutputStream};
+///
+/// let header: CastHeader = serde_json::from_str(r#"{"version":2,"width":0,"height":0,
+///     "timestamp":1700000000,"srcNode":"laptop","srcNodeID":"n1"}"#).unwrap();
+/// let mut encoder = CastEncoder::new(header, EncoderOptions { tty: true, ..Default::default() });
+/// let mut out = Vec::new();
+/// encoder.start(&mut out);
+/// assert!(out.is_empty(), "a tty header waits for the first resize");
+/// encoder.output(Duration::from_millis(5), OutputStream::Stdout, b"$ \xE2\x82", &mut out);
+/// encoder.resize(Duration::from_millis(7), 120, 40, &mut out);
+/// encoder.output(Duration::from_millis(9), OutputStream::Stdout, b"\xAC", &mut out);
+/// encoder.finish(Duration::from_millis(10), &mut out);
+/// let text = String::from_utf8(out).unwrap();
+/// let lines: Vec<&str> = text.lines().collect();
+/// assert!(lines[0].starts_with(r#"{"version":2,"width":120,"height":40,"#));
+/// assert_eq!(lines[1], r#"[0.005000,"o","$ "]"#);
+/// assert_eq!(lines[2], r#"[0.009000,"o","€"]"#);
+/// ```
+#[derive(Debug)]
+pub struct CastEncoder {
+    header: CastHeader,
+    options: EncoderOptions,
+    /// Encoded lines waiting for the header; `None` once the header is written.
+    pending: Option<Vec<u8>>,
+    stdout: Utf8Carry,
+    stderr: Utf8Carry,
+    stdin: Utf8Carry,
+    last_time: Duration,
+    text: String,
+}
+
+impl CastEncoder {
+    /// An encoder for a session with this header (its `width` and `height` are replaced for tty
+    /// sessions).
+    pub fn new(header: CastHeader, mut options: EncoderOptions) -> Self {
+        if options.tty_options.default_size.is_unknown() {
+            options.tty_options.default_size = FALLBACK_SIZE;
+        }
+        CastEncoder {
+            header,
+            options,
+            pending: Some(Vec::new()),
+            stdout: Utf8Carry::new(),
+            stderr: Utf8Carry::new(),
+            stdin: Utf8Carry::new(),
+            last_time: Duration::ZERO,
+            text: String::new(),
+        }
+    }
+
+    /// Starts the recording: writes the header at once unless the session has a tty (then it waits
+    /// for the first resize or [`header_deadline`](Self::header_deadline)). Without a tty the first
+    /// event also writes the header, so calling this is only needed to write it before any event.
+    pub fn start(&mut self, out: &mut Vec<u8>) {
+        if !self.options.tty {
+            self.write_header(out);
+        }
+    }
+
+    /// The header as written, or as it will be written when it is still waiting.
+    pub fn header(&self) -> &CastHeader {
+        &self.header
+    }
+
+    /// Whether the header has been written.
+    pub fn header_written(&self) -> bool {
+        self.pending.is_none()
+    }
+
+    /// When (since the session start) the header stops waiting for a resize, while it waits; the
+    /// caller calls [`deadline_passed`](Self::deadline_passed) then, if no event came first.
+    pub fn header_deadline(&self) -> Option<Duration> {
+        (self.pending.is_some() && self.options.tty)
+            .then_some(self.options.tty_options.resize_deadline)
+    }
+
+    /// Time passed: writes a waiting tty header with the default size once its deadline is reached.
+    pub fn deadline_passed(&mut self, now: Duration, out: &mut Vec<u8>) {
+        if let Some(deadline) = self.header_deadline() {
+            if now >= deadline {
+                self.write_default_header(out);
+            }
+        }
+    }
+
+    /// Output on stdout or stderr: an `o` event with the bytes decoded as UTF-8 (an incomplete
+    /// character at the end waits for the next output on the same stream).
+    pub fn output(&mut self, at: Duration, stream: OutputStream, bytes: &[u8], out: &mut Vec<u8>) {
+        let at = self.tick(at, out);
+        let decoder = match stream {
+            OutputStream::Stdout => &mut self.stdout,
+            OutputStream::Stderr => &mut self.stderr,
+        };
+        self.text.clear();
+        decoder.decode(bytes, &mut self.text);
+        self.emit_text(at, EventCode::Output, out);
+    }
+
+    /// Input on stdin: an `i` event when input is recorded, else nothing.
+    pub fn input(&mut self, at: Duration, bytes: &[u8], out: &mut Vec<u8>) {
+        if !self.options.record_input {
+            return;
+        }
+        let at = self.tick(at, out);
+        self.text.clear();
+        self.stdin.decode(bytes, &mut self.text);
+        self.emit_text(at, EventCode::Input, out);
+    }
+
+    /// The client's terminal was resized. The first resize of a tty session sets the header's size;
+    /// later ones are `r` events (`0x0` ones are left out). Resizes of sessions without a tty are
+    /// recorded as `r` events when they are not `0x0`.
+    pub fn resize(&mut self, at: Duration, cols: u16, rows: u16, out: &mut Vec<u8>) {
+        let at = self.tick(at, out);
+        let size = TermSize { cols, rows };
+        if self.pending.is_some() && self.options.tty {
+            if size.is_unknown() {
+                self.write_default_header(out);
+            } else {
+                self.header.width = cols;
+                self.header.height = rows;
+                self.write_header(out);
+            }
+            return;
+        }
+        if size.is_unknown() {
+            return;
+        }
+        self.emit_line(out, |line| {
+            write_event_line(line, at, EventCode::Resize, &format!("{cols}x{rows}"))
+        });
+    }
+
+    /// The command ended: an `m` (marker) event labelled as [`ExitStatus::marker_label`] says.
+    pub fn exit(&mut self, at: Duration, status: &ExitStatus, out: &mut Vec<u8>) {
+        let at = self.tick(at, out);
+        let label = status.marker_label();
+        self.emit_line(out, |line| {
+            write_event_line(line, at, EventCode::Marker, &label)
+        });
+    }
+
+    /// Ends the recording: incomplete characters still carried become U+FFFD `o`/`i` events, and a
+    /// header still waiting is written with the default size (then the output that waited for it).
+    pub fn finish(&mut self, at: Duration, out: &mut Vec<u8>) {
+        let at = self.tick(at, out);
+        for stream in [OutputStream::Stdout, OutputStream::Stderr] {
+            self.text.clear();
+            match stream {
+                OutputStream::Stdout => self.stdout.finish(&mut self.text),
+                OutputStream::Stderr => self.stderr.finish(&mut self.text),
+            }
+            self.emit_text(at, EventCode::Output, out);
+        }
+        self.text.clear();
+        self.stdin.finish(&mut self.text);
+        if self.options.record_input {
+            self.emit_text(at, EventCode::Input, out);
+        }
+        if self.pending.is_some() {
+            self.write_default_header(out);
+        }
+    }
+
+    /// Makes `at` non-decreasing, writes a non-tty header not yet written and applies the tty
+    /// header deadline.
+    fn tick(&mut self, at: Duration, out: &mut Vec<u8>) -> Duration {
+        let at = at.max(self.last_time);
+        self.last_time = at;
+        if self.options.tty {
+            self.deadline_passed(at, out);
+        } else {
+            self.write_header(out);
+        }
+        at
+    }
+
+    fn emit_text(&mut self, at: Duration, code: EventCode, out: &mut Vec<u8>) {
+        if self.text.is_empty() {
+            return;
+        }
+        let text = std::mem::take(&mut self.text);
+        self.emit_line(out, |line| write_event_line(line, at, code, &text));
+        self.text = text;
+    }
+
+    /// Writes a line to `out`, or keeps it while the header waits.
+    fn emit_line(&mut self, out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+        match &mut self.pending {
+            None => write(out),
+            Some(pending) => {
+                write(pending);
+                if pending.len() > self.options.tty_options.pending_output_limit {
+                    self.write_default_header(out);
+                }
+            }
+        }
+    }
+
+    fn write_default_header(&mut self, out: &mut Vec<u8>) {
+        let size = self.options.tty_options.default_size;
+        self.header.width = size.cols;
+        self.header.height = size.rows;
+        self.write_header(out);
+    }
+
+    fn write_header(&mut self, out: &mut Vec<u8>) {
+        if let Some(pending) = self.pending.take() {
+            self.header.write_json_line(out);
+            out.extend_from_slice(&pending);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

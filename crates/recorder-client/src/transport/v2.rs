@@ -1,0 +1,88 @@
+//! Protocol v2: `POST /v2/record` over h2c (HTTP/2 with prior knowledge), acks streamed back.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, StatusCode, Version};
+use http_body_util::{Either, Empty};
+use hyper::client::conn::http2::{self, SendRequest};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::time::timeout;
+
+use super::{monitor, new_body, uri, Protocol, RequestBody, Upload};
+use crate::config::RecorderConfig;
+use crate::dial::RecorderIo;
+use crate::error::AttemptError;
+
+/// `HEAD /v2/record` over h2c on `io`: the connection, ready for the upload, when the recorder
+/// answers 200 over HTTP/2; otherwise why not (then the caller tries v1).
+pub(super) async fn probe(
+    io: Box<dyn RecorderIo>,
+    addr: SocketAddr,
+    limit: Duration,
+) -> Result<SendRequest<RequestBody>, String> {
+    let exchange = async {
+        let (mut sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+            .await
+            .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
+        tokio::spawn(async move {
+            if let Err(error) = conn.await {
+                tracing::debug!(%addr, %error, "recorder HTTP/2 connection ended");
+            }
+        });
+        let request = Request::builder()
+            .method(Method::HEAD)
+            .uri(uri(addr, Protocol::V2))
+            .body(Either::Left(Empty::new()))
+            .map_err(|e| format!("building the probe: {e}"))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("HEAD /v2/record: {e}"))?;
+        Ok::<_, String>((sender, response.status(), response.version()))
+    };
+    match timeout(limit, exchange).await {
+        Err(_) => Err(format!("HEAD /v2/record: no answer in {limit:?}")),
+        Ok(Err(reason)) => Err(reason),
+        Ok(Ok((sender, StatusCode::OK, Version::HTTP_2))) => Ok(sender),
+        Ok(Ok((_, status, version))) => Err(format!("HEAD /v2/record: {status} over {version:?}")),
+    }
+}
+
+/// Starts the upload on a probed connection: the recorder answers 200 at once and then streams acks.
+pub(super) async fn start(
+    mut sender: SendRequest<RequestBody>,
+    addr: SocketAddr,
+    config: &RecorderConfig,
+) -> Result<Upload, AttemptError> {
+    let (body, request_body) = new_body();
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(uri(addr, Protocol::V2))
+        .body(request_body)
+        .map_err(AttemptError::Request)?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(AttemptError::Http)?;
+    if response.status() != StatusCode::OK {
+        return Err(AttemptError::Status(response.status()));
+    }
+    let acked = Arc::new(AtomicU64::new(0));
+    let ack_window = config.ack_window;
+    let counter = Arc::clone(&acked);
+    let monitor = tokio::spawn(async move {
+        // The request handle keeps the connection open for as long as the upload runs.
+        let _connection = sender;
+        monitor::read_acks(response.into_body(), ack_window, &counter).await
+    });
+    Ok(Upload {
+        addr,
+        protocol: Protocol::V2,
+        body,
+        monitor,
+        acked,
+    })
+}
