@@ -1,6 +1,8 @@
 //! `cargo xtask ci` and `cargo xtask e2e`.
 
-use crate::tools::{build_binaries, cargo, ensure_cargo_tool, ensure_kubectl, run};
+use crate::tools::{
+    build_binaries, cargo, ensure_asciinema, ensure_cargo_tool, ensure_kubectl, run,
+};
 
 /// How long each fuzz target runs in CI.
 const FUZZ_SMOKE_SECONDS: u64 = 15;
@@ -8,6 +10,7 @@ const FUZZ_SMOKE_SECONDS: u64 = 15;
 /// Everything CI checks.
 pub(crate) fn ci() -> anyhow::Result<()> {
     ensure_kubectl()?;
+    ensure_asciinema()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args([
         "clippy",
@@ -38,6 +41,7 @@ pub(crate) fn ci() -> anyhow::Result<()> {
 /// Only the end-to-end suite.
 pub(crate) fn e2e() -> anyhow::Result<()> {
     ensure_kubectl()?;
+    ensure_asciinema()?;
     ensure_cargo_tool("nextest", "cargo-nextest")?;
     build_binaries()?;
     run(cargo()

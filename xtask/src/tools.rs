@@ -73,6 +73,21 @@ pub(crate) fn ensure_kubectl() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `asciinema` 2.4.0 (PyPI), which the end-to-end suite uses to check recordings replay; installed
+/// with pip when missing.
+pub(crate) fn ensure_asciinema() -> anyhow::Result<()> {
+    let present = Command::new("asciinema")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if present {
+        return Ok(());
+    }
+    eprintln!("installing asciinema 2.4.0 (once)");
+    run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "asciinema==2.4.0"]))
+}
+
 /// Builds the binaries the end-to-end suite and the demo start.
 pub(crate) fn build_binaries() -> anyhow::Result<()> {
     run(cargo().args([

@@ -60,6 +60,25 @@ fn output_of(cast: &str) -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// `asciinema cat` (asciinema 2.4.0, installed by `cargo xtask e2e|ci`) replays the cast.
+fn asciinema_accepts(stack: &Stack, cast: &str) -> anyhow::Result<()> {
+    let path = stack.dir.join("check.cast");
+    std::fs::write(&path, cast)?;
+    let output = std::process::Command::new("asciinema")
+        .arg("cat")
+        .arg(&path)
+        .output()
+        .map_err(|e| {
+            anyhow::anyhow!("asciinema not runnable ({e}); `cargo xtask e2e` installs it")
+        })?;
+    anyhow::ensure!(
+        output.status.success(),
+        "asciinema cat refused the recording: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
 fn header_of(cast: &str) -> anyhow::Result<Value> {
     Ok(serde_json::from_str(
         cast.lines().next().unwrap_or_default(),
@@ -114,6 +133,7 @@ fn exec_output_and_exit_codes_are_recorded_over_both_protocols() -> anyhow::Resu
                 .starts_with("sh -c echo out-line"),
             "{header}"
         );
+        asciinema_accepts(&stack, &cast)?;
         let recorded = output_of(&cast)?;
         // stdout and stderr interleave in the order the pod wrote them.
         for expected in ["out-line\n", "err-line\n", "café\n"] {
