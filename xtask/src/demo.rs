@@ -32,13 +32,20 @@ Try:
   kubectl auth whoami
   kubectl --as=mallory auth whoami      # still demo@example.com: caller impersonation is dropped
   kubectl get pods -w
+  kubectl exec -it demo -- sh           # recorded: the grant enforces recording
   curl -s {metrics}/metrics | grep k8s_auth_proxy
+
+Recordings (kube-recorder at {recorder}):
+  {bin}/kube-recorder ls --dir {dir}/recordings
+  {bin}/kube-recorder play ID --dir {dir}/recordings
 
 Press Ctrl-C to stop."#,
         proxy = stack.proxy_url,
         metrics = stack.metrics_url,
         apiserver = stack.apiserver_url,
         dir = dir.display(),
+        recorder = stack.recorder_addr.as_deref().unwrap_or("-"),
+        bin = e2e::binaries::bin_dir().display(),
     );
     let status = stack.proxy.wait()?;
     anyhow::bail!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context as _};
 use serde_json::{json, Value};
 
-use crate::stack::{default_apiserver_config, Stack, StackOptions, PROXY_TOKEN};
+use crate::stack::{default_apiserver_config, RecordingGrant, Stack, StackOptions, PROXY_TOKEN};
 
 /// The demo caller as tailscaled would describe it.
 pub fn demo_caller() -> Value {
@@ -29,6 +29,12 @@ pub fn start(dir: &Path) -> anyhow::Result<Stack> {
     let options = StackOptions {
         dir: Some(dir.to_path_buf()),
         apiserver_config: default_apiserver_config(25),
+        // Every exec/attach is recorded by the stack's kube-recorder, failing closed.
+        recording: Some(RecordingGrant {
+            enforce: true,
+            dead_recorder_first: false,
+            all_dead: false,
+        }),
         ..StackOptions::for_caller(demo_caller())
     };
     Stack::start(options)
@@ -100,6 +106,26 @@ pub fn script(stack: &Stack) -> anyhow::Result<()> {
             Ok(line)
         },
     )?;
+    step("kubectl exec demo -- sh -c 'echo hello from the pod; exit 3' (recorded, exit code kept)", || {
+        let out = k.run(&["exec", "demo", "--", "sh", "-c", "echo hello from the pod; exit 3"])?;
+        ensure!(out.code == Some(3), "kubectl exited {:?}: {}", out.code, out.stderr);
+        ensure!(out.stdout == "hello from the pod\n", "stdout {:?}", out.stdout);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let recording = loop {
+            let recordings = stack.recordings()?;
+            if let Some(done) = recordings.iter().find(|r| r["outcome"] != "recording") {
+                break done.clone();
+            }
+            ensure!(std::time::Instant::now() < deadline, "no finished recording: {recordings:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        ensure!(recording["outcome"] == "complete", "recording {recording}");
+        ensure!(recording["exitCode"] == 3, "recording {recording}");
+        let id = recording["id"].as_str().unwrap_or_default().to_string();
+        let cast = stack.recording_cast(&id)?;
+        ensure!(cast.contains("hello from the pod"), "cast:\n{cast}");
+        Ok(format!("recording {id}: {} bytes, exit code 3", cast.len()))
+    })?;
     step("upstream saw only the proxy's credentials", || {
         let requests = stack.upstream_requests()?;
         for request in &requests {
