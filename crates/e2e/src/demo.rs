@@ -106,26 +106,48 @@ pub fn script(stack: &Stack) -> anyhow::Result<()> {
             Ok(line)
         },
     )?;
-    step("kubectl exec demo -- sh -c 'echo hello from the pod; exit 3' (recorded, exit code kept)", || {
-        let out = k.run(&["exec", "demo", "--", "sh", "-c", "echo hello from the pod; exit 3"])?;
-        ensure!(out.code == Some(3), "kubectl exited {:?}: {}", out.code, out.stderr);
-        ensure!(out.stdout == "hello from the pod\n", "stdout {:?}", out.stdout);
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let recording = loop {
-            let recordings = stack.recordings()?;
-            if let Some(done) = recordings.iter().find(|r| r["outcome"] != "recording") {
-                break done.clone();
-            }
-            ensure!(std::time::Instant::now() < deadline, "no finished recording: {recordings:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        ensure!(recording["outcome"] == "complete", "recording {recording}");
-        ensure!(recording["exitCode"] == 3, "recording {recording}");
-        let id = recording["id"].as_str().unwrap_or_default().to_string();
-        let cast = stack.recording_cast(&id)?;
-        ensure!(cast.contains("hello from the pod"), "cast:\n{cast}");
-        Ok(format!("recording {id}: {} bytes, exit code 3", cast.len()))
-    })?;
+    step(
+        "kubectl exec demo -- sh -c 'echo hello from the pod; exit 3' (recorded, exit code kept)",
+        || {
+            let out = k.run(&[
+                "exec",
+                "demo",
+                "--",
+                "sh",
+                "-c",
+                "echo hello from the pod; exit 3",
+            ])?;
+            ensure!(
+                out.code == Some(3),
+                "kubectl exited {:?}: {}",
+                out.code,
+                out.stderr
+            );
+            ensure!(
+                out.stdout == "hello from the pod\n",
+                "stdout {:?}",
+                out.stdout
+            );
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let recording = loop {
+                let recordings = stack.recordings()?;
+                if let Some(done) = recordings.iter().find(|r| r["outcome"] != "recording") {
+                    break done.clone();
+                }
+                ensure!(
+                    std::time::Instant::now() < deadline,
+                    "no finished recording: {recordings:?}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            ensure!(recording["outcome"] == "complete", "recording {recording}");
+            ensure!(recording["exitCode"] == 3, "recording {recording}");
+            let id = recording["id"].as_str().unwrap_or_default().to_string();
+            let cast = stack.recording_cast(&id)?;
+            ensure!(cast.contains("hello from the pod"), "cast:\n{cast}");
+            Ok(format!("recording {id}: {} bytes, exit code 3", cast.len()))
+        },
+    )?;
     step("upstream saw only the proxy's credentials", || {
         let requests = stack.upstream_requests()?;
         for request in &requests {

@@ -118,12 +118,34 @@ impl Kubectl {
 
     /// Starts a long-running command whose stdout is read line by line.
     pub fn spawn_lines(&self, args: &[&str]) -> anyhow::Result<LineStream> {
+        self.spawn_lines_with(args, Stdio::null())
+            .map(|(stream, _)| stream)
+    }
+
+    /// Like [`spawn_lines`](Self::spawn_lines), with a pipe to the command's stdin.
+    pub fn spawn_interactive(
+        &self,
+        args: &[&str],
+    ) -> anyhow::Result<(LineStream, std::process::ChildStdin)> {
+        let (stream, stdin) = self.spawn_lines_with(args, Stdio::piped())?;
+        Ok((stream, stdin.ok_or_else(|| anyhow!("no stdin"))?))
+    }
+
+    fn spawn_lines_with(
+        &self,
+        args: &[&str],
+        stdin: Stdio,
+    ) -> anyhow::Result<(LineStream, Option<std::process::ChildStdin>)> {
         let mut command = self.command(args);
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = command
             .spawn()
             .with_context(|| format!("starting kubectl {args:?}"))?;
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let stdin = child.stdin.take();
         let (sender, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -133,11 +155,14 @@ impl Kubectl {
                 }
             }
         });
-        Ok(LineStream {
-            child,
-            lines,
-            seen: Vec::new(),
-        })
+        Ok((
+            LineStream {
+                child,
+                lines,
+                seen: Vec::new(),
+            },
+            stdin,
+        ))
     }
 }
 
@@ -180,6 +205,29 @@ impl LineStream {
                     );
                 }
             }
+        }
+    }
+}
+
+impl LineStream {
+    /// Waits for the command to exit (killing it at the deadline), returning whether it succeeded
+    /// and its stderr.
+    pub fn wait_exit(&mut self, deadline: Duration) -> anyhow::Result<(bool, String)> {
+        let until = Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = self.child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+                }
+                return Ok((status.success(), stderr));
+            }
+            if Instant::now() >= until {
+                let _ = self.child.kill();
+                bail!("the command did not exit within {deadline:?}");
+            }
+            // Polling the child's exit under a deadline; the pause only spares the CPU.
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

@@ -259,3 +259,81 @@ fn a_dead_recorder_listed_first_falls_over_to_the_live_one() -> anyhow::Result<(
     );
     Ok(())
 }
+
+/// kubectl exec -i cat, one line echoed, then the recorder is killed.
+fn kill_recorder_mid_session(
+    enforce: bool,
+    websockets: &str,
+) -> anyhow::Result<(Stack, bool, String, Vec<String>)> {
+    use std::io::Write as _;
+    let mut stack = recorded_stack(RecordingGrant {
+        enforce,
+        ..ENFORCED
+    })?;
+    stack.kubectl.env = vec![(
+        "KUBECTL_REMOTE_COMMAND_WEBSOCKETS".into(),
+        websockets.into(),
+    )];
+    let (mut session, mut stdin) = stack
+        .kubectl
+        .spawn_interactive(&["exec", "-i", "demo", "--", "cat"])?;
+    stdin.write_all(b"before\n")?;
+    stdin.flush()?;
+    session.wait_for("before", Duration::from_secs(60))?;
+    if let Some(recorder) = stack.recorder.as_mut() {
+        recorder.kill();
+    }
+    let mut echoed = Vec::new();
+    if !enforce {
+        // Fail open: the session goes on.
+        stdin.write_all(b"after\n")?;
+        stdin.flush()?;
+        echoed.push(session.wait_for("after", Duration::from_secs(60))?);
+    }
+    drop(stdin);
+    let started = Instant::now();
+    let (success, stderr) = session.wait_exit(Duration::from_secs(30))?;
+    if enforce {
+        // The proxy notices within a second and ends the session at once; the generous bound here
+        // only keeps a hung session from hanging the suite (timing claims live in benchmarks).
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+    Ok((stack, success, stderr, echoed))
+}
+
+#[test]
+fn recorder_killed_mid_session_ends_a_fail_closed_session_with_the_reason() -> anyhow::Result<()> {
+    for (name, websockets) in PROTOCOLS {
+        let (stack, success, stderr, _) = kill_recorder_mid_session(true, websockets)?;
+        assert!(!success, "{name}: kubectl should fail: {stderr}");
+        assert!(
+            stderr.contains("session recording failed"),
+            "{name}: kubectl should print the reason: {stderr}\n{}",
+            stack.logs()
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn recorder_killed_mid_session_lets_a_fail_open_session_finish() -> anyhow::Result<()> {
+    for (name, websockets) in PROTOCOLS {
+        let (stack, success, stderr, echoed) = kill_recorder_mid_session(false, websockets)?;
+        assert!(
+            success,
+            "{name}: kubectl failed: {stderr}\n{}",
+            stack.logs()
+        );
+        assert_eq!(echoed, ["after"], "{name}");
+        let metrics = stack.metrics()?;
+        assert!(
+            metrics.contains("k8s_auth_proxy_session_recordings_failed{reason=\"upload\"} 1"),
+            "{name}: {metrics}"
+        );
+    }
+    Ok(())
+}
