@@ -22,6 +22,8 @@ use super::names::{is_dns1123_label, is_dns1123_subdomain};
 /// namespaces: [default]
 /// pods:
 ///   - {namespace: default, name: demo, containers: [main], phase: Running, labels: {app: demo}}
+///   # `kubectl attach` connects to the first container's main process, run on the host:
+///   - {name: shell, attachCommand: [sh], tty: true, stdin: true}
 /// generatedPods:
 ///   - {namespace: bulk, prefix: pod-, count: 5000}
 /// ```
@@ -105,6 +107,19 @@ pub struct PodConfig {
     /// Container image, the same for every container.
     #[serde(default = "default_image")]
     pub image: String,
+    /// The main process of the pod's first container, which `kubectl attach` connects to: a
+    /// program and its arguments, run on the host (written to the container's `command`). Empty:
+    /// the container has no main process and attach is refused. The process is started by the
+    /// first attach and keeps running across attaches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attach_command: Vec<String>,
+    /// Whether the main process runs on a pseudo-terminal (the container's `tty`).
+    #[serde(default)]
+    pub tty: bool,
+    /// Whether the main process reads standard input from attached sessions (the container's
+    /// `stdin`). True when omitted, as `kubectl run -i` sets it.
+    #[serde(default = "default_true")]
+    pub stdin: bool,
 }
 
 /// `count` pods named `PREFIX0`, `PREFIX1`, ... in one namespace.
@@ -134,6 +149,10 @@ fn default_phase() -> String {
     "Running".to_owned()
 }
 
+fn default_true() -> bool {
+    true
+}
+
 fn default_image() -> String {
     "busybox:stable".to_owned()
 }
@@ -148,7 +167,21 @@ impl PodConfig {
             phase: default_phase(),
             labels: BTreeMap::new(),
             image: default_image(),
+            attach_command: Vec::new(),
+            tty: false,
+            stdin: true,
         }
+    }
+
+    /// The same pod with a main process for `kubectl attach` (see [`PodConfig::attach_command`]).
+    pub fn with_attach_command<S: Into<String>>(
+        mut self,
+        command: impl IntoIterator<Item = S>,
+        tty: bool,
+    ) -> Self {
+        self.attach_command = command.into_iter().map(Into::into).collect();
+        self.tty = tty;
+        self
     }
 }
 
@@ -356,6 +389,13 @@ impl ApiServerConfig {
                     "need at least one container, each a DNS-1123 label",
                 ));
             }
+            if p.attach_command.first().is_some_and(String::is_empty) {
+                return Err(invalid(
+                    format!("pods[{i}].attachCommand"),
+                    p.attach_command.join(" "),
+                    "the program (first element) must be non-empty",
+                ));
+            }
             if !PHASES.contains(&p.phase.as_str()) {
                 return Err(invalid(
                     format!("pods[{i}].phase"),
@@ -428,6 +468,20 @@ mod tests {
             c.validate().map_err(|e| e.field),
             Err("pods[0].phase".to_owned())
         );
+    }
+
+    #[test]
+    fn attach_command() {
+        let c = ApiServerConfig::from_yaml_str(
+            "pods: [{name: sh, attachCommand: [sh, -c, 'echo hi'], tty: true}, {name: plain}]\n",
+        )
+        .expect("valid");
+        assert_eq!(c.pods[0].attach_command, ["sh", "-c", "echo hi"]);
+        assert!(c.pods[0].tty && c.pods[0].stdin);
+        assert!(c.pods[1].attach_command.is_empty() && !c.pods[1].tty);
+        let err = ApiServerConfig::from_yaml_str("pods: [{name: x, attachCommand: ['']}]\n")
+            .expect_err("empty program");
+        assert!(err.to_string().contains("pods[0].attachCommand"), "{err}");
     }
 
     #[test]

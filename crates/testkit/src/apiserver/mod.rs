@@ -21,8 +21,11 @@
 //! Behaviour follows the Kubernetes v1.32 sources (`k8s.io/apiserver/pkg/endpoints`, `filters`,
 //! `pkg/printers/internalversion`); where the stand-in simplifies, the module that does so says how.
 //!
-//! Exec and attach are not served yet: their discovery entries exist so that kubectl reaches the
-//! stand-in, which answers `404 NotFound` with a message saying so.
+//! - `pods/exec` and `pods/attach` over SPDY/3.1 (remote command v1 to v4) and WebSocket
+//!   (`v5.channel.k8s.io`, `v4.channel.k8s.io`, the base64 variants and `channel.k8s.io`),
+//!   running real processes on the host (on a pseudo-terminal for a tty) and reporting their
+//!   exit status as the kubelet does; attach connects to a pod's long-running main process
+//!   (`attachCommand` in the configuration). See the `remotecommand` module.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -56,6 +59,7 @@ mod openapi_v2;
 mod pki;
 mod pods;
 mod protobuf;
+mod remotecommand;
 mod request_body;
 mod request_log;
 mod responses;

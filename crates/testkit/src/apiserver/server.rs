@@ -170,19 +170,23 @@ impl ApiServer {
         Ok(self.state.store.delete_pod(namespace, name)?.object.clone())
     }
 
-    /// Stops accepting, closes every connection (watches included) and waits for that.
+    /// Stops accepting, closes every connection (watches and exec/attach sessions included),
+    /// ends every process it started, and waits for all that.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        self.state.remote.shutdown().await;
     }
 }
 
 impl Drop for ApiServer {
     fn drop(&mut self) {
-        // Ends the accept loop, which aborts the connections.
+        // Ends the accept loop, which aborts the connections, and the exec/attach sessions,
+        // which kills their processes.
         let _ = self.stop.send(true);
+        self.state.remote.abort_all();
     }
 }
 

@@ -10,6 +10,7 @@ use super::config::{parse_version, ApiServerConfig};
 use super::identity::UserInfo;
 use super::pods::object::manifest_from_config;
 use super::pods::store::Store;
+use super::remotecommand::RemoteCommands;
 use super::request_log::RequestLog;
 use super::x509_subject::CertSubject;
 
@@ -21,6 +22,8 @@ pub(crate) struct AppState {
     pub(crate) authenticator: Authenticator,
     /// The `/version` body.
     pub(crate) version: Value,
+    /// Exec and attach sessions and the pods' main processes.
+    pub(crate) remote: RemoteCommands,
 }
 
 /// The state as handlers receive it.
@@ -45,6 +48,8 @@ impl AppState {
             log: RequestLog::default(),
             authenticator: Authenticator::new(config),
             version: version_info(&config.version),
+            remote: RemoteCommands::new()
+                .map_err(|e| anyhow::anyhow!("creating a directory for exec processes: {e}"))?,
         })
     }
 }

@@ -1,7 +1,7 @@
 //! HTTP handlers for `/api/v1/pods`, `/api/v1/namespaces/{ns}/pods[/{name}]` and the legacy
 //! `/api/v1/watch/...` paths.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::patch::{self, PatchType};
 use crate::apiserver::list_options::{IncludeObject, ListOptions};
 use crate::apiserver::negotiation::{negotiate, Output};
+use crate::apiserver::remotecommand::{self, Subresource};
 use crate::apiserver::request_body;
 use crate::apiserver::responses::{decode_continue, list_page_response, object_response};
 use crate::apiserver::selectors::POD_FIELDS;
@@ -242,12 +243,21 @@ pub(crate) async fn replace(
     ))
 }
 
-/// `/api/v1/namespaces/{ns}/pods/{name}/{subresource}`: exec, attach and log are advertised but
-/// not served yet.
+/// `/api/v1/namespaces/{ns}/pods/{name}/{subresource}`: exec and attach; `log` is advertised but
+/// not served.
 pub(crate) async fn subresource(
-    Path((_ns, name, sub)): Path<(String, String, String)>,
+    State(state): State<SharedState>,
+    Path((ns, name, sub)): Path<(String, String, String)>,
+    request: Request,
 ) -> Response {
-    let mut status = Status::not_found(&format!("pods/{sub}"), &name);
-    status.message = format!("the testkit apiserver does not serve pods/{sub} yet");
-    status.into_response()
+    let kind = match sub.as_str() {
+        "exec" => Subresource::Exec,
+        "attach" => Subresource::Attach,
+        _ => {
+            let mut status = Status::not_found(&format!("pods/{sub}"), &name);
+            status.message = format!("the testkit apiserver does not serve pods/{sub}");
+            return status.into_response();
+        }
+    };
+    remotecommand::serve(state, kind, ns, name, request).await
 }

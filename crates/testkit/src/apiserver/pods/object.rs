@@ -34,7 +34,17 @@ pub(crate) fn manifest_from_config(pod: &PodConfig) -> Value {
     let containers: Vec<Value> = pod
         .containers
         .iter()
-        .map(|name| json!({ "name": name, "image": pod.image }))
+        .enumerate()
+        .map(|(i, name)| {
+            let mut container = json!({ "name": name, "image": pod.image });
+            // The attach settings belong to the first container, as `kubectl run -it` makes it.
+            if i == 0 && !pod.attach_command.is_empty() {
+                container["command"] = json!(pod.attach_command);
+                container["stdin"] = json!(pod.stdin);
+                container["tty"] = json!(pod.tty);
+            }
+            container
+        })
         .collect();
     json!({
         "apiVersion": "v1",
@@ -313,6 +323,20 @@ mod tests {
         assert_eq!(pod["status"]["phase"], "Running");
         assert_eq!(pod["status"]["containerStatuses"][0]["ready"], true);
         assert_eq!(pod["spec"]["nodeName"], NODE_NAME);
+    }
+
+    #[test]
+    fn attach_settings_go_to_the_first_container() {
+        let mut config = PodConfig::new("default", "sh").with_attach_command(["sh"], true);
+        config.containers.push("sidecar".into());
+        let manifest = manifest_from_config(&config);
+        let containers = &manifest["spec"]["containers"];
+        assert_eq!(containers[0]["command"], json!(["sh"]));
+        assert_eq!(containers[0]["tty"], true);
+        assert_eq!(containers[0]["stdin"], true);
+        assert!(containers[1].get("command").is_none());
+        let plain = manifest_from_config(&PodConfig::new("default", "plain"));
+        assert!(plain["spec"]["containers"][0].get("tty").is_none());
     }
 
     #[test]
