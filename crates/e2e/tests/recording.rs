@@ -216,25 +216,34 @@ fn fail_closed_with_every_recorder_down_refuses_before_upstream() -> anyhow::Res
 
 #[test]
 fn fail_open_with_every_recorder_down_runs_unrecorded_and_counts_it() -> anyhow::Result<()> {
-    let stack = recorded_stack(RecordingGrant {
+    let mut stack = recorded_stack(RecordingGrant {
         enforce: false,
         dead_recorder_first: false,
         all_dead: true,
     })?;
-    let output = stack
-        .kubectl
-        .run(&["exec", "demo", "--", "echo", "hi"])?
-        .expect_success("exec")?;
-    assert_eq!(output.stdout, "hi\n");
-    let metrics = stack.metrics()?;
-    assert!(
-        metrics.contains("k8s_auth_proxy_sessions_unrecorded 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("k8s_auth_proxy_session_recordings_failed{reason=\"connect\"} 1"),
-        "{metrics}"
-    );
+    for (count, (name, websockets)) in PROTOCOLS.iter().enumerate() {
+        stack.kubectl.env = vec![(
+            "KUBECTL_REMOTE_COMMAND_WEBSOCKETS".into(),
+            websockets.to_string(),
+        )];
+        let output = stack
+            .kubectl
+            .run(&["exec", "demo", "--", "echo", "hi"])?
+            .expect_success(name)?;
+        assert_eq!(output.stdout, "hi\n", "{name}");
+        let metrics = stack.metrics()?;
+        let sessions = count + 1;
+        assert!(
+            metrics.contains(&format!("k8s_auth_proxy_sessions_unrecorded {sessions}\n")),
+            "{name}: {metrics}"
+        );
+        assert!(
+            metrics.contains(&format!(
+                "k8s_auth_proxy_session_recordings_failed{{reason=\"connect\"}} {sessions}\n"
+            )),
+            "{name}: {metrics}"
+        );
+    }
     Ok(())
 }
 
