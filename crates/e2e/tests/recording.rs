@@ -346,3 +346,69 @@ fn recorder_killed_mid_session_lets_a_fail_open_session_finish() -> anyhow::Resu
     }
     Ok(())
 }
+
+#[test]
+fn a_hundred_concurrent_recorded_sessions_all_complete() -> anyhow::Result<()> {
+    for (_, websockets) in PROTOCOLS {
+        hundred_concurrent_sessions(websockets)?;
+    }
+    Ok(())
+}
+
+fn hundred_concurrent_sessions(websockets: &str) -> anyhow::Result<()> {
+    const SESSIONS: usize = 100;
+    const BYTES: usize = 1_000_000;
+    let mut stack = recorded_stack(ENFORCED)?;
+    stack.kubectl.env = vec![(
+        "KUBECTL_REMOTE_COMMAND_WEBSOCKETS".into(),
+        websockets.into(),
+    )];
+    // Each session writes 1 MB of printable output (so the recording's text is the same bytes).
+    let script = format!("head -c {BYTES} /dev/zero | tr '\\000' x");
+    let children: Vec<_> = (0..SESSIONS)
+        .map(|_| {
+            let mut command = stack
+                .kubectl
+                .command(&["exec", "demo", "--", "sh", "-c", &script]);
+            command
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            command.spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    for (index, child) in children.into_iter().enumerate() {
+        let output = child.wait_with_output()?;
+        assert!(
+            output.status.success(),
+            "session {index}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.stdout.len() == BYTES && output.stdout.iter().all(|b| *b == b'x'),
+            "session {index}: {} bytes of output",
+            output.stdout.len()
+        );
+    }
+    let recordings = finished_recordings(&stack, SESSIONS)?;
+    assert_eq!(recordings.len(), SESSIONS);
+    for recording in &recordings {
+        assert_eq!(recording["outcome"], "complete", "{recording}");
+        assert_eq!(recording["exitCode"], 0, "{recording}");
+        let cast = stack.recording_cast(recording["id"].as_str().unwrap_or_default())?;
+        let text = output_of(&cast)?;
+        assert!(
+            text.len() == BYTES && text.bytes().all(|b| b == b'x'),
+            "recording {} holds {} bytes of output",
+            recording["id"],
+            text.len()
+        );
+    }
+    let metrics = stack.metrics()?;
+    assert!(
+        metrics.contains(&format!(
+            "k8s_auth_proxy_session_recordings_uploaded {SESSIONS}\n"
+        )),
+        "{metrics}"
+    );
+    Ok(())
+}

@@ -28,8 +28,11 @@ pub(crate) const OUTPUT_CHUNK: usize = 32 * 1024;
 pub(crate) const EVENT_QUEUE: usize = 16;
 
 /// After the status is written, how long the client gets to close its side before the
-/// connection is dropped.
-const LINGER: Duration = Duration::from_secs(5);
+/// connection is dropped. Generous: a client behind a recording proxy may still be reading output
+/// queued in the socket (fail-closed recording applies backpressure), and dropping the connection
+/// while the client's later bytes (pings) sit unread makes the kernel reset it, discarding output
+/// not yet delivered.
+const LINGER: Duration = Duration::from_secs(60);
 
 /// Something the client did.
 #[derive(Debug, Clone, PartialEq, Eq)]
