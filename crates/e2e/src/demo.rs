@@ -34,6 +34,7 @@ pub fn start(dir: &Path) -> anyhow::Result<Stack> {
             enforce: true,
             dead_recorder_first: false,
             all_dead: false,
+            v1_only: false,
         }),
         ..StackOptions::for_caller(demo_caller())
     };

@@ -51,6 +51,8 @@ pub struct RecordingGrant {
     pub dead_recorder_first: bool,
     /// Start no recorder at all: every listed address is dead.
     pub all_dead: bool,
+    /// The recorder serves only protocol v1 (`kube-recorder serve --v1-only`).
+    pub v1_only: bool,
 }
 
 /// The upstream kubeconfig the proxy gets.
@@ -220,6 +222,9 @@ impl Stack {
                 command
                     .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
                     .arg(dir.join("recordings"));
+                if grant.v1_only {
+                    command.arg("--v1-only");
+                }
                 let (service, lines) =
                     Service::start("kube-recorder", command, &dir.join("recorder.log"), 1)?;
                 let url = listening_address(&lines[0])?;

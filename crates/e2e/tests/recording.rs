@@ -23,6 +23,7 @@ const ENFORCED: RecordingGrant = RecordingGrant {
     enforce: true,
     dead_recorder_first: false,
     all_dead: false,
+    v1_only: false,
 };
 
 /// Waits until the recorder lists `count` finished recordings, returning them newest first.
@@ -87,7 +88,36 @@ fn header_of(cast: &str) -> anyhow::Result<Value> {
 
 #[test]
 fn exec_output_and_exit_codes_are_recorded_over_both_protocols() -> anyhow::Result<()> {
-    let mut stack = recorded_stack(ENFORCED)?;
+    exec_output_and_exit_codes(ENFORCED)
+}
+
+/// The same with a recorder that speaks only protocol v1: the proxy falls back to it.
+#[test]
+fn a_v1_recorder_records_the_same_sessions() -> anyhow::Result<()> {
+    exec_output_and_exit_codes(RecordingGrant {
+        v1_only: true,
+        ..ENFORCED
+    })?;
+    for (name, websockets) in PROTOCOLS {
+        let (stack, success, stderr, _) = kill_recorder_mid_session(
+            RecordingGrant {
+                v1_only: true,
+                ..ENFORCED
+            },
+            websockets,
+        )?;
+        assert!(!success, "{name}: kubectl should fail: {stderr}");
+        assert!(
+            stderr.contains("session recording failed"),
+            "{name}: {stderr}\n{}",
+            stack.logs()
+        );
+    }
+    Ok(())
+}
+
+fn exec_output_and_exit_codes(grant: RecordingGrant) -> anyhow::Result<()> {
+    let mut stack = recorded_stack(grant)?;
     for (index, (name, websockets)) in PROTOCOLS.iter().enumerate() {
         stack.kubectl.env = vec![(
             "KUBECTL_REMOTE_COMMAND_WEBSOCKETS".into(),
@@ -119,6 +149,8 @@ fn exec_output_and_exit_codes_are_recorded_over_both_protocols() -> anyhow::Resu
         let newest = &recordings[0];
         assert_eq!(newest["outcome"], "complete", "{name}: {newest}");
         assert_eq!(newest["exitCode"], 3, "{name}: {newest}");
+        let protocol = if grant.v1_only { "v1" } else { "v2" };
+        assert_eq!(newest["protocol"], protocol, "{name}: {newest}");
         let cast = stack.recording_cast(newest["id"].as_str().unwrap_or_default())?;
         let header = header_of(&cast)?;
         assert_eq!(header["version"], 2);
@@ -191,6 +223,7 @@ fn fail_closed_with_every_recorder_down_refuses_before_upstream() -> anyhow::Res
         enforce: true,
         dead_recorder_first: false,
         all_dead: true,
+        v1_only: false,
     })?;
     for (name, websockets) in PROTOCOLS {
         stack.kubectl.env = vec![(
@@ -220,6 +253,7 @@ fn fail_open_with_every_recorder_down_runs_unrecorded_and_counts_it() -> anyhow:
         enforce: false,
         dead_recorder_first: false,
         all_dead: true,
+        v1_only: false,
     })?;
     for (count, (name, websockets)) in PROTOCOLS.iter().enumerate() {
         stack.kubectl.env = vec![(
@@ -253,6 +287,7 @@ fn a_dead_recorder_listed_first_falls_over_to_the_live_one() -> anyhow::Result<(
         enforce: true,
         dead_recorder_first: true,
         all_dead: false,
+        v1_only: false,
     })?;
     stack
         .kubectl
@@ -271,14 +306,12 @@ fn a_dead_recorder_listed_first_falls_over_to_the_live_one() -> anyhow::Result<(
 
 /// kubectl exec -i cat, one line echoed, then the recorder is killed.
 fn kill_recorder_mid_session(
-    enforce: bool,
+    grant: RecordingGrant,
     websockets: &str,
 ) -> anyhow::Result<(Stack, bool, String, Vec<String>)> {
+    let enforce = grant.enforce;
     use std::io::Write as _;
-    let mut stack = recorded_stack(RecordingGrant {
-        enforce,
-        ..ENFORCED
-    })?;
+    let mut stack = recorded_stack(grant)?;
     stack.kubectl.env = vec![(
         "KUBECTL_REMOTE_COMMAND_WEBSOCKETS".into(),
         websockets.into(),
@@ -317,7 +350,7 @@ fn kill_recorder_mid_session(
 #[test]
 fn recorder_killed_mid_session_ends_a_fail_closed_session_with_the_reason() -> anyhow::Result<()> {
     for (name, websockets) in PROTOCOLS {
-        let (stack, success, stderr, _) = kill_recorder_mid_session(true, websockets)?;
+        let (stack, success, stderr, _) = kill_recorder_mid_session(ENFORCED, websockets)?;
         assert!(!success, "{name}: kubectl should fail: {stderr}");
         assert!(
             stderr.contains("session recording failed"),
@@ -331,7 +364,13 @@ fn recorder_killed_mid_session_ends_a_fail_closed_session_with_the_reason() -> a
 #[test]
 fn recorder_killed_mid_session_lets_a_fail_open_session_finish() -> anyhow::Result<()> {
     for (name, websockets) in PROTOCOLS {
-        let (stack, success, stderr, echoed) = kill_recorder_mid_session(false, websockets)?;
+        let (stack, success, stderr, echoed) = kill_recorder_mid_session(
+            RecordingGrant {
+                enforce: false,
+                ..ENFORCED
+            },
+            websockets,
+        )?;
         assert!(
             success,
             "{name}: kubectl failed: {stderr}\n{}",
@@ -364,7 +403,11 @@ fn hundred_concurrent_sessions(websockets: &str) -> anyhow::Result<()> {
         websockets.into(),
     )];
     // Each session writes 1 MB of printable output (so the recording's text is the same bytes).
-    let script = format!("head -c {BYTES} /dev/zero | tr '\\000' x");
+    // The pause before the output works around a race in kubectl 1.32's WebSocket client (client-go
+    // `websocket.go` drops messages that arrive before it has created its streams: "Unknown stream
+    // id 1, discarding message"). With 100 kubectl processes starting at once on two cores, stream
+    // creation can lag the container's first output by seconds; real pods rarely write that fast.
+    let script = format!("sleep 3; head -c {BYTES} /dev/zero | tr '\\000' x");
     let children: Vec<_> = (0..SESSIONS)
         .map(|_| {
             let mut command = stack
@@ -385,8 +428,18 @@ fn hundred_concurrent_sessions(websockets: &str) -> anyhow::Result<()> {
         );
         assert!(
             output.stdout.len() == BYTES && output.stdout.iter().all(|b| *b == b'x'),
-            "session {index}: {} bytes of output",
-            output.stdout.len()
+            "session {index} ({websockets}): {} bytes of output; kubectl: {}\n{}",
+            output.stdout.len(),
+            String::from_utf8_lossy(&output.stderr),
+            stack
+                .logs()
+                .lines()
+                .filter(|l| l.contains("WARN")
+                    || l.contains("ERROR")
+                    || l.contains("session ended"))
+                .take(20)
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
     let recordings = finished_recordings(&stack, SESSIONS)?;

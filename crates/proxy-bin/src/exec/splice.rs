@@ -120,11 +120,14 @@ impl Link {
                 Ok(()) => {}
                 Err(FeedError::Lagging { limit_bytes }) => {
                     return self.fail(format!(
-                        "the recorder fell behind by more than {limit_bytes} bytes"
+                        "session recording failed: the recorder fell behind by more than {limit_bytes} bytes"
                     ))
                 }
                 Err(FeedError::Stopped) => {
-                    return self.fail("the recording stopped".to_string());
+                    return self.fail(
+                        "session recording failed: the recording stopped (recorder connection lost)"
+                            .to_string(),
+                    );
                 }
             }
         }

@@ -29,6 +29,10 @@ pub(crate) struct ServeArgs {
     /// Largest recording, in bytes; uploads beyond it are cut and marked incomplete.
     #[arg(long)]
     max_recording_bytes: Option<u64>,
+    /// Serve only protocol v1 (`/record`): `/v2/record` answers 404, as on recorders before v2.
+    /// For checking clients' fallback.
+    #[arg(long)]
+    v1_only: bool,
     /// Seconds in-flight uploads get on SIGTERM/SIGINT before they are cut.
     #[arg(long, default_value_t = 10.0)]
     shutdown_grace: f64,
@@ -55,6 +59,7 @@ impl ServeArgs {
         options.max_event_bytes = self.max_event_bytes;
         options.max_recording_bytes = self.max_recording_bytes;
         options.shutdown_grace = grace;
+        options.v2 = !self.v1_only;
         Ok(options)
     }
 }

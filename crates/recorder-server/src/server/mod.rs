@@ -59,6 +59,9 @@ pub struct ServerOptions {
     pub max_recording_bytes: Option<u64>,
     /// Longest time between two acks of a `/v2/record` upload. Default 1 s.
     pub ack_interval: Duration,
+    /// Serve protocol v2 (`/v2/record`). When false the recorder answers 404 there, like recorders
+    /// that predate v2, so clients fall back to v1 (`/record`). Default true.
+    pub v2: bool,
     /// Time a connection has to send its first bytes and, over HTTP/1.1, each request head.
     /// Default 30 s.
     pub header_read_timeout: Duration,
@@ -79,6 +82,7 @@ impl ServerOptions {
             max_concurrent_events: 32,
             max_recording_bytes: None,
             ack_interval: Duration::from_secs(1),
+            v2: true,
             header_read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
         }
@@ -144,7 +148,7 @@ impl RecorderServer {
         });
         let serve = tokio::spawn(listener::serve(
             listener,
-            routes::router(app),
+            routes::router(app, options.v2),
             listener::Limits {
                 max_connections: options.max_connections.clamp(1, Semaphore::MAX_PERMITS),
                 header_read_timeout: options.header_read_timeout,

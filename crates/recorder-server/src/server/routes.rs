@@ -9,10 +9,14 @@ use http::StatusCode;
 
 use super::{event_ingest, read_api, record, App};
 
-/// All routes.
-pub(crate) fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/v2/record", post(record::record_v2).head(ok))
+/// All routes; without `v2`, `/v2/record` is not served (404), as by recorders before v2.
+pub(crate) fn router(app: Arc<App>, v2: bool) -> Router {
+    let router = if v2 {
+        Router::new().route("/v2/record", post(record::record_v2).head(ok))
+    } else {
+        Router::new()
+    };
+    router
         .route("/record", post(record::record_v1))
         .route("/v2/event", post(event_ingest::post_event).head(ok))
         .route("/api/recordings", get(read_api::list_recordings))
