@@ -11,12 +11,13 @@ mod bench;
 mod ci;
 mod demo;
 mod fuzz;
+mod session_bench;
 mod tools;
 
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: cargo xtask <ci | e2e | demo [--script] | fuzz [--seconds N] [TARGET...] | bench>";
+    "usage: cargo xtask <ci | e2e | demo [--script] | fuzz [--seconds N] [TARGET...] | bench [--sessions-only]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,7 +26,7 @@ fn main() -> ExitCode {
         Some("e2e") => ci::e2e(),
         Some("demo") => demo::demo(args.iter().any(|a| a == "--script")),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
-        Some("bench") => bench::bench(),
+        Some("bench") => bench::bench(args.iter().any(|a| a == "--sessions-only")),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
