@@ -76,8 +76,9 @@ pub(crate) fn ensure_kubectl() -> anyhow::Result<()> {
 /// `asciinema` 2.4.0 (PyPI), which the end-to-end suite uses to check recordings replay; installed
 /// with pip when missing.
 pub(crate) fn ensure_asciinema() -> anyhow::Result<()> {
-    let present = Command::new("asciinema")
-        .arg("--version")
+    // Run as a module: a fresh pip install's console script may not be on PATH yet (pyenv shims).
+    let present = Command::new("python3")
+        .args(["-m", "asciinema", "--version"])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);

@@ -65,8 +65,8 @@ fn output_of(cast: &str) -> anyhow::Result<String> {
 fn asciinema_accepts(stack: &Stack, cast: &str) -> anyhow::Result<()> {
     let path = stack.dir.join("check.cast");
     std::fs::write(&path, cast)?;
-    let output = std::process::Command::new("asciinema")
-        .arg("cat")
+    let output = std::process::Command::new("python3")
+        .args(["-m", "asciinema", "cat"])
         .arg(&path)
         .output()
         .map_err(|e| {
