@@ -210,6 +210,11 @@ impl LineStream {
 }
 
 impl LineStream {
+    /// Whether the command has exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// Waits for the command to exit (killing it at the deadline), returning whether it succeeded
     /// and its stderr.
     pub fn wait_exit(&mut self, deadline: Duration) -> anyhow::Result<(bool, String)> {
