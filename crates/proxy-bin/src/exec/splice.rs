@@ -90,7 +90,7 @@ impl Link {
         };
         if let Err(error) = tapped {
             return self.fail(format!(
-                "the session could not be read for recording: {error}"
+                "session recording failed: the session could not be read: {error}"
             ));
         }
         self.feed_all(events).await
@@ -109,8 +109,8 @@ impl Link {
         self.feed_all(events).await;
     }
 
-    async fn feed_all(&self, events: Vec<Option<SessionEvent>>) -> bool {
-        for event in events.into_iter().flatten() {
+    async fn feed_all(&self, events: Vec<SessionEvent>) -> bool {
+        for event in events {
             let fed = if self.fail_open {
                 self.feeder.try_feed(event)
             } else {
@@ -162,8 +162,8 @@ impl Link {
     }
 }
 
-fn convert(event: sessiontap::SessionEvent<'_>) -> Option<SessionEvent> {
-    Some(match event {
+fn convert(event: sessiontap::SessionEvent<'_>) -> SessionEvent {
+    match event {
         sessiontap::SessionEvent::Output { stream, bytes } => SessionEvent::output(
             match stream {
                 sessiontap::OutputStream::Stdout => OutputStream::Stdout,
@@ -184,7 +184,7 @@ fn convert(event: sessiontap::SessionEvent<'_>) -> Option<SessionEvent> {
                 }
             },
         },
-    })
+    }
 }
 
 /// Forwards both directions until both end (or a fail-closed recording fails), recording what the
