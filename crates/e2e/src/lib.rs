@@ -6,10 +6,12 @@
 //! line (with a deadline) instead of sleeping.
 
 pub mod binaries;
+pub mod cast;
 pub mod demo;
 pub mod http;
 pub mod kubectl;
 pub mod process;
 pub mod stack;
+pub mod terminal;
 
 pub use stack::{Stack, StackOptions};

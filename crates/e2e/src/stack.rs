@@ -436,6 +436,30 @@ impl Stack {
         }
     }
 
+    /// Waits until the recorder lists at least `count` finished recordings (any outcome but
+    /// `recording`), returning the index newest first.
+    pub fn finished_recordings(&self, count: usize) -> anyhow::Result<Vec<Value>> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let recordings = self.recordings()?;
+            let finished = recordings
+                .iter()
+                .filter(|r| r["outcome"] != "recording")
+                .count();
+            if finished >= count {
+                return Ok(recordings);
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "{finished} of {count} recordings finished: {recordings:?}\n{}",
+                self.logs()
+            );
+            // The recorder marks a recording finished after the proxy ends the upload. This is a
+            // poll of an observable condition under a deadline; the pause only spares the CPU.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// One recording's asciicast text.
     pub fn recording_cast(&self, id: &str) -> anyhow::Result<String> {
         let addr = self

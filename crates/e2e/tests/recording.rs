@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use e2e::cast::{asciinema_accepts, header_of, output_of};
 use e2e::stack::{fixture_whois, RecordingGrant, Stack, StackOptions};
 use serde_json::Value;
 
@@ -25,66 +26,6 @@ const ENFORCED: RecordingGrant = RecordingGrant {
     all_dead: false,
     v1_only: false,
 };
-
-/// Waits until the recorder lists `count` finished recordings, returning them newest first.
-fn finished_recordings(stack: &Stack, count: usize) -> anyhow::Result<Vec<Value>> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let recordings = stack.recordings()?;
-        let finished = recordings
-            .iter()
-            .filter(|r| r["outcome"] != "recording")
-            .count();
-        if finished >= count {
-            return Ok(recordings);
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{finished} of {count} recordings finished: {recordings:?}\n{}",
-            stack.logs()
-        );
-        // The recorder marks a recording finished after the proxy ends the upload. This is a
-        // poll of an observable condition under a deadline; the pause only spares the CPU.
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The concatenated text of a cast's output events.
-fn output_of(cast: &str) -> anyhow::Result<String> {
-    let mut text = String::new();
-    for line in cast.lines().skip(1) {
-        let event: Value = serde_json::from_str(line)?;
-        if event[1] == "o" {
-            text.push_str(event[2].as_str().unwrap_or_default());
-        }
-    }
-    Ok(text)
-}
-
-/// `asciinema cat` (asciinema 2.4.0, installed by `cargo xtask e2e|ci`) replays the cast.
-fn asciinema_accepts(stack: &Stack, cast: &str) -> anyhow::Result<()> {
-    let path = stack.dir.join("check.cast");
-    std::fs::write(&path, cast)?;
-    let output = std::process::Command::new("python3")
-        .args(["-m", "asciinema", "cat"])
-        .arg(&path)
-        .output()
-        .map_err(|e| {
-            anyhow::anyhow!("asciinema not runnable ({e}); `cargo xtask e2e` installs it")
-        })?;
-    anyhow::ensure!(
-        output.status.success(),
-        "asciinema cat refused the recording: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(())
-}
-
-fn header_of(cast: &str) -> anyhow::Result<Value> {
-    Ok(serde_json::from_str(
-        cast.lines().next().unwrap_or_default(),
-    )?)
-}
 
 #[test]
 fn exec_output_and_exit_codes_are_recorded_over_both_protocols() -> anyhow::Result<()> {
@@ -145,7 +86,7 @@ fn exec_output_and_exit_codes(grant: RecordingGrant) -> anyhow::Result<()> {
             output.stderr
         );
 
-        let recordings = finished_recordings(&stack, index + 1)?;
+        let recordings = stack.finished_recordings(index + 1)?;
         let newest = &recordings[0];
         assert_eq!(newest["outcome"], "complete", "{name}: {newest}");
         assert_eq!(newest["exitCode"], 3, "{name}: {newest}");
@@ -165,7 +106,7 @@ fn exec_output_and_exit_codes(grant: RecordingGrant) -> anyhow::Result<()> {
                 .starts_with("sh -c echo out-line"),
             "{header}"
         );
-        asciinema_accepts(&stack, &cast)?;
+        asciinema_accepts(&stack.dir, &cast)?;
         let recorded = output_of(&cast)?;
         // stdout and stderr interleave in the order the pod wrote them.
         for expected in ["out-line\n", "err-line\n", "café\n"] {
@@ -207,7 +148,7 @@ fn ten_megabytes_of_stdin_are_copied_and_recorded_byte_identical() -> anyhow::Re
             "{name}: stdout differs ({} bytes)",
             output.stdout.len()
         );
-        let recordings = finished_recordings(&stack, index + 1)?;
+        let recordings = stack.finished_recordings(index + 1)?;
         let cast = stack.recording_cast(recordings[0]["id"].as_str().unwrap_or_default())?;
         assert!(
             output_of(&cast)?.as_bytes() == payload,
@@ -293,7 +234,7 @@ fn a_dead_recorder_listed_first_falls_over_to_the_live_one() -> anyhow::Result<(
         .kubectl
         .run(&["exec", "demo", "--", "echo", "to-the-second"])?
         .expect_success("exec")?;
-    let recordings = finished_recordings(&stack, 1)?;
+    let recordings = stack.finished_recordings(1)?;
     let cast = stack.recording_cast(recordings[0]["id"].as_str().unwrap_or_default())?;
     assert_eq!(output_of(&cast)?, "to-the-second\n");
     let metrics = stack.metrics()?;
@@ -458,7 +399,7 @@ fn hundred_concurrent_sessions(websockets: &str) -> anyhow::Result<()> {
                 .join("\n")
         );
     }
-    let recordings = finished_recordings(&stack, SESSIONS)?;
+    let recordings = stack.finished_recordings(SESSIONS)?;
     assert_eq!(recordings.len(), SESSIONS);
     for recording in &recordings {
         assert_eq!(recording["outcome"], "complete", "{recording}");
