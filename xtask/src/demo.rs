@@ -35,9 +35,10 @@ Try:
   kubectl exec -it demo -- sh           # recorded: the grant enforces recording
   curl -s {metrics}/metrics | grep k8s_auth_proxy
 
-Recordings (kube-recorder at {recorder}):
+Recordings and API events (kube-recorder at {recorder}; the grant has enableEvents):
   {bin}/kube-recorder ls --dir {dir}/recordings
   {bin}/kube-recorder play ID --dir {dir}/recordings
+  {bin}/kube-recorder events --dir {dir}/recordings --verb delete
 
 Press Ctrl-C to stop."#,
         proxy = stack.proxy_url,

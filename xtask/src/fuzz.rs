@@ -9,12 +9,13 @@ use anyhow::bail;
 use crate::tools::{cargo, ensure_cargo_tool, run, workspace_root};
 
 /// Every fuzz target, as listed in `fuzz/Cargo.toml`.
-pub(crate) const TARGETS: [&str; 5] = [
+pub(crate) const TARGETS: [&str; 6] = [
     "spdy_frames",
     "spdy_header_block",
     "ws_frames",
     "ws_channels",
     "sessiontap",
+    "requestinfo",
 ];
 
 /// Runs each chosen target (all when none is named) for `seconds`.

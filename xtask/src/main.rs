@@ -5,11 +5,13 @@
 //! - `e2e`: only the end-to-end suite.
 //! - `demo [--script]`: the stand-in stack with the proxy in front, for a person or a script.
 //! - `fuzz [--seconds N] [TARGET...]`: the fuzz targets under `fuzz/`.
-//! - `bench`: every benchmark.
+//! - `bench [--sessions-only | --events-only]`: every benchmark, or only the 1 GiB session
+//!   benchmark, or only the API request events benchmark.
 
 mod bench;
 mod ci;
 mod demo;
+mod events_bench;
 mod fuzz;
 mod session_bench;
 mod tools;
@@ -17,7 +19,7 @@ mod tools;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: cargo xtask <ci | e2e | demo [--script] | fuzz [--seconds N] [TARGET...] | bench [--sessions-only]>";
+    "usage: cargo xtask <ci | e2e | demo [--script] | fuzz [--seconds N] [TARGET...] | bench [--sessions-only | --events-only]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,7 +28,7 @@ fn main() -> ExitCode {
         Some("e2e") => ci::e2e(),
         Some("demo") => demo::demo(args.iter().any(|a| a == "--script")),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
-        Some("bench") => bench::bench(args.iter().any(|a| a == "--sessions-only")),
+        Some("bench") => bench::BenchSelection::from_args(&args[1..]).and_then(bench::bench),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

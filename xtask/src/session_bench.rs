@@ -46,9 +46,11 @@ pub(crate) fn session_bench() -> anyhow::Result<()> {
     let mut recorded_options = StackOptions::for_caller(whois);
     recorded_options.recording = Some(RecordingGrant {
         enforce: true,
+        events: false,
         dead_recorder_first: false,
         all_dead: false,
         v1_only: false,
+        recorder_without_events: false,
     });
     let recorded = Stack::start(recorded_options)?;
 
@@ -125,7 +127,7 @@ fn measure(
 }
 
 /// `VmHWM` of a process: its peak resident memory.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()

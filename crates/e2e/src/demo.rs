@@ -29,13 +29,17 @@ pub fn start(dir: &Path) -> anyhow::Result<Stack> {
     let options = StackOptions {
         dir: Some(dir.to_path_buf()),
         apiserver_config: default_apiserver_config(25),
-        // Every exec/attach is recorded by the stack's kube-recorder, failing closed.
+        // Every exec/attach is recorded by the stack's kube-recorder, failing closed, and every
+        // API request is recorded there as an event (with its response).
         recording: Some(RecordingGrant {
             enforce: true,
             dead_recorder_first: false,
             all_dead: false,
             v1_only: false,
+            events: true,
+            recorder_without_events: false,
         }),
+        proxy_args: vec!["--api-response-events".into()],
         ..StackOptions::for_caller(demo_caller())
     };
     Stack::start(options)
@@ -147,6 +151,52 @@ pub fn script(stack: &Stack) -> anyhow::Result<()> {
             let cast = stack.recording_cast(&id)?;
             ensure!(cast.contains("hello from the pod"), "cast:\n{cast}");
             Ok(format!("recording {id}: {} bytes, exit code 3", cast.len()))
+        },
+    )?;
+    step(
+        "API request events (the grant has enableEvents): what the caller did, in order",
+        || {
+            let events =
+                stack.events("type=kubernetes-api-request&user=demo@example.com&limit=1000")?;
+            let resource: Vec<String> = events
+                .iter()
+                .filter(|e| e["kubernetes"]["IsResourceRequest"] == true)
+                .map(|e| {
+                    let k = &e["kubernetes"];
+                    let name = k["Name"].as_str().unwrap_or_default();
+                    let sub = k["Subresource"].as_str().unwrap_or_default();
+                    format!(
+                        "{} {}{}{} in {:?}",
+                        k["Verb"].as_str().unwrap_or_default(),
+                        k["Resource"].as_str().unwrap_or_default(),
+                        if name.is_empty() {
+                            String::new()
+                        } else {
+                            format!("/{name}")
+                        },
+                        if sub.is_empty() {
+                            String::new()
+                        } else {
+                            format!("/{sub}")
+                        },
+                        k["Namespace"].as_str().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            ensure!(
+                resource.iter().any(|r| r.starts_with("watch pods")),
+                "no watch event among {resource:?}"
+            );
+            ensure!(
+                resource.iter().any(|r| r.contains("pods/demo/exec")),
+                "no exec event among {resource:?}"
+            );
+            Ok(format!(
+                "{} events, {} for resources:\n{}",
+                events.len(),
+                resource.len(),
+                resource.join("\n")
+            ))
         },
     )?;
     step("upstream saw only the proxy's credentials", || {

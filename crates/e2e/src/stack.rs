@@ -53,6 +53,10 @@ pub struct RecordingGrant {
     pub all_dead: bool,
     /// The recorder serves only protocol v1 (`kube-recorder serve --v1-only`).
     pub v1_only: bool,
+    /// `enableEvents`: every API request is recorded as an event.
+    pub events: bool,
+    /// The recorder does not support events (`kube-recorder serve --no-events`: 404 to the probe).
+    pub recorder_without_events: bool,
 }
 
 /// The upstream kubeconfig the proxy gets.
@@ -225,6 +229,9 @@ impl Stack {
                 if grant.v1_only {
                     command.arg("--v1-only");
                 }
+                if grant.recorder_without_events {
+                    command.arg("--no-events");
+                }
                 let (service, lines) =
                     Service::start("kube-recorder", command, &dir.join("recorder.log"), 1)?;
                 let url = listening_address(&lines[0])?;
@@ -240,7 +247,11 @@ impl Stack {
                 addrs.push(dead_address()?);
             }
             addrs.extend(recorder_addr.clone());
-            let rule = json!({"recorderAddrs": addrs, "enforceRecorder": grant.enforce});
+            let rule = json!({
+                "recorderAddrs": addrs,
+                "enforceRecorder": grant.enforce,
+                "enableEvents": grant.events,
+            });
             if let Some(entries) = whois.as_object_mut() {
                 for entry in entries.values_mut() {
                     let caps = &mut entry["CapMap"];
@@ -457,6 +468,21 @@ impl Stack {
             // The recorder marks a recording finished after the proxy ends the upload. This is a
             // poll of an observable condition under a deadline; the pause only spares the CPU.
             std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// The recorder's API events matching `query` (e.g. `type=kubernetes-api-request`), oldest
+    /// first.
+    pub fn events(&self, query: &str) -> anyhow::Result<Vec<Value>> {
+        let addr = self
+            .recorder_addr
+            .as_deref()
+            .ok_or_else(|| anyhow!("no recorder in this stack"))?;
+        let response = http::request("GET", &format!("http://{addr}/api/events?{query}"), None)?;
+        anyhow::ensure!(response.status == 200, "/api/events: {}", response.text());
+        match response.json()? {
+            Value::Array(items) => Ok(items),
+            other => Err(anyhow!("unexpected /api/events answer: {other}")),
         }
     }
 

@@ -25,6 +25,8 @@ const ENFORCED: RecordingGrant = RecordingGrant {
     dead_recorder_first: false,
     all_dead: false,
     v1_only: false,
+    events: false,
+    recorder_without_events: false,
 };
 
 #[test]
@@ -99,6 +101,8 @@ fn exec_output_and_exit_codes(grant: RecordingGrant) -> anyhow::Result<()> {
         assert_eq!(header["kubernetes"]["PodName"], "demo", "{header}");
         assert_eq!(header["kubernetes"]["Namespace"], "default", "{header}");
         assert_eq!(header["kubernetes"]["SessionType"], "exec", "{header}");
+        // kubectl names the pod's default container.
+        assert_eq!(header["kubernetes"]["Container"], "main", "{header}");
         assert!(
             header["command"]
                 .as_str()
@@ -165,6 +169,8 @@ fn fail_closed_with_every_recorder_down_refuses_before_upstream() -> anyhow::Res
         dead_recorder_first: false,
         all_dead: true,
         v1_only: false,
+        events: false,
+        recorder_without_events: false,
     })?;
     for (name, websockets) in PROTOCOLS {
         stack.kubectl.env = vec![(
@@ -195,6 +201,8 @@ fn fail_open_with_every_recorder_down_runs_unrecorded_and_counts_it() -> anyhow:
         dead_recorder_first: false,
         all_dead: true,
         v1_only: false,
+        events: false,
+        recorder_without_events: false,
     })?;
     for (count, (name, websockets)) in PROTOCOLS.iter().enumerate() {
         stack.kubectl.env = vec![(
@@ -229,6 +237,8 @@ fn a_dead_recorder_listed_first_falls_over_to_the_live_one() -> anyhow::Result<(
         dead_recorder_first: true,
         all_dead: false,
         v1_only: false,
+        events: false,
+        recorder_without_events: false,
     })?;
     stack
         .kubectl

@@ -31,6 +31,8 @@ fn recorded_stack() -> anyhow::Result<Stack> {
         dead_recorder_first: false,
         all_dead: false,
         v1_only: false,
+        events: false,
+        recorder_without_events: false,
     });
     Stack::start(options)
 }

@@ -26,6 +26,9 @@ pub struct Status {
 /// This node's part of [`Status`] (Go: `ipnstate.PeerStatus` for `Self`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SelfStatus {
+    /// The node's stable ID (`ID`, Go: `tailcfg.StableNodeID`).
+    #[serde(rename = "ID", default, deserialize_with = "null_as_default")]
+    pub id: String,
     /// The node's MagicDNS name, fully qualified with a trailing dot (`DNSName`).
     #[serde(rename = "DNSName", default, deserialize_with = "null_as_default")]
     pub dns_name: String,

@@ -19,4 +19,6 @@ pub(crate) struct App {
     pub(crate) metrics: Metrics,
     /// Connects session recordings.
     pub(crate) recorder: recorder_client::Recorder,
+    /// Sends API request events.
+    pub(crate) events: crate::api_events::ApiEvents,
 }

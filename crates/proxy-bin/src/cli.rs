@@ -75,6 +75,17 @@ pub(crate) struct Cli {
     #[arg(long, env = "KUBE_AUTH_PROXY_HEADER_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
     pub(crate) header_timeout: Duration,
 
+    /// Request bodies longer than this many bytes are cut in API request events (and marked
+    /// `bodyTruncated`); the request itself is always forwarded whole.
+    #[arg(long, env = "KUBE_AUTH_PROXY_EVENT_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub(crate) event_body_limit: usize,
+
+    /// After each API request event, also record a response event (same `id`; status code,
+    /// duration, bytes) once the response has ended. Off by default: Tailscale's own recorder
+    /// knows only request events.
+    #[arg(long, env = "KUBE_AUTH_PROXY_API_RESPONSE_EVENTS")]
+    pub(crate) api_response_events: bool,
+
     /// Time in-flight requests get to finish after SIGTERM before they are cut.
     #[arg(long, env = "KUBE_AUTH_PROXY_SHUTDOWN_GRACE", value_parser = parse_duration, default_value = "30s")]
     pub(crate) shutdown_grace: Duration,

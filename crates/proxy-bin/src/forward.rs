@@ -8,6 +8,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::Extension;
 
+use crate::api_events;
 use crate::app::App;
 use crate::hop_by_hop::remove_hop_by_hop;
 use crate::identity::{Caller, ConnectionContext};
@@ -26,6 +27,16 @@ pub(crate) async fn forward(
         Err(refusal) => return refusal.response_for(request.uri().path()),
     };
     let (mut parts, body) = request.into_parts();
+    // The event describes the request as the caller sent it, and is recorded before anything
+    // reaches upstream.
+    let (body, event_link) = match app
+        .events
+        .before_upstream(&app.metrics, &caller, &parts, body)
+        .await
+    {
+        Ok(forwarded) => forwarded,
+        Err(refusal) => return refusal.response_for(parts.uri.path()),
+    };
     if let Err(error) = impersonate::prepare_upstream_headers(
         &mut parts.headers,
         app.mode,
@@ -52,7 +63,15 @@ pub(crate) async fn forward(
             app.metrics.request_proxied();
             let (mut parts, body) = response.into_parts();
             remove_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, Body::new(body))
+            match event_link {
+                Some(link) => {
+                    let recorders = caller.policy.recording.recorders.clone();
+                    let body =
+                        api_events::observe_response(app, recorders, link, parts.status, body);
+                    Response::from_parts(parts, Body::new(body))
+                }
+                None => Response::from_parts(parts, Body::new(body)),
+            }
         }
         Err(error) => {
             app.metrics.request_refused(Refusal::UpstreamUnreachable);

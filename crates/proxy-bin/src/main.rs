@@ -4,6 +4,7 @@
 //! identity source (`localapi`), policy (`capmodel`), header rewriting (`impersonate`) and the upstream
 //! client. See `docs/architecture.md`.
 
+mod api_events;
 mod app;
 mod cli;
 mod exec;
@@ -83,12 +84,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let serving = Arc::new(serving_cert(&cli, &localapi).await?);
     let tls_config = serving.server_config()?;
 
+    let destination = event_destination(&localapi).await;
     let app = Arc::new(App {
         mode,
         localapi,
         upstream,
         metrics: metrics::Metrics::default(),
         recorder: recorder_client::Recorder::new(recorder_client::RecorderConfig::default()),
+        events: api_events::ApiEvents::new(
+            cli.event_body_limit,
+            cli.api_response_events,
+            destination,
+        ),
     });
     let router = Router::new()
         .route(
@@ -171,6 +178,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// The serving certificate from exactly one of the TLS flags.
+/// This proxy's node as API events name it (`destination`), from tailscaled's status. Events are
+/// still sent when it cannot be learnt, with an empty destination.
+async fn event_destination(localapi: &LocalApiClient) -> recorder_client::EventDestination {
+    match tokio::time::timeout(std::time::Duration::from_secs(5), localapi.status()).await {
+        Ok(Ok(status)) => {
+            let node = status.self_status.unwrap_or_default();
+            recorder_client::EventDestination {
+                node: node.dns_name.trim_end_matches('.').to_owned(),
+                node_id: node.id,
+            }
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot learn this node's name from tailscaled; API events will have an empty destination");
+            recorder_client::EventDestination::default()
+        }
+        Err(_) => {
+            tracing::warn!("tailscaled's status did not answer in 5s; API events will have an empty destination");
+            recorder_client::EventDestination::default()
+        }
+    }
+}
+
 async fn serving_cert(cli: &Cli, localapi: &LocalApiClient) -> anyhow::Result<ServingCert> {
     let chosen = [
         cli.tls_cert.is_some(),

@@ -16,14 +16,17 @@ pub(crate) enum Refusal {
     Policy,
     /// The upstream could not be reached (502).
     UpstreamUnreachable,
+    /// The request's API event could not be recorded and the grant fails closed (502).
+    EventRecording,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 4] = [
+    const ALL: [Refusal; 5] = [
         Refusal::UnknownCaller,
         Refusal::IdentityUnavailable,
         Refusal::Policy,
         Refusal::UpstreamUnreachable,
+        Refusal::EventRecording,
     ];
 
     fn label(self) -> &'static str {
@@ -32,6 +35,7 @@ impl Refusal {
             Refusal::IdentityUnavailable => "identity_unavailable",
             Refusal::Policy => "policy",
             Refusal::UpstreamUnreachable => "upstream_unreachable",
+            Refusal::EventRecording => "event_recording",
         }
     }
 }
@@ -73,7 +77,12 @@ pub(crate) struct Metrics {
     recordings_failed: [AtomicU64; 3],
     recorded_bytes: AtomicU64,
     requests_proxied: AtomicU64,
-    refused: [AtomicU64; 4],
+    refused: [AtomicU64; 5],
+    api_events_attempted: AtomicU64,
+    api_events_failed: AtomicU64,
+    api_events_unsupported: AtomicU64,
+    api_response_events_sent: AtomicU64,
+    api_response_events_failed: AtomicU64,
     connections_accepted: AtomicU64,
     connections_active: AtomicU64,
     tls_handshake_failures: AtomicU64,
@@ -138,6 +147,33 @@ impl Metrics {
             .position(|r| *r == why)
             .unwrap_or(0);
         self.recordings_failed[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An API request event is owed for a request (its caller's grant enables events).
+    pub(crate) fn api_event_attempted(&self) {
+        self.api_events_attempted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An API request event could not be recorded.
+    pub(crate) fn api_event_failed(&self) {
+        self.api_events_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The recorder does not support API events (404 to the probe); the request went on.
+    pub(crate) fn api_event_unsupported(&self) {
+        self.api_events_unsupported.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A response event was recorded.
+    pub(crate) fn api_response_event_sent(&self) {
+        self.api_response_events_sent
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A response event could not be recorded.
+    pub(crate) fn api_response_event_failed(&self) {
+        self.api_response_events_failed
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Renders the exposition text.
@@ -224,6 +260,36 @@ impl Metrics {
             "k8s_auth_proxy_session_recorded_bytes",
             "Bytes of asciicast uploaded to recorders.",
             self.recorded_bytes.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "k8s_auth_proxy_api_request_event_recording_attempted",
+            "API request events owed to recorders (callers whose grant enables events).",
+            self.api_events_attempted.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "k8s_auth_proxy_api_request_event_recording_failed",
+            "API request events no recorder took (fail closed: the request was refused with 502).",
+            self.api_events_failed.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "k8s_auth_proxy_api_request_event_recording_unsupported",
+            "API request events not recorded because the recorder does not support events (404 to HEAD /v2/event).",
+            self.api_events_unsupported.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "k8s_auth_proxy_api_response_events_sent",
+            "API response events recorded (--api-response-events).",
+            self.api_response_events_sent.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "k8s_auth_proxy_api_response_events_failed",
+            "API response events no recorder took.",
+            self.api_response_events_failed.load(Ordering::Relaxed),
         );
         out
     }

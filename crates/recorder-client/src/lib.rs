@@ -1,10 +1,11 @@
 //! Records `kubectl exec` and `kubectl attach` sessions as [asciicast v2] and streams them to a
-//! session recorder that speaks Tailscale's `tsrecorder` protocols.
+//! session recorder that speaks Tailscale's `tsrecorder` protocols, and sends it Kubernetes API
+//! request events.
 //!
 //! Implements the client side of Tailscale's session recording as its Kubernetes API server proxy
 //! uses it: the [`sessionrecording` package] (`connect.go`: `ConnectToRecorder`, `supportsV2`,
 //! `connectV1`, `connectV2`; `header.go`: `CastHeader`) and the asciicast writer of
-//! `k8s-operator/sessionrecording/tsrecorder`. Two layers:
+//! `k8s-operator/sessionrecording/tsrecorder`; and its API request events (`event.go`). Three parts:
 //!
 //! - **Encoding, pure and clock-free**: [`CastHeader`] (the header line, with Tailscale's field
 //!   names), [`CastEncoder`] (session happenings to NDJSON lines: `o` for stdout and stderr, `r`
@@ -20,6 +21,12 @@
 //!   events through a bounded buffer (backpressure for fail-closed sessions, abandonment for
 //!   fail-open ones); a writer task decodes, encodes and uploads them off the proxy's forwarding
 //!   path.
+//! - **API events**: [`ApiRequestEvent`] (Tailscale's `sessionrecording.Event`, type
+//!   `kubernetes-api-request`, with the JSON Go writes for it) and [`ApiResponseEvent`] (this
+//!   crate's `kubernetes-api-response`, linked by `id`); [`EventSender`] probes `HEAD /v2/event`
+//!   over HTTP/1.1 and posts each event to `POST /v2/event`, trying the addresses in order, with
+//!   the probe's answer cached and keep-alive connections kept per recorder. A recorder answering
+//!   404 to the probe does not support events: [`EventDelivery::Unsupported`].
 //!
 //! For tty sessions the header waits for the first resize to learn the terminal size, but never
 //! stalls: see [`TtyOptions`].
@@ -69,11 +76,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod api_event;
 mod config;
 mod dial;
 mod encoder;
 mod error;
 mod event_line;
+mod event_sender;
 mod feeder;
 mod header;
 mod outcome;
@@ -82,11 +91,16 @@ mod transport;
 mod utf8;
 mod writer;
 
+pub use api_event::{
+    ApiRequestEvent, ApiResponseEvent, EventDestination, EventRequest, EventResponse, EventSource,
+    API_REQUEST_EVENT_TYPE, API_RESPONSE_EVENT_TYPE,
+};
 pub use config::RecorderConfig;
 pub use dial::{DialFuture, Dialer, RecorderIo, TcpDialer};
 pub use encoder::{CastEncoder, EncoderOptions, ExitStatus, OutputStream, TermSize, TtyOptions};
 pub use error::{AttemptError, AttemptFailure, ConnectError, FeedError, UploadError};
 pub use event_line::{write_event_line, EventCode};
+pub use event_sender::{EventConfig, EventDelivery, EventSendError, EventSender};
 pub use feeder::{Feeder, SessionEvent};
 pub use header::{Caller, CastHeader, KubernetesSession, SessionType, ASCIICAST_VERSION};
 pub use outcome::{AbandonReason, Outcome};

@@ -125,6 +125,56 @@ async fn serve_prints_one_line_then_stops_on_sigterm_keeping_cut_uploads() {
 }
 
 #[tokio::test]
+async fn serve_no_events_answers_404_on_the_event_endpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir_arg = dir.path().to_str().expect("UTF-8 path");
+    let mut child = kube_recorder()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+            dir_arg,
+            "--no-events",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).await.expect("listening line");
+    let url = line
+        .trim_end()
+        .strip_prefix("listening on ")
+        .map(str::to_owned);
+    let url = url.unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let client = reqwest::Client::new();
+    for (method, path, expected) in [
+        (
+            reqwest::Method::HEAD,
+            "/v2/event",
+            reqwest::StatusCode::NOT_FOUND,
+        ),
+        (
+            reqwest::Method::POST,
+            "/v2/event",
+            reqwest::StatusCode::NOT_FOUND,
+        ),
+        (reqwest::Method::HEAD, "/v2/record", reqwest::StatusCode::OK),
+    ] {
+        let response = client
+            .request(method.clone(), format!("{url}{path}"))
+            .body(fixture("events/get-pods-alice.json"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), expected, "{method} {path}");
+    }
+    child.kill().await.expect("kill");
+}
+
+#[tokio::test]
 async fn ls_play_and_events_read_a_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir_arg = dir.path().to_str().expect("UTF-8 path");

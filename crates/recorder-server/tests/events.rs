@@ -235,3 +235,61 @@ async fn concurrent_events_are_all_stored() {
     assert_eq!(seen.len(), 200);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_event_probe_answers_200_over_http1_and_h2c() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = common::start(&dir).await;
+    let url = format!("http://{}", server.addr());
+    let probe = reqwest::Client::new()
+        .head(format!("{url}/v2/event"))
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(probe.version(), reqwest::Version::HTTP_11);
+    assert_eq!(probe.status(), reqwest::StatusCode::OK);
+    let (mut sender, _driver) = h2c(server.addr()).await;
+    let request = Request::head(format!("{url}/v2/event"))
+        .body(common::empty_body())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.status(), StatusCode::OK);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_events_the_event_endpoint_answers_404_and_stores_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = common::options(&dir);
+    options.events = false;
+    let server = RecorderServer::start(options).await.expect("start");
+    let url = format!("http://{}", server.addr());
+    let client = reqwest::Client::new();
+
+    let probe = client
+        .head(format!("{url}/v2/event"))
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(probe.status(), reqwest::StatusCode::NOT_FOUND);
+    assert_eq!(
+        post_event(&client, &url, fixture(EVENTS[0])).await,
+        reqwest::StatusCode::NOT_FOUND
+    );
+    // Everything else is served as before.
+    let recordings = client
+        .head(format!("{url}/v2/record"))
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(recordings.status(), reqwest::StatusCode::OK);
+    assert!(query(&client, &url, "").await.is_empty());
+    assert!(server
+        .store()
+        .events(&EventFilter::default())
+        .await
+        .expect("events")
+        .is_empty());
+    server.shutdown().await;
+}

@@ -100,6 +100,20 @@ pub(crate) async fn exec_or_attach(
         .into_response();
     }
 
+    if let Err(refusal) = app
+        .events
+        .before_upgrade(
+            &app.metrics,
+            &caller,
+            request.method(),
+            request.uri(),
+            request.headers(),
+        )
+        .await
+    {
+        return refusal.into_response();
+    }
+
     // Connect the recording before anything reaches upstream, so a fail-closed session can never
     // start unrecorded.
     let recording = if policy.is_recorded() {

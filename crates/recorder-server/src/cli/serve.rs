@@ -33,6 +33,10 @@ pub(crate) struct ServeArgs {
     /// For checking clients' fallback.
     #[arg(long)]
     v1_only: bool,
+    /// Do not accept API events: `HEAD` and `POST /v2/event` answer 404, as on recorders without
+    /// event support (clients then warn and go on without events). For checking clients.
+    #[arg(long)]
+    no_events: bool,
     /// Seconds in-flight uploads get on SIGTERM/SIGINT before they are cut.
     #[arg(long, default_value_t = 10.0)]
     shutdown_grace: f64,
@@ -60,6 +64,7 @@ impl ServeArgs {
         options.max_recording_bytes = self.max_recording_bytes;
         options.shutdown_grace = grace;
         options.v2 = !self.v1_only;
+        options.events = !self.no_events;
         Ok(options)
     }
 }

@@ -5,8 +5,8 @@
 //! | `HEAD /v2/record` | h2c (clients check for HTTP/2) | 200 |
 //! | `POST /v2/record` | h2c | 200 at once, then NDJSON `{"ack":N}` lines (N = bytes received so far) after data arrives and at least every [`ServerOptions::ack_interval`] while idle; `{"error":"..."}` and end on failure |
 //! | `POST /record` | HTTP/1.1, `Expect: 100-continue` | 100 when the body is first read, 200 when it has ended and is stored |
-//! | `HEAD /v2/event` | either | 200 |
-//! | `POST /v2/event` | either | 200 once the event is durable; 400 not a JSON object; 413 too large |
+//! | `HEAD /v2/event` | either | 200 (404 without [`ServerOptions::events`]) |
+//! | `POST /v2/event` | either | 200 once the event is durable; 400 not a JSON object; 413 too large (404 without [`ServerOptions::events`]) |
 //! | `GET /api/recordings` | either | index entries, newest first |
 //! | `GET /api/recordings/{id}` | either | the cast, `application/x-asciicast` |
 //! | `GET /api/recordings/{id}/meta` | either | one index entry |
@@ -62,6 +62,10 @@ pub struct ServerOptions {
     /// Serve protocol v2 (`/v2/record`). When false the recorder answers 404 there, like recorders
     /// that predate v2, so clients fall back to v1 (`/record`). Default true.
     pub v2: bool,
+    /// Serve API events (`/v2/event`). When false the recorder answers 404 there, to the probe
+    /// (`HEAD`) and to `POST` alike, like a recorder without event support: Tailscale's proxy then
+    /// warns and lets requests go on unrecorded. Default true.
+    pub events: bool,
     /// Time a connection has to send its first bytes and, over HTTP/1.1, each request head.
     /// Default 30 s.
     pub header_read_timeout: Duration,
@@ -83,6 +87,7 @@ impl ServerOptions {
             max_recording_bytes: None,
             ack_interval: Duration::from_secs(1),
             v2: true,
+            events: true,
             header_read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
         }
@@ -148,7 +153,7 @@ impl RecorderServer {
         });
         let serve = tokio::spawn(listener::serve(
             listener,
-            routes::router(app, options.v2),
+            routes::router(app, options.v2, options.events),
             listener::Limits {
                 max_connections: options.max_connections.clamp(1, Semaphore::MAX_PERMITS),
                 header_read_timeout: options.header_read_timeout,

@@ -9,16 +9,18 @@ use http::StatusCode;
 
 use super::{event_ingest, read_api, record, App};
 
-/// All routes; without `v2`, `/v2/record` is not served (404), as by recorders before v2.
-pub(crate) fn router(app: Arc<App>, v2: bool) -> Router {
-    let router = if v2 {
-        Router::new().route("/v2/record", post(record::record_v2).head(ok))
-    } else {
-        Router::new()
-    };
+/// All routes; without `v2`, `/v2/record` is not served (404), as by recorders before v2; without
+/// `events`, `/v2/event` is not served (404), as by recorders without event support.
+pub(crate) fn router(app: Arc<App>, v2: bool, events: bool) -> Router {
+    let mut router = Router::new();
+    if v2 {
+        router = router.route("/v2/record", post(record::record_v2).head(ok));
+    }
+    if events {
+        router = router.route("/v2/event", post(event_ingest::post_event).head(ok));
+    }
     router
         .route("/record", post(record::record_v1))
-        .route("/v2/event", post(event_ingest::post_event).head(ok))
         .route("/api/recordings", get(read_api::list_recordings))
         .route("/api/recordings/{id}", get(read_api::recording_cast))
         .route("/api/recordings/{id}/meta", get(read_api::recording_meta))

@@ -1,0 +1,282 @@
+//! API request events (`enableEvents`): the real kubectl through the proxy, each request recorded
+//! by the real `kube-recorder` before it goes upstream, with fail-closed and fail-open grants and a
+//! recorder that does not support events.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use e2e::stack::{fixture_whois, RecordingGrant, Stack, StackOptions};
+use serde_json::Value;
+
+const EVENTS: RecordingGrant = RecordingGrant {
+    enforce: true,
+    dead_recorder_first: false,
+    all_dead: false,
+    v1_only: false,
+    events: true,
+    recorder_without_events: false,
+};
+
+fn events_stack(grant: RecordingGrant) -> anyhow::Result<Stack> {
+    let mut whois = fixture_whois("user-node")?;
+    whois["CapMap"] = serde_json::json!({
+        "tailscale.com/cap/kubernetes": [{"impersonate": {"groups": ["system:masters"]}}]
+    });
+    let mut options = StackOptions::for_caller(whois);
+    options.recording = Some(grant);
+    options.proxy_args.push("--api-response-events".into());
+    Stack::start(options)
+}
+
+/// The resource request events, oldest first, as `(verb, resource, namespace, name, subresource)`.
+fn resource_events(stack: &Stack) -> anyhow::Result<Vec<(Value, [String; 5])>> {
+    let events = stack.events("type=kubernetes-api-request&user=alice@example.com")?;
+    Ok(events
+        .into_iter()
+        .filter(|e| e["kubernetes"]["IsResourceRequest"] == true)
+        .map(|e| {
+            let field = |name: &str| {
+                e["kubernetes"][name]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let key = [
+                field("Verb"),
+                field("Resource"),
+                field("Namespace"),
+                field("Name"),
+                field("Subresource"),
+            ];
+            (e, key)
+        })
+        .collect())
+}
+
+fn key(verb: &str, name: &str, subresource: &str) -> [String; 5] {
+    [verb, "pods", "default", name, subresource].map(str::to_owned)
+}
+
+/// Finds `wanted` in `events` in order (other requests, such as discovery, may come between);
+/// returns the event matched for each.
+fn in_order(events: &[(Value, [String; 5])], wanted: &[[String; 5]]) -> anyhow::Result<Vec<Value>> {
+    let mut found = Vec::new();
+    let mut rest = events.iter();
+    for want in wanted {
+        match rest.by_ref().find(|(_, key)| key == want) {
+            Some((event, _)) => found.push(event.clone()),
+            None => anyhow::bail!(
+                "no event {want:?} after the earlier ones; events: {:?}",
+                events.iter().map(|(_, k)| k).collect::<Vec<_>>()
+            ),
+        }
+    }
+    Ok(found)
+}
+
+fn body_of(event: &Value) -> anyhow::Result<String> {
+    let encoded = event["request"]["body"].as_str().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[test]
+fn each_kubectl_request_leaves_its_event_in_order() -> anyhow::Result<()> {
+    let mut stack = events_stack(EVENTS)?;
+    let kubectl = &stack.kubectl;
+    kubectl.run(&["get", "pods"])?.expect_success("get pods")?;
+    let yaml = kubectl
+        .run(&["get", "pod", "demo", "-o", "yaml"])?
+        .expect_success("get pod -o yaml")?;
+    assert!(yaml.stdout.contains("name: demo"), "{}", yaml.stdout);
+
+    let manifest = stack.dir.join("web.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: default\nspec:\n  containers:\n  - name: main\n    image: nginx\n",
+    )?;
+    let manifest = manifest.display().to_string();
+    kubectl
+        .run(&["apply", "-f", &manifest])?
+        .expect_success("apply")?;
+    kubectl
+        .run(&["delete", "pod", "web", "--wait=false"])?
+        .expect_success("delete")?;
+
+    let mut watch = kubectl.spawn_lines(&["get", "pods", "-w"])?;
+    watch.wait_for("demo", Duration::from_secs(60))?;
+    // A pod created behind the proxy's back arrives on the watch: the watch request was made.
+    stack.add_pod("default", "during-watch")?;
+    watch.wait_for("during-watch", Duration::from_secs(60))?;
+    drop(watch);
+
+    let exec = kubectl
+        .run(&["exec", "demo", "--", "echo", "hi"])?
+        .expect_success("exec")?;
+    assert_eq!(exec.stdout, "hi\n");
+    // Over SPDY the same exec is a POST.
+    stack.kubectl.env = vec![("KUBECTL_REMOTE_COMMAND_WEBSOCKETS".into(), "false".into())];
+    stack
+        .kubectl
+        .run(&["exec", "demo", "--", "echo", "hi"])?
+        .expect_success("exec over SPDY")?;
+
+    let events = resource_events(&stack)?;
+    let matched = in_order(
+        &events,
+        &[
+            key("list", "", ""),
+            key("get", "demo", ""),
+            key("get", "web", ""),
+            key("create", "", ""),
+            key("delete", "web", ""),
+            key("list", "", ""),
+            key("watch", "", ""),
+            // kubectl's default transport is WebSocket: a GET.
+            key("get", "demo", "exec"),
+            key("create", "demo", "exec"),
+        ],
+    )?;
+
+    let (get, create, delete, watch, exec) = (
+        &matched[1],
+        &matched[3],
+        &matched[4],
+        &matched[6],
+        &matched[7],
+    );
+    assert_eq!(get["request"]["method"], "GET", "{get}");
+    assert_eq!(
+        get["request"]["path"], "/api/v1/namespaces/default/pods/demo",
+        "{get}"
+    );
+    assert!(
+        get["userAgent"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("kubectl"),
+        "{get}"
+    );
+    assert_eq!(get["source"]["nodeUser"], "alice@example.com", "{get}");
+    assert!(
+        get["source"]["node"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty()),
+        "{get}"
+    );
+    // The body of a write is in the event, as the client sent it.
+    assert_eq!(create["request"]["method"], "POST", "{create}");
+    let body = body_of(create)?;
+    assert!(body.contains("\"name\":\"web\""), "{body}");
+    assert_eq!(delete["request"]["method"], "DELETE", "{delete}");
+    assert_eq!(
+        watch["request"]["queryParameters"]["watch"],
+        serde_json::json!(["true"]),
+        "{watch}"
+    );
+    assert_eq!(
+        exec["request"]["queryParameters"]["command"],
+        serde_json::json!(["echo", "hi"])
+    );
+
+    // The create's response event names it by id and says what happened.
+    let id = create["id"].as_str().unwrap_or_default();
+    let responses = stack.events(&format!("type=kubernetes-api-response&id={id}"))?;
+    assert_eq!(responses.len(), 1, "{responses:?}");
+    assert_eq!(responses[0]["response"]["status"], 201, "{}", responses[0]);
+    assert!(
+        responses[0]["response"]["bytes"].as_u64() > Some(0),
+        "{}",
+        responses[0]
+    );
+
+    // Every event was recorded before its request went upstream: the stand-in saw the create.
+    let upstream = stack.upstream_requests()?;
+    assert!(
+        upstream.iter().any(|r| r["method"] == "POST"
+            && r["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/api/v1/namespaces/default/pods?"))),
+        "{upstream:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn fail_closed_with_the_recorder_down_refuses_with_502_before_upstream() -> anyhow::Result<()> {
+    let stack = events_stack(RecordingGrant {
+        all_dead: true,
+        ..EVENTS
+    })?;
+    let output = stack.kubectl.run(&["get", "pods"])?;
+    assert!(!output.success, "{}", output.stdout);
+    assert!(
+        output.stderr.contains("recording this one failed"),
+        "kubectl should print the reason: {}",
+        output.stderr
+    );
+    let reached: Vec<Value> = stack
+        .upstream_requests()?
+        .into_iter()
+        .filter(|r| r["path"].as_str().is_some_and(|p| p.contains("/pods")))
+        .collect();
+    assert!(reached.is_empty(), "upstream saw {reached:?}");
+    let metrics = stack.metrics()?;
+    assert!(
+        metrics.contains("k8s_auth_proxy_requests_refused{reason=\"event_recording\"}"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("k8s_auth_proxy_api_request_event_recording_failed 0\n"),
+        "{metrics}"
+    );
+    Ok(())
+}
+
+#[test]
+fn fail_open_with_the_recorder_down_succeeds_and_counts_the_failure() -> anyhow::Result<()> {
+    let stack = events_stack(RecordingGrant {
+        enforce: false,
+        all_dead: true,
+        ..EVENTS
+    })?;
+    let output = stack
+        .kubectl
+        .run(&["get", "pod", "demo"])?
+        .expect_success("get pod")?;
+    assert!(output.stdout.contains("demo"), "{}", output.stdout);
+    let metrics = stack.metrics()?;
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default()
+    };
+    let attempted = value("k8s_auth_proxy_api_request_event_recording_attempted");
+    let failed = value("k8s_auth_proxy_api_request_event_recording_failed");
+    assert!(attempted > 0 && failed == attempted, "{metrics}");
+    Ok(())
+}
+
+#[test]
+fn a_recorder_without_events_lets_requests_through() -> anyhow::Result<()> {
+    let stack = events_stack(RecordingGrant {
+        recorder_without_events: true,
+        ..EVENTS
+    })?;
+    stack
+        .kubectl
+        .run(&["get", "pod", "demo"])?
+        .expect_success("get pod")?;
+    let metrics = stack.metrics()?;
+    assert!(
+        metrics.contains("k8s_auth_proxy_api_request_event_recording_failed 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("k8s_auth_proxy_api_request_event_recording_unsupported 0\n"),
+        "{metrics}"
+    );
+    Ok(())
+}

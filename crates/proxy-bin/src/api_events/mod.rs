@@ -1,0 +1,356 @@
+//! API request events (`enableEvents`): for a caller whose grant asks for them, every request is
+//! described to a recorder before it goes upstream (Tailscale's `sessionrecording.Event`, type
+//! `kubernetes-api-request`), and, when `--api-response-events` is on, its outcome follows as a
+//! second event with the same `id` once the response has ended.
+//!
+//! Failure semantics follow the grant: a recorder that answers 404 to the event probe does not
+//! support events (warned about, the request goes on); any other failure refuses the request with
+//! 502 before anything reaches upstream when the grant fails closed, and is logged and counted when
+//! it fails open.
+
+mod body_capture;
+mod event_id;
+mod observed_body;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use http::StatusCode;
+use recorder_client::{
+    ApiRequestEvent, ApiResponseEvent, EventConfig, EventDelivery, EventDestination, EventRequest,
+    EventResponse, EventSender, EventSource,
+};
+use requestinfo::RequestInfo;
+use ring::rand::SystemRandom;
+
+pub(crate) use observed_body::ObservedBody;
+
+use crate::app::App;
+use crate::identity::Caller;
+use crate::metrics::{Metrics, Refusal};
+use crate::status::KubeStatus;
+
+/// How often at most the proxy warns that a recorder does not support events.
+const UNSUPPORTED_WARNING_INTERVAL_SECS: u64 = 60;
+
+/// What the proxy sends API events with.
+#[derive(Debug)]
+pub(crate) struct ApiEvents {
+    sender: EventSender,
+    /// Request bodies longer than this are cut in the event (and marked so).
+    body_limit: usize,
+    /// Whether a response event follows each request event.
+    response_events: bool,
+    /// This proxy's node, as the events' `destination`.
+    destination: EventDestination,
+    random: SystemRandom,
+    /// Unix seconds of the last "recorder does not support events" warning.
+    last_unsupported_warning: AtomicU64,
+}
+
+/// The part of a request body an event records.
+#[derive(Debug, Default)]
+struct RecordedBody {
+    bytes: bytes::Bytes,
+    truncated: bool,
+    /// The whole body's size when it was cut and the client declared it (`Content-Length`).
+    size: Option<u64>,
+}
+
+/// What a response event carries over from its request event.
+#[derive(Debug)]
+pub(crate) struct RequestEventLink {
+    id: String,
+    kubernetes: RequestInfo,
+    source: EventSource,
+    started: Instant,
+}
+
+impl ApiEvents {
+    /// Events with `body_limit` bytes of request body at most, response events when asked, and
+    /// `destination` naming this proxy.
+    pub(crate) fn new(
+        body_limit: usize,
+        response_events: bool,
+        destination: EventDestination,
+    ) -> ApiEvents {
+        ApiEvents {
+            sender: EventSender::new(EventConfig::default()),
+            body_limit,
+            response_events,
+            destination,
+            random: SystemRandom::new(),
+            last_unsupported_warning: AtomicU64::new(0),
+        }
+    }
+
+    /// Records the request event of a caller whose grant enables events, before the request goes
+    /// upstream. Returns the body to forward (what the client sent, byte for byte) and, when
+    /// response events are on, what the response event needs. A caller without events gets its
+    /// body back untouched.
+    pub(crate) async fn before_upstream(
+        &self,
+        metrics: &Metrics,
+        caller: &Caller,
+        parts: &http::request::Parts,
+        body: Body,
+    ) -> Result<(Body, Option<RequestEventLink>), KubeStatus> {
+        let policy = &caller.policy.recording;
+        if !policy.events {
+            return Ok((body, None));
+        }
+        if policy.recorders.is_empty() {
+            return self
+                .without_recorders(metrics, caller)
+                .map(|link| (body, link));
+        }
+        let captured = body_capture::capture(body, self.body_limit)
+            .await
+            .map_err(|error| {
+                KubeStatus::bad_request(format!("reading the request body: {error}"))
+            })?;
+        let body_size = captured
+            .truncated
+            .then(|| {
+                parts
+                    .headers
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+            .flatten();
+        let recorded = RecordedBody {
+            bytes: captured.recorded,
+            truncated: captured.truncated,
+            size: body_size,
+        };
+        let link = self
+            .record(
+                metrics,
+                caller,
+                &parts.method,
+                &parts.uri,
+                &parts.headers,
+                recorded,
+            )
+            .await?;
+        Ok((captured.forward, link))
+    }
+
+    /// Records the request event of an exec/attach upgrade (which has no body), before the session
+    /// goes upstream. `Ok` also when the caller's grant does not enable events.
+    pub(crate) async fn before_upgrade(
+        &self,
+        metrics: &Metrics,
+        caller: &Caller,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+    ) -> Result<(), KubeStatus> {
+        let policy = &caller.policy.recording;
+        if !policy.events {
+            return Ok(());
+        }
+        if policy.recorders.is_empty() {
+            return self
+                .without_recorders::<RequestEventLink>(metrics, caller)
+                .map(|_| ());
+        }
+        self.record(
+            metrics,
+            caller,
+            method,
+            uri,
+            headers,
+            RecordedBody::default(),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// A grant that enables events but names no recorder: refused when it fails closed.
+    fn without_recorders<T>(
+        &self,
+        metrics: &Metrics,
+        caller: &Caller,
+    ) -> Result<Option<T>, KubeStatus> {
+        if caller.policy.recording.fail_open {
+            metrics.api_event_attempted();
+            metrics.api_event_failed();
+            Ok(None)
+        } else {
+            metrics.request_refused(Refusal::Policy);
+            Err(KubeStatus::forbidden(
+                "the caller's grant requires API request events (enableEvents, enforceRecorder) but names no recorder",
+            ))
+        }
+    }
+
+    /// Builds the request event and sends it to the caller's recorders, applying the grant's
+    /// failure mode.
+    async fn record(
+        &self,
+        metrics: &Metrics,
+        caller: &Caller,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+        body: RecordedBody,
+    ) -> Result<Option<RequestEventLink>, KubeStatus> {
+        let policy = &caller.policy.recording;
+        let started = Instant::now();
+        let path = uri.path();
+        let query = uri.query().unwrap_or_default();
+        let id = event_id::new_event_id(&self.random);
+        let event = ApiRequestEvent {
+            id: id.clone(),
+            timestamp: unix_seconds(),
+            user_agent: headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+            request: EventRequest {
+                method: method.to_string(),
+                path: uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or(path)
+                    .to_owned(),
+                body: Some(body.bytes),
+                query_parameters: requestinfo::query_values(query),
+                body_truncated: body.truncated,
+                body_size: body.size,
+            },
+            kubernetes: requestinfo::parse(method.as_str(), path, query),
+            source: event_source(caller),
+            destination: self.destination.clone(),
+        };
+        metrics.api_event_attempted();
+        match self.sender.send(&policy.recorders, &event).await {
+            Ok(EventDelivery::Stored { .. }) => {}
+            Ok(EventDelivery::Unsupported { recorder }) => {
+                metrics.api_event_unsupported();
+                self.warn_unsupported(recorder);
+            }
+            Err(error) => {
+                metrics.api_event_failed();
+                if policy.fail_open {
+                    tracing::warn!(
+                        caller = caller.display_name(),
+                        %error,
+                        "API request event not recorded (the grant allows it)"
+                    );
+                } else {
+                    tracing::warn!(
+                        caller = caller.display_name(),
+                        %error,
+                        "refusing request: its API request event could not be recorded"
+                    );
+                    metrics.request_refused(Refusal::EventRecording);
+                    return Err(KubeStatus::bad_gateway(format!(
+                        "the caller's grant requires API requests to be recorded, and recording this one failed: {error}"
+                    )));
+                }
+            }
+        }
+        Ok(self.response_events.then_some(RequestEventLink {
+            id,
+            kubernetes: event.kubernetes,
+            source: event.source,
+            started,
+        }))
+    }
+
+    fn warn_unsupported(&self, recorder: std::net::SocketAddr) {
+        let now = unix_seconds().max(0).unsigned_abs();
+        let last = self.last_unsupported_warning.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= UNSUPPORTED_WARNING_INTERVAL_SECS
+            && self
+                .last_unsupported_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                %recorder,
+                "the recorder does not support API request events (404 to HEAD /v2/event); requests go on without them"
+            );
+        }
+    }
+}
+
+/// Wraps a response body so that, when it ends, the response event linked to `link` is sent (in
+/// the background: the client's response never waits for it).
+pub(crate) fn observe_response<B>(
+    app: Arc<App>,
+    recorders: Vec<std::net::SocketAddr>,
+    link: RequestEventLink,
+    status: StatusCode,
+    body: B,
+) -> ObservedBody<B> {
+    ObservedBody::new(
+        body,
+        Box::new(move |bytes, error| {
+            let event = ApiResponseEvent {
+                id: link.id,
+                timestamp: unix_seconds(),
+                kubernetes: link.kubernetes,
+                source: link.source,
+                destination: app.events.destination.clone(),
+                response: EventResponse {
+                    status: status.as_u16(),
+                    duration_ms: link.started.elapsed().as_secs_f64() * 1000.0,
+                    bytes,
+                    error,
+                },
+            };
+            // A body dropped while the runtime shuts down has no runtime to send from.
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            runtime.spawn(async move {
+                match app.events.sender.send(&recorders, &event).await {
+                    Ok(_) => app.metrics.api_response_event_sent(),
+                    Err(error) => {
+                        app.metrics.api_response_event_failed();
+                        tracing::warn!(%error, id = event.id, "API response event not recorded");
+                    }
+                }
+            });
+        }),
+    )
+}
+
+/// The caller as an event `source`: node, node ID, and the user or the node's tags.
+fn event_source(caller: &Caller) -> EventSource {
+    let node = &caller.whois.node;
+    let tagged = node.is_tagged();
+    EventSource {
+        node: node.name_without_trailing_dot().to_owned(),
+        node_id: node.stable_id.clone(),
+        node_tags: if tagged {
+            node.tags.clone()
+        } else {
+            Vec::new()
+        },
+        node_user_id: if tagged {
+            0
+        } else {
+            u64::try_from(caller.whois.user_profile.id).unwrap_or(0)
+        },
+        node_user: if tagged {
+            String::new()
+        } else {
+            caller.whois.user_profile.login_name.clone()
+        },
+    }
+}
+
+fn unix_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}

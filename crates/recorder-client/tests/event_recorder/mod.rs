@@ -1,0 +1,243 @@
+//! A small in-test recorder for API events that counts what it sees (connections, probes, posts)
+//! and answers as told, reachable over real TCP or over an in-memory network whose dialer lets
+//! time-based cases run on Tokio's paused clock.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use recorder_client::{DialFuture, Dialer, RecorderIo};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// The body of a refused `POST`: longer than the client keeps of it.
+pub fn refusal_body() -> String {
+    format!(r#"{{"error":"told to refuse {}"}}"#, "x".repeat(300))
+}
+
+/// One event as the recorder received it.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub content_type: Option<String>,
+    pub host: Option<String>,
+    pub body: Bytes,
+}
+
+#[derive(Debug)]
+struct State {
+    probe_status: AtomicU16,
+    post_status: AtomicU16,
+    /// Answer no `POST` (a recorder that hangs).
+    hang_posts: AtomicBool,
+    /// Drop the connection when this many `POST`s have arrived (0: never).
+    drop_connection_at_post: AtomicUsize,
+    connections: AtomicUsize,
+    heads: AtomicUsize,
+    posts: AtomicUsize,
+    received: Mutex<Vec<Received>>,
+}
+
+/// A recorder that answers `HEAD /v2/event` and `POST /v2/event` with the statuses it is told
+/// (200 and 200 at first) and counts.
+#[derive(Clone, Debug)]
+pub struct CountingRecorder {
+    state: Arc<State>,
+}
+
+impl Default for CountingRecorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CountingRecorder {
+    pub fn new() -> Self {
+        CountingRecorder {
+            state: Arc::new(State {
+                probe_status: AtomicU16::new(200),
+                post_status: AtomicU16::new(200),
+                hang_posts: AtomicBool::new(false),
+                drop_connection_at_post: AtomicUsize::new(0),
+                connections: AtomicUsize::new(0),
+                heads: AtomicUsize::new(0),
+                posts: AtomicUsize::new(0),
+                received: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    pub fn answer_probe(&self, status: StatusCode) {
+        self.state
+            .probe_status
+            .store(status.as_u16(), Ordering::SeqCst);
+    }
+
+    pub fn answer_post(&self, status: StatusCode) {
+        self.state
+            .post_status
+            .store(status.as_u16(), Ordering::SeqCst);
+    }
+
+    pub fn hang_posts(&self) {
+        self.state.hang_posts.store(true, Ordering::SeqCst);
+    }
+
+    /// Drops the connection, unanswered, when the `n`-th `POST` arrives.
+    pub fn drop_connection_at_post(&self, n: usize) {
+        self.state
+            .drop_connection_at_post
+            .store(n, Ordering::SeqCst);
+    }
+
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    pub fn heads(&self) -> usize {
+        self.state.heads.load(Ordering::SeqCst)
+    }
+
+    pub fn posts(&self) -> usize {
+        self.state.posts.load(Ordering::SeqCst)
+    }
+
+    /// The events answered 200.
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().expect("received").clone()
+    }
+
+    /// Listens on 127.0.0.1 and serves every connection; returns the address.
+    pub async fn listen(&self) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let this = self.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(this.clone().serve(stream));
+            }
+        });
+        addr
+    }
+
+    /// Serves one HTTP/1.1 connection (keep-alive).
+    pub async fn serve<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(self, io: I) {
+        self.state.connections.fetch_add(1, Ordering::SeqCst);
+        let (kill_tx, mut kill_rx) = mpsc::unbounded_channel::<()>();
+        let service = service_fn(move |request| {
+            let this = self.clone();
+            let kill = kill_tx.clone();
+            async move { Ok::<_, Infallible>(this.handle(request, kill).await) }
+        });
+        let connection =
+            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
+        tokio::select! {
+            _ = connection => {}
+            _ = kill_rx.recv() => {}
+        }
+    }
+
+    async fn handle(
+        &self,
+        request: Request<Incoming>,
+        kill: mpsc::UnboundedSender<()>,
+    ) -> Response<Full<Bytes>> {
+        let answer = |status: u16, body: String| {
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            *response.status_mut() = StatusCode::from_u16(status).expect("status");
+            response
+        };
+        let state = &self.state;
+        match (request.method(), request.uri().path()) {
+            (&Method::HEAD, "/v2/event") => {
+                state.heads.fetch_add(1, Ordering::SeqCst);
+                answer(state.probe_status.load(Ordering::SeqCst), String::new())
+            }
+            (&Method::POST, "/v2/event") => {
+                let n = state.posts.fetch_add(1, Ordering::SeqCst) + 1;
+                if state.drop_connection_at_post.load(Ordering::SeqCst) == n {
+                    let _ = kill.send(());
+                    std::future::pending::<()>().await;
+                }
+                if state.hang_posts.load(Ordering::SeqCst) {
+                    std::future::pending::<()>().await;
+                }
+                let header = |name: http::header::HeaderName| {
+                    request
+                        .headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                };
+                let content_type = header(http::header::CONTENT_TYPE);
+                let host = header(http::header::HOST);
+                let body = request
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("event body")
+                    .to_bytes();
+                let status = state.post_status.load(Ordering::SeqCst);
+                if status != 200 {
+                    return answer(status, refusal_body());
+                }
+                state.received.lock().expect("received").push(Received {
+                    content_type,
+                    host,
+                    body,
+                });
+                answer(200, String::new())
+            }
+            _ => answer(404, String::new()),
+        }
+    }
+}
+
+/// What is at an address of the in-memory network.
+#[derive(Clone, Debug)]
+pub enum Route {
+    Recorder(CountingRecorder),
+    /// The dial never completes.
+    Hang,
+}
+
+/// An in-memory network: dialing an address connects to what is routed there; anything else
+/// is refused.
+#[derive(Clone, Debug, Default)]
+pub struct MemNet {
+    routes: Arc<Mutex<HashMap<SocketAddr, Route>>>,
+}
+
+impl MemNet {
+    pub fn route(&self, addr: &str, route: Route) -> SocketAddr {
+        let addr: SocketAddr = addr.parse().expect("address");
+        self.routes.lock().expect("routes").insert(addr, route);
+        addr
+    }
+}
+
+impl Dialer for MemNet {
+    fn dial(&self, addr: SocketAddr) -> DialFuture {
+        let route = self.routes.lock().expect("routes").get(&addr).cloned();
+        Box::pin(async move {
+            match route {
+                None => Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+                Some(Route::Hang) => std::future::pending().await,
+                Some(Route::Recorder(recorder)) => {
+                    let (client, server) = tokio::io::duplex(64 * 1024);
+                    tokio::spawn(recorder.serve(server));
+                    Ok(Box::new(client) as Box<dyn RecorderIo>)
+                }
+            }
+        })
+    }
+}

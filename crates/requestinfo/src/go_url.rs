@@ -1,0 +1,152 @@
+//! The request URL as the kube-apiserver's Go `net/url` reads it: `URL.Path` is the
+//! percent-decoded path and `URL.Query()` is `url.ParseQuery` of the raw query.
+//!
+//! Both matter for agreeing with the apiserver on what a request names. Go's HTTP server decodes
+//! the path before any handler sees it, so `/api/v1/namespaces/a/pods/x%2Fexec` reaches
+//! `RequestInfoFactory` as `.../pods/x/exec`, the `exec` subresource; reading the raw path would
+//! see a pod named `x%2Fexec` instead.
+
+use std::collections::BTreeMap;
+
+/// Go's `url.ParseQuery` refuses a query with more parameters than this (its `urlmaxqueryparams`
+/// default) and then yields no values at all.
+const MAX_QUERY_PARAMS: usize = 10_000;
+
+/// How `%XX` and `+` are read, as Go's `url.unescape` modes `encodePath` and
+/// `encodeQueryComponent`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Component {
+    /// A path: `+` is a literal plus sign.
+    Path,
+    /// A query key or value: `+` is a space.
+    Query,
+}
+
+/// Percent-decodes a URL path as Go's `url.ParseRequestURI` does for `URL.Path`. `None` when a
+/// `%` is not followed by two hex digits: Go's HTTP server answers such a request 400 before any
+/// handler runs.
+pub(crate) fn unescape_path(path: &str) -> Option<String> {
+    unescape(path, Component::Path)
+}
+
+/// The query's parameters, decoded as Go's `url.ParseQuery` (and so `URL.Query()`) does: pairs
+/// split on `&` only; a pair containing `;` is dropped (Go 1.17 and later); so is a pair whose key
+/// or value has a malformed `%` escape; `+` is a space; a key without `=` has the value `""`.
+/// A query of more than 10 000 parameters yields nothing, as in current Go releases.
+pub(crate) fn query_values(query: &str) -> BTreeMap<String, Vec<String>> {
+    let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if query.matches('&').count() + 1 > MAX_QUERY_PARAMS {
+        return values;
+    }
+    for pair in query.split('&') {
+        if pair.is_empty() || pair.contains(';') {
+            continue;
+        }
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (Some(key), Some(value)) = (
+            unescape(key, Component::Query),
+            unescape(value, Component::Query),
+        ) else {
+            continue;
+        };
+        values.entry(key).or_default().push(value);
+    }
+    values
+}
+
+/// The first value of `key`, as Go's `values[key][0]` guarded by a length check.
+pub(crate) fn first<'a>(values: &'a BTreeMap<String, Vec<String>>, key: &str) -> Option<&'a str> {
+    values.get(key)?.first().map(String::as_str)
+}
+
+/// Go's `url.unescape`. Bytes that do not form UTF-8 after decoding become U+FFFD: Go keeps them
+/// as they are, but a Rust `String` cannot hold them.
+fn unescape(s: &str, component: Component) -> Option<String> {
+    let escaped = s.contains('%') || (component == Component::Query && s.contains('+'));
+    if !escaped {
+        return Some(s.to_owned());
+    }
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(byte) = bytes.next() {
+        match byte {
+            b'%' => {
+                let high = bytes.next().and_then(hex_value)?;
+                let low = bytes.next().and_then(hex_value)?;
+                out.push(high << 4 | low);
+            }
+            b'+' if component == Component::Query => out.push(b' '),
+            other => out.push(other),
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(query: &str) -> Vec<(String, Vec<String>)> {
+        query_values(query).into_iter().collect()
+    }
+
+    fn one(key: &str, values: &[&str]) -> (String, Vec<String>) {
+        (
+            key.to_owned(),
+            values.iter().map(|v| (*v).to_owned()).collect(),
+        )
+    }
+
+    #[test]
+    fn path_escapes_are_decoded_and_plus_is_kept() {
+        assert_eq!(unescape_path("/a%2Fb+c").as_deref(), Some("/a/b+c"));
+        assert_eq!(unescape_path("/%7e%7E").as_deref(), Some("/~~"));
+        assert_eq!(unescape_path("/plain").as_deref(), Some("/plain"));
+        assert_eq!(unescape_path("/%ff").as_deref(), Some("/\u{fffd}"));
+    }
+
+    #[test]
+    fn malformed_path_escapes_are_refused() {
+        for bad in ["/%", "/%4", "/%zz", "/a%4g", "%%41"] {
+            assert_eq!(unescape_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn query_pairs_follow_go() {
+        assert_eq!(
+            pairs("b=2&a=1&a=&c&labelSelector=app%3Ddemo+x"),
+            vec![
+                one("a", &["1", ""]),
+                one("b", &["2"]),
+                one("c", &[""]),
+                one("labelSelector", &["app=demo x"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn semicolons_and_bad_escapes_drop_only_their_pair() {
+        assert_eq!(
+            pairs("a=1;b=2&c=%zz&d%=1&e=ok&&f=%3b"),
+            vec![one("e", &["ok"]), one("f", &[";"])]
+        );
+    }
+
+    #[test]
+    fn too_many_parameters_yield_nothing() {
+        let at_limit = vec!["watch=1"; MAX_QUERY_PARAMS].join("&");
+        assert_eq!(query_values(&at_limit)["watch"].len(), MAX_QUERY_PARAMS);
+        let over = format!("{at_limit}&x");
+        assert!(query_values(&over).is_empty());
+    }
+}

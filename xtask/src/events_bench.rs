@@ -1,0 +1,194 @@
+//! The API request events benchmark of `cargo xtask bench`: the rate of `GET` on one pod through
+//! the proxy with the caller's API events off, then on (`enableEvents` with the stack's
+//! `kube-recorder`, fail closed), in one run, with release builds and `testkit-load` as the
+//! client. Reports rates, latencies, the ratio and the proxy's peak memory, and checks that the
+//! recorder stored one event per request.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, ensure, Context as _};
+use e2e::stack::{fixture_whois, RecordingGrant, Stack, StackOptions};
+use serde_json::Value;
+
+use crate::session_bench::peak_rss_kib;
+use crate::tools::{cargo, run, workspace_root};
+
+/// The request measured: one small object, so that the proxy's own cost per request dominates.
+const PATH: &str = "/api/v1/namespaces/default/pods/demo";
+/// Keep-alive connections, one request in flight on each.
+const CONNECTIONS: u64 = 16;
+/// Sent but not measured: TLS handshakes, the recorder's HEAD probe, warm caches.
+const WARMUP: &str = "1s";
+/// Measured.
+const DURATION: &str = "10s";
+
+struct Measured {
+    label: &'static str,
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// Every request sent, warm-up and cut-off ones included.
+    sent: u64,
+    proxy_peak_kib: Option<u64>,
+}
+
+/// Runs the load against a stack without events and one with events, and prints the table for
+/// `docs/performance.md`.
+pub(crate) fn events_bench() -> anyhow::Result<()> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "proxy-bin",
+        "--package",
+        "testkit",
+        "--package",
+        "recorder-server",
+        "--bins",
+    ]))?;
+    let release = workspace_root().join("target/release");
+    // The stack starts these binaries (edition 2021: setting the environment is safe here, and
+    // xtask is single-threaded at this point).
+    std::env::set_var("E2E_BIN_DIR", &release);
+    std::env::set_var("E2E_SKIP_BUILD", "1");
+    let load = release.join("testkit-load");
+
+    let mut whois = fixture_whois("user-node")?;
+    whois["CapMap"] = serde_json::json!({
+        "tailscale.com/cap/kubernetes": [{"impersonate": {"groups": ["system:masters"]}}]
+    });
+
+    let plain = Stack::start(StackOptions::for_caller(whois.clone()))?;
+    let off = measure("events off", &load, &plain)?;
+    drop(plain);
+
+    let mut events_options = StackOptions::for_caller(whois);
+    events_options.recording = Some(RecordingGrant {
+        enforce: true,
+        events: true,
+        dead_recorder_first: false,
+        all_dead: false,
+        v1_only: false,
+        recorder_without_events: false,
+    });
+    let with_events = Stack::start(events_options)?;
+    let on = measure(
+        "events on (fail closed, kube-recorder on the same machine)",
+        &load,
+        &with_events,
+    )?;
+    let (sent, stored) = (on.sent, stored_request_events(&with_events)?);
+    // Every request sent its event before going upstream; the requests cut off at the end of
+    // the window (at most one per connection) may or may not have reached the proxy.
+    ensure!(
+        stored <= sent && stored + CONNECTIONS >= sent,
+        "the recorder stored {stored} request events for {sent} requests sent\n{}",
+        logs(&with_events)
+    );
+    println!(
+        "recorder: {stored} request events stored for {sent} requests sent (warm-up included)"
+    );
+    for line in with_events.metrics()?.lines() {
+        if line.starts_with("k8s_auth_proxy_api_request_event_recording") {
+            println!("proxy metric: {line}");
+        }
+    }
+
+    let results = [off, on];
+    let base = results[0].rate;
+    println!(
+        "\n| API requests (GET pod, {CONNECTIONS} connections) | requests/s | p50 | p99 | vs events off | proxy peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for result in &results {
+        println!(
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {:.2}x | {} |",
+            result.label,
+            result.rate,
+            result.p50_ms,
+            result.p99_ms,
+            result.rate / base,
+            result
+                .proxy_peak_kib
+                .map(|kib| format!("{:.1} MiB", kib as f64 / 1024.0))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    Ok(())
+}
+
+/// Runs `testkit-load` against the stack's proxy.
+fn measure(label: &'static str, load: &Path, stack: &Stack) -> anyhow::Result<Measured> {
+    let output = Command::new(load)
+        .arg("--url")
+        .arg(format!("{}{PATH}", stack.proxy_url))
+        .args(["--connections", &CONNECTIONS.to_string()])
+        .args(["--warmup", WARMUP, "--duration", DURATION])
+        // The stack's proxy serves a self-signed certificate.
+        .arg("--insecure")
+        .output()
+        .with_context(|| format!("starting {}", load.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{label}: {}", stdout.trim());
+    if !output.status.success() {
+        bail!(
+            "{label}: testkit-load {}: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr),
+            logs(stack)
+        );
+    }
+    let report: Value = serde_json::from_str(stdout.trim())
+        .with_context(|| format!("{label}: testkit-load printed {stdout:?}"))?;
+    let number = |name: &str| {
+        report[name]
+            .as_f64()
+            .with_context(|| format!("{label}: no {name} in {report}"))
+    };
+    let (non_2xx, errors) = (number("non_2xx")?, number("errors")?);
+    if non_2xx != 0.0 || errors != 0.0 {
+        bail!(
+            "{label}: {non_2xx} non-2xx answers and {errors} errors (first: {})\n{}",
+            report["first_error"],
+            logs(stack)
+        );
+    }
+    Ok(Measured {
+        label,
+        rate: number("rate")?,
+        p50_ms: number("p50_ms")?,
+        p99_ms: number("p99_ms")?,
+        sent: number("sent")? as u64,
+        proxy_peak_kib: stack.proxy.pid().and_then(peak_rss_kib),
+    })
+}
+
+/// API request events in the recorder's event log (`events/*.jsonl`, one event per line),
+/// counted from the files: asking `/api/events` for all of them would return every event's JSON.
+fn stored_request_events(stack: &Stack) -> anyhow::Result<u64> {
+    let dir = stack.dir.join("recordings/events");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("{}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            let text =
+                std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+            count += text
+                .lines()
+                .filter(|line| line.contains("\"kubernetes-api-request\""))
+                .count() as u64;
+        }
+    }
+    Ok(count)
+}
+
+/// The stack's logs and the recorder's, for failure messages.
+fn logs(stack: &Stack) -> String {
+    let recorder = stack
+        .recorder
+        .as_ref()
+        .map(|recorder| format!("\n--- recorder ---\n{}", recorder.log_text()))
+        .unwrap_or_default();
+    format!("{}{recorder}", stack.logs())
+}
