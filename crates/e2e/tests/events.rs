@@ -280,3 +280,44 @@ fn a_recorder_without_events_lets_requests_through() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_body_over_the_limit_is_cut_in_the_event_and_forwarded_whole() -> anyhow::Result<()> {
+    let mut whois = fixture_whois("user-node")?;
+    whois["CapMap"] = serde_json::json!({
+        "tailscale.com/cap/kubernetes": [{"impersonate": {"groups": ["system:masters"]}}]
+    });
+    let mut options = StackOptions::for_caller(whois);
+    options.recording = Some(EVENTS);
+    options.proxy_args = vec!["--event-body-limit".into(), "256".into()];
+    let stack = Stack::start(options)?;
+
+    let note = "n".repeat(4000);
+    let manifest = stack.dir.join("big.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: big\n  annotations:\n    note: {note}\nspec:\n  containers:\n  - name: main\n    image: nginx\n"
+        ),
+    )?;
+    stack
+        .kubectl
+        .run(&["create", "-f", &manifest.display().to_string()])?
+        .expect_success("create")?;
+    // Upstream got all of it.
+    let pod = stack
+        .kubectl
+        .run(&["get", "pod", "big", "-o", "json"])?
+        .expect_success("get")?
+        .json()?;
+    assert_eq!(pod["metadata"]["annotations"]["note"], note.as_str());
+
+    let events = resource_events(&stack)?;
+    let create = &in_order(&events, &[key("create", "", "")])?[0];
+    assert_eq!(create["request"]["bodyTruncated"], true, "{create}");
+    let recorded = body_of(create)?;
+    assert_eq!(recorded.len(), 256, "{recorded}");
+    let size = create["request"]["bodySize"].as_u64().unwrap_or_default();
+    assert!(size > 4000, "{create}");
+    Ok(())
+}

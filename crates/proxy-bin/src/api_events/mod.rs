@@ -354,3 +354,40 @@ fn unix_seconds() -> i64 {
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use capmodel::{CallerPolicy, WhoIs};
+
+    use super::*;
+
+    fn caller(fixture: &str) -> Caller {
+        let path = format!(
+            "{}/../../../shared/fixtures/whois/{fixture}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let bytes = std::fs::read(&path).expect("fixture");
+        let whois = WhoIs::from_json(&bytes).expect("whois");
+        let policy = CallerPolicy::from_whois(&whois).expect("policy");
+        Caller { whois, policy }
+    }
+
+    #[test]
+    fn a_user_caller_is_named_by_login_and_user_id() {
+        let source = event_source(&caller("user-node"));
+        assert_eq!(source.node_user, "alice@example.com");
+        assert!(source.node_user_id > 0);
+        assert!(source.node_tags.is_empty());
+        assert!(!source.node.ends_with('.') && !source.node.is_empty());
+        assert!(!source.node_id.is_empty());
+    }
+
+    #[test]
+    fn a_tagged_caller_is_named_by_its_tags_only() {
+        let caller = caller("tagged-node");
+        let source = event_source(&caller);
+        assert_eq!(source.node_tags, caller.whois.node.tags);
+        assert!(!source.node_tags.is_empty());
+        assert_eq!((source.node_user.as_str(), source.node_user_id), ("", 0));
+    }
+}
