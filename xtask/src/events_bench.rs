@@ -1,8 +1,9 @@
 //! The API request events benchmark of `cargo xtask bench`: the rate of `GET` on one pod through
 //! the proxy with the caller's API events off, then on (`enableEvents` with the stack's
 //! `kube-recorder`, fail closed), in one run, with release builds and `testkit-load` as the
-//! client. Reports rates, latencies, the ratio and the proxy's peak memory, and checks that the
-//! recorder stored one event per request.
+//! client. Reports rates, latencies, the ratio, the CPU time the proxy and the recorder spend per
+//! request and the proxy's peak memory, and checks that the recorder stored one event per
+//! request.
 
 use std::path::Path;
 use std::process::Command;
@@ -30,6 +31,10 @@ struct Measured {
     p99_ms: f64,
     /// Every request sent, warm-up and cut-off ones included.
     sent: u64,
+    /// CPU time of the proxy per request sent, in microseconds.
+    proxy_cpu_us: Option<f64>,
+    /// CPU time of the recorder per request sent, in microseconds.
+    recorder_cpu_us: Option<f64>,
     proxy_peak_kib: Option<u64>,
 }
 
@@ -98,17 +103,20 @@ pub(crate) fn events_bench() -> anyhow::Result<()> {
     let results = [off, on];
     let base = results[0].rate;
     println!(
-        "\n| API requests (GET pod, {CONNECTIONS} connections) | requests/s | p50 | p99 | vs events off | proxy peak RSS |"
+        "\n| API requests (GET pod, {CONNECTIONS} connections) | requests/s | p50 | p99 | vs events off | CPU per request: proxy | recorder | proxy peak RSS |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
+    let micros = |value: Option<f64>| value.map_or_else(|| "-".into(), |us| format!("{us:.0} µs"));
     for result in &results {
         println!(
-            "| {} | {:.0} | {:.2} ms | {:.2} ms | {:.2}x | {} |",
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {:.2}x | {} | {} | {} |",
             result.label,
             result.rate,
             result.p50_ms,
             result.p99_ms,
             result.rate / base,
+            micros(result.proxy_cpu_us),
+            micros(result.recorder_cpu_us),
             result
                 .proxy_peak_kib
                 .map(|kib| format!("{:.1} MiB", kib as f64 / 1024.0))
@@ -120,6 +128,12 @@ pub(crate) fn events_bench() -> anyhow::Result<()> {
 
 /// Runs `testkit-load` against the stack's proxy.
 fn measure(label: &'static str, load: &Path, stack: &Stack) -> anyhow::Result<Measured> {
+    let proxy_pid = stack.proxy.pid();
+    let recorder_pid = stack.recorder.as_ref().and_then(|recorder| recorder.pid());
+    let cpu_before = (
+        proxy_pid.and_then(cpu_seconds),
+        recorder_pid.and_then(cpu_seconds),
+    );
     let output = Command::new(load)
         .arg("--url")
         .arg(format!("{}{PATH}", stack.proxy_url))
@@ -154,13 +168,20 @@ fn measure(label: &'static str, load: &Path, stack: &Stack) -> anyhow::Result<Me
             logs(stack)
         );
     }
+    let sent = number("sent")?;
+    let per_request = |pid: Option<u32>, before: Option<f64>| {
+        let used = pid.and_then(cpu_seconds)? - before?;
+        (sent > 0.0).then(|| used / sent * 1e6)
+    };
     Ok(Measured {
         label,
         rate: number("rate")?,
         p50_ms: number("p50_ms")?,
         p99_ms: number("p99_ms")?,
-        sent: number("sent")? as u64,
-        proxy_peak_kib: stack.proxy.pid().and_then(peak_rss_kib),
+        sent: sent as u64,
+        proxy_cpu_us: per_request(proxy_pid, cpu_before.0),
+        recorder_cpu_us: per_request(recorder_pid, cpu_before.1),
+        proxy_peak_kib: proxy_pid.and_then(peak_rss_kib),
     })
 }
 
@@ -181,6 +202,16 @@ fn stored_request_events(stack: &Stack) -> anyhow::Result<u64> {
         }
     }
     Ok(count)
+}
+
+/// User and system CPU time a process has used, from `/proc/PID/stat` (fields 14 and 15, in
+/// clock ticks of 1/100 s: `USER_HZ`, which Linux fixes at 100 for this interface).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces; fields 3 on follow it.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index)?.parse::<u64>().ok();
+    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
 }
 
 /// The stack's logs and the recorder's, for failure messages.

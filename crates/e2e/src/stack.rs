@@ -342,7 +342,7 @@ impl Stack {
             .arg("--localapi-socket")
             .arg(&socket)
             .args(&options.proxy_args)
-            .env("RUST_LOG", "info,proxy_bin=debug")
+            .env("RUST_LOG", "info,kube_auth_proxy=debug")
             .env_remove("APISERVER_PROXY")
             .env_remove("AUTH_PROXY")
             .env_remove("KUBERNETES_SERVICE_HOST");
