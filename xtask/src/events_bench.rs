@@ -70,12 +70,8 @@ pub(crate) fn events_bench() -> anyhow::Result<()> {
 
     let mut events_options = StackOptions::for_caller(whois);
     events_options.recording = Some(RecordingGrant {
-        enforce: true,
         events: true,
-        dead_recorder_first: false,
-        all_dead: false,
-        v1_only: false,
-        recorder_without_events: false,
+        ..RecordingGrant::ENFORCED
     });
     let with_events = Stack::start(events_options)?;
     let on = measure(

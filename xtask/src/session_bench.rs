@@ -44,14 +44,7 @@ pub(crate) fn session_bench() -> anyhow::Result<()> {
     });
     let plain = Stack::start(StackOptions::for_caller(whois.clone()))?;
     let mut recorded_options = StackOptions::for_caller(whois);
-    recorded_options.recording = Some(RecordingGrant {
-        enforce: true,
-        events: false,
-        dead_recorder_first: false,
-        all_dead: false,
-        v1_only: false,
-        recorder_without_events: false,
-    });
+    recorded_options.recording = Some(RecordingGrant::ENFORCED);
     let recorded = Stack::start(recorded_options)?;
 
     let direct = plain.kubectl.direct(&plain.upstream_kubeconfig);

@@ -32,12 +32,8 @@ pub fn start(dir: &Path) -> anyhow::Result<Stack> {
         // Every exec/attach is recorded by the stack's kube-recorder, failing closed, and every
         // API request is recorded there as an event (with its response).
         recording: Some(RecordingGrant {
-            enforce: true,
-            dead_recorder_first: false,
-            all_dead: false,
-            v1_only: false,
             events: true,
-            recorder_without_events: false,
+            ..RecordingGrant::ENFORCED
         }),
         proxy_args: vec!["--api-response-events".into()],
         ..StackOptions::for_caller(demo_caller())

@@ -59,6 +59,19 @@ pub struct RecordingGrant {
     pub recorder_without_events: bool,
 }
 
+impl RecordingGrant {
+    /// One live recorder, recording enforced (fail closed), no events: the base the other grants
+    /// are written against (`RecordingGrant { events: true, ..RecordingGrant::ENFORCED }`).
+    pub const ENFORCED: RecordingGrant = RecordingGrant {
+        enforce: true,
+        dead_recorder_first: false,
+        all_dead: false,
+        v1_only: false,
+        events: false,
+        recorder_without_events: false,
+    };
+}
+
 /// The upstream kubeconfig the proxy gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpstreamAuth {

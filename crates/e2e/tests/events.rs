@@ -9,12 +9,8 @@ use e2e::stack::{fixture_whois, RecordingGrant, Stack, StackOptions};
 use serde_json::Value;
 
 const EVENTS: RecordingGrant = RecordingGrant {
-    enforce: true,
-    dead_recorder_first: false,
-    all_dead: false,
-    v1_only: false,
     events: true,
-    recorder_without_events: false,
+    ..RecordingGrant::ENFORCED
 };
 
 fn events_stack(grant: RecordingGrant) -> anyhow::Result<Stack> {

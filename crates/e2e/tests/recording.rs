@@ -20,14 +20,7 @@ fn recorded_stack(grant: RecordingGrant) -> anyhow::Result<Stack> {
     Stack::start(options)
 }
 
-const ENFORCED: RecordingGrant = RecordingGrant {
-    enforce: true,
-    dead_recorder_first: false,
-    all_dead: false,
-    v1_only: false,
-    events: false,
-    recorder_without_events: false,
-};
+const ENFORCED: RecordingGrant = RecordingGrant::ENFORCED;
 
 #[test]
 fn exec_output_and_exit_codes_are_recorded_over_both_protocols() -> anyhow::Result<()> {
@@ -165,12 +158,8 @@ fn ten_megabytes_of_stdin_are_copied_and_recorded_byte_identical() -> anyhow::Re
 #[test]
 fn fail_closed_with_every_recorder_down_refuses_before_upstream() -> anyhow::Result<()> {
     let mut stack = recorded_stack(RecordingGrant {
-        enforce: true,
-        dead_recorder_first: false,
         all_dead: true,
-        v1_only: false,
-        events: false,
-        recorder_without_events: false,
+        ..RecordingGrant::ENFORCED
     })?;
     for (name, websockets) in PROTOCOLS {
         stack.kubectl.env = vec![(
@@ -198,11 +187,8 @@ fn fail_closed_with_every_recorder_down_refuses_before_upstream() -> anyhow::Res
 fn fail_open_with_every_recorder_down_runs_unrecorded_and_counts_it() -> anyhow::Result<()> {
     let mut stack = recorded_stack(RecordingGrant {
         enforce: false,
-        dead_recorder_first: false,
         all_dead: true,
-        v1_only: false,
-        events: false,
-        recorder_without_events: false,
+        ..RecordingGrant::ENFORCED
     })?;
     for (count, (name, websockets)) in PROTOCOLS.iter().enumerate() {
         stack.kubectl.env = vec![(
@@ -233,12 +219,8 @@ fn fail_open_with_every_recorder_down_runs_unrecorded_and_counts_it() -> anyhow:
 #[test]
 fn a_dead_recorder_listed_first_falls_over_to_the_live_one() -> anyhow::Result<()> {
     let stack = recorded_stack(RecordingGrant {
-        enforce: true,
         dead_recorder_first: true,
-        all_dead: false,
-        v1_only: false,
-        events: false,
-        recorder_without_events: false,
+        ..RecordingGrant::ENFORCED
     })?;
     stack
         .kubectl

@@ -26,14 +26,7 @@ fn recorded_stack() -> anyhow::Result<Stack> {
         "pods:\n  - {namespace: default, name: shell-websocket, attachCommand: [sh], tty: true}\n  \
          - {namespace: default, name: shell-spdy, attachCommand: [sh], tty: true}\n",
     );
-    options.recording = Some(RecordingGrant {
-        enforce: true,
-        dead_recorder_first: false,
-        all_dead: false,
-        v1_only: false,
-        events: false,
-        recorder_without_events: false,
-    });
+    options.recording = Some(RecordingGrant::ENFORCED);
     Stack::start(options)
 }
 

@@ -104,7 +104,7 @@ impl ApiEvents {
         if policy.recorders.is_empty() {
             return self
                 .without_recorders(metrics, caller)
-                .map(|link| (body, link));
+                .map(|()| (body, None));
         }
         let captured = body_capture::capture(body, self.body_limit)
             .await
@@ -154,9 +154,7 @@ impl ApiEvents {
             return Ok(());
         }
         if policy.recorders.is_empty() {
-            return self
-                .without_recorders::<RequestEventLink>(metrics, caller)
-                .map(|_| ());
+            return self.without_recorders(metrics, caller);
         }
         self.record(
             metrics,
@@ -171,15 +169,11 @@ impl ApiEvents {
     }
 
     /// A grant that enables events but names no recorder: refused when it fails closed.
-    fn without_recorders<T>(
-        &self,
-        metrics: &Metrics,
-        caller: &Caller,
-    ) -> Result<Option<T>, KubeStatus> {
+    fn without_recorders(&self, metrics: &Metrics, caller: &Caller) -> Result<(), KubeStatus> {
         if caller.policy.recording.fail_open {
             metrics.api_event_attempted();
             metrics.api_event_failed();
-            Ok(None)
+            Ok(())
         } else {
             metrics.request_refused(Refusal::Policy);
             Err(KubeStatus::forbidden(
