@@ -80,8 +80,8 @@ pub(crate) struct Cli {
     #[arg(long, env = "KUBE_AUTH_PROXY_EVENT_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub(crate) event_body_limit: usize,
 
-    /// After each API request event, also record a response event (same `id`; status code,
-    /// duration, bytes) once the response has ended. Off by default: Tailscale's own recorder
+    /// After each stored API request event of the default route, also record a response event
+    /// (same `id`; status code, duration, bytes) once the response has ended. Off by default: Tailscale's own recorder
     /// knows only request events.
     #[arg(long, env = "KUBE_AUTH_PROXY_API_RESPONSE_EVENTS")]
     pub(crate) api_response_events: bool,

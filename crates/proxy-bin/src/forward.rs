@@ -76,7 +76,19 @@ pub(crate) async fn forward(
         Err(error) => {
             app.metrics.request_refused(Refusal::UpstreamUnreachable);
             tracing::warn!(caller = caller.display_name(), %error, "upstream request failed");
-            KubeStatus::bad_gateway(error.to_string()).response_for(parts.uri.path())
+            let status = KubeStatus::bad_gateway(error.to_string());
+            if let Some(link) = event_link {
+                let recorders = caller.policy.recording.recorders.clone();
+                api_events::send_response_event(
+                    app.clone(),
+                    recorders,
+                    link,
+                    status.code,
+                    0,
+                    Some(status.message.clone()),
+                );
+            }
+            status.response_for(parts.uri.path())
         }
     }
 }

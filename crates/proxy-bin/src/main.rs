@@ -177,7 +177,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The serving certificate from exactly one of the TLS flags.
 /// This proxy's node as API events name it (`destination`), from tailscaled's status. Events are
 /// still sent when it cannot be learnt, with an empty destination.
 async fn event_destination(localapi: &LocalApiClient) -> recorder_client::EventDestination {
@@ -200,6 +199,7 @@ async fn event_destination(localapi: &LocalApiClient) -> recorder_client::EventD
     }
 }
 
+/// The serving certificate from exactly one of the TLS flags.
 async fn serving_cert(cli: &Cli, localapi: &LocalApiClient) -> anyhow::Result<ServingCert> {
     let chosen = [
         cli.tls_cert.is_some(),

@@ -270,7 +270,7 @@ impl Metrics {
         counter(
             &mut out,
             "k8s_auth_proxy_api_request_event_recording_failed",
-            "API request events no recorder took (fail closed: the request was refused with 502).",
+            "API request events no recorder took (fail closed: the request was refused; fail open: it went on unrecorded).",
             self.api_events_failed.load(Ordering::Relaxed),
         );
         counter(

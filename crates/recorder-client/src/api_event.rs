@@ -5,8 +5,9 @@
 //!
 //! The JSON is what Go's `encoding/json` writes for Tailscale's structs, so `tsrecorder` and
 //! anything reading its store see the same shapes from this crate as from Tailscale's proxy:
-//! `"type"` first, `request.body` as standard base64 (Go's `[]byte`), nil maps and slices as
-//! `null` (`request.queryParameters`, `kubernetes.Parts`), and the `omitempty` fields of
+//! `"type"` first, `request.body` as standard base64 (Go's `[]byte`), a nil slice as `null`
+//! (`kubernetes.Parts`), `request.queryParameters` always an object (`{}` when empty: Tailscale
+//! fills it from `req.URL.Query()`, which returns a non-nil map), and the `omitempty` fields of
 //! `Source` left out when empty. Two fields are this crate's extensions, left out unless set:
 //! `request.bodyTruncated` and `request.bodySize`.
 
@@ -61,9 +62,10 @@ pub struct EventRequest {
     /// base64 in JSON, as Go writes a `[]byte`; `None` is `null`.
     #[serde(default, with = "go_json::base64_bytes")]
     pub body: Option<Bytes>,
-    /// The decoded query parameters, each key with all its values (Go's `url.Values`); `null`
-    /// when there are none, as Go writes a nil map.
-    #[serde(default, with = "go_json::null_when_empty")]
+    /// The decoded query parameters, each key with all its values (Go's `url.Values`); `{}`
+    /// when there are none, as Tailscale writes the non-nil map of `req.URL.Query()`. `null`
+    /// (a nil map) reads as empty.
+    #[serde(default, deserialize_with = "go_json::null_when_empty::deserialize")]
     pub query_parameters: BTreeMap<String, Vec<String>>,
     /// Whether `body` holds only the start of a longer body. Left out when false (an extension:
     /// Tailscale's events have no such field).

@@ -2,18 +2,28 @@
 //! (protocols section 5), as Tailscale's Kubernetes API server proxy does for grants with
 //! `enableEvents`.
 //!
-//! Addresses are tried in order. A recorder answering 404 to the probe does not support events:
-//! that ends the send at once with [`EventDelivery::Unsupported`], without trying further
-//! addresses, because Tailscale's proxy warns and lets the request go on then. Any other failure
-//! moves on to the next address.
+//! Addresses are tried in order, and the first that stores the event ends the send. A recorder
+//! answering 404 to the probe does not support events: it is noted and skipped, as Tailscale's
+//! proxy does (`k8s-operator/api-proxy/proxy.go`, `recordRequestAsEvent`, warns and continues
+//! with the next address). Any other failure also moves on to the next address. When no address
+//! stores the event, the send is [`EventDelivery::Unsupported`] if every address lacks event
+//! support (the proxy warns and lets the request go on), and otherwise an [`EventSendError`]
+//! that lists every address, those without event support included.
 //!
 //! The proxy pays for this on every API request of an events-enabled caller, so the sender keeps
 //! what it can: the probe's answer per address for [`EventConfig::probe_cache`], and idle
 //! keep-alive connections per address. An event is serialised once and the same bytes go to
-//! every address tried.
+//! every address tried. A `POST` is sent again on a new connection only when it never went out
+//! (see `exchange`), so that a recorder cannot store one event twice; an event can still reach
+//! two recorders when one stores it and fails to answer, as with Tailscale's proxy.
+//!
+//! Connections per address are bounded by [`EventConfig::max_connections`]: a burst of events
+//! waits for a connection rather than opening more than a recorder accepts.
 
+mod answer_body;
 mod attempt;
 mod connection_pool;
+mod exchange;
 mod probe_cache;
 
 use std::fmt;
@@ -25,7 +35,7 @@ use bytes::Bytes;
 use tokio::time::{timeout_at, Instant};
 
 use crate::dial::{Dialer, TcpDialer};
-use attempt::{Answer, AttemptError};
+use attempt::{Answer, AttemptError, UNSUPPORTED_REASON};
 use connection_pool::ConnectionPool;
 use probe_cache::ProbeCache;
 
@@ -43,6 +53,10 @@ pub struct EventConfig {
     pub probe_cache: Duration,
     /// Idle keep-alive connections kept per recorder address. Default 16.
     pub max_idle_connections: usize,
+    /// Connections open to one recorder address at once, idle ones included; an event waits for
+    /// one when all are in use, and the wait counts against
+    /// [`request_timeout`](Self::request_timeout). Default 64; 0 is taken as 1.
+    pub max_connections: usize,
 }
 
 impl Default for EventConfig {
@@ -53,6 +67,7 @@ impl Default for EventConfig {
             total_timeout: Duration::from_secs(30),
             probe_cache: Duration::from_secs(30),
             max_idle_connections: 16,
+            max_connections: 64,
         }
     }
 }
@@ -65,19 +80,23 @@ pub enum EventDelivery {
         /// The recorder that stored it.
         recorder: SocketAddr,
     },
-    /// A recorder answered 404 to the `HEAD /v2/event` probe: it does not support events, and
-    /// the event was not sent (Tailscale's proxy warns and goes on).
+    /// Every recorder answered 404 to the `HEAD /v2/event` probe (now or within
+    /// [`EventConfig::probe_cache`]): none supports events, and the event was not sent
+    /// (Tailscale's proxy warns and goes on).
     Unsupported {
-        /// The recorder that does not support events.
+        /// The first recorder tried; all of them lack event support.
         recorder: SocketAddr,
     },
 }
 
-/// No recorder took the event. Its text lists every address tried with the reason, in order,
-/// fit for an error message shown to a `kubectl` user.
+/// No recorder took the event, and at least one failed (rather than lacking event support). Its
+/// text lists every address with the reason, in order, fit for an error message shown to a
+/// `kubectl` user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventSendError {
-    /// Each address tried, in order, with why it failed. Empty when there were no addresses.
+    /// Each address, in order, with why it did not take the event; an address without event
+    /// support has the reason "does not support API events (404 to HEAD /v2/event)". Empty when
+    /// there were no addresses.
     pub attempts: Vec<(SocketAddr, String)>,
 }
 
@@ -109,7 +128,8 @@ pub struct EventSender {
 struct Inner {
     config: EventConfig,
     probes: ProbeCache,
-    pool: ConnectionPool,
+    /// Shared with the tasks that finish reading answer bodies before keeping a connection.
+    pool: Arc<ConnectionPool>,
 }
 
 impl fmt::Debug for EventSender {
@@ -128,7 +148,12 @@ impl EventSender {
 
     /// A sender that reaches recorders through `dialer` (e.g. over the tailnet).
     pub fn with_dialer(config: EventConfig, dialer: Arc<dyn Dialer>) -> EventSender {
-        let pool = ConnectionPool::new(dialer, config.dial_timeout, config.max_idle_connections);
+        let pool = Arc::new(ConnectionPool::new(
+            dialer,
+            config.dial_timeout,
+            config.max_idle_connections,
+            config.max_connections,
+        ));
         let probes = ProbeCache::new(config.probe_cache);
         EventSender {
             inner: Arc::new(Inner {
@@ -139,7 +164,10 @@ impl EventSender {
         }
     }
 
-    /// Sends one event, serialised as JSON once, to the first recorder in `addrs` that takes it.
+    /// Sends one event, serialised as JSON once, to the first recorder in `addrs` that stores it
+    /// ([`EventDelivery::Stored`]). Recorders that answer 404 to the probe are skipped; when no
+    /// address stores the event, the send is [`EventDelivery::Unsupported`] if every address
+    /// lacks event support, and otherwise an [`EventSendError`] listing every address.
     ///
     /// An event that cannot be serialised (only possible for types whose `Serialize` fails) is
     /// reported as failing on every address, with the reason.
@@ -178,12 +206,16 @@ impl EventSender {
     ) -> Result<EventDelivery, EventSendError> {
         let config = &self.inner.config;
         let deadline = Instant::now() + config.total_timeout;
+        // Every address that did not store the event, in order, with the reason.
         let mut attempts = Vec::new();
+        let mut first_unsupported = None;
+        let mut any_failed = false;
         for &addr in addrs {
             let now = Instant::now();
             if now >= deadline {
                 let error = AttemptError::NotTried(config.total_timeout);
                 attempts.push((addr, error.to_string()));
+                any_failed = true;
                 continue;
             }
             let attempt_deadline = deadline.min(now + config.request_timeout);
@@ -205,7 +237,9 @@ impl EventSender {
                     return Ok(EventDelivery::Stored { recorder: addr });
                 }
                 Ok(Answer::Unsupported) => {
-                    return Ok(EventDelivery::Unsupported { recorder: addr });
+                    tracing::debug!(%addr, "recorder does not support API events; trying the next");
+                    first_unsupported.get_or_insert(addr);
+                    attempts.push((addr, UNSUPPORTED_REASON.to_owned()));
                 }
                 Err(error) => {
                     // Whatever the recorder said before, ask again next time: it may have been
@@ -214,9 +248,13 @@ impl EventSender {
                     let reason = error.reason();
                     tracing::debug!(%addr, %reason, "API event attempt failed");
                     attempts.push((addr, reason));
+                    any_failed = true;
                 }
             }
         }
-        Err(EventSendError { attempts })
+        match first_unsupported {
+            Some(recorder) if !any_failed => Ok(EventDelivery::Unsupported { recorder }),
+            _ => Err(EventSendError { attempts }),
+        }
     }
 }

@@ -26,7 +26,8 @@
 //!   crate's `kubernetes-api-response`, linked by `id`); [`EventSender`] probes `HEAD /v2/event`
 //!   over HTTP/1.1 and posts each event to `POST /v2/event`, trying the addresses in order, with
 //!   the probe's answer cached and keep-alive connections kept per recorder. A recorder answering
-//!   404 to the probe does not support events: [`EventDelivery::Unsupported`].
+//!   404 to the probe does not support events and is skipped; when none does, the send is
+//!   [`EventDelivery::Unsupported`].
 //!
 //! For tty sessions the header waits for the first resize to learn the terminal size, but never
 //! stalls: see [`TtyOptions`].

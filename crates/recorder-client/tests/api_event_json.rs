@@ -250,8 +250,8 @@ fn a_tagged_callers_request_event_has_tags_and_no_user_and_nil_parts_are_null() 
         value["source"]["nodeTags"],
         serde_json::json!(["tag:ci", "tag:k8s"])
     );
-    // Go's nil map, nil []byte and nil slice.
-    assert!(value["request"]["queryParameters"].is_null());
+    // Go's non-nil empty map (`req.URL.Query()`), nil []byte and nil slice.
+    assert_eq!(value["request"]["queryParameters"], serde_json::json!({}));
     assert!(value["request"]["body"].is_null());
     assert!(value["kubernetes"]["Parts"].is_null());
     assert!(value["request"].get("bodyTruncated").is_none());
@@ -324,6 +324,18 @@ fn events_read_back_as_written() {
     let read: ApiResponseEvent =
         serde_json::from_str(&fixture("response-error.json")).expect("response");
     assert_eq!(read, response_event());
+}
+
+#[test]
+fn a_null_or_missing_query_reads_as_empty() {
+    let written = fixture("request-tagged.json");
+    let null = written.replace(r#""queryParameters":{}"#, r#""queryParameters":null"#);
+    let missing = written.replace(r#","queryParameters":{}"#, "");
+    for text in [null, missing] {
+        assert_ne!(text, written);
+        let read: ApiRequestEvent = serde_json::from_str(&text).expect("read");
+        assert_eq!(read, tagged_event(), "{text}");
+    }
 }
 
 #[test]

@@ -1,61 +1,20 @@
 //! Sending API events: to kube-recorder itself, failover between addresses, recorders without
-//! event support, the probe cache, kept connections and the time limits.
+//! event support, the probe cache and the time limits. The connections themselves are in
+//! `event_connections.rs`.
 
 mod event_recorder;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use event_recorder::{refusal_body, CountingRecorder, MemNet, Route};
+use event_recorder::{refusal_body, request_event, CountingRecorder, MemNet, Route};
 use http::StatusCode;
 use recorder_client::{
-    ApiRequestEvent, ApiResponseEvent, EventConfig, EventDelivery, EventDestination, EventRequest,
-    EventResponse, EventSender, EventSource,
+    ApiRequestEvent, ApiResponseEvent, EventConfig, EventDelivery, EventResponse, EventSender,
 };
 use recorder_server::{EventFilter, RecorderServer, ServerOptions};
-use requestinfo::RequestInfo;
 use tokio::net::TcpListener;
-
-fn request_event(id: &str) -> ApiRequestEvent {
-    ApiRequestEvent {
-        id: id.into(),
-        timestamp: 1_714_564_800,
-        user_agent: "kubectl/v1.32.0".into(),
-        request: EventRequest {
-            method: "GET".into(),
-            path: "/api/v1/namespaces/default/pods?limit=500".into(),
-            body: Some(Bytes::new()),
-            query_parameters: BTreeMap::from([("limit".to_owned(), vec!["500".to_owned()])]),
-            body_truncated: false,
-            body_size: None,
-        },
-        kubernetes: RequestInfo {
-            is_resource_request: true,
-            path: "/api/v1/namespaces/default/pods".into(),
-            verb: "list".into(),
-            api_prefix: "api".into(),
-            api_version: "v1".into(),
-            namespace: "default".into(),
-            resource: "pods".into(),
-            parts: vec!["pods".into()],
-            ..RequestInfo::default()
-        },
-        source: EventSource {
-            node: "laptop.tail-scale.ts.net".into(),
-            node_id: "nLaptop1CNTRL".into(),
-            node_tags: Vec::new(),
-            node_user_id: 12345,
-            node_user: "alice@example.com".into(),
-        },
-        destination: EventDestination {
-            node: "kube-proxy.tail-scale.ts.net".into(),
-            node_id: "nProxyCNTRL".into(),
-        },
-    }
-}
 
 /// An address on which nothing listens: bound, then released.
 async fn dead_addr() -> SocketAddr {
@@ -204,25 +163,31 @@ async fn no_addresses_is_an_error() {
     );
 }
 
+/// What an address without event support is listed with when another address failed.
+const UNSUPPORTED: &str = "does not support API events (404 to HEAD /v2/event)";
+
 #[tokio::test]
-async fn a_recorder_without_events_is_unsupported_and_later_addresses_are_not_tried() {
+async fn a_recorder_without_events_is_skipped_and_the_next_address_stores_the_event() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = kube_recorder(&dir, false).await;
     let next = CountingRecorder::new();
     let next_addr = next.listen().await;
     let sender = sender();
-    for _ in 0..2 {
+    for i in 0..2 {
         let delivery = sender
-            .send(&[server.addr(), next_addr], &request_event("e-1"))
+            .send(
+                &[server.addr(), next_addr],
+                &request_event(&format!("e-{i}")),
+            )
             .await;
         assert_eq!(
             delivery,
-            Ok(EventDelivery::Unsupported {
-                recorder: server.addr()
+            Ok(EventDelivery::Stored {
+                recorder: next_addr
             })
         );
     }
-    assert_eq!(next.connections(), 0);
+    assert_eq!(next.received().len(), 2);
     assert!(server
         .store()
         .events(&EventFilter::default())
@@ -230,6 +195,66 @@ async fn a_recorder_without_events_is_unsupported_and_later_addresses_are_not_tr
         .expect("events")
         .is_empty());
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_recorder_without_events_and_a_failed_one_make_an_error_listing_both() {
+    let unsupported = CountingRecorder::new();
+    unsupported.answer_probe(StatusCode::NOT_FOUND);
+    let unsupported_addr = unsupported.listen().await;
+    let dead = dead_addr().await;
+    let sender = sender();
+    // The second time the unsupported answer comes from the probe cache: the same error.
+    for _ in 0..2 {
+        let error = sender
+            .send(&[unsupported_addr, dead], &request_event("e-1"))
+            .await
+            .expect_err("no recorder stores it");
+        assert_eq!(error.attempts.len(), 2);
+        assert_eq!(
+            error.attempts[0],
+            (unsupported_addr, UNSUPPORTED.to_owned())
+        );
+        assert_eq!(error.attempts[1].0, dead);
+        assert!(error.attempts[1].1.starts_with("dial failed: "), "{error}");
+        let text = error.to_string();
+        assert!(
+            text.contains(&format!("{unsupported_addr}: {UNSUPPORTED}")),
+            "{text}"
+        );
+    }
+    assert_eq!(unsupported.heads(), 1);
+    assert_eq!(unsupported.posts(), 0);
+}
+
+#[tokio::test]
+async fn when_no_recorder_supports_events_the_send_is_unsupported() {
+    let first = CountingRecorder::new();
+    first.answer_probe(StatusCode::NOT_FOUND);
+    let first_addr = first.listen().await;
+    let second = CountingRecorder::new();
+    second.answer_probe(StatusCode::NOT_FOUND);
+    let second_addr = second.listen().await;
+    let sender = sender();
+    let delivery = sender.send(&[first_addr], &request_event("e-1")).await;
+    assert_eq!(
+        delivery,
+        Ok(EventDelivery::Unsupported {
+            recorder: first_addr
+        })
+    );
+    // Every address is asked; the first is named.
+    let delivery = sender
+        .send(&[first_addr, second_addr], &request_event("e-2"))
+        .await;
+    assert_eq!(
+        delivery,
+        Ok(EventDelivery::Unsupported {
+            recorder: first_addr
+        })
+    );
+    assert_eq!((first.heads(), second.heads()), (1, 1));
+    assert_eq!(first.posts() + second.posts(), 0);
 }
 
 #[tokio::test]
@@ -400,84 +425,6 @@ async fn a_refused_post_moves_on_and_drops_the_cached_probe() {
     );
     assert_eq!(refusing.heads(), 3);
     assert_eq!(refusing.received().len(), 1);
-}
-
-#[tokio::test]
-async fn concurrent_events_are_all_stored_and_idle_connections_are_kept_to_the_limit() {
-    let recorder = CountingRecorder::new();
-    let addr = recorder.listen().await;
-    let sender = EventSender::new(EventConfig {
-        max_idle_connections: 2,
-        ..EventConfig::default()
-    });
-    let sends: Vec<_> = (0..32)
-        .map(|i| {
-            let sender = sender.clone();
-            tokio::spawn(async move {
-                sender
-                    .send(&[addr], &request_event(&format!("e-{i}")))
-                    .await
-            })
-        })
-        .collect();
-    for send in sends {
-        assert_eq!(
-            send.await.expect("task"),
-            Ok(EventDelivery::Stored { recorder: addr })
-        );
-    }
-    assert_eq!(recorder.received().len(), 32);
-    let opened = recorder.connections();
-    // Sequential events use the kept connections: at most two of them, no new ones.
-    for i in 0..10 {
-        sender
-            .send(&[addr], &request_event(&format!("s-{i}")))
-            .await
-            .expect("sent");
-    }
-    assert_eq!(recorder.connections(), opened);
-}
-
-#[tokio::test]
-async fn without_idle_connections_every_event_dials() {
-    let recorder = CountingRecorder::new();
-    let addr = recorder.listen().await;
-    let sender = EventSender::new(EventConfig {
-        max_idle_connections: 0,
-        ..EventConfig::default()
-    });
-    for i in 0..4 {
-        sender
-            .send(&[addr], &request_event(&format!("e-{i}")))
-            .await
-            .expect("sent");
-    }
-    assert_eq!(recorder.connections(), 4);
-}
-
-#[tokio::test]
-async fn a_kept_connection_the_recorder_dropped_is_replaced_without_losing_the_event() {
-    let recorder = CountingRecorder::new();
-    recorder.drop_connection_at_post(2);
-    let addr = recorder.listen().await;
-    let sender = sender();
-    for i in 0..3 {
-        let delivery = sender
-            .send(&[addr], &request_event(&format!("e-{i}")))
-            .await;
-        assert_eq!(delivery, Ok(EventDelivery::Stored { recorder: addr }));
-    }
-    let ids: Vec<String> = recorder
-        .received()
-        .iter()
-        .map(|r| {
-            serde_json::from_slice::<ApiRequestEvent>(&r.body)
-                .expect("event")
-                .id
-        })
-        .collect();
-    assert_eq!(ids, ["e-0", "e-1", "e-2"]);
-    assert_eq!(recorder.connections(), 2);
 }
 
 #[tokio::test(start_paused = true)]

@@ -35,6 +35,14 @@ use crate::status::KubeStatus;
 /// How often at most the proxy warns that a recorder does not support events.
 const UNSUPPORTED_WARNING_INTERVAL_SECS: u64 = 60;
 
+/// Request-body bytes that all events being recorded at once may hold; beyond it, bodies are cut
+/// earlier in their events (the requests are forwarded whole regardless).
+const BODY_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+
+/// How long the proxy waits for a request body to arrive for its event before sending the event
+/// with what has arrived.
+const BODY_READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What the proxy sends API events with.
 #[derive(Debug)]
 pub(crate) struct ApiEvents {
@@ -46,8 +54,18 @@ pub(crate) struct ApiEvents {
     /// This proxy's node, as the events' `destination`.
     destination: EventDestination,
     random: SystemRandom,
+    /// Bounds the request bodies held for events at once.
+    budget: body_capture::BodyBudget,
     /// Unix seconds of the last "recorder does not support events" warning.
     last_unsupported_warning: AtomicU64,
+}
+
+/// What an event says of a request besides its body.
+#[derive(Debug, Clone, Copy)]
+struct RequestHead<'a> {
+    method: &'a http::Method,
+    uri: &'a http::Uri,
+    headers: &'a http::HeaderMap,
 }
 
 /// The part of a request body an event records.
@@ -82,6 +100,7 @@ impl ApiEvents {
             response_events,
             destination,
             random: SystemRandom::new(),
+            budget: body_capture::BodyBudget::new(BODY_BUDGET_BYTES),
             last_unsupported_warning: AtomicU64::new(0),
         }
     }
@@ -106,7 +125,9 @@ impl ApiEvents {
                 .without_recorders(metrics, caller)
                 .map(|()| (body, None));
         }
-        let captured = body_capture::capture(body, self.body_limit)
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + BODY_READ_DEADLINE;
+        let captured = body_capture::capture(body, self.body_limit, &self.budget, deadline)
             .await
             .map_err(|error| {
                 KubeStatus::bad_request(format!("reading the request body: {error}"))
@@ -130,10 +151,13 @@ impl ApiEvents {
             .record(
                 metrics,
                 caller,
-                &parts.method,
-                &parts.uri,
-                &parts.headers,
+                RequestHead {
+                    method: &parts.method,
+                    uri: &parts.uri,
+                    headers: &parts.headers,
+                },
                 recorded,
+                started,
             )
             .await?;
         Ok((captured.forward, link))
@@ -159,10 +183,13 @@ impl ApiEvents {
         self.record(
             metrics,
             caller,
-            method,
-            uri,
-            headers,
+            RequestHead {
+                method,
+                uri,
+                headers,
+            },
             RecordedBody::default(),
+            Instant::now(),
         )
         .await
         .map(|_| ())
@@ -188,13 +215,16 @@ impl ApiEvents {
         &self,
         metrics: &Metrics,
         caller: &Caller,
-        method: &http::Method,
-        uri: &http::Uri,
-        headers: &http::HeaderMap,
+        head: RequestHead<'_>,
         body: RecordedBody,
+        started: Instant,
     ) -> Result<Option<RequestEventLink>, KubeStatus> {
+        let RequestHead {
+            method,
+            uri,
+            headers,
+        } = head;
         let policy = &caller.policy.recording;
-        let started = Instant::now();
         let path = uri.path();
         let query = uri.query().unwrap_or_default();
         let id = event_id::new_event_id(&self.random);
@@ -224,7 +254,16 @@ impl ApiEvents {
         };
         metrics.api_event_attempted();
         match self.sender.send(&policy.recorders, &event).await {
-            Ok(EventDelivery::Stored { .. }) => {}
+            Ok(EventDelivery::Stored { .. }) => {
+                // Only a stored request event gets a response event: one never points at an
+                // event the recorder does not have.
+                return Ok(self.response_events.then_some(RequestEventLink {
+                    id,
+                    kubernetes: event.kubernetes,
+                    source: event.source,
+                    started,
+                }));
+            }
             Ok(EventDelivery::Unsupported { recorder }) => {
                 metrics.api_event_unsupported();
                 self.warn_unsupported(recorder);
@@ -250,12 +289,7 @@ impl ApiEvents {
                 }
             }
         }
-        Ok(self.response_events.then_some(RequestEventLink {
-            id,
-            kubernetes: event.kubernetes,
-            source: event.source,
-            started,
-        }))
+        Ok(None)
     }
 
     fn warn_unsupported(&self, recorder: std::net::SocketAddr) {
@@ -277,7 +311,7 @@ impl ApiEvents {
 
 /// Wraps a response body so that, when it ends, the response event linked to `link` is sent (in
 /// the background: the client's response never waits for it).
-pub(crate) fn observe_response<B>(
+pub(crate) fn observe_response<B: http_body::Body>(
     app: Arc<App>,
     recorders: Vec<std::net::SocketAddr>,
     link: RequestEventLink,
@@ -287,34 +321,49 @@ pub(crate) fn observe_response<B>(
     ObservedBody::new(
         body,
         Box::new(move |bytes, error| {
-            let event = ApiResponseEvent {
-                id: link.id,
-                timestamp: unix_seconds(),
-                kubernetes: link.kubernetes,
-                source: link.source,
-                destination: app.events.destination.clone(),
-                response: EventResponse {
-                    status: status.as_u16(),
-                    duration_ms: link.started.elapsed().as_secs_f64() * 1000.0,
-                    bytes,
-                    error,
-                },
-            };
-            // A body dropped while the runtime shuts down has no runtime to send from.
-            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-                return;
-            };
-            runtime.spawn(async move {
-                match app.events.sender.send(&recorders, &event).await {
-                    Ok(_) => app.metrics.api_response_event_sent(),
-                    Err(error) => {
-                        app.metrics.api_response_event_failed();
-                        tracing::warn!(%error, id = event.id, "API response event not recorded");
-                    }
-                }
-            });
+            send_response_event(app, recorders, link, status, bytes, error);
         }),
     )
+}
+
+/// Sends the response event of a request in the background: `status` and `bytes` as the client
+/// got them, and `error` when the response did not complete (or the proxy answered itself).
+pub(crate) fn send_response_event(
+    app: Arc<App>,
+    recorders: Vec<std::net::SocketAddr>,
+    link: RequestEventLink,
+    status: StatusCode,
+    bytes: u64,
+    error: Option<String>,
+) {
+    let event = ApiResponseEvent {
+        id: link.id,
+        timestamp: unix_seconds(),
+        kubernetes: link.kubernetes,
+        source: link.source,
+        destination: app.events.destination.clone(),
+        response: EventResponse {
+            status: status.as_u16(),
+            duration_ms: link.started.elapsed().as_secs_f64() * 1000.0,
+            bytes,
+            error,
+        },
+    };
+    // A body dropped while the runtime shuts down has no runtime to send from.
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        app.metrics.api_response_event_failed();
+        return;
+    };
+    runtime.spawn(async move {
+        match app.events.sender.send(&recorders, &event).await {
+            Ok(EventDelivery::Stored { .. }) => app.metrics.api_response_event_sent(),
+            Ok(EventDelivery::Unsupported { .. }) => {}
+            Err(error) => {
+                app.metrics.api_response_event_failed();
+                tracing::warn!(%error, id = event.id, "API response event not recorded");
+            }
+        }
+    });
 }
 
 /// The caller as an event `source`: node, node ID, and the user or the node's tags.

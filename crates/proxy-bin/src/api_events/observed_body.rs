@@ -13,27 +13,28 @@ pub(crate) type OnEnd = Box<dyn FnOnce(u64, Option<String>) + Send>;
 pin_project! {
     /// Passes `inner` through, counting data bytes; calls `on_end` at the end of the body, on its
     /// error, or when it is dropped unfinished (the client went away, or a watch was stopped).
-    pub(crate) struct ObservedBody<B> {
+    pub(crate) struct ObservedBody<B: Body> {
         #[pin]
         inner: B,
         bytes: u64,
         on_end: Option<OnEnd>,
     }
 
-    impl<B> PinnedDrop for ObservedBody<B> {
+    impl<B: Body> PinnedDrop for ObservedBody<B> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(on_end) = this.on_end.take() {
-                on_end(
-                    *this.bytes,
-                    Some("the client stopped reading before the response ended".into()),
-                );
+                // hyper drops a body without polling it to its end once it says it has ended
+                // (a known length fully sent, or nothing to send): that is a complete response.
+                let error = (!this.inner.is_end_stream())
+                    .then(|| "the client stopped reading before the response ended".to_owned());
+                on_end(*this.bytes, error);
             }
         }
     }
 }
 
-impl<B> ObservedBody<B> {
+impl<B: Body> ObservedBody<B> {
     /// Wraps `inner`.
     pub(crate) fn new(inner: B, on_end: OnEnd) -> Self {
         ObservedBody {
@@ -57,11 +58,18 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
-        let polled = ready!(this.inner.poll_frame(cx));
+        let mut inner = this.inner;
+        let polled = ready!(inner.as_mut().poll_frame(cx));
         match &polled {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     *this.bytes += bytes::Buf::remaining(data) as u64;
+                }
+                // The last frame of a body of known length: hyper will not poll again.
+                if inner.is_end_stream() {
+                    if let Some(on_end) = this.on_end.take() {
+                        on_end(*this.bytes, None);
+                    }
                 }
             }
             Some(Err(error)) => {
@@ -124,6 +132,25 @@ mod tests {
         let collected = body.collect().await.expect("body").to_bytes();
         assert_eq!(&collected[..], b"abcde");
         assert_eq!(*ends.lock().expect("lock"), [(5, None)]);
+    }
+
+    #[tokio::test]
+    async fn a_body_of_known_length_is_complete_after_its_last_frame() {
+        // What hyper's server does: poll until `is_end_stream`, then drop without polling on.
+        let (mut body, ends) = observed(AxumBody::from("abc"));
+        let frame = body.frame().await.expect("frame").expect("ok");
+        assert_eq!(frame.into_data().expect("data"), Bytes::from_static(b"abc"));
+        assert!(body.is_end_stream());
+        drop(body);
+        assert_eq!(*ends.lock().expect("lock"), [(3, None)]);
+    }
+
+    #[tokio::test]
+    async fn an_empty_body_dropped_unpolled_is_complete() {
+        let (body, ends) = observed(AxumBody::empty());
+        assert!(body.is_end_stream());
+        drop(body);
+        assert_eq!(*ends.lock().expect("lock"), [(0, None)]);
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 //! JSON shapes as Go's `encoding/json` writes them, where serde's defaults differ: `[]byte` as
-//! standard base64, nil maps and slices as `null`, and Kubernetes' `RequestInfo` with its Go
-//! field names and a nil `Parts` as `null`.
+//! standard base64, nil maps and slices as `null` (and read back as empty), and Kubernetes'
+//! `RequestInfo` with its Go field names and a nil `Parts` as `null`.
 
 use std::collections::BTreeMap;
 

@@ -1,33 +1,35 @@
-//! One recorder address: the probe (unless its answer is cached), then the `POST`.
+//! One recorder address: a slot for a connection, the probe (unless its answer is cached), then
+//! the `POST`.
 
 use std::error::Error as _;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::Incoming;
+use http::{HeaderValue, Method, Request, StatusCode};
+use http_body_util::Full;
 
-use super::connection_pool::{Connection, ConnectionPool, EventBody};
+use super::answer_body::{answer_excerpt, keep_if_answer_ends};
+use super::connection_pool::ConnectionPool;
+use super::exchange::{exchange, Replay};
 use super::probe_cache::ProbeCache;
 
 /// The events endpoint (protocols section 5).
 const EVENT_PATH: &str = "/v2/event";
 
-/// How much of a refusal's body goes into the error: enough for the recorder's one-line reason.
-const ANSWER_EXCERPT: usize = 200;
-
-/// The most of a 200 answer's body read so that its connection can carry the next event; a
-/// recorder answers with an empty body.
-const MAX_OK_BODY: usize = 64 * 1024;
+/// Why an address that answered 404 to the probe did not get the event, when another address
+/// failed and the send is an error.
+pub(super) const UNSUPPORTED_REASON: &str = "does not support API events (404 to HEAD /v2/event)";
 
 /// What a recorder made of the event.
 #[derive(Debug)]
 pub(super) enum Answer {
+    /// 200 to the `POST`.
     Stored,
+    /// 404 to the probe, now or cached: the event was not sent.
     Unsupported,
 }
 
@@ -77,10 +79,11 @@ fn excerpt(answer: &str) -> String {
     }
 }
 
-/// Offers the event (`json`) to the recorder at `addr`.
+/// Offers the event (`json`) to the recorder at `addr`. Waiting for a free connection slot counts
+/// against the caller's time limit for the attempt, as the dial does.
 pub(super) async fn attempt(
     probes: &ProbeCache,
-    pool: &ConnectionPool,
+    pool: &Arc<ConnectionPool>,
     addr: SocketAddr,
     json: &Bytes,
 ) -> Result<Answer, AttemptError> {
@@ -90,7 +93,8 @@ pub(super) async fn attempt(
     }
     let host = HeaderValue::try_from(addr.to_string())
         .map_err(|e| AttemptError::Request(http::Error::from(e)))?;
-    let mut connection = pool.checkout(addr).await?;
+    let slot = pool.slot(addr).await;
+    let mut connection = pool.checkout(addr, &slot).await?;
     if supported.is_none() {
         let probe = || {
             Request::builder()
@@ -99,7 +103,15 @@ pub(super) async fn attempt(
                 .header(HOST, host.clone())
                 .body(Full::new(Bytes::new()))
         };
-        let response = exchange(pool, addr, &mut connection, probe).await?;
+        let response = exchange(
+            pool,
+            addr,
+            &slot,
+            &mut connection,
+            Replay::Idempotent,
+            probe,
+        )
+        .await?;
         // A HEAD answer has no body: the connection is free again.
         match response.status() {
             StatusCode::OK => probes.set(addr, true),
@@ -119,7 +131,7 @@ pub(super) async fn attempt(
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(Full::new(json.clone()))
     };
-    let response = exchange(pool, addr, &mut connection, post).await?;
+    let response = exchange(pool, addr, &slot, &mut connection, Replay::UnsentOnly, post).await?;
     let status = response.status();
     if status != StatusCode::OK {
         return Err(AttemptError::PostStatus {
@@ -127,80 +139,8 @@ pub(super) async fn attempt(
             answer: answer_excerpt(response.into_body()).await,
         });
     }
-    // The event is stored once the recorder says 200; reading the body to its end only decides
-    // whether the connection can be kept.
-    if Limited::new(response.into_body(), MAX_OK_BODY)
-        .collect()
-        .await
-        .is_ok()
-    {
-        pool.checkin(addr, connection);
-    }
+    // The event is stored once the recorder says 200; the body only decides whether the
+    // connection can be kept.
+    keep_if_answer_ends(pool, addr, connection, response.into_body(), slot);
     Ok(Answer::Stored)
-}
-
-/// Sends a request on `connection`. When a connection that served requests before turns out to
-/// be closed before the request got an answer, the request is sent once more on a new
-/// connection: the recorder most likely closed it as idle while the request went out, and did
-/// not act on it (Go's `net/http` retries such requests on a fresh connection too).
-async fn exchange(
-    pool: &ConnectionPool,
-    addr: SocketAddr,
-    connection: &mut Connection,
-    request: impl Fn() -> Result<Request<EventBody>, http::Error>,
-) -> Result<Response<Incoming>, AttemptError> {
-    match send(connection, request().map_err(AttemptError::Request)?).await {
-        Ok(response) => Ok(response),
-        Err(error) if connection.reused && closed_early(&error) => {
-            tracing::debug!(%addr, %error, "idle recorder connection closed; reconnecting");
-            *connection = pool.connect(addr).await?;
-            send(connection, request().map_err(AttemptError::Request)?)
-                .await
-                .map_err(AttemptError::Http)
-        }
-        Err(error) => Err(AttemptError::Http(error)),
-    }
-}
-
-async fn send(
-    connection: &mut Connection,
-    request: Request<EventBody>,
-) -> Result<Response<Incoming>, hyper::Error> {
-    // An HTTP/1.1 connection takes the next request only once the last answer has been read.
-    connection.sender.ready().await?;
-    let response = connection.sender.send_request(request).await?;
-    connection.reused = true;
-    Ok(response)
-}
-
-/// Whether the connection ended before the recorder answered: closed while idle, or the request
-/// never went out.
-fn closed_early(error: &hyper::Error) -> bool {
-    error.is_closed() || error.is_canceled() || error.is_incomplete_message()
-}
-
-/// The start of a refusal's body (kube-recorder sends `{"error": "..."}`), as text.
-async fn answer_excerpt(mut body: Incoming) -> String {
-    let mut read = BytesMut::new();
-    while read.len() < ANSWER_EXCERPT {
-        match body.frame().await {
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    read.extend_from_slice(&data);
-                }
-            }
-            Some(Err(error)) => {
-                tracing::debug!(%error, "reading the recorder's refusal");
-                break;
-            }
-            None => break,
-        }
-    }
-    let cut = &read[..read.len().min(ANSWER_EXCERPT)];
-    // Cut at a character boundary; anything not UTF-8 is shown as replacement characters.
-    let cut = match std::str::from_utf8(cut) {
-        Err(e) if e.error_len().is_none() => &cut[..e.valid_up_to()],
-        _ => cut,
-    };
-    String::from_utf8_lossy(cut).trim().to_owned()
 }

@@ -1,9 +1,11 @@
 //! A small in-test recorder for API events that counts what it sees (connections, probes, posts)
-//! and answers as told, reachable over real TCP or over an in-memory network whose dialer lets
-//! time-based cases run on Tokio's paused clock.
+//! and answers as told, reachable over real TCP or over an in-memory network ([`MemNet`]) whose
+//! dialer lets time-based cases run on Tokio's paused clock.
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::HashMap;
+mod mem_net;
+
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
@@ -11,14 +13,72 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::channel::{Channel, Sender};
+use http_body_util::{BodyExt as _, Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use recorder_client::{DialFuture, Dialer, RecorderIo};
+use recorder_client::{ApiRequestEvent, EventDestination, EventRequest, EventSource};
+use requestinfo::RequestInfo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+
+pub use mem_net::{MemNet, Route};
+
+/// An answer: whole, or a body that never ends.
+type AnswerBody = Either<Full<Bytes>, Channel<Bytes>>;
+
+/// A request event as the proxy sends it for `kubectl get pods`, with `id`.
+pub fn request_event(id: &str) -> ApiRequestEvent {
+    ApiRequestEvent {
+        id: id.into(),
+        timestamp: 1_714_564_800,
+        user_agent: "kubectl/v1.32.0".into(),
+        request: EventRequest {
+            method: "GET".into(),
+            path: "/api/v1/namespaces/default/pods?limit=500".into(),
+            body: Some(Bytes::new()),
+            query_parameters: BTreeMap::from([("limit".to_owned(), vec!["500".to_owned()])]),
+            body_truncated: false,
+            body_size: None,
+        },
+        kubernetes: RequestInfo {
+            is_resource_request: true,
+            path: "/api/v1/namespaces/default/pods".into(),
+            verb: "list".into(),
+            api_prefix: "api".into(),
+            api_version: "v1".into(),
+            namespace: "default".into(),
+            resource: "pods".into(),
+            parts: vec!["pods".into()],
+            ..RequestInfo::default()
+        },
+        source: EventSource {
+            node: "laptop.tail-scale.ts.net".into(),
+            node_id: "nLaptop1CNTRL".into(),
+            node_tags: Vec::new(),
+            node_user_id: 12345,
+            node_user: "alice@example.com".into(),
+        },
+        destination: EventDestination {
+            node: "kube-proxy.tail-scale.ts.net".into(),
+            node_id: "nProxyCNTRL".into(),
+        },
+    }
+}
+
+/// The ids of received request events, in order.
+pub fn ids(received: &[Received]) -> Vec<String> {
+    received
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<ApiRequestEvent>(&r.body)
+                .expect("event")
+                .id
+        })
+        .collect()
+}
 
 /// The body of a refused `POST`: longer than the client keeps of it.
 pub fn refusal_body() -> String {
@@ -41,7 +101,16 @@ struct State {
     hang_posts: AtomicBool,
     /// Drop the connection when this many `POST`s have arrived (0: never).
     drop_connection_at_post: AtomicUsize,
+    /// Read and store the `POST` when this many have arrived, then drop the connection without
+    /// answering (0: never).
+    close_after_storing_post: AtomicUsize,
+    /// Answer a stored event's `POST` with 200 and a body that never ends.
+    hang_answer_bodies: AtomicBool,
+    /// The senders of bodies that never end, kept so that they do not end.
+    hung_bodies: Mutex<Vec<Sender<Bytes>>>,
     connections: AtomicUsize,
+    open_connections: AtomicUsize,
+    max_open_connections: AtomicUsize,
     heads: AtomicUsize,
     posts: AtomicUsize,
     received: Mutex<Vec<Received>>,
@@ -68,7 +137,12 @@ impl CountingRecorder {
                 post_status: AtomicU16::new(200),
                 hang_posts: AtomicBool::new(false),
                 drop_connection_at_post: AtomicUsize::new(0),
+                close_after_storing_post: AtomicUsize::new(0),
+                hang_answer_bodies: AtomicBool::new(false),
+                hung_bodies: Mutex::new(Vec::new()),
                 connections: AtomicUsize::new(0),
+                open_connections: AtomicUsize::new(0),
+                max_open_connections: AtomicUsize::new(0),
                 heads: AtomicUsize::new(0),
                 posts: AtomicUsize::new(0),
                 received: Mutex::new(Vec::new()),
@@ -99,8 +173,27 @@ impl CountingRecorder {
             .store(n, Ordering::SeqCst);
     }
 
+    /// Stores the `n`-th `POST` (read whole), then drops the connection without answering: the
+    /// event is stored, the client cannot know it.
+    pub fn close_after_storing_post(&self, n: usize) {
+        self.state
+            .close_after_storing_post
+            .store(n, Ordering::SeqCst);
+    }
+
+    /// Answers stored events with 200 and a body that never ends.
+    pub fn hang_answer_bodies(&self, hang: bool) {
+        self.state.hang_answer_bodies.store(hang, Ordering::SeqCst);
+    }
+
+    /// Connections accepted so far.
     pub fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// The most connections that were open at once.
+    pub fn max_open_connections(&self) -> usize {
+        self.state.max_open_connections.load(Ordering::SeqCst)
     }
 
     pub fn heads(&self) -> usize {
@@ -131,7 +224,10 @@ impl CountingRecorder {
 
     /// Serves one HTTP/1.1 connection (keep-alive).
     pub async fn serve<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(self, io: I) {
-        self.state.connections.fetch_add(1, Ordering::SeqCst);
+        let state = Arc::clone(&self.state);
+        state.connections.fetch_add(1, Ordering::SeqCst);
+        let open = state.open_connections.fetch_add(1, Ordering::SeqCst) + 1;
+        state.max_open_connections.fetch_max(open, Ordering::SeqCst);
         let (kill_tx, mut kill_rx) = mpsc::unbounded_channel::<()>();
         let service = service_fn(move |request| {
             let this = self.clone();
@@ -144,15 +240,16 @@ impl CountingRecorder {
             _ = connection => {}
             _ = kill_rx.recv() => {}
         }
+        state.open_connections.fetch_sub(1, Ordering::SeqCst);
     }
 
     async fn handle(
         &self,
         request: Request<Incoming>,
         kill: mpsc::UnboundedSender<()>,
-    ) -> Response<Full<Bytes>> {
+    ) -> Response<AnswerBody> {
         let answer = |status: u16, body: String| {
-            let mut response = Response::new(Full::new(Bytes::from(body)));
+            let mut response = Response::new(Either::Left(Full::new(Bytes::from(body))));
             *response.status_mut() = StatusCode::from_u16(status).expect("status");
             response
         };
@@ -195,49 +292,18 @@ impl CountingRecorder {
                     host,
                     body,
                 });
+                if state.close_after_storing_post.load(Ordering::SeqCst) == n {
+                    let _ = kill.send(());
+                    std::future::pending::<()>().await;
+                }
+                if state.hang_answer_bodies.load(Ordering::SeqCst) {
+                    let (sender, body) = Channel::new(1);
+                    state.hung_bodies.lock().expect("hung bodies").push(sender);
+                    return Response::new(Either::Right(body));
+                }
                 answer(200, String::new())
             }
             _ => answer(404, String::new()),
         }
-    }
-}
-
-/// What is at an address of the in-memory network.
-#[derive(Clone, Debug)]
-pub enum Route {
-    Recorder(CountingRecorder),
-    /// The dial never completes.
-    Hang,
-}
-
-/// An in-memory network: dialing an address connects to what is routed there; anything else
-/// is refused.
-#[derive(Clone, Debug, Default)]
-pub struct MemNet {
-    routes: Arc<Mutex<HashMap<SocketAddr, Route>>>,
-}
-
-impl MemNet {
-    pub fn route(&self, addr: &str, route: Route) -> SocketAddr {
-        let addr: SocketAddr = addr.parse().expect("address");
-        self.routes.lock().expect("routes").insert(addr, route);
-        addr
-    }
-}
-
-impl Dialer for MemNet {
-    fn dial(&self, addr: SocketAddr) -> DialFuture {
-        let route = self.routes.lock().expect("routes").get(&addr).cloned();
-        Box::pin(async move {
-            match route {
-                None => Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
-                Some(Route::Hang) => std::future::pending().await,
-                Some(Route::Recorder(recorder)) => {
-                    let (client, server) = tokio::io::duplex(64 * 1024);
-                    tokio::spawn(recorder.serve(server));
-                    Ok(Box::new(client) as Box<dyn RecorderIo>)
-                }
-            }
-        })
     }
 }
