@@ -159,6 +159,32 @@ generatedPods:
     )
 }
 
+/// A fixture caller for tests about identity and forwarding, not recording: the fixture's WhoIs
+/// with the recording keys (`recorder`, `recorderAddrs`, `enforceRecorder`, `enableEvents`) taken
+/// out of its rules. The fixtures name tailnet recorders no test machine reaches, and with
+/// `enforceRecorder` and `enableEvents` every request would rightly be refused.
+pub fn fixture_caller(name: &str) -> anyhow::Result<Value> {
+    let mut whois = fixture_whois(name)?;
+    for rules in whois["CapMap"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|caps| caps.values_mut())
+        .filter_map(Value::as_array_mut)
+    {
+        for rule in rules.iter_mut().filter_map(Value::as_object_mut) {
+            for key in [
+                "recorder",
+                "recorderAddrs",
+                "enforceRecorder",
+                "enableEvents",
+            ] {
+                rule.remove(key);
+            }
+        }
+    }
+    Ok(whois)
+}
+
 /// A WhoIs document from `shared/fixtures/whois/NAME.json`.
 pub fn fixture_whois(name: &str) -> anyhow::Result<Value> {
     let path = workspace_root()

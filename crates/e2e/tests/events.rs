@@ -325,3 +325,21 @@ fn a_body_over_the_limit_is_cut_in_the_event_and_forwarded_whole() -> anyhow::Re
     assert!(size > 4000, "{create}");
     Ok(())
 }
+
+/// The fixture's own grant, as a tailnet admin would write it: events enforced, recorders at
+/// tailnet addresses this machine cannot reach (or where something else answers 404). No recorder
+/// stores the event, so every request is refused before upstream.
+#[test]
+fn a_grant_enforcing_events_to_unreachable_recorders_is_refused() -> anyhow::Result<()> {
+    let stack = Stack::start(StackOptions::for_caller(fixture_whois("user-node")?))?;
+    let output = stack.kubectl.run(&["get", "pods"])?;
+    assert!(!output.success, "{}", output.stdout);
+    assert!(
+        output.stderr.contains("API event not sent to any recorder"),
+        "{}",
+        output.stderr
+    );
+    let upstream = stack.upstream_requests()?;
+    assert!(upstream.is_empty(), "upstream saw {upstream:?}");
+    Ok(())
+}

@@ -3,16 +3,16 @@
 //! Each failure is checked twice: on kubectl's first (discovery) request with a cold cache, and on a
 //! plain API request (`get --raw`), where kubectl decodes the proxy's `Status` body.
 
-use e2e::stack::{fixture_whois, Stack, StackOptions, CALLER_TOKEN, CALLER_TOKEN_USER};
+use e2e::stack::{fixture_caller, Stack, StackOptions, CALLER_TOKEN, CALLER_TOKEN_USER};
 use serde_json::json;
 
 const PODS: &str = "/api/v1/namespaces/default/pods";
 
 #[test]
 fn unknown_caller_gets_kubectls_unauthorized_message() -> anyhow::Result<()> {
-    let mut options = StackOptions::for_caller(fixture_whois("user-node")?);
+    let mut options = StackOptions::for_caller(fixture_caller("user-node")?);
     // Only some other address is known.
-    options.whois = json!({ "100.64.0.99": fixture_whois("user-node")? });
+    options.whois = json!({ "100.64.0.99": fixture_caller("user-node")? });
     let stack = Stack::start(options)?;
 
     let output = stack.kubectl.run(&["get", "pods"])?;
@@ -49,7 +49,7 @@ fn unknown_caller_gets_kubectls_unauthorized_message() -> anyhow::Result<()> {
 
 #[test]
 fn stopped_identity_source_is_a_clear_503() -> anyhow::Result<()> {
-    let mut stack = Stack::start(StackOptions::for_caller(fixture_whois("user-node")?))?;
+    let mut stack = Stack::start(StackOptions::for_caller(fixture_caller("user-node")?))?;
     assert_eq!(stack.ops("/readyz")?.status, 200, "{}", stack.logs());
     stack.localapi.terminate()?;
 
@@ -83,7 +83,7 @@ fn stopped_identity_source_is_a_clear_503() -> anyhow::Result<()> {
 
 #[test]
 fn malformed_capability_is_403_naming_the_problem() -> anyhow::Result<()> {
-    let mut whois = fixture_whois("user-node")?;
+    let mut whois = fixture_caller("user-node")?;
     whois["CapMap"] = json!({
         "tailscale.com/cap/kubernetes": [{"recorderAddrs": "not-a-list"}]
     });
@@ -105,7 +105,7 @@ fn malformed_capability_is_403_naming_the_problem() -> anyhow::Result<()> {
 
 #[test]
 fn noauth_mode_passes_the_callers_own_token() -> anyhow::Result<()> {
-    let mut options = StackOptions::for_caller(fixture_whois("user-node")?);
+    let mut options = StackOptions::for_caller(fixture_caller("user-node")?);
     options.mode = "noauth".into();
     let stack = Stack::start(options)?;
     let output = stack
@@ -132,7 +132,7 @@ fn noauth_mode_passes_the_callers_own_token() -> anyhow::Result<()> {
 
 #[test]
 fn unreachable_upstream_is_a_502_naming_it() -> anyhow::Result<()> {
-    let mut stack = Stack::start(StackOptions::for_caller(fixture_whois("user-node")?))?;
+    let mut stack = Stack::start(StackOptions::for_caller(fixture_caller("user-node")?))?;
     stack.apiserver.terminate()?;
     let output = stack.kubectl.run(&["get", "--raw", PODS])?;
     assert!(!output.success, "{}", output.stdout);

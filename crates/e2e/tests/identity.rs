@@ -1,6 +1,6 @@
 //! Who upstream sees: `kubectl auth whoami` through the proxy for each kind of caller.
 
-use e2e::stack::{fixture_whois, Stack, StackOptions, PROXY_TOKEN};
+use e2e::stack::{fixture_caller, Stack, StackOptions, PROXY_TOKEN};
 use serde_json::{json, Value};
 
 fn whoami(stack: &Stack, extra: &[&str]) -> anyhow::Result<(String, Vec<String>)> {
@@ -37,7 +37,7 @@ fn granted(groups: &[String]) -> Vec<&str> {
 
 #[test]
 fn user_node_is_its_login_name_with_rule_groups_distinct_and_in_order() -> anyhow::Result<()> {
-    let stack = Stack::start(StackOptions::for_caller(fixture_whois("user-node")?))?;
+    let stack = Stack::start(StackOptions::for_caller(fixture_caller("user-node")?))?;
     let (user, groups) = whoami(&stack, &[])?;
     assert_eq!(user, "alice@example.com");
     assert_eq!(
@@ -49,7 +49,7 @@ fn user_node_is_its_login_name_with_rule_groups_distinct_and_in_order() -> anyho
 
 #[test]
 fn tagged_node_without_rule_groups_gets_its_tags() -> anyhow::Result<()> {
-    let stack = Stack::start(StackOptions::for_caller(fixture_whois("tagged-node")?))?;
+    let stack = Stack::start(StackOptions::for_caller(fixture_caller("tagged-node")?))?;
     let (user, groups) = whoami(&stack, &[])?;
     assert_eq!(user, "ci-runner-7.tail1a2b3.ts.net");
     assert_eq!(granted(&groups), ["tag:ci", "tag:deployer"]);
@@ -58,7 +58,7 @@ fn tagged_node_without_rule_groups_gets_its_tags() -> anyhow::Result<()> {
 
 #[test]
 fn tagged_node_with_rule_groups_gets_the_groups_not_its_tags() -> anyhow::Result<()> {
-    let mut whois = fixture_whois("tagged-node")?;
+    let mut whois = fixture_caller("tagged-node")?;
     whois["CapMap"] = json!({
         "tailscale.com/cap/kubernetes": [{"impersonate": {"groups": ["deployers"]}}]
     });
@@ -71,7 +71,7 @@ fn tagged_node_with_rule_groups_gets_the_groups_not_its_tags() -> anyhow::Result
 
 #[test]
 fn legacy_capability_name_gives_its_groups() -> anyhow::Result<()> {
-    let stack = Stack::start(StackOptions::for_caller(fixture_whois("legacy-cap")?))?;
+    let stack = Stack::start(StackOptions::for_caller(fixture_caller("legacy-cap")?))?;
     let (user, groups) = whoami(&stack, &[])?;
     assert_eq!(user, "bob@example.com");
     assert_eq!(granted(&groups), ["legacy-ops"]);
@@ -80,7 +80,7 @@ fn legacy_capability_name_gives_its_groups() -> anyhow::Result<()> {
 
 #[test]
 fn callers_impersonation_and_token_never_reach_upstream() -> anyhow::Result<()> {
-    let stack = Stack::start(StackOptions::for_caller(fixture_whois("user-node")?))?;
+    let stack = Stack::start(StackOptions::for_caller(fixture_caller("user-node")?))?;
     let (user, groups) = whoami(
         &stack,
         &[

@@ -4,13 +4,13 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use e2e::stack::{fixture_whois, Stack, StackOptions};
+use e2e::stack::{fixture_caller, Stack, StackOptions};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
 #[test]
 fn sigterm_drains_in_flight_requests_then_exits_cleanly() -> anyhow::Result<()> {
-    let mut stack = Stack::start(StackOptions::for_caller(fixture_whois("user-node")?))?;
+    let mut stack = Stack::start(StackOptions::for_caller(fixture_caller("user-node")?))?;
     let mut watch = stack.kubectl.spawn_lines(&["get", "pods", "-w"])?;
     watch.wait_for("demo", DEADLINE)?;
 
@@ -37,7 +37,7 @@ fn sigterm_drains_in_flight_requests_then_exits_cleanly() -> anyhow::Result<()> 
 
 #[test]
 fn a_client_that_sends_nothing_is_disconnected() -> anyhow::Result<()> {
-    let mut options = StackOptions::for_caller(fixture_whois("user-node")?);
+    let mut options = StackOptions::for_caller(fixture_caller("user-node")?);
     options.proxy_args = vec!["--header-timeout".into(), "1s".into()];
     let stack = Stack::start(options)?;
     let address = stack.proxy_url.trim_start_matches("https://");
@@ -61,7 +61,7 @@ fn a_client_that_sends_nothing_is_disconnected() -> anyhow::Result<()> {
 
 #[test]
 fn serves_the_certificate_tailscaled_issues() -> anyhow::Result<()> {
-    let mut options = StackOptions::for_caller(fixture_whois("user-node")?);
+    let mut options = StackOptions::for_caller(fixture_caller("user-node")?);
     options.tls = e2e::stack::ServingTls::FromTailscale;
     let stack = Stack::start(options)?;
     // The LocalAPI stand-in issues a certificate for proxy.tail1a2b3.ts.net; kubectl verifies it against

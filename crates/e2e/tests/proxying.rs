@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use e2e::stack::{default_apiserver_config, fixture_whois, Stack, StackOptions};
+use e2e::stack::{default_apiserver_config, fixture_caller, Stack, StackOptions};
 
 const WATCH_DEADLINE: Duration = Duration::from_secs(60);
 
 #[test]
 fn get_pods_lists_the_stand_ins_pods() -> anyhow::Result<()> {
-    let stack = Stack::start(StackOptions::for_caller(fixture_whois("user-node")?))?;
+    let stack = Stack::start(StackOptions::for_caller(fixture_caller("user-node")?))?;
     let output = stack
         .kubectl
         .run(&["get", "pods"])?
@@ -37,7 +37,7 @@ fn get_pods_lists_the_stand_ins_pods() -> anyhow::Result<()> {
 
 #[test]
 fn watch_delivers_an_event_while_open() -> anyhow::Result<()> {
-    let stack = Stack::start(StackOptions::for_caller(fixture_whois("user-node")?))?;
+    let stack = Stack::start(StackOptions::for_caller(fixture_caller("user-node")?))?;
     let mut watch = stack.kubectl.spawn_lines(&["get", "pods", "-w"])?;
     watch.wait_for("demo", WATCH_DEADLINE)?;
     stack.add_pod("default", "late-arrival")?;
@@ -48,7 +48,7 @@ fn watch_delivers_an_event_while_open() -> anyhow::Result<()> {
 
 #[test]
 fn a_list_of_five_thousand_pods_arrives_whole() -> anyhow::Result<()> {
-    let mut options = StackOptions::for_caller(fixture_whois("user-node")?);
+    let mut options = StackOptions::for_caller(fixture_caller("user-node")?);
     options.apiserver_config = default_apiserver_config(5000);
     let stack = Stack::start(options)?;
     let output = stack

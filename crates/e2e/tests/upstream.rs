@@ -2,7 +2,7 @@
 //! that rotate, and what noauth mode withholds.
 
 use e2e::stack::{
-    fixture_whois, Stack, StackOptions, UpstreamAuth, CALLER_TOKEN, CALLER_TOKEN_USER,
+    fixture_caller, Stack, StackOptions, UpstreamAuth, CALLER_TOKEN, CALLER_TOKEN_USER,
     PROXY_CERT_USER, ROTATED_PROXY_TOKEN, ROTATED_PROXY_USER,
 };
 use serde_json::Value;
@@ -34,7 +34,7 @@ fn last_review(stack: &Stack) -> anyhow::Result<Value> {
 
 #[test]
 fn client_certificate_files_over_tls_authenticate_the_proxy() -> anyhow::Result<()> {
-    let mut options = StackOptions::for_caller(fixture_whois("user-node")?);
+    let mut options = StackOptions::for_caller(fixture_caller("user-node")?);
     options.upstream = UpstreamAuth::TlsClientCertFiles;
     let stack = Stack::start(options)?;
     assert_eq!(whoami_user(&stack)?, "alice@example.com");
@@ -50,7 +50,7 @@ fn client_certificate_files_over_tls_authenticate_the_proxy() -> anyhow::Result<
 
 #[test]
 fn a_rotated_token_file_is_used_on_the_next_request() -> anyhow::Result<()> {
-    let mut options = StackOptions::for_caller(fixture_whois("user-node")?);
+    let mut options = StackOptions::for_caller(fixture_caller("user-node")?);
     options.upstream = UpstreamAuth::TlsCaDataTokenFile;
     let stack = Stack::start(options)?;
     assert_eq!(whoami_user(&stack)?, "alice@example.com");
@@ -75,7 +75,7 @@ fn a_rotated_token_file_is_used_on_the_next_request() -> anyhow::Result<()> {
 
 #[test]
 fn noauth_presents_no_client_certificate_of_its_own() -> anyhow::Result<()> {
-    let mut options = StackOptions::for_caller(fixture_whois("user-node")?);
+    let mut options = StackOptions::for_caller(fixture_caller("user-node")?);
     options.upstream = UpstreamAuth::TlsClientCertFiles;
     options.mode = "noauth".into();
     let stack = Stack::start(options)?;
