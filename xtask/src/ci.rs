@@ -32,7 +32,11 @@ pub(crate) fn ci() -> anyhow::Result<()> {
     run(cargo().args(["test", "--workspace", "--doc"]))?;
     // A short smoke of every fuzz target (the long runs are `cargo xtask fuzz --seconds 600`).
     let targets: Vec<String> = crate::fuzz::TARGETS.iter().map(|t| t.to_string()).collect();
-    crate::fuzz::run_targets(&targets, FUZZ_SMOKE_SECONDS)?;
+    crate::fuzz::run_targets(
+        &targets,
+        FUZZ_SMOKE_SECONDS,
+        crate::fuzz::NewInputs::Scratch,
+    )?;
     eprintln!("$ cargo xtask demo --script");
     crate::demo::demo(true)?;
     Ok(())
