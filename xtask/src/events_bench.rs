@@ -9,11 +9,11 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, ensure, Context as _};
-use e2e::stack::{fixture_whois, RecordingGrant, Stack, StackOptions};
+use e2e::stack::{admin_caller, RecordingGrant, Stack, StackOptions};
 use serde_json::Value;
 
 use crate::session_bench::peak_rss_kib;
-use crate::tools::{cargo, run, workspace_root};
+use crate::tools::use_release_binaries;
 
 /// The request measured: one small object, so that the proxy's own cost per request dominates.
 const PATH: &str = "/api/v1/namespaces/default/pods/demo";
@@ -41,28 +41,10 @@ struct Measured {
 /// Runs the load against a stack without events and one with events, and prints the table for
 /// `docs/performance.md`.
 pub(crate) fn events_bench() -> anyhow::Result<()> {
-    run(cargo().args([
-        "build",
-        "--release",
-        "--package",
-        "proxy-bin",
-        "--package",
-        "testkit",
-        "--package",
-        "recorder-server",
-        "--bins",
-    ]))?;
-    let release = workspace_root().join("target/release");
-    // The stack starts these binaries (edition 2021: setting the environment is safe here, and
-    // xtask is single-threaded at this point).
-    std::env::set_var("E2E_BIN_DIR", &release);
-    std::env::set_var("E2E_SKIP_BUILD", "1");
+    let release = use_release_binaries()?;
     let load = release.join("testkit-load");
 
-    let mut whois = fixture_whois("user-node")?;
-    whois["CapMap"] = serde_json::json!({
-        "tailscale.com/cap/kubernetes": [{"impersonate": {"groups": ["system:masters"]}}]
-    });
+    let whois = admin_caller()?;
 
     let plain = Stack::start(StackOptions::for_caller(whois.clone()))?;
     let off = measure("events off", &load, &plain)?;

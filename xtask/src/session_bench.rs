@@ -7,9 +7,9 @@ use std::process::Stdio;
 use std::time::Instant;
 
 use anyhow::{ensure, Context as _};
-use e2e::stack::{fixture_whois, RecordingGrant, Stack, StackOptions};
+use e2e::stack::{admin_caller, RecordingGrant, Stack, StackOptions};
 
-use crate::tools::{cargo, run, workspace_root};
+use crate::tools::use_release_binaries;
 
 /// Bytes of stdout per session.
 const BYTES: u64 = 1 << 30;
@@ -22,26 +22,9 @@ struct Measured {
 
 /// Runs the three sessions and prints the table for `docs/performance.md`.
 pub(crate) fn session_bench() -> anyhow::Result<()> {
-    run(cargo().args([
-        "build",
-        "--release",
-        "--package",
-        "proxy-bin",
-        "--package",
-        "testkit",
-        "--package",
-        "recorder-server",
-        "--bins",
-    ]))?;
-    // The stack starts these binaries (edition 2021: setting the environment is safe here, and
-    // xtask is single-threaded at this point).
-    std::env::set_var("E2E_BIN_DIR", workspace_root().join("target/release"));
-    std::env::set_var("E2E_SKIP_BUILD", "1");
+    use_release_binaries()?;
 
-    let mut whois = fixture_whois("user-node")?;
-    whois["CapMap"] = serde_json::json!({
-        "tailscale.com/cap/kubernetes": [{"impersonate": {"groups": ["system:masters"]}}]
-    });
+    let whois = admin_caller()?;
     let plain = Stack::start(StackOptions::for_caller(whois.clone()))?;
     let mut recorded_options = StackOptions::for_caller(whois);
     recorded_options.recording = Some(RecordingGrant::ENFORCED);

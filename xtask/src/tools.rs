@@ -89,16 +89,32 @@ pub(crate) fn ensure_asciinema() -> anyhow::Result<()> {
     run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "asciinema==2.4.0"]))
 }
 
+/// The packages whose binaries the end-to-end suite, the demo and the benchmarks start.
+const STACK_PACKAGES: [&str; 6] = [
+    "--package",
+    "proxy-bin",
+    "--package",
+    "testkit",
+    "--package",
+    "recorder-server",
+];
+
 /// Builds the binaries the end-to-end suite and the demo start.
 pub(crate) fn build_binaries() -> anyhow::Result<()> {
-    run(cargo().args([
-        "build",
-        "--package",
-        "proxy-bin",
-        "--package",
-        "testkit",
-        "--package",
-        "recorder-server",
-        "--bins",
-    ]))
+    run(cargo().arg("build").args(STACK_PACKAGES).arg("--bins"))
+}
+
+/// Builds the stack's binaries with the release profile and makes the stacks started from now on
+/// use them; returns their directory.
+pub(crate) fn use_release_binaries() -> anyhow::Result<std::path::PathBuf> {
+    run(cargo()
+        .args(["build", "--release"])
+        .args(STACK_PACKAGES)
+        .arg("--bins"))?;
+    let release = workspace_root().join("target/release");
+    // The stack starts these binaries (edition 2021: setting the environment is safe here, and
+    // xtask is single-threaded at this point).
+    std::env::set_var("E2E_BIN_DIR", &release);
+    std::env::set_var("E2E_SKIP_BUILD", "1");
+    Ok(release)
 }

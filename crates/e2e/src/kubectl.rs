@@ -218,22 +218,12 @@ impl LineStream {
     /// Waits for the command to exit (killing it at the deadline), returning whether it succeeded
     /// and its stderr.
     pub fn wait_exit(&mut self, deadline: Duration) -> anyhow::Result<(bool, String)> {
-        let until = Instant::now() + deadline;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = self.child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-                }
-                return Ok((status.success(), stderr));
-            }
-            if Instant::now() >= until {
-                let _ = self.child.kill();
-                bail!("the command did not exit within {deadline:?}");
-            }
-            // Polling the child's exit under a deadline; the pause only spares the CPU.
-            std::thread::sleep(Duration::from_millis(20));
+        let status = crate::process::wait_with_deadline(&mut self.child, deadline)?;
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
         }
+        Ok((status.success(), stderr))
     }
 }
 

@@ -170,3 +170,22 @@ impl Service {
         }
     }
 }
+
+/// Waits for `child` to exit, killing it (and failing) when `deadline` passes first.
+pub fn wait_with_deadline(
+    child: &mut Child,
+    deadline: Duration,
+) -> anyhow::Result<std::process::ExitStatus> {
+    let until = std::time::Instant::now() + deadline;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if std::time::Instant::now() >= until {
+            let _ = child.kill();
+            bail!("the command did not exit within {deadline:?}");
+        }
+        // Polling the child's exit under a deadline; the pause only spares the CPU.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

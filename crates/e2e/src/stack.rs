@@ -159,6 +159,27 @@ generatedPods:
     )
 }
 
+/// The value of the sample `name` (labels included, e.g. `x{reason="y"}`) in Prometheus text, 0
+/// when it is absent.
+pub fn metric_value(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The `user-node` fixture caller (alice@example.com) with one plain rule, impersonation as
+/// `system:masters`: the caller of the recording tests and benchmarks, which add their own
+/// recording grant ([`StackOptions::recording`]) naming the stack's recorder.
+pub fn admin_caller() -> anyhow::Result<Value> {
+    let mut whois = fixture_whois("user-node")?;
+    whois["CapMap"] = json!({
+        "tailscale.com/cap/kubernetes": [{"impersonate": {"groups": ["system:masters"]}}]
+    });
+    Ok(whois)
+}
+
 /// A fixture caller for tests about identity and forwarding, not recording: the fixture's WhoIs
 /// with the recording keys (`recorder`, `recorderAddrs`, `enforceRecorder`, `enableEvents`) taken
 /// out of its rules. The fixtures name tailnet recorders no test machine reaches, and with

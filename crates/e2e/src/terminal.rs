@@ -121,18 +121,7 @@ impl Terminal {
 
     /// Waits for kubectl to exit (killing it at the deadline) and returns its exit code.
     pub fn wait(&mut self, deadline: Duration) -> anyhow::Result<Option<i32>> {
-        let until = Instant::now() + deadline;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status.code());
-            }
-            if Instant::now() >= until {
-                let _ = self.child.kill();
-                bail!("kubectl did not exit within {deadline:?}");
-            }
-            // Polling the child's exit under a deadline; the pause only spares the CPU.
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        Ok(crate::process::wait_with_deadline(&mut self.child, deadline)?.code())
     }
 }
 

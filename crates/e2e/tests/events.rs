@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use e2e::stack::{fixture_whois, RecordingGrant, Stack, StackOptions};
+use e2e::stack::{admin_caller, fixture_whois, metric_value, RecordingGrant, Stack, StackOptions};
 use serde_json::Value;
 
 const EVENTS: RecordingGrant = RecordingGrant {
@@ -14,10 +14,7 @@ const EVENTS: RecordingGrant = RecordingGrant {
 };
 
 fn events_stack(grant: RecordingGrant) -> anyhow::Result<Stack> {
-    let mut whois = fixture_whois("user-node")?;
-    whois["CapMap"] = serde_json::json!({
-        "tailscale.com/cap/kubernetes": [{"impersonate": {"groups": ["system:masters"]}}]
-    });
+    let whois = admin_caller()?;
     let mut options = StackOptions::for_caller(whois);
     options.recording = Some(grant);
     options.proxy_args.push("--api-response-events".into());
@@ -224,15 +221,14 @@ fn fail_closed_with_the_recorder_down_refuses_with_502_before_upstream() -> anyh
         .collect();
     assert!(reached.is_empty(), "upstream saw {reached:?}");
     let metrics = stack.metrics()?;
-    let value = |name: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_default()
-    };
-    let refused = value("k8s_auth_proxy_requests_refused{reason=\"event_recording\"}");
-    let failed = value("k8s_auth_proxy_api_request_event_recording_failed");
+    let refused = metric_value(
+        &metrics,
+        "k8s_auth_proxy_requests_refused{reason=\"event_recording\"}",
+    );
+    let failed = metric_value(
+        &metrics,
+        "k8s_auth_proxy_api_request_event_recording_failed",
+    );
     assert!(refused >= 1 && failed == refused, "{metrics}");
     Ok(())
 }
@@ -250,15 +246,14 @@ fn fail_open_with_the_recorder_down_succeeds_and_counts_the_failure() -> anyhow:
         .expect_success("get pod")?;
     assert!(output.stdout.contains("demo"), "{}", output.stdout);
     let metrics = stack.metrics()?;
-    let value = |name: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_default()
-    };
-    let attempted = value("k8s_auth_proxy_api_request_event_recording_attempted");
-    let failed = value("k8s_auth_proxy_api_request_event_recording_failed");
+    let attempted = metric_value(
+        &metrics,
+        "k8s_auth_proxy_api_request_event_recording_attempted",
+    );
+    let failed = metric_value(
+        &metrics,
+        "k8s_auth_proxy_api_request_event_recording_failed",
+    );
     assert!(attempted > 0 && failed == attempted, "{metrics}");
     Ok(())
 }
@@ -287,10 +282,7 @@ fn a_recorder_without_events_lets_requests_through() -> anyhow::Result<()> {
 
 #[test]
 fn a_body_over_the_limit_is_cut_in_the_event_and_forwarded_whole() -> anyhow::Result<()> {
-    let mut whois = fixture_whois("user-node")?;
-    whois["CapMap"] = serde_json::json!({
-        "tailscale.com/cap/kubernetes": [{"impersonate": {"groups": ["system:masters"]}}]
-    });
+    let whois = admin_caller()?;
     let mut options = StackOptions::for_caller(whois);
     options.recording = Some(EVENTS);
     options.proxy_args = vec!["--event-body-limit".into(), "256".into()];

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use e2e::stack::{default_apiserver_config, fixture_caller, Stack, StackOptions};
+use e2e::stack::{default_apiserver_config, fixture_caller, metric_value, Stack, StackOptions};
 
 const WATCH_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -16,15 +16,8 @@ fn get_pods_lists_the_stand_ins_pods() -> anyhow::Result<()> {
     assert!(output.stdout.contains("demo"), "{}", output.stdout);
     assert!(output.stdout.contains("Running"), "{}", output.stdout);
     let metrics = stack.metrics()?;
-    let value = |name: &str| {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let proxied = value("k8s_auth_proxy_requests_proxied");
-    let lookups = value("k8s_auth_proxy_identity_lookups");
+    let proxied = metric_value(&metrics, "k8s_auth_proxy_requests_proxied");
+    let lookups = metric_value(&metrics, "k8s_auth_proxy_identity_lookups");
     assert!(proxied >= 3, "requests_proxied not counted:\n{metrics}");
     // kubectl reuses its connection for discovery and the list: the identity source is asked once per
     // connection, not once per request.

@@ -4,17 +4,13 @@
 use std::time::{Duration, Instant};
 
 use e2e::cast::{asciinema_accepts, header_of, output_of};
-use e2e::stack::{fixture_whois, RecordingGrant, Stack, StackOptions};
+use e2e::stack::{admin_caller, RecordingGrant, Stack, StackOptions};
 use serde_json::Value;
 
 const PROTOCOLS: [(&str, &str); 2] = [("websocket", "true"), ("spdy", "false")];
 
 fn recorded_stack(grant: RecordingGrant) -> anyhow::Result<Stack> {
-    let mut whois = fixture_whois("user-node")?;
-    // Only the recorder the stack provides: drop the fixture's unreachable tailnet recorders.
-    whois["CapMap"] = serde_json::json!({
-        "tailscale.com/cap/kubernetes": [{"impersonate": {"groups": ["system:masters"]}}]
-    });
+    let whois = admin_caller()?;
     let mut options = StackOptions::for_caller(whois);
     options.recording = Some(grant);
     Stack::start(options)

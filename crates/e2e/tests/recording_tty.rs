@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use e2e::cast::{asciinema_accepts, events_of, header_of, output_of, CastEvent};
-use e2e::stack::{default_apiserver_config, fixture_whois, RecordingGrant, Stack, StackOptions};
+use e2e::stack::{admin_caller, default_apiserver_config, RecordingGrant, Stack, StackOptions};
 use e2e::terminal::Terminal;
 
 const PROTOCOLS: [(&str, &str); 2] = [("websocket", "true"), ("spdy", "false")];
@@ -16,10 +16,7 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// A fail-closed recorded stack whose stand-in also has one pod per protocol running a shell on a
 /// terminal as its main process, for `kubectl attach -it`.
 fn recorded_stack() -> anyhow::Result<Stack> {
-    let mut whois = fixture_whois("user-node")?;
-    whois["CapMap"] = serde_json::json!({
-        "tailscale.com/cap/kubernetes": [{"impersonate": {"groups": ["system:masters"]}}]
-    });
+    let whois = admin_caller()?;
     let mut options = StackOptions::for_caller(whois);
     options.apiserver_config = default_apiserver_config(0).replace(
         "pods:\n",

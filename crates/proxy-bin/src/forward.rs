@@ -65,9 +65,7 @@ pub(crate) async fn forward(
             remove_hop_by_hop(&mut parts.headers);
             match event_link {
                 Some(link) => {
-                    let recorders = caller.policy.recording.recorders.clone();
-                    let body =
-                        api_events::observe_response(app, recorders, link, parts.status, body);
+                    let body = api_events::observe_response(app, caller, link, parts.status, body);
                     Response::from_parts(parts, Body::new(body))
                 }
                 None => Response::from_parts(parts, Body::new(body)),
@@ -78,10 +76,9 @@ pub(crate) async fn forward(
             tracing::warn!(caller = caller.display_name(), %error, "upstream request failed");
             let status = KubeStatus::bad_gateway(error.to_string());
             if let Some(link) = event_link {
-                let recorders = caller.policy.recording.recorders.clone();
                 api_events::send_response_event(
                     app.clone(),
-                    recorders,
+                    caller.clone(),
                     link,
                     status.code,
                     0,

@@ -7,7 +7,7 @@ mod event_recorder;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_recorder::{ids, request_event, CountingRecorder, MemNet, Route};
+use event_recorder::{ids, request_event, send_concurrently, CountingRecorder, MemNet, Route};
 use recorder_client::{EventConfig, EventDelivery, EventSender};
 
 fn sender() -> EventSender {
@@ -22,21 +22,8 @@ async fn concurrent_events_are_all_stored_and_idle_connections_are_kept_to_the_l
         max_idle_connections: 2,
         ..EventConfig::default()
     });
-    let sends: Vec<_> = (0..32)
-        .map(|i| {
-            let sender = sender.clone();
-            tokio::spawn(async move {
-                sender
-                    .send(&[addr], &request_event(&format!("e-{i}")))
-                    .await
-            })
-        })
-        .collect();
-    for send in sends {
-        assert_eq!(
-            send.await.expect("task"),
-            Ok(EventDelivery::Stored { recorder: addr })
-        );
+    for delivery in send_concurrently(&sender, addr, 32).await {
+        assert_eq!(delivery, Ok(EventDelivery::Stored { recorder: addr }));
     }
     assert_eq!(recorder.received().len(), 32);
     let opened = recorder.connections();
@@ -195,21 +182,8 @@ async fn connections_to_a_recorder_are_bounded() {
         max_connections: 2,
         ..EventConfig::default()
     });
-    let sends: Vec<_> = (0..10)
-        .map(|i| {
-            let sender = sender.clone();
-            tokio::spawn(async move {
-                sender
-                    .send(&[addr], &request_event(&format!("e-{i}")))
-                    .await
-            })
-        })
-        .collect();
-    for send in sends {
-        assert_eq!(
-            send.await.expect("task"),
-            Ok(EventDelivery::Stored { recorder: addr })
-        );
+    for delivery in send_concurrently(&sender, addr, 10).await {
+        assert_eq!(delivery, Ok(EventDelivery::Stored { recorder: addr }));
     }
     assert_eq!(recorder.received().len(), 10);
     assert!(

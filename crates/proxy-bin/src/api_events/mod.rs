@@ -82,7 +82,6 @@ struct RecordedBody {
 pub(crate) struct RequestEventLink {
     id: String,
     kubernetes: RequestInfo,
-    source: EventSource,
     started: Instant,
 }
 
@@ -260,7 +259,6 @@ impl ApiEvents {
                 return Ok(self.response_events.then_some(RequestEventLink {
                     id,
                     kubernetes: event.kubernetes,
-                    source: event.source,
                     started,
                 }));
             }
@@ -313,7 +311,7 @@ impl ApiEvents {
 /// the background: the client's response never waits for it).
 pub(crate) fn observe_response<B: http_body::Body>(
     app: Arc<App>,
-    recorders: Vec<std::net::SocketAddr>,
+    caller: Arc<Caller>,
     link: RequestEventLink,
     status: StatusCode,
     body: B,
@@ -321,7 +319,7 @@ pub(crate) fn observe_response<B: http_body::Body>(
     ObservedBody::new(
         body,
         Box::new(move |bytes, error| {
-            send_response_event(app, recorders, link, status, bytes, error);
+            send_response_event(app, caller, link, status, bytes, error);
         }),
     )
 }
@@ -330,7 +328,7 @@ pub(crate) fn observe_response<B: http_body::Body>(
 /// got them, and `error` when the response did not complete (or the proxy answered itself).
 pub(crate) fn send_response_event(
     app: Arc<App>,
-    recorders: Vec<std::net::SocketAddr>,
+    caller: Arc<Caller>,
     link: RequestEventLink,
     status: StatusCode,
     bytes: u64,
@@ -340,7 +338,7 @@ pub(crate) fn send_response_event(
         id: link.id,
         timestamp: unix_seconds(),
         kubernetes: link.kubernetes,
-        source: link.source,
+        source: event_source(&caller),
         destination: app.events.destination.clone(),
         response: EventResponse {
             status: status.as_u16(),
@@ -355,7 +353,8 @@ pub(crate) fn send_response_event(
         return;
     };
     runtime.spawn(async move {
-        match app.events.sender.send(&recorders, &event).await {
+        let recorders = &caller.policy.recording.recorders;
+        match app.events.sender.send(recorders, &event).await {
             Ok(EventDelivery::Stored { .. }) => app.metrics.api_response_event_sent(),
             Ok(EventDelivery::Unsupported { .. }) => {}
             Err(error) => {

@@ -18,7 +18,10 @@ use http_body_util::{BodyExt as _, Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use recorder_client::{ApiRequestEvent, EventDestination, EventRequest, EventSource};
+use recorder_client::{
+    ApiRequestEvent, EventDelivery, EventDestination, EventRequest, EventSendError, EventSender,
+    EventSource,
+};
 use requestinfo::RequestInfo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -28,6 +31,30 @@ pub use mem_net::{MemNet, Route};
 
 /// An answer: whole, or a body that never ends.
 type AnswerBody = Either<Full<Bytes>, Channel<Bytes>>;
+
+/// Sends `count` events (ids `e-0`, `e-1`, ...) to `addr` at once, each from its own task, and
+/// returns what each send came to, in id order.
+pub async fn send_concurrently(
+    sender: &EventSender,
+    addr: SocketAddr,
+    count: usize,
+) -> Vec<Result<EventDelivery, EventSendError>> {
+    let sends: Vec<_> = (0..count)
+        .map(|i| {
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                sender
+                    .send(&[addr], &request_event(&format!("e-{i}")))
+                    .await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(count);
+    for send in sends {
+        results.push(send.await.expect("send task"));
+    }
+    results
+}
 
 /// A request event as the proxy sends it for `kubectl get pods`, with `id`.
 pub fn request_event(id: &str) -> ApiRequestEvent {
