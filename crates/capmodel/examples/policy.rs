@@ -1,7 +1,7 @@
 //! Prints the policy a proxy derives for a caller from a tailscaled `whois` answer.
 //!
 //! ```text
-//! cargo run -p capmodel --example policy -- ../shared/fixtures/whois/user-node.json
+//! cargo run -p capmodel --example policy -- testdata/whois/user-node.json
 //! ```
 
 use std::process::ExitCode;

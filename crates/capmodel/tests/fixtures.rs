@@ -1,4 +1,4 @@
-//! Policies of the real tailscaled whois answers in `shared/fixtures/whois/`.
+//! Policies of the real tailscaled whois answers in the repository's `testdata/whois/`.
 
 mod support;
 

@@ -206,18 +206,13 @@ pub fn fixture_caller(name: &str) -> anyhow::Result<Value> {
     Ok(whois)
 }
 
-/// A WhoIs document from `shared/fixtures/whois/NAME.json`.
+/// A WhoIs document from `testdata/whois/NAME.json` in the repository.
 pub fn fixture_whois(name: &str) -> anyhow::Result<Value> {
     let path = workspace_root()
-        .parent()
-        .map(|p| p.join("shared/fixtures/whois").join(format!("{name}.json")))
-        .ok_or_else(|| anyhow!("no parent of the workspace"))?;
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "fixture {} (shared/ must sit beside the repository)",
-            path.display()
-        )
-    })?;
+        .join("testdata/whois")
+        .join(format!("{name}.json"));
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("fixture {}", path.display()))?;
     Ok(serde_json::from_str(&text)?)
 }
 

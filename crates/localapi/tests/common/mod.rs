@@ -12,9 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 use tokio::sync::oneshot;
 
-/// The shared WhoIs fixtures.
+/// The WhoIs fixtures, `testdata/whois/` at the repository root.
 pub(crate) fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/whois")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/whois")
 }
 
 /// A fixture's raw bytes, e.g. `fixture_bytes("user-node.json")`.

@@ -405,7 +405,7 @@ mod tests {
 
     fn caller(fixture: &str) -> Caller {
         let path = format!(
-            "{}/../../../shared/fixtures/whois/{fixture}.json",
+            "{}/../../testdata/whois/{fixture}.json",
             env!("CARGO_MANIFEST_DIR")
         );
         let bytes = std::fs::read(&path).expect("fixture");
