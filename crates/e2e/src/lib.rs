@@ -11,6 +11,7 @@ pub mod demo;
 pub mod http;
 pub mod kubectl;
 pub mod process;
+pub mod raw;
 pub mod stack;
 pub mod terminal;
 

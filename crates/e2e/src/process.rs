@@ -133,15 +133,20 @@ pub fn listening_address(line: &str) -> anyhow::Result<String> {
 impl Service {
     /// Sends SIGTERM without waiting.
     pub fn signal_terminate(&self) -> anyhow::Result<()> {
+        self.signal("TERM")
+    }
+
+    /// Sends signal `name` (`TERM`, `HUP`, ...) without waiting.
+    pub fn signal(&self, name: &str) -> anyhow::Result<()> {
         let pid = self
             .pid()
             .ok_or_else(|| anyhow!("{} is not running", self.name))?;
         let status = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+            .args([&format!("-{name}"), &pid.to_string()])
             .status()
-            .context("kill -TERM")?;
+            .with_context(|| format!("kill -{name}"))?;
         if !status.success() {
-            bail!("kill -TERM {pid} failed");
+            bail!("kill -{name} {pid} failed");
         }
         Ok(())
     }

@@ -40,6 +40,9 @@ pub struct StackOptions {
     pub upstream: UpstreamAuth,
     /// Start a `kube-recorder` and grant the caller recording to it.
     pub recording: Option<RecordingGrant>,
+    /// Point the proxy at this `http://` URL instead of the apiserver stand-in (which still
+    /// starts): for upstreams that misbehave in ways the stand-in does not.
+    pub upstream_override: Option<String>,
 }
 
 /// A recording grant added to the caller's capabilities, naming the stack's `kube-recorder`.
@@ -117,6 +120,7 @@ impl StackOptions {
             tls: ServingTls::SelfSigned,
             upstream: UpstreamAuth::HttpToken,
             recording: None,
+            upstream_override: None,
         }
     }
 }
@@ -341,7 +345,14 @@ impl Stack {
         let token_file = dir.join("proxy.token");
         std::fs::write(&token_file, PROXY_TOKEN)?;
         let upstream_kubeconfig = match options.upstream {
-            UpstreamAuth::HttpToken => kubeconfig(&apiserver_url, Some(PROXY_TOKEN), false),
+            UpstreamAuth::HttpToken => kubeconfig(
+                options
+                    .upstream_override
+                    .as_deref()
+                    .unwrap_or(&apiserver_url),
+                Some(PROXY_TOKEN),
+                false,
+            ),
             UpstreamAuth::TlsClientCertFiles => tls_kubeconfig(
                 &apiserver_url,
                 &format!("certificate-authority: {}", pki.join("ca.crt").display()),
@@ -468,6 +479,27 @@ impl Stack {
             Value::Array(items) => Ok(items),
             other => Err(anyhow!("unexpected /testkit/requests answer: {other}")),
         }
+    }
+
+    /// The LocalAPI stand-in's whois table as it answers now (key to WhoIs).
+    pub fn whois_table(&self) -> anyhow::Result<Value> {
+        let text = std::fs::read(self.dir.join("whois.json")).context("whois table")?;
+        Ok(serde_json::from_slice(&text)?)
+    }
+
+    /// Replaces the LocalAPI stand-in's whois table (a grant changed or was revoked in the
+    /// tailnet) and returns once the stand-in answers from the new one.
+    pub fn set_whois_table(&self, table: &Value) -> anyhow::Result<()> {
+        let path = self.dir.join("whois.json");
+        let staged = self.dir.join("whois.json.new");
+        std::fs::write(&staged, serde_json::to_vec_pretty(table)?)?;
+        std::fs::rename(&staged, &path)?;
+        self.localapi.signal("HUP")?;
+        let line = self
+            .localapi
+            .wait_for_line("table", std::time::Duration::from_secs(30))?;
+        anyhow::ensure!(line.contains("table reloaded"), "{line}");
+        Ok(())
     }
 
     /// Creates a pod directly in the stand-in (not through the proxy), firing watch events.
@@ -626,7 +658,7 @@ contexts:
 }
 
 /// A loopback address where nothing listens (bound, then released).
-fn dead_address() -> anyhow::Result<String> {
+pub fn dead_address() -> anyhow::Result<String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.to_string())
 }

@@ -11,7 +11,9 @@ use capmodel::{group_name_problem, user_name_problem, Impersonation};
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 
 use crate::error::ImpersonateError;
+use crate::hop_by_hop::remove_hop_by_hop;
 use crate::mode::Mode;
+use crate::websocket_token::strip_bearer_subprotocols;
 
 /// `Impersonate-User`.
 pub const IMPERSONATE_USER: HeaderName = HeaderName::from_static("impersonate-user");
@@ -27,20 +29,34 @@ const REMOTE_IDENTITY_PREFIX: &str = "x-remote-";
 /// `Authorization`, any name starting with `Impersonate-`, and the authenticating-proxy identity
 /// headers (`X-Remote-User`, `X-Remote-Group`, `X-Remote-Extra-*`). [`HeaderName`]s are lowercase, so
 /// any letter case the caller used is covered.
+///
+/// The same names spelt with `_` for `-` (`Impersonate_User`) count too: some front proxies and
+/// CGI-style servers map `_` onto `-` (or both onto one variable), so such a name could arrive at
+/// an API server as the identity header itself.
 pub fn is_caller_credential(name: &HeaderName) -> bool {
-    name == AUTHORIZATION
-        || name.as_str().starts_with(IMPERSONATE_PREFIX)
-        || name.as_str().starts_with(REMOTE_IDENTITY_PREFIX)
+    let name = name.as_str();
+    if name.contains('_') {
+        return names_credential(&name.replace('_', "-"));
+    }
+    names_credential(name)
 }
 
-/// Removes every caller credential header (all values), keeping every other header and value
-/// in its original order.
+fn names_credential(name: &str) -> bool {
+    name == AUTHORIZATION.as_str()
+        || name.starts_with(IMPERSONATE_PREFIX)
+        || name.starts_with(REMOTE_IDENTITY_PREFIX)
+}
+
+/// Removes every caller credential (all values), keeping every other header and value in its
+/// original order: each header [`is_caller_credential`] names, and bearer-token entries of
+/// `Sec-WebSocket-Protocol` (see [`is_bearer_subprotocol`](crate::is_bearer_subprotocol)).
 pub fn scrub_caller_credentials(headers: &mut HeaderMap) {
     retain_headers(headers, |name| !is_caller_credential(name));
+    strip_bearer_subprotocols(headers);
 }
 
 /// Keeps only the headers whose name passes `keep`, in their original order.
-fn retain_headers(headers: &mut HeaderMap, keep: impl Fn(&HeaderName) -> bool) {
+pub(crate) fn retain_headers(headers: &mut HeaderMap, keep: impl Fn(&HeaderName) -> bool) {
     if headers.keys().all(&keep) {
         return;
     }
@@ -76,12 +92,17 @@ pub fn write_impersonation(
     Ok(())
 }
 
-/// Makes a request's headers ready for the upstream API server.
+/// Makes a request's headers ready for the upstream API server. The order of work is what makes
+/// it safe: everything the caller sent is cleaned first, and only then are headers of the proxy's
+/// own written, so nothing the caller sent can remove or change them.
 ///
-/// - [`Mode::Auth`]: removes every caller credential ([`scrub_caller_credentials`]), then
-///   writes the caller's impersonation ([`write_impersonation`]).
-/// - [`Mode::NoAuth`]: leaves the headers untouched, so the caller's own credentials pass
-///   through.
+/// 1. In both modes, the hop-by-hop headers ([`remove_hop_by_hop`]), including every header the
+///    caller's `Connection` names.
+/// 2. [`Mode::Auth`]: every caller credential ([`scrub_caller_credentials`]); then the caller's
+///    impersonation is written ([`write_impersonation`]).
+///    [`Mode::NoAuth`]: nothing more, so the caller's own credentials pass through.
+///
+/// A proxy adds its own credential and any `Connection`/`Upgrade` it needs after this.
 ///
 /// # Errors
 /// In auth mode, [`ImpersonateError`] when a name cannot be sent as a header value; `headers`
@@ -92,10 +113,14 @@ pub fn prepare_upstream_headers(
     who: &Impersonation,
 ) -> Result<(), ImpersonateError> {
     match mode {
-        Mode::NoAuth => Ok(()),
+        Mode::NoAuth => {
+            remove_hop_by_hop(headers);
+            Ok(())
+        }
         Mode::Auth => {
             // Check every name before touching the headers, so an error leaves them as they were.
             let values = ImpersonationValues::new(who)?;
+            remove_hop_by_hop(headers);
             scrub_caller_credentials(headers);
             values.write(headers);
             Ok(())

@@ -10,10 +10,12 @@
 //!
 //! In [`Mode::Auth`] the proxy calls the API server with its own credentials, which are
 //! allowed to impersonate; so a caller's `Authorization` or `Impersonate-*` header reaching the
-//! API server would let the caller choose its own identity. Every header named
-//! `Authorization` or starting with `Impersonate-` is removed, whatever its letter case, and
-//! only then are the caller's impersonation headers written. In [`Mode::NoAuth`] the proxy has no
-//! credentials of its own and the caller's pass through untouched.
+//! API server would let the caller choose its own identity. First the hop-by-hop headers go
+//! (including whatever the caller's `Connection` names, which could otherwise remove the headers
+//! the proxy writes), then every header named `Authorization` or starting with `Impersonate-`
+//! (any letter case, `_` for `-` too) and every bearer token in `Sec-WebSocket-Protocol`; only
+//! then are the caller's impersonation headers written. In [`Mode::NoAuth`] the proxy has no
+//! credentials of its own and the caller's pass through (hop-by-hop headers still go).
 //!
 //! Pure: works on an [`http::HeaderMap`], no I/O.
 //!
@@ -39,14 +41,18 @@
 
 mod error;
 mod headers;
+mod hop_by_hop;
 mod mode;
+mod websocket_token;
 
 pub use error::ImpersonateError;
 pub use headers::{
     is_caller_credential, prepare_upstream_headers, scrub_caller_credentials, write_impersonation,
     IMPERSONATE_GROUP, IMPERSONATE_USER,
 };
+pub use hop_by_hop::remove_hop_by_hop;
 pub use mode::{Mode, ParseModeError};
+pub use websocket_token::{is_bearer_subprotocol, BEARER_SUBPROTOCOL_PREFIX};
 
 /// The README's example, compiled and run as a doctest so that it stays true.
 #[cfg(doctest)]

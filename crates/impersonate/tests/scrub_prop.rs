@@ -1,6 +1,7 @@
-//! Property: whatever headers a caller sends, in auth mode the only `Authorization` and
-//! `Impersonate-*` headers that reach upstream are the ones written for the caller, and every
-//! other header arrives with its values, in order.
+//! Property: whatever headers a caller sends, including any `Connection` list (which names headers
+//! to drop as hop-by-hop), in auth mode the only `Authorization` and `Impersonate-*` headers that
+//! reach upstream are exactly the ones written for the caller, and every other end-to-end header
+//! arrives with its values, in order.
 
 use capmodel::Impersonation;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -30,6 +31,10 @@ fn header_name() -> impl Strategy<Value = String> {
         Just("impersonate-uid".to_owned()),
         "impersonate-extra-[a-z0-9-]{0,12}",
         "impersonate-[a-z0-9-]{1,12}",
+        Just("impersonate_user".to_owned()),
+        Just("impersonate_group".to_owned()),
+        Just("x-remote-user".to_owned()),
+        Just("x_remote_group".to_owned()),
     ];
     let look_alike = prop_oneof![
         Just("impersonate".to_owned()),
@@ -56,8 +61,24 @@ fn header_value() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(prop_oneof![Just(b'\t'), 0x20u8..0x7f, 0x80u8..=0xff], 0..24)
 }
 
+/// A `Connection` value: a comma list of tokens, often naming the headers the proxy writes.
+fn connection_value() -> impl Strategy<Value = Vec<u8>> {
+    let token = prop_oneof![
+        Just("close".to_owned()),
+        Just("Upgrade".to_owned()),
+        Just("keep-alive".to_owned()),
+        header_name(),
+    ];
+    (prop::collection::vec(token, 0..6), "[ ,]{0,2}")
+        .prop_map(|(tokens, sep)| tokens.join(&format!(",{sep}")).into_bytes())
+}
+
 fn header_map() -> impl Strategy<Value = HeaderMap> {
-    prop::collection::vec((header_name(), header_value()), 0..24).prop_map(|pairs| {
+    let pair = prop_oneof![
+        4 => (header_name(), header_value()),
+        1 => (Just("Connection".to_owned()), connection_value()),
+    ];
+    prop::collection::vec(pair, 0..24).prop_map(|pairs| {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
             map.append(
@@ -67,6 +88,28 @@ fn header_map() -> impl Strategy<Value = HeaderMap> {
         }
         map
     })
+}
+
+/// The headers a proxy drops as hop-by-hop: the fixed ones and whatever `Connection` names.
+fn is_hop_by_hop(name: &HeaderName, original: &HeaderMap) -> bool {
+    const FIXED: [&str; 9] = [
+        "connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "keep-alive",
+        "proxy-connection",
+    ];
+    FIXED.contains(&name.as_str())
+        || original
+            .get_all("connection")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case(name.as_str()))
 }
 
 fn impersonation() -> impl Strategy<Value = Impersonation> {
@@ -92,11 +135,11 @@ proptest! {
         let mut headers = original.clone();
         prepare_upstream_headers(&mut headers, Mode::Auth, &who).expect("valid impersonation");
 
-        // Every non-credential header, every value, in the original order, then exactly the
-        // caller's impersonation.
+        // Every end-to-end non-credential header, every value, in the original order, then exactly
+        // the caller's impersonation.
         let mut expected: Vec<(HeaderName, HeaderValue)> = pairs(&original)
             .into_iter()
-            .filter(|(name, _)| !is_caller_credential(name))
+            .filter(|(name, _)| !is_caller_credential(name) && !is_hop_by_hop(name, &original))
             .collect();
         expected.push((
             HeaderName::from_static("impersonate-user"),
@@ -123,23 +166,35 @@ proptest! {
                 );
             }
         }
-        prop_assert_eq!(headers.get_all("impersonate-user").iter().count(), 1);
+        let users: Vec<_> = headers.get_all("impersonate-user").iter().collect();
+        prop_assert_eq!(users, vec![who.user.as_str()]);
+        let groups: Vec<_> = headers.get_all("impersonate-group").iter().collect();
+        let wanted: Vec<&str> = who.groups.iter().map(String::as_str).collect();
+        prop_assert_eq!(groups, wanted);
+        prop_assert!(headers.get("connection").is_none());
     }
 
     #[test]
-    fn noauth_mode_changes_nothing(original in header_map(), who in impersonation()) {
+    fn noauth_mode_drops_only_hop_by_hop_headers(original in header_map(), who in impersonation()) {
         let mut headers = original.clone();
         prepare_upstream_headers(&mut headers, Mode::NoAuth, &who).expect("noauth never fails");
-        prop_assert_eq!(pairs(&headers), pairs(&original));
+        let expected: Vec<_> = pairs(&original)
+            .into_iter()
+            .filter(|(name, _)| !is_hop_by_hop(name, &original))
+            .collect();
+        prop_assert_eq!(pairs(&headers), expected);
     }
 
     #[test]
-    fn credential_means_authorization_or_impersonate_prefix(name in header_name()) {
+    fn credential_means_authorization_or_an_identity_prefix(name in header_name()) {
         let name = HeaderName::from_bytes(name.as_bytes()).expect("generated header name");
-        let lower = name.as_str();
+        // `_` counts as `-`: a front proxy may map one onto the other.
+        let dashed = name.as_str().replace('_', "-");
         prop_assert_eq!(
             is_caller_credential(&name),
-            lower == "authorization" || lower.starts_with("impersonate-")
+            dashed == "authorization"
+                || dashed.starts_with("impersonate-")
+                || dashed.starts_with("x-remote-")
         );
     }
 }

@@ -3,6 +3,7 @@
 use impersonate::Mode;
 use localapi::LocalApiClient;
 
+use crate::identity_cache::IdentityCache;
 use crate::metrics::Metrics;
 use crate::upstream::Upstream;
 
@@ -11,8 +12,12 @@ use crate::upstream::Upstream;
 pub(crate) struct App {
     /// auth (impersonate) or noauth (pass through).
     pub(crate) mode: Mode,
-    /// The identity source.
+    /// The identity source, for status and certificates.
     pub(crate) localapi: LocalApiClient,
+    /// Who callers are, asked of the identity source per request and reused briefly.
+    pub(crate) identities: IdentityCache,
+    /// Time the upstream has to answer an upgrade request.
+    pub(crate) upstream_handshake_timeout: std::time::Duration,
     /// The upstream API server.
     pub(crate) upstream: Upstream,
     /// Counters.

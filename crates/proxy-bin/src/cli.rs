@@ -71,6 +71,25 @@ pub(crate) struct Cli {
     #[arg(long, env = "KUBE_AUTH_PROXY_MAX_CONNECTIONS", default_value_t = 4096)]
     pub(crate) max_connections: usize,
 
+    /// Most connections served at once from one client address, so that one caller cannot take
+    /// every slot of --max-connections; its further connections are closed at once.
+    #[arg(
+        long,
+        env = "KUBE_AUTH_PROXY_MAX_CONNECTIONS_PER_CALLER",
+        default_value_t = 256
+    )]
+    pub(crate) max_connections_per_caller: usize,
+
+    /// How long an identity answer from tailscaled is used before it is asked again. Every
+    /// request and every upgrade runs on an answer at most this old, so a changed or revoked grant
+    /// applies within it, also on kept-alive and long-running connections.
+    #[arg(long, env = "KUBE_AUTH_PROXY_IDENTITY_TTL", value_parser = parse_duration, default_value = "5s")]
+    pub(crate) identity_ttl: Duration,
+
+    /// Time the upstream API server has to answer an exec/attach upgrade request.
+    #[arg(long, env = "KUBE_AUTH_PROXY_UPSTREAM_HANDSHAKE_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    pub(crate) upstream_handshake_timeout: Duration,
+
     /// Time a client has to complete the TLS handshake and send a request head.
     #[arg(long, env = "KUBE_AUTH_PROXY_HEADER_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
     pub(crate) header_timeout: Duration,

@@ -10,11 +10,12 @@ use axum::Extension;
 
 use crate::api_events;
 use crate::app::App;
-use crate::hop_by_hop::remove_hop_by_hop;
 use crate::identity::{Caller, ConnectionContext};
 use crate::metrics::Refusal;
+use crate::node_commands::node_command_endpoint;
 use crate::status::KubeStatus;
 use crate::sync_body::SyncBody;
+use crate::upstream::UpstreamHeaders;
 
 /// Forwards one request for the connection's caller.
 pub(crate) async fn forward(
@@ -22,11 +23,20 @@ pub(crate) async fn forward(
     Extension(connection): Extension<Arc<ConnectionContext>>,
     request: Request,
 ) -> Response {
-    let caller = match authorize(&app, &connection) {
+    let caller = match authorize(&app, &connection).await {
         Ok(caller) => caller,
         Err(refusal) => return refusal.response_for(request.uri().path()),
     };
     let (mut parts, body) = request.into_parts();
+    let url = match app.upstream.url_for(&parts.uri) {
+        Ok(url) => url,
+        Err(error) => {
+            return KubeStatus::bad_request(error.to_string()).response_for(parts.uri.path())
+        }
+    };
+    if let Err(refusal) = refuse_unrecordable_node_command(&app, &caller, &parts) {
+        return refusal.response_for(parts.uri.path());
+    }
     // The event describes the request as the caller sent it, and is recorded before anything
     // reaches upstream.
     let (body, event_link) = match app
@@ -37,15 +47,18 @@ pub(crate) async fn forward(
         Ok(forwarded) => forwarded,
         Err(refusal) => return refusal.response_for(parts.uri.path()),
     };
-    if let Err(error) = impersonate::prepare_upstream_headers(
-        &mut parts.headers,
+    let headers = match UpstreamHeaders::from_caller(
+        std::mem::take(&mut parts.headers),
         app.mode,
         &caller.policy.impersonation,
     ) {
-        app.metrics.request_refused(Refusal::Policy);
-        return KubeStatus::forbidden(format!("cannot impersonate the caller: {error}"))
-            .response_for(parts.uri.path());
-    }
+        Ok(headers) => headers,
+        Err(error) => {
+            app.metrics.request_refused(Refusal::Policy);
+            return KubeStatus::forbidden(format!("cannot impersonate the caller: {error}"))
+                .response_for(parts.uri.path());
+        }
+    };
     tracing::debug!(
         caller = caller.display_name(),
         peer = %connection.peer,
@@ -56,13 +69,13 @@ pub(crate) async fn forward(
     let upstream_body = reqwest::Body::wrap(SyncBody::new(body));
     match app
         .upstream
-        .send(parts.method, &parts.uri, parts.headers, upstream_body)
+        .send(parts.method.clone(), url, headers, upstream_body)
         .await
     {
         Ok(response) => {
             app.metrics.request_proxied();
             let (mut parts, body) = response.into_parts();
-            remove_hop_by_hop(&mut parts.headers);
+            impersonate::remove_hop_by_hop(&mut parts.headers);
             match event_link {
                 Some(link) => {
                     let body = api_events::observe_response(app, caller, link, parts.status, body);
@@ -90,17 +103,54 @@ pub(crate) async fn forward(
     }
 }
 
-/// The caller of this connection, or the error to answer with: the proxy never acts without an
-/// identity, nor on a grant it cannot read.
-pub(crate) fn authorize(
+/// The caller at this connection's address, asked for per request (briefly cached), or the
+/// error to answer with: the proxy never acts without an identity, nor on a grant it cannot read.
+pub(crate) async fn authorize(
     app: &App,
     connection: &ConnectionContext,
 ) -> Result<Arc<Caller>, KubeStatus> {
-    connection.identity.clone().inspect_err(|status| {
-        app.metrics.request_refused(match status.code {
-            http::StatusCode::UNAUTHORIZED => Refusal::UnknownCaller,
-            http::StatusCode::FORBIDDEN => Refusal::Policy,
-            _ => Refusal::IdentityUnavailable,
-        });
-    })
+    app.identities
+        .identify(&app.metrics, connection.peer)
+        .await
+        .inspect_err(|status| {
+            app.metrics.request_refused(match status.code {
+                http::StatusCode::UNAUTHORIZED => Refusal::UnknownCaller,
+                http::StatusCode::FORBIDDEN => Refusal::Policy,
+                _ => Refusal::IdentityUnavailable,
+            });
+        })
+}
+
+/// Refuses a request that would have the kubelet run a command or open a session through the
+/// node proxy, which session recording cannot see, when the caller's grant requires recording.
+fn refuse_unrecordable_node_command(
+    app: &App,
+    caller: &Caller,
+    parts: &http::request::Parts,
+) -> Result<(), KubeStatus> {
+    if caller.policy.recording.fail_open {
+        return Ok(());
+    }
+    let info = requestinfo::parse(
+        parts.method.as_str(),
+        parts.uri.path(),
+        parts.uri.query().unwrap_or_default(),
+    );
+    match node_command_endpoint(&info) {
+        None => Ok(()),
+        Some(endpoint) => {
+            app.metrics.request_refused(Refusal::Policy);
+            tracing::info!(
+                caller = caller.display_name(),
+                node = info.name,
+                endpoint,
+                "refused a kubelet command through the node proxy: recording is enforced"
+            );
+            Err(KubeStatus::forbidden(format!(
+                "the caller's grant requires session recording (enforceRecorder), and the kubelet's \
+                 {endpoint:?} endpoint through nodes/proxy runs commands that cannot be recorded; \
+                 use kubectl exec or attach on the pod instead"
+            )))
+        }
+    }
 }

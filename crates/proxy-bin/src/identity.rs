@@ -1,5 +1,6 @@
-//! Who is calling: the identity source is asked once per connection (the peer address is fixed for its
-//! lifetime) and the answer travels with every request of that connection.
+//! Who is calling: the identity source's answer for a peer address, read into the caller's grants.
+//! Answers are asked for per request through `identity_cache`, so a changed grant applies within
+//! its TTL even on a connection that stays open.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,8 +24,6 @@ pub(crate) struct Caller {
 pub(crate) struct ConnectionContext {
     /// The client's address as seen by the proxy.
     pub(crate) peer: SocketAddr,
-    /// The caller, or the error every request on this connection is answered with.
-    pub(crate) identity: Result<Arc<Caller>, KubeStatus>,
 }
 
 impl Caller {
@@ -39,8 +38,8 @@ impl Caller {
 }
 
 /// Asks tailscaled who is at `peer` and reads the caller's grants. A lookup failure becomes the Status
-/// to answer with and closes the connection, so a caller whose lookup failed for a passing reason gets
-/// a fresh lookup on reconnect. A grant that cannot be read is a 403 naming the problem: the proxy
+/// to answer with and closes the connection, so the client reconnects rather than keep a connection
+/// the proxy cannot serve. A grant that cannot be read is a 403 naming the problem: the proxy
 /// never acts on a grant it does not understand.
 pub(crate) async fn resolve(
     localapi: &LocalApiClient,

@@ -6,15 +6,17 @@
 
 mod api_events;
 mod app;
+mod caller_limit;
 mod cli;
 mod exec;
 mod forward;
 mod health;
-mod hop_by_hop;
 mod identity;
+mod identity_cache;
 mod logging;
 mod metrics;
 mod mode;
+mod node_commands;
 mod server;
 mod serving_cert;
 mod status;
@@ -87,6 +89,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let destination = event_destination(&localapi).await;
     let app = Arc::new(App {
         mode,
+        identities: identity_cache::IdentityCache::new(localapi.clone(), cli.identity_ttl),
+        upstream_handshake_timeout: cli.upstream_handshake_timeout,
         localapi,
         upstream,
         metrics: metrics::Metrics::default(),
@@ -168,6 +172,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         app,
         server::ConnectionLimits {
             max_connections: cli.max_connections.max(1),
+            max_connections_per_caller: cli.max_connections_per_caller.max(1),
             header_timeout: cli.header_timeout,
             shutdown_grace: cli.shutdown_grace,
         },

@@ -87,6 +87,7 @@ pub(crate) struct Metrics {
     connections_active: AtomicU64,
     tls_handshake_failures: AtomicU64,
     identity_lookups: AtomicU64,
+    connections_over_caller_limit: AtomicU64,
 }
 
 impl Metrics {
@@ -113,7 +114,13 @@ impl Metrics {
         self.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The identity source was asked about a connection.
+    /// A connection was closed at once: its address already had the most connections allowed.
+    pub(crate) fn connection_over_caller_limit(&self) {
+        self.connections_over_caller_limit
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The identity source was asked about a caller (cache misses only).
     pub(crate) fn identity_lookup(&self) {
         self.identity_lookups.fetch_add(1, Ordering::Relaxed);
     }
@@ -217,8 +224,14 @@ impl Metrics {
         counter(
             &mut out,
             "k8s_auth_proxy_identity_lookups",
-            "Identity source lookups (one per connection).",
+            "Identity source lookups (answers are reused per address for --identity-ttl).",
             self.identity_lookups.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "k8s_auth_proxy_connections_over_caller_limit",
+            "Client connections closed at once because their address had --max-connections-per-caller open.",
+            self.connections_over_caller_limit.load(Ordering::Relaxed),
         );
         let _ = writeln!(
             out,

@@ -1,5 +1,5 @@
-//! The client-facing listener: TLS, one identity lookup per connection, HTTP/1.1 with upgrades, limits
-//! and graceful shutdown.
+//! The client-facing listener: TLS, HTTP/1.1 with upgrades, limits (in all and per client
+//! address) and graceful shutdown. Who the caller is gets decided per request (`identity_cache`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,13 +16,16 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 use crate::app::App;
-use crate::identity::{self, ConnectionContext};
+use crate::caller_limit::{CallerLimit, CallerSlot};
+use crate::identity::ConnectionContext;
 
 /// Limits applied to client connections.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ConnectionLimits {
     /// Connections served at once; the accept loop waits for a free slot beyond this.
     pub(crate) max_connections: usize,
+    /// Connections served at once from one client address; further ones are closed at once.
+    pub(crate) max_connections_per_caller: usize,
     /// Time for the TLS handshake and for each request head.
     pub(crate) header_timeout: Duration,
     /// Time in-flight requests get after shutdown is asked for.
@@ -39,6 +42,7 @@ pub(crate) async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_caller = CallerLimit::new(limits.max_connections_per_caller);
     loop {
         let permit = tokio::select! {
             permit = slots.clone().acquire_owned() => match permit {
@@ -58,13 +62,19 @@ pub(crate) async fn serve(
             },
             _ = shutdown.changed() => break,
         };
+        let Some(caller_slot) = per_caller.try_acquire(peer.ip()) else {
+            app.metrics.connection_over_caller_limit();
+            tracing::debug!(%peer, "connection closed: this address has --max-connections-per-caller open");
+            drop(stream);
+            continue;
+        };
         let acceptor = acceptor.clone();
         let router = router.clone();
         let app = app.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             serve_connection(stream, peer, acceptor, router, app, limits, shutdown).await;
-            drop(permit);
+            drop::<(CallerSlot, _)>((caller_slot, permit));
         });
     }
     drop(listener);
@@ -103,13 +113,7 @@ async fn serve_connection(
             return;
         }
     };
-    app.metrics.identity_lookup();
-    let identity = identity::resolve(&app.localapi, peer).await;
-    match &identity {
-        Ok(caller) => tracing::debug!(%peer, caller = caller.display_name(), "caller identified"),
-        Err(status) => tracing::info!(%peer, %status, "caller not identified"),
-    }
-    let context = Arc::new(ConnectionContext { peer, identity });
+    let context = Arc::new(ConnectionContext { peer });
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(context.clone());
         let router = router.clone();

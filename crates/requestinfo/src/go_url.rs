@@ -29,6 +29,12 @@ pub(crate) fn unescape_path(path: &str) -> Option<String> {
     unescape(path, Component::Path)
 }
 
+/// The bytes of `URL.Path` exactly as Go holds them (no UTF-8 replacement); `None` on a malformed
+/// escape.
+pub(crate) fn unescape_path_bytes(path: &str) -> Option<Vec<u8>> {
+    unescape_bytes(path, Component::Path)
+}
+
 /// The query's parameters, decoded as Go's `url.ParseQuery` (and so `URL.Query()`) does: pairs
 /// split on `&` only; a pair containing `;` is dropped (Go 1.17 and later); so is a pair whose key
 /// or value has a malformed `%` escape; `+` is a space; a key without `=` has the value `""`.
@@ -66,6 +72,12 @@ fn unescape(s: &str, component: Component) -> Option<String> {
     if !escaped {
         return Some(s.to_owned());
     }
+    let out = unescape_bytes(s, component)?;
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Go's `url.unescape`, to bytes.
+fn unescape_bytes(s: &str, component: Component) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len());
     let mut bytes = s.bytes();
     while let Some(byte) = bytes.next() {
@@ -79,7 +91,7 @@ fn unescape(s: &str, component: Component) -> Option<String> {
             other => out.push(other),
         }
     }
-    Some(String::from_utf8_lossy(&out).into_owned())
+    Some(out)
 }
 
 fn hex_value(digit: u8) -> Option<u8> {

@@ -45,9 +45,11 @@ mod field_selector;
 mod go_url;
 mod label_selector;
 mod list_options;
+mod path_check;
 mod request_info;
 mod validation;
 
+pub use path_check::{path_ambiguity, PathAmbiguity};
 pub use request_info::{parse, RequestInfo};
 
 /// The query's parameters, decoded, as Go's `url.Values` from `url.ParseQuery`: each key with all

@@ -211,7 +211,9 @@ where
     Ok(sender)
 }
 
-fn client_config(trust: &ServerTrust) -> anyhow::Result<ClientConfig> {
+/// A TLS client configuration for `trust`, offering only HTTP/1.1 (ALPN). Also used by the
+/// end-to-end suite's raw clients, which attack the proxy below kubectl.
+pub fn client_config(trust: &ServerTrust) -> anyhow::Result<ClientConfig> {
     // An explicit provider: the process may have more than one compiled in.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())

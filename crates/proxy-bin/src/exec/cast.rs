@@ -19,21 +19,27 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// Reads the target from the request path.
+    /// Reads the target from the request path as the API server does (`requestinfo`: the path is
+    /// percent-decoded before it is split), so `d%65mo` is recorded as the pod `demo` it runs in.
     pub(crate) fn from_path(path: &str) -> Option<Target> {
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        match segments.as_slice() {
-            ["api", "v1", "namespaces", namespace, "pods", pod, kind] => Some(Target {
-                namespace: (*namespace).to_string(),
-                pod: (*pod).to_string(),
-                session_type: match *kind {
-                    "exec" => SessionType::Exec,
-                    "attach" => SessionType::Attach,
-                    _ => return None,
-                },
-            }),
-            _ => None,
+        let info = requestinfo::parse("POST", path, "");
+        let core_v1_pods = info.is_resource_request
+            && info.api_prefix == "api"
+            && info.api_version == "v1"
+            && info.resource == "pods";
+        if !core_v1_pods || info.namespace.is_empty() || info.name.is_empty() {
+            return None;
         }
+        let session_type = match info.subresource.as_str() {
+            "exec" => SessionType::Exec,
+            "attach" => SessionType::Attach,
+            _ => return None,
+        };
+        Some(Target {
+            namespace: info.namespace,
+            pod: info.name,
+            session_type,
+        })
     }
 }
 
@@ -96,6 +102,23 @@ mod tests {
         assert_eq!(
             Target::from_path("/api/v1/namespaces/prod/pods/web-1/log"),
             None
+        );
+    }
+
+    #[test]
+    fn names_are_recorded_as_the_apiserver_decodes_them() {
+        assert_eq!(
+            Target::from_path("/api/v1/namespaces/d%65fault/pods/d%65mo/exec"),
+            Some(Target {
+                namespace: "default".into(),
+                pod: "demo".into(),
+                session_type: SessionType::Exec
+            })
+        );
+        assert_eq!(
+            Target::from_path("/api/v1/namespaces/a/pods/x%2Fy/exec"),
+            None,
+            "x/y/exec is not the exec subresource of a pod"
         );
     }
 }

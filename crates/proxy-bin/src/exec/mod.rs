@@ -20,10 +20,10 @@ use sessiontap::{Protocol, SessionParams, SessionTap, TapLimits};
 
 use crate::app::App;
 use crate::forward::{authorize, forward};
-use crate::hop_by_hop::remove_hop_by_hop;
 use crate::identity::{Caller, ConnectionContext};
 use crate::metrics::{RecordingFailure, Refusal};
 use crate::status::KubeStatus;
+use crate::upstream::UpstreamHeaders;
 
 mod cast;
 mod failure;
@@ -87,9 +87,18 @@ pub(crate) async fn exec_or_attach(
             return KubeStatus::bad_request(reason).response_for(request.uri().path());
         }
     };
-    let caller = match authorize(&app, &connection) {
+    // Asked for afresh (or at most --identity-ttl old) before every upgrade: a session never
+    // starts on a grant that has since changed.
+    let caller = match authorize(&app, &connection).await {
         Ok(caller) => caller,
         Err(refusal) => return refusal.response_for(request.uri().path()),
+    };
+    if let Err(reason) = refuse_body_framing(request.headers()) {
+        return KubeStatus::bad_request(reason).into_response();
+    }
+    let url = match app.upstream.url_for(request.uri()) {
+        Ok(url) => url,
+        Err(error) => return KubeStatus::bad_request(error.to_string()).into_response(),
     };
     let policy = &caller.policy.recording;
     if policy.refuses_unrecorded() {
@@ -133,23 +142,33 @@ pub(crate) async fn exec_or_attach(
         None
     };
 
-    let mut headers = request.headers().clone();
-    if let Err(error) =
-        impersonate::prepare_upstream_headers(&mut headers, app.mode, &caller.policy.impersonation)
-    {
-        app.metrics.request_refused(Refusal::Policy);
-        abandon(recording, "the caller could not be impersonated");
-        return KubeStatus::forbidden(format!("cannot impersonate the caller: {error}"))
-            .into_response();
-    }
     let upgrade = request
         .headers()
         .get(header::UPGRADE)
         .cloned()
         .unwrap_or_else(|| HeaderValue::from_static("websocket"));
+    let headers = match UpstreamHeaders::from_caller(
+        request.headers().clone(),
+        app.mode,
+        &caller.policy.impersonation,
+    ) {
+        Ok(headers) => headers,
+        Err(error) => {
+            app.metrics.request_refused(Refusal::Policy);
+            abandon(recording, "the caller could not be impersonated");
+            return KubeStatus::forbidden(format!("cannot impersonate the caller: {error}"))
+                .into_response();
+        }
+    };
     let upstream = match app
         .upstream
-        .send_upgrade(request.method().clone(), request.uri(), headers, upgrade)
+        .send_upgrade(
+            request.method().clone(),
+            url,
+            headers,
+            upgrade,
+            app.upstream_handshake_timeout,
+        )
         .await
     {
         Ok(response) => response,
@@ -165,7 +184,7 @@ pub(crate) async fn exec_or_attach(
         abandon(recording, "the upstream API server refused the session");
         let response: http::Response<reqwest::Body> = upstream.into();
         let (mut parts, body) = response.into_parts();
-        remove_hop_by_hop(&mut parts.headers);
+        impersonate::remove_hop_by_hop(&mut parts.headers);
         return Response::from_parts(parts, Body::new(body));
     }
     let negotiated = negotiated_protocol(stream_protocol, upstream.headers());
@@ -245,6 +264,26 @@ pub(crate) async fn exec_or_attach(
         );
     });
     reply
+}
+
+/// An upgrade request has no body (client-go sends none, and the server reads none before it
+/// switches protocols). A body length announced on one would be forwarded without its body and
+/// leave the API server waiting for it while the caller holds a connection slot, so a request
+/// that announces a body is refused; `Content-Length: 0`, which Go clients send on a `POST`
+/// upgrade, is fine.
+fn refuse_body_framing(headers: &HeaderMap) -> Result<(), String> {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return Err("an upgrade request must not have a body (Transfer-Encoding)".into());
+    }
+    for length in headers.get_all(header::CONTENT_LENGTH) {
+        if length.as_bytes() != b"0" {
+            return Err(format!(
+                "an upgrade request must not have a body (Content-Length: {})",
+                String::from_utf8_lossy(length.as_bytes())
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Connects the caller's recording. `Ok(None)`: the session goes on unrecorded (fail open).
@@ -379,5 +418,22 @@ mod tests {
             requested_upgrade(&Method::POST, &HeaderMap::new()),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn upgrade_requests_announce_no_body() {
+        let with = |name: &str, value: &str| {
+            let mut map = headers("websocket");
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                value.parse().expect("value"),
+            );
+            map
+        };
+        assert!(refuse_body_framing(&headers("websocket")).is_ok());
+        assert!(refuse_body_framing(&with("content-length", "0")).is_ok());
+        assert!(refuse_body_framing(&with("content-length", "10")).is_err());
+        assert!(refuse_body_framing(&with("content-length", "00")).is_err());
+        assert!(refuse_body_framing(&with("transfer-encoding", "chunked")).is_err());
     }
 }

@@ -8,8 +8,8 @@ use impersonate::Mode;
 use url::Url;
 
 use super::config::{Credential, UpstreamConfig};
+use super::request_headers::UpstreamHeaders;
 use super::token::BearerToken;
-use crate::hop_by_hop::remove_hop_by_hop;
 
 /// The upstream API server.
 #[derive(Debug)]
@@ -34,6 +34,27 @@ pub(crate) enum UpstreamError {
     /// The proxy's own credential is unusable (e.g. the token file vanished).
     #[error("proxy credentials unusable: {0}")]
     Credential(#[from] super::token::TokenError),
+    /// The upstream did not answer a connection upgrade in time.
+    #[error("upstream API server {url} did not answer the upgrade within {timeout:?}")]
+    HandshakeTimeout {
+        /// Where it went.
+        url: String,
+        /// How long the proxy waited.
+        timeout: Duration,
+    },
+}
+
+/// A request path or query the proxy cannot send upstream byte for byte.
+///
+/// The proxy describes a request (in its API events, recordings and policy checks) by the path the
+/// caller sent; the upstream must get exactly that path, or the two could name different
+/// resources. `..` segments, backslashes and the like would be rewritten on the way (URL
+/// normalisation) or read differently by servers along the path, so they are refused instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the request path cannot be forwarded as sent: {reason}")]
+pub(crate) struct UnforwardablePath {
+    /// What is wrong with it.
+    pub(crate) reason: String,
 }
 
 impl Upstream {
@@ -65,61 +86,102 @@ impl Upstream {
     }
 
     /// The upstream URL for a request URI: the server's base path joined with the request's path and
-    /// query, byte for byte (no re-encoding, so signed or escaped paths pass unchanged).
-    pub(crate) fn url_for(&self, uri: &Uri) -> Url {
+    /// query, byte for byte (no re-encoding, so signed or escaped paths pass unchanged). A path or
+    /// query that would not arrive byte for byte is refused: see [`UnforwardablePath`].
+    pub(crate) fn url_for(&self, uri: &Uri) -> Result<Url, UnforwardablePath> {
+        let path = uri.path();
+        if let Some(reason) = requestinfo::path_ambiguity(path) {
+            return Err(UnforwardablePath {
+                reason: reason.to_string(),
+            });
+        }
         let mut url = self.base.clone();
         let base_path = self.base.path().trim_end_matches('/');
-        url.set_path(&format!("{base_path}{}", uri.path()));
+        let wanted = format!("{base_path}{path}");
+        url.set_path(&wanted);
         url.set_query(uri.query());
-        url
+        // The URL parser normalises what it is given (WHATWG URL: dot segments in any encoding,
+        // `\` as `/`, percent-encoding of some bytes); whatever it changed would reach upstream
+        // as a different request than the one the proxy checked and recorded.
+        if url.path() != wanted {
+            return Err(UnforwardablePath {
+                reason: format!("it would reach the API server as {:?}", url.path()),
+            });
+        }
+        if url.query() != uri.query() {
+            return Err(UnforwardablePath {
+                reason: "its query would reach the API server re-encoded".into(),
+            });
+        }
+        Ok(url)
     }
 
-    /// Sends a request upstream and returns the streaming response. `headers` are the caller's headers
-    /// after impersonation; hop-by-hop headers and `Host` are dropped here and the proxy's credential
-    /// added (auth mode).
+    /// Sends a request upstream and returns the streaming response. `headers` are the caller's,
+    /// already cleaned ([`UpstreamHeaders`]); `Host` is dropped and the proxy's credential added
+    /// (auth mode) here, last.
     pub(crate) async fn send(
         &self,
         method: Method,
-        uri: &Uri,
-        mut headers: HeaderMap,
+        url: Url,
+        headers: UpstreamHeaders,
         body: reqwest::Body,
     ) -> Result<http::Response<reqwest::Body>, UpstreamError> {
-        remove_hop_by_hop(&mut headers);
-        Ok(self.dispatch(method, uri, headers, body).await?.into())
+        let headers = self.with_proxy_headers(headers)?;
+        Ok(self.dispatch(method, url, headers, body).await?.into())
     }
 
-    /// Sends a connection-upgrade request (exec/attach over SPDY or WebSocket). Hop-by-hop headers
-    /// are dropped except the `Upgrade` being asked for, with `Connection: Upgrade`. The caller
-    /// calls `upgrade()` on a 101 answer.
+    /// Sends a connection-upgrade request (exec/attach over SPDY or WebSocket) with the `Upgrade`
+    /// being asked for and `Connection: Upgrade`, and no body: an upgrade request has none, and a
+    /// body length the proxy forwarded without the body would leave the server waiting. The
+    /// caller calls `upgrade()` on a 101 answer. The answer must come within `timeout`.
     pub(crate) async fn send_upgrade(
         &self,
         method: Method,
-        uri: &Uri,
-        mut headers: HeaderMap,
+        url: Url,
+        headers: UpstreamHeaders,
         upgrade: http::HeaderValue,
+        timeout: Duration,
     ) -> Result<reqwest::Response, UpstreamError> {
-        remove_hop_by_hop(&mut headers);
+        let mut headers = self.with_proxy_headers(headers)?;
+        headers.remove(header::CONTENT_LENGTH);
         headers.insert(
             header::CONNECTION,
             http::HeaderValue::from_static("Upgrade"),
         );
         headers.insert(header::UPGRADE, upgrade);
-        self.dispatch(method, uri, headers, reqwest::Body::from(""))
-            .await
+        let shown = redact(&url);
+        tokio::time::timeout(
+            timeout,
+            self.dispatch(method, url, headers, reqwest::Body::from("")),
+        )
+        .await
+        .map_err(|_| UpstreamError::HandshakeTimeout {
+            url: shown,
+            timeout,
+        })?
+    }
+
+    /// The request headers as they go upstream: the caller's cleaned ones, without `Host` (the
+    /// client sets the upstream's), with the proxy's own credential (auth mode) added last.
+    pub(crate) fn with_proxy_headers(
+        &self,
+        headers: UpstreamHeaders,
+    ) -> Result<HeaderMap, UpstreamError> {
+        let mut headers = headers.into_inner();
+        headers.remove(header::HOST);
+        if let Some(token) = &self.token {
+            headers.insert(header::AUTHORIZATION, token.header()?);
+        }
+        Ok(headers)
     }
 
     async fn dispatch(
         &self,
         method: Method,
-        uri: &Uri,
-        mut headers: HeaderMap,
+        url: Url,
+        headers: HeaderMap,
         body: reqwest::Body,
     ) -> Result<reqwest::Response, UpstreamError> {
-        headers.remove(header::HOST);
-        if let Some(token) = &self.token {
-            headers.insert(header::AUTHORIZATION, token.header()?);
-        }
-        let url = self.url_for(uri);
         self.client
             .request(method, url.clone())
             .headers(headers)
@@ -136,8 +198,14 @@ impl Upstream {
     /// up (an anonymous-disabled server answers 401 to noauth probes and is still up).
     pub(crate) async fn probe(&self) -> Result<(), String> {
         let uri = Uri::from_static("/version");
+        let url = self.url_for(&uri).map_err(|e| e.to_string())?;
         let response = self
-            .send(Method::GET, &uri, HeaderMap::new(), reqwest::Body::from(""))
+            .send(
+                Method::GET,
+                url,
+                UpstreamHeaders::none(),
+                reqwest::Body::from(""),
+            )
             .await
             .map_err(|e| e.to_string())?;
         if response.status().is_server_error() {
@@ -188,15 +256,89 @@ mod tests {
             .parse()
             .expect("uri");
         assert_eq!(
-            up.url_for(&uri).as_str(),
+            up.url_for(&uri).expect("forwardable").as_str(),
             "http://127.0.0.1:8080/k8s/clusters/c-1/api/v1/pods?labelSelector=app%3Dweb&watch=1"
         );
         let plain = upstream("http://127.0.0.1:8080");
         let uri: Uri = "/version".parse().expect("uri");
         assert_eq!(
-            plain.url_for(&uri).as_str(),
+            plain.url_for(&uri).expect("forwardable").as_str(),
             "http://127.0.0.1:8080/version"
         );
+        let escaped: Uri = "/api/v1/namespaces/d%65fault/pods/a%2Fb"
+            .parse()
+            .expect("uri");
+        assert_eq!(
+            plain.url_for(&escaped).expect("forwardable").path(),
+            "/api/v1/namespaces/d%65fault/pods/a%2Fb"
+        );
+    }
+
+    #[test]
+    fn paths_that_would_be_rewritten_are_refused() {
+        let up = upstream("http://127.0.0.1:8080/base");
+        for path in [
+            "/api/v1/namespaces/default/pods/demo/../../../kube-system/secrets/db",
+            "/api/v1/namespaces/default/pods/demo/%2e%2e/%2E%2e/x",
+            "/api/v1/namespaces/default/pods/demo/.%2e/x",
+            "/api/v1/namespaces/default/pods/./demo",
+            "/api/v1/namespaces/default/pods/demo\\..\\secrets",
+            "/api/v1/namespaces/default/pods/a%5c..%5csecrets",
+            "/api/v1/namespaces/default/pods/..%2f..%2fsecrets",
+        ] {
+            let uri: Uri = match path.parse() {
+                Ok(uri) => uri,
+                // http refuses some of these itself: they never reach the proxy's handlers.
+                Err(_) => continue,
+            };
+            assert!(up.url_for(&uri).is_err(), "{path} must be refused");
+        }
+    }
+
+    /// Whatever the caller's `Connection` names, upstream gets the caller's impersonation and the
+    /// proxy's token, each exactly once.
+    #[test]
+    fn proxy_headers_survive_any_connection_list() {
+        let config = UpstreamConfig {
+            server: Url::parse("http://127.0.0.1:8080").expect("url"),
+            tls: UpstreamTls::default(),
+            credential: Credential::Token("proxy-token".into()),
+            source: "test".into(),
+        };
+        let up = Upstream::new(&config, Mode::Auth).expect("upstream");
+        let who = capmodel::Impersonation {
+            user: "alice@example.com".into(),
+            groups: vec!["eng".into()],
+        };
+        for connection in [
+            "close, Impersonate-User, Impersonate-Group",
+            "Upgrade, Authorization",
+            "impersonate-group",
+        ] {
+            let mut caller = HeaderMap::new();
+            caller.insert(header::CONNECTION, connection.parse().expect("value"));
+            caller.insert(
+                header::AUTHORIZATION,
+                "Bearer caller".parse().expect("value"),
+            );
+            caller.insert("impersonate-user", "system:admin".parse().expect("value"));
+            let cleaned = UpstreamHeaders::from_caller(caller, Mode::Auth, &who).expect("clean");
+            let sent = up.with_proxy_headers(cleaned).expect("headers");
+            let all = |name: &str| -> Vec<&str> {
+                sent.get_all(name)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect()
+            };
+            assert_eq!(
+                all("impersonate-user"),
+                ["alice@example.com"],
+                "{connection}"
+            );
+            assert_eq!(all("impersonate-group"), ["eng"], "{connection}");
+            assert_eq!(all("authorization"), ["Bearer proxy-token"], "{connection}");
+            assert!(sent.get(header::CONNECTION).is_none());
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod kubeconfig;
+pub(crate) mod request_headers;
 pub(crate) mod tls;
 pub(crate) mod token;
 
 pub(crate) use client::Upstream;
+pub(crate) use request_headers::UpstreamHeaders;

@@ -50,6 +50,15 @@ pub(crate) async fn authenticate(
         impersonate_uid: impersonation.uid.clone(),
         impersonate_extra: impersonation.extra.clone(),
         user_agent: header_text(headers, http::header::USER_AGENT),
+        header_names: headers
+            .keys()
+            .map(|name| name.as_str().to_owned())
+            .collect(),
+        websocket_protocols: headers
+            .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+            .collect(),
         client_certificate: conn.client_cert.is_some(),
         authenticated_user: None,
         effective_user: None,

@@ -36,6 +36,13 @@ pub struct RecordedRequest {
     /// The `User-Agent` header, if any.
     #[serde(default)]
     pub user_agent: Option<String>,
+    /// Every header name received, lowercase, each once, so tests
+    /// can check that nothing unexpected reached the server.
+    #[serde(default)]
+    pub header_names: Vec<String>,
+    /// Every `Sec-WebSocket-Protocol` line, as received.
+    #[serde(default)]
+    pub websocket_protocols: Vec<String>,
     /// Whether the request came over TLS with a verified client certificate.
     #[serde(default)]
     pub client_certificate: bool,

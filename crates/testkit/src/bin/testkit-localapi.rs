@@ -3,7 +3,9 @@
 //!
 //! Prints exactly one line, `listening on <socket>`, to stdout once the socket accepts
 //! connections, so a test can wait for it instead of sleeping; stops on SIGTERM or SIGINT, removing
-//! the socket.
+//! the socket. On SIGHUP it reads the table file again (a grant changed or was revoked) and prints
+//! `table reloaded` once the new answers are in force (or `table not reloaded: <why>`, keeping the
+//! old table).
 
 use std::io::Write as _;
 use std::net::IpAddr;
@@ -61,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut terminate = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut hangup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
 
     let standin = LocalApiStandIn::start(&args.socket, table, options)
         .await
@@ -71,9 +74,24 @@ async fn main() -> anyhow::Result<()> {
         .context("writing to stdout")?;
     drop(stdout);
 
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            _ = hangup.recv() => {
+                let line = match WhoIsTable::from_file(&args.table) {
+                    Ok(table) => {
+                        standin.replace_table(table);
+                        "table reloaded".to_owned()
+                    }
+                    Err(error) => format!("table not reloaded: {error:#}"),
+                };
+                let mut stdout = std::io::stdout().lock();
+                writeln!(stdout, "{line}")
+                    .and_then(|()| stdout.flush())
+                    .context("writing to stdout")?;
+            }
+        }
     }
     standin.shutdown().await;
     Ok(())

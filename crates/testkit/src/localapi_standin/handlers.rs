@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -18,16 +18,23 @@ use super::StandInOptions;
 type KeyAndCert = Arc<(String, String)>;
 
 pub(super) struct State {
-    table: WhoIsTable,
+    /// Replaced whole by [`State::replace_table`] (tailscaled's answers change when grants do).
+    table: RwLock<WhoIsTable>,
     options: StandInOptions,
     certs: Mutex<HashMap<String, KeyAndCert>>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").finish_non_exhaustive()
+    }
 }
 
 impl State {
     /// The stand-in's state: its table, what it says about its node, no certificates yet.
     pub(super) fn new(table: WhoIsTable, options: StandInOptions) -> State {
         State {
-            table,
+            table: RwLock::new(table),
             options,
             certs: Mutex::new(HashMap::new()),
         }
@@ -35,6 +42,11 @@ impl State {
 }
 
 impl State {
+    /// Answers from `table` from now on.
+    pub(super) fn replace_table(&self, table: WhoIsTable) {
+        *self.table.write().unwrap_or_else(PoisonError::into_inner) = table;
+    }
+
     /// Routes like tailscaled's `Handler.ServeHTTP`: origin checks first, then the path.
     pub(super) fn handle(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         let headers = req.headers();
@@ -78,7 +90,8 @@ impl State {
                 },
             },
         };
-        match self.table.lookup(addr) {
+        let table = self.table.read().unwrap_or_else(PoisonError::into_inner);
+        match table.lookup(addr) {
             Some(whois) => json_response(whois, false),
             None => text_error(StatusCode::NOT_FOUND, "no match for IP:port"),
         }

@@ -62,6 +62,7 @@ impl Default for StandInOptions {
 #[derive(Debug)]
 pub struct LocalApiStandIn {
     socket: PathBuf,
+    state: Arc<State>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -84,12 +85,18 @@ impl LocalApiStandIn {
             .with_context(|| format!("listening on {}", socket.display()))?;
         let state = Arc::new(State::new(table, options));
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(serve(listener, state, stopped));
+        let task = tokio::spawn(serve(listener, state.clone(), stopped));
         Ok(Self {
             socket: socket.to_path_buf(),
+            state,
             stop: Some(stop),
             task: Some(task),
         })
+    }
+
+    /// Answers whois from `table` from now on, as tailscaled does when the tailnet's grants change.
+    pub fn replace_table(&self, table: WhoIsTable) {
+        self.state.replace_table(table);
     }
 
     /// The socket path it listens on.
