@@ -11,6 +11,9 @@ use tokio::io::AsyncWriteExt as _;
 use super::Role;
 use crate::apiserver::remotecommand::session::{BoxedWrite, OUTPUT_CHUNK};
 
+/// RST_STREAM status PROTOCOL_ERROR (SPDY/3 draft section 2.6.3; spdystream's `ProtocolError`).
+const RST_PROTOCOL_ERROR: u32 = 1;
+
 /// The server's half of the connection: SYN_REPLYs, PING echoes, output, status, GOAWAY.
 pub(crate) struct SpdyWriter {
     io: BoxedWrite,
@@ -56,7 +59,9 @@ impl SpdyWriter {
         result
     }
 
-    /// Accepts a client stream (spdystream replies with an empty header block).
+    /// Accepts a client stream (spdystream replies with an empty header block). A stream with a
+    /// role replaces the earlier stream of that role, as the kubelet's `waitForStreams` does; the
+    /// reader only accepts streams while the kubelet would still take them.
     pub(super) async fn accept(&mut self, stream_id: StreamId, role: Role) -> std::io::Result<()> {
         match role {
             Role::Error => self.error = Some(stream_id),
@@ -76,6 +81,21 @@ impl SpdyWriter {
                 stream_id,
                 flags: 0,
                 header_block: &block,
+            },
+            &mut self.buf,
+        );
+        self.send_buf().await
+    }
+
+    /// Refuses a client stream whose id does not grow (spdystream's `checkStreamFrame`).
+    pub(super) async fn refuse(&mut self, stream_id: StreamId) -> std::io::Result<()> {
+        if self.closed {
+            return Err(broken_pipe());
+        }
+        encode_control(
+            &ControlFrame::RstStream {
+                stream_id,
+                status: RST_PROTOCOL_ERROR,
             },
             &mut self.buf,
         );
