@@ -19,8 +19,8 @@ fn get_pods_lists_the_stand_ins_pods() -> anyhow::Result<()> {
     let proxied = metric_value(&metrics, "k8s_auth_proxy_requests_proxied");
     let lookups = metric_value(&metrics, "k8s_auth_proxy_identity_lookups");
     assert!(proxied >= 3, "requests_proxied not counted:\n{metrics}");
-    // kubectl reuses its connection for discovery and the list: the identity source is asked once per
-    // connection, not once per request.
+    // kubectl's requests follow each other within --identity-ttl on one connection: the identity
+    // source's answer is reused, not asked for once per request.
     assert!(
         lookups >= 1 && lookups < proxied,
         "{lookups} lookups for {proxied} requests:\n{metrics}"
