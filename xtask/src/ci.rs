@@ -1,7 +1,7 @@
 //! `cargo xtask ci` and `cargo xtask e2e`.
 
 use crate::tools::{
-    build_binaries, cargo, ensure_asciinema, ensure_cargo_tool, ensure_kubectl, run,
+    build_binaries, cargo, ensure_asciinema, ensure_cargo_tool, ensure_kubectl, run, workspace_root,
 };
 
 /// How long each fuzz target runs in CI.
@@ -9,6 +9,8 @@ const FUZZ_SMOKE_SECONDS: u64 = 15;
 
 /// Everything CI checks.
 pub(crate) fn ci() -> anyhow::Result<()> {
+    // First and fast: a fresh clone has nothing beside it.
+    crate::outside_paths::check(&workspace_root())?;
     ensure_kubectl()?;
     ensure_asciinema()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;

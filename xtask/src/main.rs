@@ -1,7 +1,8 @@
 //! Project automation, run as `cargo xtask <command>`.
 //!
-//! - `ci`: everything CI checks, in order: formatting, clippy, cargo-deny (licenses, bans, sources),
-//!   every test with nextest including the end-to-end suite with the real kubectl.
+//! - `ci`: everything CI checks, in order: no tracked file refers to a path outside the checkout,
+//!   formatting, clippy, cargo-deny (licenses, bans, sources), every test with nextest including the
+//!   end-to-end suite with the real kubectl, doc tests, a fuzz smoke run, the scripted demo.
 //! - `e2e`: only the end-to-end suite.
 //! - `demo [--script]`: the stand-in stack with the proxy in front, for a person or a script.
 //! - `fuzz [--seconds N] [TARGET...]`: the fuzz targets under `fuzz/`.
@@ -13,6 +14,7 @@ mod ci;
 mod demo;
 mod events_bench;
 mod fuzz;
+mod outside_paths;
 mod session_bench;
 mod tools;
 

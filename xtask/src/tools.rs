@@ -20,6 +20,17 @@ pub(crate) fn cargo() -> Command {
     command
 }
 
+/// `git` run in `dir`, without the variables that would point it at another repository (git sets
+/// them for hooks).
+pub(crate) fn git(dir: &Path) -> Command {
+    let mut command = Command::new("git");
+    command.current_dir(dir);
+    for name in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"] {
+        command.env_remove(name);
+    }
+    command
+}
+
 /// Runs a command, echoing it, and fails with its exit status.
 pub(crate) fn run(command: &mut Command) -> anyhow::Result<()> {
     eprintln!("$ {}", describe(command));
