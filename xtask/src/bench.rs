@@ -5,7 +5,7 @@ use crate::tools::{cargo, run};
 /// The crates with benchmarks.
 const BENCHED: [&str; 4] = ["spdyframe", "wsframe", "sessiontap", "recorder-client"];
 
-/// Which benchmarks to run.
+/// Which benchmarks to run (`cargo xtask bench [--sessions-only | --events-only]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BenchSelection {
     /// The crates' benchmarks, then the session benchmark, then the API events benchmark.
@@ -14,20 +14,6 @@ pub(crate) enum BenchSelection {
     Sessions,
     /// `--events-only`: the API request events benchmark.
     Events,
-}
-
-impl BenchSelection {
-    /// From the arguments after `bench`; an unknown one is an error naming it.
-    pub(crate) fn from_args(args: &[String]) -> anyhow::Result<Self> {
-        match args {
-            [] => Ok(Self::All),
-            [only] if only == "--sessions-only" => Ok(Self::Sessions),
-            [only] if only == "--events-only" => Ok(Self::Events),
-            other => anyhow::bail!(
-                "bench: expected nothing, --sessions-only or --events-only, got {other:?}"
-            ),
-        }
-    }
 }
 
 /// Runs the benchmarks of every benched crate, the 1 GiB session benchmark and the API events

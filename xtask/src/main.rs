@@ -1,4 +1,5 @@
-//! Project automation, run as `cargo xtask <command>`.
+//! Project automation, run as `cargo xtask <command>` (`cargo xtask --help` lists the commands,
+//! `cargo xtask <command> --help` explains one; an unknown command or argument is an error).
 //!
 //! - `ci`: everything CI checks, in order: no tracked file refers to a path outside the checkout,
 //!   formatting, clippy, cargo-deny (licenses, bans, sources), every test with nextest including the
@@ -8,11 +9,13 @@
 //! - `fuzz [--seconds N] [TARGET...]`: the fuzz targets under `fuzz/`.
 //! - `bench [--sessions-only | --events-only]`: every benchmark, or only the 1 GiB session
 //!   benchmark, or only the API request events benchmark.
+//! - `fresh-clone-check [--keep]`: `ci` in a fresh clone of `HEAD` with nothing beside it.
 
 mod bench;
 mod ci;
 mod demo;
 mod events_bench;
+mod fresh_clone;
 mod fuzz;
 mod outside_paths;
 mod session_bench;
@@ -20,27 +23,252 @@ mod tools;
 
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: cargo xtask <ci | e2e | demo [--script] | fuzz [--seconds N] [TARGET...] | bench [--sessions-only | --events-only]>";
+use clap::{Parser, Subcommand};
+
+/// Project automation for kube-auth-proxy.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    arg_required_else_help = true
+)]
+struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    command: Task,
+}
+
+/// The commands of `cargo xtask`.
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+enum Task {
+    /// Every check CI runs, in order; stops at the first failure.
+    ///
+    /// First that no tracked file refers to a path outside the checkout (a fresh clone has nothing
+    /// beside it), then fmt, clippy, cargo-deny, every test with nextest (the end-to-end suite with
+    /// the real kubectl included), doc tests, a short fuzz smoke run and the scripted demo.
+    Ci,
+    /// Only the end-to-end suite (needs kubectl on PATH).
+    E2e,
+    /// The whole stack on this machine, with the proxy in front.
+    ///
+    /// Starts a stand-in apiserver, a stand-in tailscaled and kube-recorder with the proxy in
+    /// front, prints a KUBECONFIG to export and runs until interrupted.
+    Demo {
+        /// Run the scripted kubectl scenario against the stack instead, and exit non-zero on any
+        /// failure.
+        #[arg(long)]
+        script: bool,
+    },
+    /// Runs the cargo-fuzz targets under fuzz/.
+    ///
+    /// Runs the named targets, or all of them, and adds what they find to the corpora in
+    /// fuzz/corpus.
+    Fuzz {
+        /// How long each target runs, in seconds (60 when not given).
+        #[arg(long, value_name = "N")]
+        seconds: Option<u64>,
+        /// The targets to run.
+        #[arg(value_name = "TARGET", value_parser = clap::builder::PossibleValuesParser::new(fuzz::TARGETS))]
+        targets: Vec<String>,
+    },
+    /// Every benchmark, or one of two, with release builds.
+    ///
+    /// The crates' benchmarks, the 1 GiB session benchmark and the API request events benchmark,
+    /// for docs/performance.md.
+    Bench {
+        /// Only the 1 GiB session benchmark.
+        #[arg(long, conflicts_with = "events_only")]
+        sessions_only: bool,
+        /// Only the API request events benchmark.
+        #[arg(long)]
+        events_only: bool,
+    },
+    /// `cargo xtask ci` in a fresh clone of HEAD, with nothing beside it.
+    ///
+    /// Clones the repository's HEAD (committed state only: uncommitted changes are not checked)
+    /// into a new, empty temporary directory, prints the clone's path and runs `cargo xtask ci`
+    /// there with the clone's own target directory. Takes as long as a cold CI run.
+    FreshCloneCheck {
+        /// Keep the clone (and its target directory) after a successful run; a failed run always
+        /// keeps it.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+impl Task {
+    /// Runs the command.
+    fn run(self) -> anyhow::Result<()> {
+        match self {
+            Task::Ci => ci::ci(),
+            Task::E2e => ci::e2e(),
+            Task::Demo { script } => demo::demo(script),
+            Task::Fuzz { seconds, targets } => {
+                // `fuzz::fuzz` keeps the default duration and the list of targets.
+                let mut args = Vec::with_capacity(targets.len() + 2);
+                if let Some(seconds) = seconds {
+                    args.push("--seconds".to_string());
+                    args.push(seconds.to_string());
+                }
+                args.extend(targets);
+                fuzz::fuzz(&args)
+            }
+            Task::Bench {
+                sessions_only,
+                events_only,
+            } => bench::bench(match (sessions_only, events_only) {
+                (true, _) => bench::BenchSelection::Sessions,
+                (_, true) => bench::BenchSelection::Events,
+                _ => bench::BenchSelection::All,
+            }),
+            Task::FreshCloneCheck { keep } => fresh_clone::fresh_clone_check(keep),
+        }
+    }
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("ci") => ci::ci(),
-        Some("e2e") => ci::e2e(),
-        Some("demo") => demo::demo(args.iter().any(|a| a == "--script")),
-        Some("fuzz") => fuzz::fuzz(&args[1..]),
-        Some("bench") => bench::BenchSelection::from_args(&args[1..]).and_then(bench::bench),
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match result {
+    // Help prints usage and exits 0; an unknown command or argument prints usage and exits 2.
+    let cli = Cli::parse();
+    match cli.command.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("xtask: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::error::ErrorKind;
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Task, ErrorKind> {
+        Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied()))
+            .map(|cli| cli.command)
+            .map_err(|error| error.kind())
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_and_the_top_level_show_help_and_run_nothing() {
+        assert_eq!(parse(&["--help"]), Err(ErrorKind::DisplayHelp));
+        assert_eq!(parse(&["-h"]), Err(ErrorKind::DisplayHelp));
+        for command in ["ci", "e2e", "demo", "fuzz", "bench", "fresh-clone-check"] {
+            assert_eq!(
+                parse(&[command, "--help"]),
+                Err(ErrorKind::DisplayHelp),
+                "{command} --help"
+            );
+            assert_eq!(
+                parse(&[command, "-h"]),
+                Err(ErrorKind::DisplayHelp),
+                "{command} -h"
+            );
+            assert_eq!(
+                parse(&["help", command]),
+                Err(ErrorKind::DisplayHelp),
+                "help {command}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_command_shows_help() {
+        assert_eq!(
+            parse(&[]),
+            Err(ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand)
+        );
+    }
+
+    #[test]
+    fn unknown_commands_and_arguments_are_errors() {
+        assert_eq!(parse(&["ci", "--bogus"]), Err(ErrorKind::UnknownArgument));
+        assert_eq!(parse(&["ci", "extra"]), Err(ErrorKind::UnknownArgument));
+        assert_eq!(parse(&["e2e", "--bogus"]), Err(ErrorKind::UnknownArgument));
+        assert_eq!(parse(&["demo", "--scrip"]), Err(ErrorKind::UnknownArgument));
+        assert_eq!(parse(&["bench", "--all"]), Err(ErrorKind::UnknownArgument));
+        assert_eq!(
+            parse(&["fresh-clone-check", "--bogus"]),
+            Err(ErrorKind::UnknownArgument)
+        );
+        assert_eq!(parse(&["deploy"]), Err(ErrorKind::InvalidSubcommand));
+        assert_eq!(parse(&["--bogus"]), Err(ErrorKind::UnknownArgument));
+    }
+
+    #[test]
+    fn the_existing_commands_and_flags_keep_their_meaning() {
+        assert_eq!(parse(&["ci"]), Ok(Task::Ci));
+        assert_eq!(parse(&["e2e"]), Ok(Task::E2e));
+        assert_eq!(parse(&["demo"]), Ok(Task::Demo { script: false }));
+        assert_eq!(
+            parse(&["demo", "--script"]),
+            Ok(Task::Demo { script: true })
+        );
+        assert_eq!(
+            parse(&["fresh-clone-check"]),
+            Ok(Task::FreshCloneCheck { keep: false })
+        );
+        assert_eq!(
+            parse(&["fresh-clone-check", "--keep"]),
+            Ok(Task::FreshCloneCheck { keep: true })
+        );
+    }
+
+    #[test]
+    fn fuzz_takes_a_duration_and_known_targets() {
+        assert_eq!(
+            parse(&["fuzz"]),
+            Ok(Task::Fuzz {
+                seconds: None,
+                targets: vec![]
+            })
+        );
+        assert_eq!(
+            parse(&["fuzz", "--seconds", "600", "ws_frames", "requestinfo"]),
+            Ok(Task::Fuzz {
+                seconds: Some(600),
+                targets: vec!["ws_frames".into(), "requestinfo".into()]
+            })
+        );
+        assert_eq!(
+            parse(&["fuzz", "sessiontap", "--seconds", "5"]),
+            Ok(Task::Fuzz {
+                seconds: Some(5),
+                targets: vec!["sessiontap".into()]
+            })
+        );
+        assert_eq!(
+            parse(&["fuzz", "--seconds", "soon"]),
+            Err(ErrorKind::ValueValidation)
+        );
+        assert_eq!(parse(&["fuzz", "--seconds"]), Err(ErrorKind::InvalidValue));
+        assert_eq!(
+            parse(&["fuzz", "no_such_target"]),
+            Err(ErrorKind::InvalidValue)
+        );
+    }
+
+    #[test]
+    fn bench_runs_everything_or_one_of_two() {
+        let bench = |sessions_only, events_only| {
+            Ok(Task::Bench {
+                sessions_only,
+                events_only,
+            })
+        };
+        assert_eq!(parse(&["bench"]), bench(false, false));
+        assert_eq!(parse(&["bench", "--sessions-only"]), bench(true, false));
+        assert_eq!(parse(&["bench", "--events-only"]), bench(false, true));
+        assert_eq!(
+            parse(&["bench", "--sessions-only", "--events-only"]),
+            Err(ErrorKind::ArgumentConflict)
+        );
     }
 }
