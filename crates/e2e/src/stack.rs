@@ -84,6 +84,11 @@ pub enum UpstreamAuth {
     TlsClientCertFiles,
     /// `https://` with `certificate-authority-data` and a `tokenFile` ([`Stack::token_file`]).
     TlsCaDataTokenFile,
+    /// `https://` to a stand-in serving a self-signed `CA:TRUE` certificate (as
+    /// `openssl req -x509` makes), trusted as `certificate-authority`, with a token.
+    TlsSelfSignedCa,
+    /// The same server, but the kubeconfig trusts a different self-signed certificate.
+    TlsForeignSelfSignedCa,
 }
 
 /// A second token the stand-in accepts for the proxy, to show token file rotation.
@@ -275,6 +280,12 @@ impl Stack {
         if options.upstream != UpstreamAuth::HttpToken {
             command.arg("--tls").arg("--pki-dir").arg(&pki);
         }
+        if matches!(
+            options.upstream,
+            UpstreamAuth::TlsSelfSignedCa | UpstreamAuth::TlsForeignSelfSignedCa
+        ) {
+            command.arg("--self-signed-ca");
+        }
         let (apiserver, lines) =
             Service::start("testkit-apiserver", command, &dir.join("apiserver.log"), 1)?;
         let apiserver_url = listening_address(&lines[0])?;
@@ -372,6 +383,23 @@ impl Stack {
                         base64::engine::general_purpose::STANDARD.encode(ca)
                     ),
                     &format!("tokenFile: {}", token_file.display()),
+                )
+            }
+            UpstreamAuth::TlsSelfSignedCa => tls_kubeconfig(
+                &apiserver_url,
+                &format!("certificate-authority: {}", pki.join("ca.crt").display()),
+                &format!("token: {PROXY_TOKEN}"),
+            ),
+            UpstreamAuth::TlsForeignSelfSignedCa => {
+                let foreign = write(
+                    &dir,
+                    "foreign-ca.crt",
+                    testkit::apiserver::foreign_self_signed_ca_pem()?.as_bytes(),
+                )?;
+                tls_kubeconfig(
+                    &apiserver_url,
+                    &format!("certificate-authority: {}", foreign.display()),
+                    &format!("token: {PROXY_TOKEN}"),
                 )
             }
         };

@@ -93,3 +93,50 @@ fn noauth_presents_no_client_certificate_of_its_own() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// An upstream serving a self-signed `CA:TRUE` certificate (as `openssl req -x509` makes), trusted
+/// through the kubeconfig's `certificate-authority`: kubectl reaches it directly, and so does the
+/// proxy.
+#[test]
+fn a_self_signed_ca_certificate_trusted_as_itself_is_accepted() -> anyhow::Result<()> {
+    let mut options = StackOptions::for_caller(fixture_caller("user-node")?);
+    options.upstream = UpstreamAuth::TlsSelfSignedCa;
+    let stack = Stack::start(options)?;
+    stack
+        .kubectl
+        .direct(&stack.upstream_kubeconfig)
+        .run(&["get", "pods"])?
+        .expect_success("kubectl directly against the self-signed upstream")?;
+    let output = stack
+        .kubectl
+        .run(&["get", "pods"])?
+        .expect_success("get pods through the proxy")
+        .map_err(|e| e.context(stack.logs()))?;
+    assert!(output.stdout.contains("demo"), "{}", output.stdout);
+    Ok(())
+}
+
+/// The same server, with the kubeconfig trusting a different self-signed certificate: refused.
+#[test]
+fn a_different_self_signed_certificate_is_refused() -> anyhow::Result<()> {
+    let mut options = StackOptions::for_caller(fixture_caller("user-node")?);
+    options.upstream = UpstreamAuth::TlsForeignSelfSignedCa;
+    let stack = Stack::start(options)?;
+    let output = stack.kubectl.run(&["get", "pods"])?;
+    assert!(!output.success, "{}", output.stdout);
+    assert!(
+        output.stderr.contains("invalid peer certificate"),
+        "kubectl should print the proxy's reason: {}",
+        output.stderr
+    );
+    let reached: Vec<Value> = stack
+        .upstream_requests()?
+        .into_iter()
+        .filter(|r| r["authorization"] == format!("Bearer {}", e2e::stack::PROXY_TOKEN))
+        .collect();
+    assert!(
+        reached.is_empty(),
+        "requests reached the untrusted server: {reached:?}"
+    );
+    Ok(())
+}

@@ -67,6 +67,10 @@ pub(crate) struct Cli {
     #[arg(long, env = "KUBE_AUTH_PROXY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
 
+    /// Colour in text logs: auto (only when stderr is a terminal), always or never.
+    #[arg(long, env = "KUBE_AUTH_PROXY_LOG_COLOR", value_enum, default_value_t = LogColor::Auto)]
+    pub(crate) log_color: LogColor,
+
     /// Most client connections served at once; further connections wait to be accepted.
     #[arg(long, env = "KUBE_AUTH_PROXY_MAX_CONNECTIONS", default_value_t = 4096)]
     pub(crate) max_connections: usize,
@@ -126,6 +130,29 @@ pub(crate) enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// `--log-color` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogColor {
+    /// Colour only when stderr is a terminal (never in a file or a pipe).
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+impl LogColor {
+    /// Whether to write ANSI colour codes to stderr.
+    pub(crate) fn enabled(self) -> bool {
+        use std::io::IsTerminal as _;
+        match self {
+            LogColor::Auto => std::io::stderr().is_terminal(),
+            LogColor::Always => true,
+            LogColor::Never => false,
+        }
+    }
 }
 
 /// Parses `90s`, `5m`, `1h`, `250ms` or a bare number of seconds.

@@ -45,7 +45,7 @@ const TAILSCALE_CERT_REFRESH: Duration = Duration::from_secs(6 * 3600);
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
+    logging::init(cli.log_format, cli.log_color);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -59,8 +59,8 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
-            eprintln!("kube-auth-proxy: {error:#}");
+            // Once, through the log (text or JSON, as configured).
+            tracing::error!("kube-auth-proxy cannot run: {error:#}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -14,6 +14,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::config::UpstreamTls;
+use super::self_signed_ca::TrustedSelfSignedCa;
 
 /// The ring provider, shared by every TLS config in the process.
 pub(crate) fn provider() -> Arc<CryptoProvider> {
@@ -38,22 +39,30 @@ pub(crate) fn client_config(
             )
         })?;
         let pem = ca.read()?;
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&pem) {
-            roots.add(cert.map_err(|e| anyhow::anyhow!("upstream CA: {e}"))?)?;
-        }
-        if roots.is_empty() {
+        let anchors = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("upstream CA: {e}"))?;
+        if anchors.is_empty() {
             anyhow::bail!("upstream CA bundle holds no certificate");
+        }
+        let mut roots = RootCertStore::empty();
+        for anchor in &anchors {
+            roots.add(anchor.clone())?;
         }
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()?;
+        // kubectl accepts a self-signed CA certificate served as itself; so does the proxy.
+        let verifier: Arc<dyn ServerCertVerifier> = Arc::new(TrustedSelfSignedCa {
+            inner: webpki,
+            anchors,
+        });
         match &tls.server_name {
             Some(name) => Arc::new(FixedServerName {
-                inner: webpki,
+                inner: verifier,
                 name: ServerName::try_from(name.clone())
                     .map_err(|e| anyhow::anyhow!("tls-server-name {name:?}: {e}"))?,
             }),
-            None => webpki,
+            None => verifier,
         }
     };
     let builder = builder
@@ -79,7 +88,7 @@ pub(crate) fn client_config(
 /// Verifies against a configured name instead of the URL's host (kubeconfig `tls-server-name`).
 #[derive(Debug)]
 struct FixedServerName {
-    inner: Arc<WebPkiServerVerifier>,
+    inner: Arc<dyn ServerCertVerifier>,
     name: ServerName<'static>,
 }
 

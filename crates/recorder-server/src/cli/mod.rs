@@ -16,6 +16,20 @@ use clap::{Args as ClapArgs, Parser, Subcommand};
 pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
+    /// Colour in logs: auto (only when stderr is a terminal), always or never.
+    #[arg(long, global = true, env = "KUBE_RECORDER_LOG_COLOR", value_enum, default_value_t = LogColor::Auto)]
+    log_color: LogColor,
+}
+
+/// `--log-color` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogColor {
+    /// Colour only when stderr is a terminal (never in a file or a pipe).
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,7 +58,15 @@ pub(crate) struct SourceArgs {
 /// Runs the chosen subcommand.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let serving = matches!(args.command, Command::Serve(_));
-    init_logging(if serving { "info" } else { "warn" });
+    let color = match args.log_color {
+        LogColor::Auto => {
+            use std::io::IsTerminal as _;
+            std::io::stderr().is_terminal()
+        }
+        LogColor::Always => true,
+        LogColor::Never => false,
+    };
+    init_logging(if serving { "info" } else { "warn" }, color);
     match args.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Ls(args) => ls::run(args).await,
@@ -53,11 +75,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-fn init_logging(default: &str) {
+fn init_logging(default: &str, color: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(color)
         .with_writer(std::io::stderr)
         .init();
 }

@@ -79,7 +79,7 @@ pub use config::{
     ApiServerConfig, ClientCertConfig, ConfigError, GeneratedPodsConfig, PodConfig, TokenConfig,
 };
 pub use identity::UserInfo;
-pub use pki::ClientCertPem;
+pub use pki::{foreign_self_signed_ca_pem, ClientCertPem};
 pub use pods::StoreError;
 pub use request_log::RecordedRequest;
 pub use server::{ApiServer, ServeOptions};

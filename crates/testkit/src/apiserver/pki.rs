@@ -1,5 +1,8 @@
 //! A throwaway PKI: a CA, a server certificate for `localhost`/`127.0.0.1`/`::1`, and the
 //! configured client certificates (CN = user, O = groups), all signed by the CA.
+//!
+//! The server certificate may instead be self-signed with `CA:TRUE`, as `openssl req -x509` makes
+//! by default and as many hand-made clusters serve: clients then trust that certificate itself.
 
 use std::path::Path;
 
@@ -23,7 +26,9 @@ pub struct ClientCertPem {
 /// Everything TLS needs, generated at start.
 #[derive(Debug)]
 pub(crate) struct Pki {
-    pub(crate) ca_pem: String,
+    /// What clients must trust to verify the server (`ca.crt`): the CA, or the self-signed
+    /// server certificate itself.
+    pub(crate) trust_pem: String,
     pub(crate) ca_der: CertificateDer<'static>,
     pub(crate) server_cert: CertificateDer<'static>,
     pub(crate) server_key: PrivateKeyDer<'static>,
@@ -41,7 +46,10 @@ fn organization_types() -> [DnType; 2] {
 }
 
 impl Pki {
-    pub(crate) fn generate(clients: &[ClientCertConfig]) -> anyhow::Result<Self> {
+    pub(crate) fn generate(
+        clients: &[ClientCertConfig],
+        self_signed_server: bool,
+    ) -> anyhow::Result<Self> {
         let ca_key = KeyPair::generate()?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params
@@ -65,7 +73,12 @@ impl Pki {
             .distinguished_name
             .push(DnType::CommonName, "testkit-apiserver");
         server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let server = server_params.signed_by(&server_key, &ca, &ca_key)?;
+        let server = if self_signed_server {
+            self_signed_ca_params(&mut server_params);
+            server_params.self_signed(&server_key)?
+        } else {
+            server_params.signed_by(&server_key, &ca, &ca_key)?
+        };
 
         let mut client_certs = Vec::new();
         for client in clients {
@@ -95,7 +108,11 @@ impl Pki {
         }
 
         Ok(Pki {
-            ca_pem: ca.pem(),
+            trust_pem: if self_signed_server {
+                server.pem()
+            } else {
+                ca.pem()
+            },
             ca_der: ca.der().clone(),
             server_cert: server.der().clone(),
             server_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
@@ -112,11 +129,38 @@ impl Pki {
             std::fs::write(&path, contents)
                 .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
         };
-        write("ca.crt".to_owned(), &self.ca_pem)?;
+        write("ca.crt".to_owned(), &self.trust_pem)?;
         for (name, pem) in &self.client_certs {
             write(format!("{name}.crt"), &pem.cert_pem)?;
             write(format!("{name}.key"), &pem.key_pem)?;
         }
         Ok(())
     }
+}
+
+/// Makes `params` a self-signed CA certificate (`CA:TRUE`, may sign certificates), as
+/// `openssl req -x509` does by default.
+fn self_signed_ca_params(params: &mut CertificateParams) {
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+}
+
+/// A self-signed `CA:TRUE` certificate for `localhost`, `127.0.0.1` and `::1`, PEM-encoded, that no
+/// stand-in serves: for tests that a client refuses a certificate it was not told to trust.
+pub fn foreign_self_signed_ca_pem() -> anyhow::Result<String> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ])?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "testkit-foreign");
+    self_signed_ca_params(&mut params);
+    Ok(params.self_signed(&key)?.pem())
 }

@@ -41,6 +41,9 @@ pub struct ServeOptions {
     pub tls: bool,
     /// With `tls`, write `ca.crt` and the client certificates (`NAME.crt`, `NAME.key`) here.
     pub pki_dir: Option<PathBuf>,
+    /// With `tls`, serve a self-signed `CA:TRUE` certificate (as `openssl req -x509` makes)
+    /// instead of one signed by the generated CA; `ca.crt` is then that certificate.
+    pub self_signed_ca: bool,
 }
 
 impl Default for ServeOptions {
@@ -50,6 +53,7 @@ impl Default for ServeOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: false,
             pki_dir: None,
+            self_signed_ca: false,
         }
     }
 }
@@ -88,14 +92,14 @@ impl ApiServer {
         }
         let state = Arc::new(AppState::new(&config)?);
         let (acceptor, ca_pem, client_certs) = if options.tls {
-            let pki = Pki::generate(&config.client_certs)?;
+            let pki = Pki::generate(&config.client_certs, options.self_signed_ca)?;
             if let Some(dir) = &options.pki_dir {
                 pki.write_to(dir)?;
             }
             let acceptor = TlsAcceptor::from(super::tls::server_config(&pki)?);
             (
                 Some(acceptor),
-                Some(pki.ca_pem.clone()),
+                Some(pki.trust_pem.clone()),
                 pki.client_certs.into_iter().collect(),
             )
         } else {

@@ -32,6 +32,10 @@ struct Args {
     /// Write ca.crt and the configured client certificates (NAME.crt, NAME.key) here.
     #[arg(long, requires = "tls")]
     pki_dir: Option<PathBuf>,
+    /// Serve a self-signed CA:TRUE certificate (as `openssl req -x509` makes) instead of one
+    /// signed by the generated CA; ca.crt is then that certificate.
+    #[arg(long, requires = "tls")]
+    self_signed_ca: bool,
 }
 
 #[tokio::main]
@@ -54,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         listen: args.listen,
         tls: args.tls,
         pki_dir: args.pki_dir,
+        self_signed_ca: args.self_signed_ca,
     };
     let server = ApiServer::start(config, options).await?;
 
