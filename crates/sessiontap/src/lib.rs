@@ -85,7 +85,7 @@ mod status;
 mod tap;
 mod websocket;
 
-pub use error::TapError;
+pub use error::{SpdyStreamError, TapError};
 pub use event::{coalesce, Direction, ExitStatus, OutputStream, OwnedSessionEvent, SessionEvent};
 pub use params::{ParamsError, SessionParams};
 pub use protocol::{Protocol, RemoteCommandVersion};

@@ -43,10 +43,11 @@ impl Default for TapLimits {
 /// Counters of what a tap saw but did not report, for logs and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TapStats {
-    /// Data frames (SPDY) or messages (WebSocket) carrying data the session does not use: on a
-    /// stream whose role is unknown (no SYN_STREAM seen, or an unknown `streamtype`), on a
-    /// channel with no meaning in that direction, on a stream after its sender closed it, or
-    /// after the exit status was decoded.
+    /// Data frames (SPDY) or messages (WebSocket) carrying data the session does not use: client
+    /// data on a stream whose role is unknown (no SYN_STREAM seen, or an unknown `streamtype`) or
+    /// that the client closed, data on a channel with no meaning in that direction, error stream
+    /// data after the server closed it or after the exit status was decoded. (Server data on a
+    /// SPDY stream the tap cannot attribute is an error, not counted here.)
     pub ignored_frames: u64,
     /// The payload bytes of those frames or messages.
     pub ignored_bytes: u64,
@@ -64,7 +65,15 @@ pub struct TapStats {
 /// tap *before* (or instead of racing with) any server chunk that was read after that client chunk
 /// was forwarded: for example, feed the client chunk first and forward it second, or feed both
 /// directions from one task in the order they were read. Server data on a stream the tap does not
-/// know is ignored and counted in [`TapStats`], not reported. WebSocket has no such requirement.
+/// know as stdout, stderr or the error stream is an error
+/// ([`SpdyStreamError::UnattributedData`](crate::SpdyStreamError::UnattributedData)): the client
+/// may be reading it as output. WebSocket has no such requirement.
+///
+/// **Unreadable sessions (SPDY):** the tap follows the streams as spdystream and the kubelet do
+/// (the first NUL-separated `streamtype` value, names in any letter case, output still written
+/// on streams the client reset) and reports [`TapError::SpdyStreams`] when a client makes that
+/// impossible (a second stream for a role, a stream id reused) or the server sends data it
+/// cannot attribute. A proxy enforcing a recording must then end the session.
 ///
 /// **Errors:** a method that returns an error has stopped the tap: events reported before the
 /// error stand, nothing more is reported, and every later call returns [`TapError::Failed`].
@@ -72,7 +81,8 @@ pub struct TapStats {
 /// **Exit:** the [`SessionEvent::Exit`] event is reported at most once, as soon as the status is
 /// complete (a JSON `Status` as soon as its object closes, plain text when its stream/message
 /// ends). [`SessionTap::finish`] reports what the error stream held when the connection ends
-/// without one.
+/// without one; over SPDY, a session whose error stream the tap never saw opened has no exit
+/// status at all (never a success by default).
 #[derive(Debug)]
 pub struct SessionTap {
     protocol: Protocol,
@@ -156,9 +166,14 @@ impl SessionTap {
 
     /// Ends the session (both connections closed): if no exit status was reported yet, reports
     /// the one the error stream holds, as client-go concludes it when the stream ends there (no
-    /// bytes at all is [`ExitStatus::Success`]). Does nothing after an error.
+    /// bytes at all is [`ExitStatus::Success`]). Does nothing after an error, nor over SPDY when
+    /// the client never opened an error stream: the exit status is then unknown, not a success.
     pub fn finish(&mut self, sink: &mut dyn FnMut(SessionEvent<'_>)) {
-        if !self.failed {
+        let error_stream_seen = match &self.inner {
+            Inner::Spdy(spdy) => spdy.error_stream().is_some(),
+            Inner::WebSocket(_) => true,
+        };
+        if !self.failed && error_stream_seen {
             self.shared.error_end(sink);
         }
     }

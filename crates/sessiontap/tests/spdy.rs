@@ -2,120 +2,13 @@
 
 mod common;
 
+use common::spdy_frames::{exec_it, id, Frames, V4};
 use common::Harness;
 use sessiontap::{
     Direction, ExitStatus, OutputStream, OwnedSessionEvent, Protocol, RemoteCommandVersion,
-    TapError, TapLimits,
+    SpdyStreamError, TapError, TapLimits,
 };
-use spdyframe::{
-    encode_control, encode_data, ControlFrame, HeaderBlock, HeaderDeflater, HeaderError, StreamId,
-    FLAG_FIN,
-};
-
-const V4: Protocol = Protocol::Spdy {
-    version: RemoteCommandVersion::V4,
-};
-
-fn id(n: u32) -> StreamId {
-    StreamId::new(n).expect("31-bit id")
-}
-
-/// One direction's frames, with its own header compression context.
-struct Frames {
-    out: Vec<u8>,
-    deflater: HeaderDeflater,
-}
-
-impl Frames {
-    fn new() -> Self {
-        Frames {
-            out: Vec::new(),
-            deflater: HeaderDeflater::new(),
-        }
-    }
-
-    fn block(&mut self, pairs: &[(&str, &str)]) -> Vec<u8> {
-        let headers: HeaderBlock = pairs.iter().copied().collect();
-        let mut block = Vec::new();
-        self.deflater
-            .deflate(&headers, &mut block)
-            .expect("deflate");
-        block
-    }
-
-    fn syn_stream(&mut self, stream: u32, stream_type: &str) -> &mut Self {
-        let block = self.block(&[("streamtype", stream_type)]);
-        encode_control(
-            &ControlFrame::SynStream {
-                stream_id: id(stream),
-                associated_stream_id: StreamId::ZERO,
-                priority: 0,
-                slot: 0,
-                flags: 0,
-                header_block: &block,
-            },
-            &mut self.out,
-        );
-        self
-    }
-
-    fn syn_reply(&mut self, stream: u32) -> &mut Self {
-        let block = self.block(&[]);
-        encode_control(
-            &ControlFrame::SynReply {
-                stream_id: id(stream),
-                flags: 0,
-                header_block: &block,
-            },
-            &mut self.out,
-        );
-        self
-    }
-
-    fn headers(&mut self, stream: u32, pairs: &[(&str, &str)]) -> &mut Self {
-        let block = self.block(pairs);
-        encode_control(
-            &ControlFrame::Headers {
-                stream_id: id(stream),
-                flags: 0,
-                header_block: &block,
-            },
-            &mut self.out,
-        );
-        self
-    }
-
-    fn data(&mut self, stream: u32, bytes: &[u8]) -> &mut Self {
-        encode_data(id(stream), 0, bytes, &mut self.out).expect("fits");
-        self
-    }
-
-    fn fin(&mut self, stream: u32) -> &mut Self {
-        encode_data(id(stream), FLAG_FIN, &[], &mut self.out).expect("fits");
-        self
-    }
-
-    fn control(&mut self, frame: ControlFrame<'_>) -> &mut Self {
-        encode_control(&frame, &mut self.out);
-        self
-    }
-
-    fn take(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.out)
-    }
-}
-
-/// `kubectl exec -it`: error=1, stdin=3, stdout=5, resize=7.
-fn exec_it(harness: &mut Harness, client: &mut Frames, server: &mut Frames) {
-    client
-        .syn_stream(1, "error")
-        .syn_stream(3, "stdin")
-        .syn_stream(5, "stdout")
-        .syn_stream(7, "resize");
-    harness.client(&client.take()).expect("client setup");
-    server.syn_reply(1).syn_reply(3).syn_reply(5).syn_reply(7);
-    harness.server(&server.take()).expect("server setup");
-}
+use spdyframe::{ControlFrame, HeaderError, StreamId};
 
 fn resize(cols: u16, rows: u16) -> OwnedSessionEvent {
     OwnedSessionEvent::Resize { cols, rows }
@@ -184,25 +77,20 @@ fn status_split_across_data_frames_is_reported_when_complete() {
 }
 
 #[test]
-fn unknown_stream_data_is_ignored_and_counted() {
+fn client_data_the_server_does_not_read_is_ignored_and_counted() {
     let (mut harness, mut client, mut server) = (Harness::new(V4), Frames::new(), Frames::new());
     exec_it(&mut harness, &mut client, &mut server);
-    // Stream 9 was never opened; stream 11 has a streamtype the tap does not know.
-    client.syn_stream(11, "data");
+    // Stream 9 was never opened; stream 11 has a streamtype the tap does not know; the client
+    // writing on its stdout stream is not read either.
+    client
+        .syn_stream(11, "data")
+        .data(9, b"who am i")
+        .data(11, b"xyz")
+        .data(5, b"no");
     harness.client(&client.take()).expect("client");
     harness
-        .server(
-            &server
-                .data(9, b"who am i")
-                .data(11, b"xyz")
-                .data(5, b"out")
-                .take(),
-        )
+        .server(&server.data(5, b"out").take())
         .expect("server");
-    // The client writing on the stdout stream is ignored too.
-    harness
-        .client(&client.data(5, b"no").take())
-        .expect("client");
     assert_eq!(
         harness.reported.events,
         [OwnedSessionEvent::Output {
@@ -212,6 +100,33 @@ fn unknown_stream_data_is_ignored_and_counted() {
     );
     let stats = harness.tap.stats();
     assert_eq!((stats.ignored_frames, stats.ignored_bytes), (3, 13));
+}
+
+#[test]
+fn server_data_on_a_stream_without_output_is_unreadable() {
+    // Never opened, opened with an unknown streamtype, the stdin stream, the resize stream: the
+    // kubelet writes on none of them, so the client could only be reading such bytes as output.
+    for stream in [9, 11, 3, 7] {
+        let (mut harness, mut client, mut server) =
+            (Harness::new(V4), Frames::new(), Frames::new());
+        exec_it(&mut harness, &mut client, &mut server);
+        harness
+            .client(&client.syn_stream(11, "data").take())
+            .expect("client");
+        assert_eq!(
+            harness.server(&server.data(stream, b"hidden").take()),
+            Err(TapError::SpdyStreams(SpdyStreamError::UnattributedData {
+                stream_id: id(stream),
+                len: 6
+            })),
+            "stream {stream}"
+        );
+        // An empty frame (a FIN) on such a stream carries nothing and is fine.
+        let (mut harness, mut client, mut server) =
+            (Harness::new(V4), Frames::new(), Frames::new());
+        exec_it(&mut harness, &mut client, &mut server);
+        harness.server(&server.fin(stream).take()).expect("FIN");
+    }
 }
 
 #[test]
@@ -268,37 +183,15 @@ fn plain_text_error_stream_before_v4() {
 }
 
 #[test]
-fn rst_stream_goaway_and_finish_end_the_error_stream() {
+fn fin_goaway_and_finish_end_the_error_stream() {
     let v3 = Protocol::Spdy {
         version: RemoteCommandVersion::V3,
     };
     type Ending = Box<dyn Fn(&mut Harness, &mut Frames, &mut Frames)>;
-    let endings: [(&str, Ending); 4] = [
+    let endings: [(&str, Ending); 3] = [
         (
-            "server RST_STREAM",
-            Box::new(|h, _, s| {
-                h.server(
-                    &s.control(ControlFrame::RstStream {
-                        stream_id: id(1),
-                        status: 5,
-                    })
-                    .take(),
-                )
-                .expect("rst");
-            }),
-        ),
-        (
-            "client RST_STREAM",
-            Box::new(|h, c, _| {
-                h.client(
-                    &c.control(ControlFrame::RstStream {
-                        stream_id: id(1),
-                        status: 5,
-                    })
-                    .take(),
-                )
-                .expect("rst");
-            }),
+            "server FIN",
+            Box::new(|h, _, s| h.server(&s.fin(1).take()).expect("fin")),
         ),
         (
             "server GOAWAY",
@@ -332,6 +225,38 @@ fn rst_stream_goaway_and_finish_end_the_error_stream() {
         );
         harness.finish();
         assert_eq!(harness.reported.exits(), 1, "{what}");
+    }
+}
+
+#[test]
+fn rst_stream_does_not_end_the_error_stream() {
+    // spdystream writes on a reset stream: kubelet's v1 handler even resets the error stream
+    // before it writes the status, and a client may reset it to have an early "success"
+    // recorded. The status is what the server writes, whoever reset the stream.
+    let v3 = Protocol::Spdy {
+        version: RemoteCommandVersion::V3,
+    };
+    for server_resets in [true, false] {
+        let (mut harness, mut client, mut server) =
+            (Harness::new(v3), Frames::new(), Frames::new());
+        exec_it(&mut harness, &mut client, &mut server);
+        if server_resets {
+            harness.server(&server.rst(1).take()).expect("rst");
+        } else {
+            harness.client(&client.rst(1).take()).expect("rst");
+        }
+        harness
+            .server(&server.data(1, b"exit status 2").take())
+            .expect("text");
+        assert!(harness.reported.events.is_empty(), "no early exit");
+        harness.finish();
+        assert_eq!(
+            harness.reported.events,
+            [exit(ExitStatus::Failure {
+                message: "exit status 2".into()
+            })],
+            "server resets: {server_resets}"
+        );
     }
 }
 

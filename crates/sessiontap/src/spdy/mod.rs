@@ -5,85 +5,20 @@
 //! `stderr`, `resize`); kubelet (`pkg/kubelet/cri/streaming/remotecommand/httpstream.go`) replies
 //! and writes output on the same streams. Every header block of a direction shares one zlib
 //! context, so each is inflated in order, even those whose headers are not needed.
+//!
+//! The tap must attribute every byte the server sends as the server and client do, or stop:
+//! roles are read and bound as [`streams`] explains, output is recorded on the stdout and stderr
+//! streams whatever either side did to them, and server data the tap cannot attribute is an
+//! error ([`SpdyStreamError::UnattributedData`]), never silently skipped.
+
+mod streams;
 
 use spdyframe::{ControlFrame, Event, FrameParser, HeaderInflater, Limits, StreamId, FLAG_FIN};
 
-use crate::error::TapError;
+use self::streams::{Role, Streams};
+use crate::error::{SpdyStreamError, TapError};
 use crate::event::{Direction, OutputStream, SessionEvent};
 use crate::tap::{Shared, TapLimits};
-
-/// What a stream is for, from its `streamtype` header. The discriminant indexes [`Streams`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Error = 0,
-    Stdin,
-    Stdout,
-    Stderr,
-    Resize,
-}
-
-impl Role {
-    const ALL: [Role; 5] = [
-        Role::Error,
-        Role::Stdin,
-        Role::Stdout,
-        Role::Stderr,
-        Role::Resize,
-    ];
-
-    /// apimachinery `pkg/apis/core/v1` `StreamType*` values (compared exactly, as kubelet does).
-    fn from_stream_type(value: &str) -> Option<Role> {
-        match value {
-            "error" => Some(Role::Error),
-            "stdin" => Some(Role::Stdin),
-            "stdout" => Some(Role::Stdout),
-            "stderr" => Some(Role::Stderr),
-            "resize" => Some(Role::Resize),
-            _ => None,
-        }
-    }
-}
-
-/// The stream holding one role. A later SYN_STREAM for the same role replaces an earlier one, as
-/// kubelet's `waitForStreams` keeps the last stream of each type; memory stays fixed however
-/// many streams a client opens.
-#[derive(Debug, Clone, Copy, Default)]
-struct Slot {
-    id: Option<StreamId>,
-    client_closed: bool,
-    server_closed: bool,
-}
-
-/// The streams of the session, one slot per role (indexed like [`Role::ALL`]).
-#[derive(Debug, Default)]
-struct Streams([Slot; 5]);
-
-impl Streams {
-    fn find(&mut self, id: StreamId) -> Option<(Role, &mut Slot)> {
-        Role::ALL
-            .into_iter()
-            .zip(self.0.iter_mut())
-            .find(|(_, slot)| slot.id == Some(id))
-    }
-
-    fn id_of(&self, role: Role) -> Option<StreamId> {
-        self.0[role as usize].id
-    }
-
-    fn open(&mut self, role: Role, id: StreamId) {
-        // Another role's claim on the same id is dropped: one stream has one type.
-        for slot in &mut self.0 {
-            if slot.id == Some(id) {
-                *slot = Slot::default();
-            }
-        }
-        self.0[role as usize] = Slot {
-            id: Some(id),
-            client_closed: false,
-            server_closed: false,
-        };
-    }
-}
 
 /// One direction's framing and header compression context.
 #[derive(Debug)]
@@ -146,8 +81,13 @@ impl SpdyTap {
             match event {
                 Event::Control(frame) => {
                     let Some(block) = frame.header_block() else {
+                        // A reset stream is no longer read by the server. It is still written
+                        // to, and the error stream still carries the status: the server side
+                        // is untouched.
                         if let ControlFrame::RstStream { stream_id, .. } = frame {
-                            reset(&mut self.streams, stream_id, shared, sink);
+                            if let Some((_, slot)) = self.streams.find(stream_id) {
+                                slot.client_closed = true;
+                            }
                         }
                         continue;
                     };
@@ -159,11 +99,8 @@ impl SpdyTap {
                                 source,
                             })?;
                     if let ControlFrame::SynStream { stream_id, .. } = frame {
-                        if let Some(role) =
-                            headers.get("streamtype").and_then(Role::from_stream_type)
-                        {
-                            self.streams.open(role, stream_id);
-                        }
+                        self.streams
+                            .open(stream_id, Role::of_syn_stream(&headers))?;
                     }
                     if let (Some(stream_id), true) =
                         (frame.stream_id(), frame.flags() & FLAG_FIN != 0)
@@ -227,11 +164,10 @@ impl SpdyTap {
                             })?;
                     }
                     match frame {
-                        ControlFrame::RstStream { stream_id, .. } => {
-                            reset(&mut self.streams, stream_id, shared, sink);
-                        }
                         // spdystream's Connection.Close sends GOAWAY after kubelet has written
-                        // the status: nothing more comes on the error stream.
+                        // the status: nothing more comes on the error stream. (A RST_STREAM does
+                        // not end it: kubelet's v1 handler resets the error stream before it
+                        // writes the status there, and spdystream writes on reset streams.)
                         ControlFrame::GoAway { .. } => {
                             if let Some(id) = self.streams.id_of(Role::Error) {
                                 server_closed(&mut self.streams, id, shared, sink);
@@ -254,17 +190,27 @@ impl SpdyTap {
                     frame_start,
                     ..
                 } => {
-                    let role = match self.streams.find(stream_id) {
-                        Some((role, slot)) if !slot.server_closed => Some(role),
-                        _ => None,
-                    };
-                    match role {
-                        Some(Role::Stdout) => shared.output(OutputStream::Stdout, bytes, sink),
-                        Some(Role::Stderr) => shared.output(OutputStream::Stderr, bytes, sink),
-                        Some(Role::Error) => shared.error_bytes(bytes, sink)?,
-                        _ => ignore(shared, bytes, frame_start),
+                    match self.streams.find(stream_id) {
+                        // Output is recorded on the stdout and stderr streams whatever state
+                        // they are in: the client reads what spdystream delivers.
+                        Some((Role::Stdout, _)) => shared.output(OutputStream::Stdout, bytes, sink),
+                        Some((Role::Stderr, _)) => shared.output(OutputStream::Stderr, bytes, sink),
+                        Some((Role::Error, slot)) if !slot.server_closed => {
+                            shared.error_bytes(bytes, sink)?
+                        }
+                        // The error stream after the server's FIN: kubelet writes one status.
+                        Some((Role::Error, _)) => ignore(shared, bytes, frame_start),
+                        // An empty frame (a FIN) carries nothing anyone could read.
+                        _ if bytes.is_empty() => {}
+                        _ => {
+                            return Err(SpdyStreamError::UnattributedData {
+                                stream_id,
+                                len: bytes.len(),
+                            }
+                            .into())
+                        }
                     }
-                    if role.is_some() && event.ends_stream() {
+                    if event.ends_stream() {
                         server_closed(&mut self.streams, stream_id, shared, sink);
                     }
                 }
@@ -299,17 +245,4 @@ fn server_closed(
             shared.error_end(sink);
         }
     }
-}
-
-/// RST_STREAM from either side ends the stream in both directions.
-fn reset(
-    streams: &mut Streams,
-    stream_id: StreamId,
-    shared: &mut Shared,
-    sink: &mut dyn FnMut(SessionEvent<'_>),
-) {
-    if let Some((_, slot)) = streams.find(stream_id) {
-        slot.client_closed = true;
-    }
-    server_closed(streams, stream_id, shared, sink);
 }

@@ -2,6 +2,9 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod server_model;
+pub mod spdy_frames;
+
 use sessiontap::script::EncodedSession;
 use sessiontap::{
     coalesce, Direction, OwnedSessionEvent, Protocol, SessionTap, TapError, TapLimits,
