@@ -16,7 +16,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 use crate::app::App;
-use crate::caller_limit::{CallerLimit, CallerSlot};
+use crate::caller_limit::CallerLimit;
 use crate::identity::ConnectionContext;
 
 /// Limits applied to client connections.
@@ -74,7 +74,8 @@ pub(crate) async fn serve(
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             serve_connection(stream, peer, acceptor, router, app, limits, shutdown).await;
-            drop::<(CallerSlot, _)>((caller_slot, permit));
+            drop(caller_slot);
+            drop(permit);
         });
     }
     drop(listener);
