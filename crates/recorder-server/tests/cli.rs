@@ -7,7 +7,7 @@ use std::process::Stdio;
 use bytes::Bytes;
 use common::{channel_body, fixture, h2c, output_text, NdjsonReader};
 use http::Request;
-use recorder_server::{Outcome, Protocol, RecordingEnd, RecordingMeta, Store};
+use recorder_server::{Outcome, Protocol, RecorderServer, RecordingEnd, RecordingMeta, Store};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
 use tokio::process::Command;
 
@@ -261,15 +261,161 @@ async fn ls_play_and_events_read_a_directory() {
     assert_eq!(ids, ["0a1b2c3d-0001"]);
     let (ok, out, err) = run(&["events", "--dir", dir_arg, "--verb", "create"]).await;
     assert!(ok, "{err}");
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "{out}");
-    assert!(lines[0].contains("tag:ci,tag:k8s  create  prod  deployments  POST /apis/apps/v1/namespaces/prod/deployments"), "{}", lines[0]);
-    assert!(
-        lines[1]
-            .starts_with("2024-05-03T09:00:00Z  bob@example.com  create  default  pods/demo/exec"),
-        "{}",
-        lines[1]
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "2024-05-01T13:00:00Z  tag:ci,tag:k8s  create  prod  deployments  request  POST /apis/apps/v1/namespaces/prod/deployments?fieldManager=kubectl-client-side-apply",
+            "2024-05-03T09:00:00Z  bob@example.com  create  default  pods/demo/exec  request  POST /api/v1/namespaces/default/pods/demo/exec?command=sh&stdin=true&tty=true",
+        ]
     );
+}
+
+/// Posts the fixtures to a fresh recorder in `dir`, in order, and returns it still running.
+async fn server_with_events(dir: &tempfile::TempDir, names: &[&str]) -> RecorderServer {
+    let server = common::start(dir).await;
+    let client = reqwest::Client::new();
+    for name in names {
+        let status = client
+            .post(format!("http://{}/v2/event", server.addr()))
+            .body(fixture(name))
+            .send()
+            .await
+            .expect("POST")
+            .status();
+        assert_eq!(status, reqwest::StatusCode::OK, "{name}");
+    }
+    server
+}
+
+/// `kube-recorder events` reading `source` (`--dir DIR` or `--server URL`) with more arguments;
+/// its standard output.
+async fn events(source: [&str; 2], extra: &[&str]) -> String {
+    let mut args = vec!["events", source[0], source[1]];
+    args.extend_from_slice(extra);
+    let (ok, out, err) = run(&args).await;
+    assert!(ok, "{args:?}: {err}");
+    out
+}
+
+/// The lines of a command's output, checked to have no trailing whitespace.
+fn lines(out: &str) -> Vec<&str> {
+    assert!(out.is_empty() || out.ends_with('\n'), "{out:?}");
+    let lines: Vec<&str> = out.lines().collect();
+    for line in &lines {
+        assert_eq!(line.trim_end(), *line, "trailing whitespace in {line:?}");
+    }
+    lines
+}
+
+const GET_PODS_REQUEST: &str = "2024-05-01T12:00:00Z  alice@example.com  list  default  pods  request  GET /api/v1/namespaces/default/pods?limit=500";
+const GET_PODS_RESPONSE: &str = "2024-05-01T12:00:00Z  alice@example.com  list  default  pods  response  GET /api/v1/namespaces/default/pods?limit=500  200  12.5ms  3456 bytes";
+const DELETE_REQUEST: &str = "2024-05-02T08:30:00Z  alice@example.com  delete  prod  pods/web-0  request  DELETE /api/v1/namespaces/prod/pods/web-0";
+const LONE_RESPONSE: &str = "2024-05-03T09:00:05Z  bob@example.com  get  default  pods/gone  response  (request event 0a1b2c3d-0005 not found)  404  3.4ms  187 bytes";
+
+#[tokio::test]
+async fn events_pair_each_response_with_its_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir_arg = dir.path().to_str().expect("UTF-8 path");
+    let server = server_with_events(
+        &dir,
+        &[
+            "events/get-pods-alice.json",
+            "events/get-pods-alice-response.json",
+            "events/delete-pod-alice.json",
+            "events/get-pod-gone-bob-response.json",
+        ],
+    )
+    .await;
+    let url = format!("http://{}", server.addr());
+
+    // The same from a directory and from a running recorder.
+    for source in [["--dir", dir_arg], ["--server", url.as_str()]] {
+        // A request and its response (status and duration beside the request's method and path),
+        // another request, and a response whose request was never stored.
+        assert_eq!(
+            lines(&events(source, &[]).await),
+            [
+                GET_PODS_REQUEST,
+                GET_PODS_RESPONSE,
+                DELETE_REQUEST,
+                LONE_RESPONSE
+            ],
+            "{source:?}"
+        );
+        // Only the lone response: it says its request is not there rather than leave blanks.
+        assert_eq!(
+            lines(&events(source, &["--user", "bob@example.com"]).await),
+            [LONE_RESPONSE]
+        );
+        // --type: the responses still show their requests' method and path, found by id.
+        for response in ["response", "kubernetes-api-response"] {
+            assert_eq!(
+                lines(&events(source, &["--type", response]).await),
+                [GET_PODS_RESPONSE, LONE_RESPONSE],
+                "--type {response}"
+            );
+        }
+        assert_eq!(
+            lines(&events(source, &["--type", "request"]).await),
+            [GET_PODS_REQUEST, DELETE_REQUEST]
+        );
+        assert_eq!(
+            lines(&events(source, &["--type", "response", "--limit", "1"]).await),
+            [LONE_RESPONSE]
+        );
+        assert_eq!(
+            lines(&events(source, &["--id", "0a1b2c3d-0001"]).await),
+            [GET_PODS_REQUEST, GET_PODS_RESPONSE]
+        );
+        assert_eq!(
+            lines(&events(source, &["--type", "other"]).await),
+            [] as [&str; 0]
+        );
+    }
+    server.shutdown().await;
+
+    // -o json: the stored events byte for byte, one per line, in the order stored.
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("events"))
+        .expect("events dir")
+        .map(|entry| entry.expect("entry").path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let stored = std::fs::read_to_string(&files[0]).expect("event file");
+    for flags in [&["-o", "json"][..], &["--output", "json"], &["--json"]] {
+        let mut args = vec!["events", "--dir", dir_arg];
+        args.extend_from_slice(flags);
+        let (ok, out, err) = run(&args).await;
+        assert!(ok, "{err}");
+        assert_eq!(out, stored, "{flags:?}");
+    }
+    let (ok, out, err) = run(&["events", "--dir", dir_arg, "-o", "json"]).await;
+    assert!(ok, "{err}");
+    let printed: Vec<serde_json::Value> = lines(&out)
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("a JSON object per line"))
+        .collect();
+    let sent: Vec<serde_json::Value> = [
+        "events/get-pods-alice.json",
+        "events/get-pods-alice-response.json",
+        "events/delete-pod-alice.json",
+        "events/get-pod-gone-bob-response.json",
+    ]
+    .iter()
+    .map(|name| serde_json::from_slice(&fixture(name)).expect("fixture"))
+    .collect();
+    assert_eq!(printed, sent);
+    // Filters apply to JSON too.
+    let (ok, out, err) = run(&[
+        "events", "--dir", dir_arg, "-o", "json", "--type", "response",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    let stored_lines: Vec<&str> = stored.lines().collect();
+    assert_eq!(lines(&out), [stored_lines[1], stored_lines[3]]);
+
+    let (ok, _, err) = run(&["events", "--dir", dir_arg, "-o", "yaml"]).await;
+    assert!(!ok);
+    assert!(err.contains("'yaml'"), "{err}");
 }
 
 #[tokio::test]

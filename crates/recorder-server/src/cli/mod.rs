@@ -40,7 +40,14 @@ enum Command {
     Ls(ls::LsArgs),
     /// Play a recording's output in the terminal.
     Play(play::PlayArgs),
-    /// Print stored API events.
+    /// Print stored API events, oldest first.
+    ///
+    /// One line per event: TIME  USER  VERB  NAMESPACE  RESOURCE, then `request  METHOD PATH`
+    /// for a request event, or `response  METHOD PATH  STATUS  DURATION  BYTES bytes` for a
+    /// response event (and `error: ...` when the response broke off). A response shows the
+    /// method and path of the request event with the same id; when that request event is not
+    /// found the line says so. `-o json` prints the events exactly as stored instead, one JSON
+    /// object per line.
     Events(events::EventsArgs),
 }
 
