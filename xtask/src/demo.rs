@@ -35,10 +35,17 @@ Try:
   kubectl exec -it demo -- sh           # recorded: the grant enforces recording
   curl -s {metrics}/metrics | grep k8s_auth_proxy
 
-Recordings and API events (kube-recorder at {recorder}; the grant has enableEvents):
+Mind: the pod "demo" is not a container. The stand-in apiserver runs the commands of
+`kubectl exec` and `kubectl attach` as real processes on this machine, as the user running
+this demo (you), with your environment and file access, starting in a scratch directory.
+
+Recordings and API events (kube-recorder at {recorder}; the grant has enableEvents, and the
+proxy sends response events), once you have run the commands above:
   {bin}/kube-recorder ls --dir {dir}/recordings
   {bin}/kube-recorder play ID --dir {dir}/recordings
-  {bin}/kube-recorder events --dir {dir}/recordings --verb delete
+  {bin}/kube-recorder events --dir {dir}/recordings --user demo@example.com
+  {bin}/kube-recorder events --dir {dir}/recordings --verb watch      # kubectl get pods -w
+  {bin}/kube-recorder events --dir {dir}/recordings --type response -o json
 
 Press Ctrl-C to stop."#,
         proxy = stack.proxy_url,

@@ -108,7 +108,8 @@ pub fn script(stack: &Stack) -> anyhow::Result<()> {
         },
     )?;
     step(
-        "kubectl exec demo -- sh -c 'echo hello from the pod; exit 3' (recorded, exit code kept)",
+        "kubectl exec demo -- sh -c 'echo hello from the pod; exit 3' (recorded, exit code kept; \
+         the demo pod is no container: sh runs on this machine as the current user)",
         || {
             let out = k.run(&[
                 "exec",
@@ -219,6 +220,16 @@ pub fn script(stack: &Stack) -> anyhow::Result<()> {
         Ok(line.to_string())
     })?;
     println!("\ndemo script: all steps passed");
+    // Only filters that the steps above proved to match (the watch request event, the recording).
+    println!(
+        "\nWhat the recorder kept stays in {recordings} until the next demo:\n  \
+         {bin}/kube-recorder ls --dir {recordings}\n  \
+         {bin}/kube-recorder events --dir {recordings} --user demo@example.com --verb watch\n\n\
+         Mind: the demo pod is no container. The stand-in apiserver ran the `kubectl exec` command \
+         above as a real process on this machine, as the current user.",
+        recordings = stack.dir.join("recordings").display(),
+        bin = crate::binaries::bin_dir().display(),
+    );
     Ok(())
 }
 
