@@ -1,7 +1,8 @@
 //! The caller as session recordings and API events name it.
 //!
 //! Tailscale: the `CastHeader` fields `srcNode`, `srcNodeID`, `srcNodeUser`, `srcNodeUserID`,
-//! `srcNodeTags` (`sessionrecording`), and the event `source` object (`protocols.md` section 5).
+//! `srcNodeTags` (`sessionrecording`), and the event `source` object (`docs/protocols.md`
+//! section 5).
 
 use crate::whois::WhoIs;
 

@@ -4,7 +4,7 @@
 //!
 //! Implements, to match Tailscale's Kubernetes operator API server proxy:
 //! - the `whois` answer, Go `apitype.WhoIsResponse` with `tailcfg.Node`,
-//!   `tailcfg.UserProfile` and `tailcfg.PeerCapMap` (`protocols.md` section 4);
+//!   `tailcfg.UserProfile` and `tailcfg.PeerCapMap` (`docs/protocols.md` section 4);
 //! - the capability rule, Go `kubetypes.KubernetesCapRule`, decoded with Go `encoding/json`
 //!   semantics as `tailcfg.UnmarshalCapJSON` does (case-insensitive keys, `null` as zero);
 //! - impersonation (`addImpersonationHeaders`) and recording (`determineRecorderConfig`) as

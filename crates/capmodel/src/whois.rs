@@ -2,7 +2,7 @@
 //!
 //! Only the fields the proxy needs are kept; every other field is ignored, so newer tailscaled
 //! versions that add fields keep working. Field names are Go's (`"Node"`, `"StableID"`, ...) as
-//! tailscaled writes them (`protocols.md` section 4).
+//! tailscaled writes them (`docs/protocols.md` section 4).
 
 use std::collections::BTreeMap;
 
