@@ -13,23 +13,27 @@
 //!
 //! Ending a fail-closed session because recording failed: the server-to-client direction stops at the
 //! next frame (and WebSocket message) boundary, writes a `metav1.Status` saying why on the error
-//! stream or channel, and both connections are closed.
+//! stream or channel, and both connections are closed. A server chunk that was held back is where
+//! the stream continues, so the boundary is looked for in it first; but when the tap could not read
+//! that chunk none of it is forwarded (its bytes may be output the tap could not attribute), and
+//! the explanation is only written if the stream is at a boundary already.
+//!
+//! A tap that cannot read the session (sessiontap's `TapError`, for instance a crafted SPDY client
+//! opening a second stdout stream) is a recording failure like the others: fail closed ends the
+//! session as above, fail open goes on unrecorded, with the reason logged and the recording
+//! abandoned with it (the recorder keeps what it got, marked incomplete).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use recorder_client::{FeedError, Feeder, OutputStream, Recording, SessionEvent};
 use sessiontap::{Protocol, SessionTap};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
-use super::failure::{failure_bytes, FrameBoundary};
+use super::failure::{explain_and_close, FrameBoundary, Pending};
 
 /// Size of each direction's read buffer (client-go writes at most 32 KiB per frame).
-const BUFFER: usize = 32 * 1024;
-/// How long a fail-closed session may take to reach a frame boundary before it is cut without
-/// the explanation.
-const BOUNDARY_DEADLINE: Duration = Duration::from_millis(1500);
+pub(super) const BUFFER: usize = 32 * 1024;
 
 /// A recording attached to a session.
 #[derive(Debug)]
@@ -64,6 +68,18 @@ struct Link {
     stopped: std::sync::atomic::AtomicBool,
     /// Fail closed: why the session must end.
     stop: watch::Sender<Option<String>>,
+    /// Fail open: why recording stopped, to abandon the recording with at the end.
+    stopped_because: Mutex<Option<String>>,
+}
+
+/// What to do with a chunk the tap has seen.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Forward it.
+    Forward,
+    /// A fail-closed session must end; the chunk is not forwarded. `unread`: the tap failed on
+    /// this very chunk, so none of it may reach the client.
+    Hold { unread: bool },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -73,11 +89,18 @@ enum Side {
 }
 
 impl Link {
-    /// Shows a chunk to the tap and hands its events to the recording. Returns false when a
-    /// fail-closed session must not forward the chunk.
-    async fn observe(&self, side: Side, chunk: &[u8]) -> bool {
+    /// Shows a chunk to the tap and hands its events to the recording, and says whether the
+    /// chunk may be forwarded.
+    async fn observe(&self, side: Side, chunk: &[u8]) -> Verdict {
+        let hold = |unread| {
+            if self.fail_open {
+                Verdict::Forward
+            } else {
+                Verdict::Hold { unread }
+            }
+        };
         if self.stopped.load(std::sync::atomic::Ordering::Relaxed) {
-            return self.fail_open;
+            return hold(false);
         }
         let mut events = Vec::new();
         let tapped = {
@@ -89,11 +112,20 @@ impl Link {
             }
         };
         if let Err(error) = tapped {
-            return self.fail(format!(
+            if self.fail_open {
+                // The chunk is forwarded: what the tap reported before the error stands.
+                self.feed_all(events).await;
+            }
+            self.fail(format!(
                 "session recording failed: the session could not be read: {error}"
             ));
+            return hold(true);
         }
-        self.feed_all(events).await
+        if self.feed_all(events).await {
+            Verdict::Forward
+        } else {
+            hold(false)
+        }
     }
 
     /// Ends the tap (reporting an exit status if none came) and feeds what it says.
@@ -140,6 +172,10 @@ impl Link {
             .store(true, std::sync::atomic::Ordering::Relaxed);
         if self.fail_open {
             tracing::warn!(%reason, "session recording stopped; the grant allows the session to go on");
+            self.stopped_because
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(reason);
             true
         } else {
             self.stop.send_if_modified(|current| {
@@ -152,6 +188,14 @@ impl Link {
             });
             false
         }
+    }
+
+    /// Fail open: why recording stopped, if it did.
+    fn stopped_because(&self) -> Option<String> {
+        self.stopped_because
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn spdy_error_stream(&self) -> Option<spdyframe::StreamId> {
@@ -210,6 +254,7 @@ where
                 fail_open: recorded.fail_open,
                 stopped: std::sync::atomic::AtomicBool::new(false),
                 stop: stop_tx,
+                stopped_because: Mutex::new(None),
             });
             (Some(recorded.recording), Some(link))
         }
@@ -251,7 +296,7 @@ where
                     Ok(n) => n,
                 };
                 if let Some(link) = &link {
-                    if !link.observe(Side::Client, &buffer[..n]).await {
+                    if link.observe(Side::Client, &buffer[..n]).await != Verdict::Forward {
                         break;
                     }
                 }
@@ -272,6 +317,8 @@ where
             let mut buffer = vec![0u8; BUFFER];
             let mut forwarded = 0u64;
             let mut boundary = fail_closed.then(|| FrameBoundary::new(protocol));
+            // A chunk read but not forwarded: where the stream continues.
+            let mut held = Held::default();
             let reason = loop {
                 let read = tokio::select! {
                     read = upstream_read.read(&mut buffer) => read,
@@ -284,7 +331,9 @@ where
                     Ok(n) => n,
                 };
                 if let Some(link) = &link {
-                    if !link.observe(Side::Server, &buffer[..n]).await {
+                    if let Verdict::Hold { unread } = link.observe(Side::Server, &buffer[..n]).await
+                    {
+                        held = Held { len: n, unread };
                         break stop.borrow().clone();
                     }
                 }
@@ -297,10 +346,15 @@ where
                 }
             };
             if let (Some(reason), Some(boundary), Some(link)) = (&reason, &mut boundary, &link) {
+                let pending = &buffer[..held.len];
                 forwarded += explain_and_close(
                     &mut upstream_read,
                     &mut client_write,
                     boundary,
+                    Pending {
+                        bytes: pending,
+                        unread: held.unread,
+                    },
                     protocol,
                     link.spdy_error_stream(),
                     reason,
@@ -320,8 +374,8 @@ where
     let recording = match (recording, link) {
         (Some(recording), Some(link)) => {
             link.finish_tap().await;
-            if let Some(reason) = &ended_because {
-                recording.abandon(reason.clone());
+            if let Some(reason) = ended_because.clone().or_else(|| link.stopped_because()) {
+                recording.abandon(reason);
             }
             Some(recording.finish().await)
         }
@@ -335,47 +389,9 @@ where
     }
 }
 
-/// Forwards upstream bytes up to the next frame boundary (within a deadline), then writes the
-/// failure there. Returns the bytes forwarded.
-async fn explain_and_close<R, W>(
-    upstream: &mut R,
-    client: &mut W,
-    boundary: &mut FrameBoundary,
-    protocol: Protocol,
-    spdy_error_stream: Option<spdyframe::StreamId>,
-    reason: &str,
-) -> u64
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut forwarded = 0u64;
-    let reach = async {
-        let mut buffer = vec![0u8; BUFFER];
-        while !boundary.at_boundary() {
-            let n = match upstream.read(&mut buffer).await {
-                Ok(0) | Err(_) => return false,
-                Ok(n) => n,
-            };
-            let cut = boundary.until_boundary(&buffer[..n], true).unwrap_or(n);
-            if client.write_all(&buffer[..cut]).await.is_err() {
-                return false;
-            }
-            forwarded += cut as u64;
-        }
-        true
-    };
-    let at_boundary = tokio::time::timeout(BOUNDARY_DEADLINE, reach)
-        .await
-        .unwrap_or(false);
-    let message = format!(
-        "{reason}; the session was ended because the caller's grant requires it to be recorded"
-    );
-    if at_boundary {
-        if let Some(bytes) = failure_bytes(protocol, spdy_error_stream, &message) {
-            let _ = client.write_all(&bytes).await;
-            let _ = client.flush().await;
-        }
-    }
-    forwarded
+/// The length of the server chunk that was read but not forwarded, and whether the tap failed on it.
+#[derive(Clone, Copy, Default)]
+struct Held {
+    len: usize,
+    unread: bool,
 }
