@@ -12,6 +12,7 @@ pub mod http;
 pub mod kubectl;
 pub mod process;
 pub mod raw;
+pub mod raw_spdy;
 pub mod stack;
 pub mod terminal;
 
