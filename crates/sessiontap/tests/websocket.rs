@@ -260,7 +260,7 @@ fn channels_without_a_meaning_are_ignored_and_counted() {
 
 #[test]
 fn a_whole_short_session_in_one_read() {
-    // protocols.md section 7: the empty first message, the output, the status and the close
+    // docs/protocols.md section 7: the empty first message, the output, the status and the close
     // can all arrive in one read.
     let session = ScriptedSession {
         protocol: Protocol::WebSocket(ChannelProtocol::V5),
