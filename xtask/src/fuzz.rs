@@ -12,12 +12,13 @@ use anyhow::bail;
 use crate::tools::{cargo, ensure_cargo_tool, run, workspace_root};
 
 /// Every fuzz target, as listed in `fuzz/Cargo.toml`.
-pub(crate) const TARGETS: [&str; 6] = [
+pub(crate) const TARGETS: [&str; 7] = [
     "spdy_frames",
     "spdy_header_block",
     "ws_frames",
     "ws_channels",
     "sessiontap",
+    "spdy_routing",
     "requestinfo",
 ];
 

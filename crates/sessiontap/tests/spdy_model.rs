@@ -5,9 +5,8 @@
 
 mod common;
 
-use common::server_model::{
-    check, scenario_from_bytes, Action, Implied, Scenario, EXTRA, NAMES, VALUES,
-};
+use common::crafted::{scenario_from_bytes, EXTRA, NAMES, VALUES};
+use common::server_model::{check, Action, Implied, Scenario};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use sessiontap::OutputStream;

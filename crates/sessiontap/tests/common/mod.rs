@@ -2,6 +2,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod crafted;
 pub mod server_model;
 pub mod spdy_frames;
 

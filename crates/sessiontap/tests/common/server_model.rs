@@ -1,7 +1,7 @@
 //! A model of where the server of a SPDY exec session writes output, and a checker that drives a
 //! `SessionTap` against it: the oracle of `tests/spdy_model.rs` (proptest) and of the
-//! `spdy_routing` fuzz target (which includes this file by path, so it depends on nothing but
-//! `sessiontap` and `spdyframe`).
+//! `spdy_routing` fuzz target (which includes this file and `crafted.rs` by path, so they depend on
+//! nothing but `sessiontap`, `spdyframe` and each other).
 //!
 //! The model follows the sources, not the tap:
 //! - moby/spdystream v0.5.0 reading client frames (`spdy/read.go` `parseHeaderValueBlock`: a
@@ -17,6 +17,8 @@
 //!   a stream that reaches the loop before it notices can still be taken; after that none is.
 //!   Output then goes to the stdout and stderr streams taken, the status to the error stream.
 //!
+//! [`super::crafted`] holds what a crafted client sends and reads scenarios out of raw bytes.
+//!
 //! The property checked: every byte the model's server sends on a stream it took as stdout or
 //! stderr is reported by the tap as output of that stream, unless the tap has reported itself
 //! unreadable; every other data byte from the server is reported as output, or is on the tap's
@@ -27,43 +29,6 @@ use sessiontap::{
     OutputStream, OwnedSessionEvent, Protocol, RemoteCommandVersion, SessionTap, TapLimits,
 };
 use spdyframe::{encode_control, encode_data, ControlFrame, HeaderBlock, HeaderDeflater, StreamId};
-
-/// Header names a crafted client may use for `streamtype`, and others.
-pub const NAMES: [&str; 6] = [
-    "streamtype",
-    "StreamType",
-    "STREAMTYPE",
-    "streamType",
-    "stream-type",
-    "x-other",
-];
-
-/// `streamtype` values: the five roles, and their disguises.
-pub const VALUES: [&str; 13] = [
-    "error",
-    "stdin",
-    "stdout",
-    "stderr",
-    "resize",
-    "stdout\0",
-    "stderr\0stdout",
-    "\0stdout",
-    "Stdout",
-    "stdout ",
-    "",
-    "data",
-    "stdin\0stdout",
-];
-
-/// A second header pair a SYN_STREAM may carry.
-pub const EXTRA: [Option<(&str, &str)>; 6] = [
-    None,
-    Some(("streamtype", "stdout")),
-    Some(("streamtype", "stdin")),
-    Some(("StreamType", "stderr")),
-    Some(("connection", "x")),
-    Some(("x-other", "y")),
-];
 
 /// The streams the request implies (query parameters).
 #[derive(Debug, Clone, Copy, Default)]
@@ -445,78 +410,4 @@ pub fn check(scenario: &Scenario) -> Report {
     }
     report.tap_failed = tapped.failed;
     report
-}
-
-/// Reads a scenario out of arbitrary bytes (the fuzz target's input).
-pub fn scenario_from_bytes(data: &[u8]) -> Scenario {
-    let mut bytes = data.iter().copied();
-    let mut next = || bytes.next().unwrap_or(0);
-    let flags = next();
-    let implied = Implied {
-        stdin: flags & 1 != 0,
-        stdout: flags & 2 != 0,
-        stderr: flags & 4 != 0,
-        tty: flags & 8 != 0,
-    };
-    let races = u64::from_le_bytes([
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-    ]);
-    let mut actions = Vec::new();
-    let mut splits = Vec::new();
-    let mut rest = data.get(9..).unwrap_or_default().iter().copied();
-    let mut byte = || rest.next();
-    while let Some(tag) = byte() {
-        let param = tag / 9;
-        let id = u32::from(byte().unwrap_or(1));
-        splits.push(param.wrapping_mul(37));
-        let payload = |len: u8| -> Vec<u8> { (0..len % 24).map(|i| b'a' + i % 26).collect() };
-        actions.push(match tag % 9 {
-            0 | 1 => {
-                let variant = usize::from(byte().unwrap_or(0));
-                let mut headers = vec![(
-                    NAMES[variant % NAMES.len()].to_string(),
-                    VALUES[(variant / NAMES.len() + usize::from(param)) % VALUES.len()].to_string(),
-                )];
-                if let Some((name, value)) = EXTRA[usize::from(param) % EXTRA.len()] {
-                    headers.push((name.to_string(), value.to_string()));
-                }
-                Action::Open { id, headers }
-            }
-            2 => Action::Reset { id },
-            3 => Action::ClientData {
-                id,
-                bytes: payload(param),
-                fin: param & 1 != 0,
-            },
-            4 => Action::ClientGoAway,
-            5 => Action::Output {
-                stream: if id & 1 == 0 {
-                    OutputStream::Stdout
-                } else {
-                    OutputStream::Stderr
-                },
-                bytes: payload(param.wrapping_add(1)),
-            },
-            6 => Action::ServerData {
-                id,
-                bytes: payload(param),
-                fin: param & 1 != 0,
-            },
-            7 => Action::ServerReset { id },
-            _ => Action::Status,
-        });
-    }
-    Scenario {
-        implied,
-        actions,
-        races,
-        splits,
-    }
 }
