@@ -1,5 +1,7 @@
 //! What every request handler shares.
 
+use std::sync::Arc;
+
 use impersonate::Mode;
 use localapi::LocalApiClient;
 
@@ -9,7 +11,7 @@ use crate::upstream::Upstream;
 
 /// The proxy's shared state, built once at start-up.
 #[derive(Debug)]
-pub(crate) struct App {
+pub struct App {
     /// auth (impersonate) or noauth (pass through).
     pub(crate) mode: Mode,
     /// The identity source, for status and certificates.
@@ -21,9 +23,9 @@ pub(crate) struct App {
     /// The upstream API server.
     pub(crate) upstream: Upstream,
     /// Counters.
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: Arc<Metrics>,
     /// Connects session recordings.
     pub(crate) recorder: recorder_client::Recorder,
     /// Sends API request events.
-    pub(crate) events: crate::api_events::ApiEvents,
+    pub(crate) events: Arc<crate::api_events::ApiEvents>,
 }

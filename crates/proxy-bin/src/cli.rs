@@ -12,7 +12,7 @@ use clap::{Parser, ValueEnum};
 /// upstream API server with Kubernetes impersonation headers for that caller.
 #[derive(Debug, Parser)]
 #[command(name = "kube-auth-proxy", version, about, long_about = None)]
-pub(crate) struct Cli {
+pub struct Cli {
     /// Address to serve the Kubernetes API on (TLS).
     #[arg(long, env = "KUBE_AUTH_PROXY_LISTEN", default_value = "0.0.0.0:443")]
     pub(crate) listen: SocketAddr,
@@ -116,7 +116,7 @@ pub(crate) struct Cli {
 
 /// `--mode` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum ModeArg {
+pub enum ModeArg {
     /// Impersonate callers.
     Auth,
     /// Pass callers' own credentials through.
@@ -125,7 +125,7 @@ pub(crate) enum ModeArg {
 
 /// `--log-format` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum LogFormat {
+pub enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line.
@@ -134,7 +134,7 @@ pub(crate) enum LogFormat {
 
 /// `--log-color` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum LogColor {
+pub enum LogColor {
     /// Colour only when stderr is a terminal (never in a file or a pipe).
     Auto,
     /// Always colour.

@@ -78,7 +78,14 @@ pub(crate) async fn forward(
             impersonate::remove_hop_by_hop(&mut parts.headers);
             match event_link {
                 Some(link) => {
-                    let body = api_events::observe_response(app, caller, link, parts.status, body);
+                    let body = api_events::observe_response(
+                        app.events.clone(),
+                        app.metrics.clone(),
+                        caller,
+                        link,
+                        parts.status,
+                        body,
+                    );
                     Response::from_parts(parts, Body::new(body))
                 }
                 None => Response::from_parts(parts, Body::new(body)),
@@ -90,7 +97,8 @@ pub(crate) async fn forward(
             let status = KubeStatus::bad_gateway(error.to_string());
             if let Some(link) = event_link {
                 api_events::send_response_event(
-                    app.clone(),
+                    app.events.clone(),
+                    app.metrics.clone(),
                     caller.clone(),
                     link,
                     status.code,

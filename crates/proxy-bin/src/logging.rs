@@ -2,11 +2,12 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{LogColor, LogFormat};
+use crate::cli::{Cli, LogFormat};
 
-/// Installs the global subscriber. Text logs are coloured only as `color` says (by default only
-/// on a terminal, so a log file holds no escape codes).
-pub(crate) fn init(format: LogFormat, color: LogColor) {
+/// Installs the global subscriber as `--log-format` and `--log-color` say. Text logs are coloured
+/// only on a terminal by default, so a log file holds no escape codes.
+pub fn init(cli: &Cli) {
+    let (format, color) = (cli.log_format, cli.log_color);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

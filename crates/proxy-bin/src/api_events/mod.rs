@@ -27,7 +27,6 @@ use ring::rand::SystemRandom;
 
 pub(crate) use observed_body::ObservedBody;
 
-use crate::app::App;
 use crate::identity::Caller;
 use crate::metrics::{Metrics, Refusal};
 use crate::status::KubeStatus;
@@ -310,7 +309,8 @@ impl ApiEvents {
 /// Wraps a response body so that, when it ends, the response event linked to `link` is sent (in
 /// the background: the client's response never waits for it).
 pub(crate) fn observe_response<B: http_body::Body>(
-    app: Arc<App>,
+    events: Arc<ApiEvents>,
+    metrics: Arc<Metrics>,
     caller: Arc<Caller>,
     link: RequestEventLink,
     status: StatusCode,
@@ -319,7 +319,7 @@ pub(crate) fn observe_response<B: http_body::Body>(
     ObservedBody::new(
         body,
         Box::new(move |bytes, error| {
-            send_response_event(app, caller, link, status, bytes, error);
+            send_response_event(events, metrics, caller, link, status, bytes, error);
         }),
     )
 }
@@ -327,7 +327,8 @@ pub(crate) fn observe_response<B: http_body::Body>(
 /// Sends the response event of a request in the background: `status` and `bytes` as the client
 /// got them, and `error` when the response did not complete (or the proxy answered itself).
 pub(crate) fn send_response_event(
-    app: Arc<App>,
+    events: Arc<ApiEvents>,
+    metrics: Arc<Metrics>,
     caller: Arc<Caller>,
     link: RequestEventLink,
     status: StatusCode,
@@ -339,7 +340,7 @@ pub(crate) fn send_response_event(
         timestamp: unix_seconds(),
         kubernetes: link.kubernetes,
         source: event_source(&caller),
-        destination: app.events.destination.clone(),
+        destination: events.destination.clone(),
         response: EventResponse {
             status: status.as_u16(),
             duration_ms: link.started.elapsed().as_secs_f64() * 1000.0,
@@ -349,16 +350,16 @@ pub(crate) fn send_response_event(
     };
     // A body dropped while the runtime shuts down has no runtime to send from.
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        app.metrics.api_response_event_failed();
+        metrics.api_response_event_failed();
         return;
     };
     runtime.spawn(async move {
         let recorders = &caller.policy.recording.recorders;
-        match app.events.sender.send(recorders, &event).await {
-            Ok(EventDelivery::Stored { .. }) => app.metrics.api_response_event_sent(),
+        match events.sender.send(recorders, &event).await {
+            Ok(EventDelivery::Stored { .. }) => metrics.api_response_event_sent(),
             Ok(EventDelivery::Unsupported { .. }) => {}
             Err(error) => {
-                app.metrics.api_response_event_failed();
+                metrics.api_response_event_failed();
                 tracing::warn!(%error, id = event.id, "API response event not recorded");
             }
         }

@@ -1,0 +1,266 @@
+//! Assembling the proxy from its configuration: the upstream client, the identity source, the
+//! serving certificate, the router, the listeners; then serving until asked to stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use impersonate::Mode;
+use localapi::LocalApiClient;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::app::App;
+use crate::cli::Cli;
+use crate::serving_cert::ServingCert;
+use crate::{api_events, exec, forward, health, identity_cache, metrics, mode, server, upstream};
+
+/// How often served certificate files are checked for changes.
+const CERT_FILE_POLL: Duration = Duration::from_secs(10);
+/// How often the tailscaled certificate is fetched again (tailscaled renews it well before expiry).
+const TAILSCALE_CERT_REFRESH: Duration = Duration::from_secs(6 * 3600);
+
+/// A proxy serving on its listeners, until [`RunningProxy::shutdown`].
+#[derive(Debug)]
+pub struct RunningProxy {
+    listen: SocketAddr,
+    metrics_listen: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    served: JoinHandle<()>,
+}
+
+impl RunningProxy {
+    /// The address the Kubernetes API is served on (TLS).
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// The address of `/metrics`, `/healthz` and `/readyz` (plain HTTP).
+    pub fn metrics_listen(&self) -> SocketAddr {
+        self.metrics_listen
+    }
+
+    /// Stops accepting connections and waits for in-flight requests (at most `--shutdown-grace`).
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.served.await;
+    }
+}
+
+/// The routes: exec and attach (upgrades, recorded as the caller's grant says), everything else
+/// forwarded as it arrives.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{pod}/exec",
+            axum::routing::any(exec::exec_or_attach),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{pod}/attach",
+            axum::routing::any(exec::exec_or_attach),
+        )
+        .fallback(forward::forward)
+        .with_state(app)
+}
+
+/// Builds the proxy `cli` describes, binds its listeners and serves in the background.
+pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
+    let env = |key: &str| std::env::var(key).ok();
+    let mode = mode::resolve_mode(cli.mode, &env).map_err(anyhow::Error::msg)?;
+    let upstream_config = upstream::config::discover(
+        cli.upstream_kubeconfig.as_deref(),
+        cli.upstream_context.as_deref(),
+        &env,
+    )?;
+    let upstream = upstream::Upstream::new(&upstream_config, mode)
+        .with_context(|| format!("upstream from {}", upstream_config.source))?;
+    if mode == Mode::Auth
+        && upstream_config.credential == upstream::config::Credential::None
+        && upstream_config.tls.client_identity.is_none()
+    {
+        tracing::warn!("auth mode but the upstream kubeconfig has no credentials: impersonation will be refused upstream");
+    }
+    let localapi = LocalApiClient::new(cli.localapi_socket.clone());
+    let serving = Arc::new(serving_cert(&cli, &localapi).await?);
+    let tls_config = serving.server_config()?;
+
+    let destination = event_destination(&localapi).await;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let app = Arc::new(App {
+        mode,
+        identities: identity_cache::IdentityCache::new(localapi.clone(), cli.identity_ttl),
+        upstream_handshake_timeout: cli.upstream_handshake_timeout,
+        localapi,
+        upstream,
+        metrics,
+        recorder: recorder_client::Recorder::new(recorder_client::RecorderConfig::default()),
+        events: Arc::new(api_events::ApiEvents::new(
+            cli.event_body_limit,
+            cli.api_response_events,
+            destination,
+        )),
+    });
+
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("--listen {}", cli.listen))?;
+    let metrics_listener = tokio::net::TcpListener::bind(cli.metrics_listen)
+        .await
+        .with_context(|| format!("--metrics-listen {}", cli.metrics_listen))?;
+    let listen = listener.local_addr()?;
+    let metrics_listen = metrics_listener.local_addr()?;
+    tracing::info!(
+        %listen,
+        %metrics_listen,
+        mode = %mode,
+        upstream = %upstream_config.server,
+        upstream_source = %upstream_config.source,
+        identity_source = %cli.localapi_socket.display(),
+        "kube-auth-proxy serving"
+    );
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    tokio::spawn(keep_cert_current(
+        serving.clone(),
+        cli.tls_from_tailscale.then(|| app.localapi.clone()),
+        shutdown_rx.clone(),
+    ));
+    let mut metrics_shutdown = shutdown_rx.clone();
+    let metrics_router = health::router(app.clone());
+    tokio::spawn(async move {
+        let served = axum::serve(metrics_listener, metrics_router)
+            .with_graceful_shutdown(async move {
+                let _ = metrics_shutdown.changed().await;
+            })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "metrics listener failed");
+        }
+    });
+    let limits = server::ConnectionLimits {
+        max_connections: cli.max_connections.max(1),
+        max_connections_per_caller: cli.max_connections_per_caller.max(1),
+        header_timeout: cli.header_timeout,
+        shutdown_grace: cli.shutdown_grace,
+    };
+    let served = tokio::spawn(server::serve(
+        listener,
+        tokio_rustls::TlsAcceptor::from(Arc::new(tls_config)),
+        router(app.clone()),
+        app,
+        limits,
+        shutdown_rx,
+    ));
+    Ok(RunningProxy {
+        listen,
+        metrics_listen,
+        shutdown,
+        served,
+    })
+}
+
+/// This proxy's node as API events name it (`destination`), from tailscaled's status. Events are
+/// still sent when it cannot be learnt, with an empty destination.
+async fn event_destination(localapi: &LocalApiClient) -> recorder_client::EventDestination {
+    match tokio::time::timeout(std::time::Duration::from_secs(5), localapi.status()).await {
+        Ok(Ok(status)) => {
+            let node = status.self_status.unwrap_or_default();
+            recorder_client::EventDestination {
+                node: node.dns_name.trim_end_matches('.').to_owned(),
+                node_id: node.id,
+            }
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot learn this node's name from tailscaled; API events will have an empty destination");
+            recorder_client::EventDestination::default()
+        }
+        Err(_) => {
+            tracing::warn!("tailscaled's status did not answer in 5s; API events will have an empty destination");
+            recorder_client::EventDestination::default()
+        }
+    }
+}
+
+/// The serving certificate from exactly one of the TLS flags.
+async fn serving_cert(cli: &Cli, localapi: &LocalApiClient) -> anyhow::Result<ServingCert> {
+    let chosen = [
+        cli.tls_cert.is_some(),
+        cli.tls_from_tailscale,
+        cli.tls_self_signed,
+    ]
+    .into_iter()
+    .filter(|set| *set)
+    .count();
+    if chosen != 1 {
+        anyhow::bail!(
+            "choose exactly one of --tls-cert/--tls-key, --tls-from-tailscale or --tls-self-signed ({chosen} given)"
+        );
+    }
+    if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
+        return ServingCert::from_files(cert.clone(), key.clone());
+    }
+    if cli.tls_from_tailscale {
+        let (cert, key) = tailscale_cert(localapi).await?;
+        return ServingCert::from_pem(&cert, &key);
+    }
+    tracing::warn!("serving a self-signed certificate (--tls-self-signed): for development only");
+    ServingCert::self_signed(&[])
+}
+
+/// The node's certificate from tailscaled, for its first certificate domain.
+async fn tailscale_cert(localapi: &LocalApiClient) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let status = localapi
+        .status()
+        .await
+        .context("--tls-from-tailscale: asking tailscaled for this node's name")?;
+    let domain = status.cert_domains.first().ok_or_else(|| {
+        anyhow::anyhow!(
+            "--tls-from-tailscale: the tailnet offers this node no certificate domains (enable HTTPS certificates in the tailnet)"
+        )
+    })?;
+    let pair = localapi
+        .cert_pair(domain)
+        .await
+        .with_context(|| format!("--tls-from-tailscale: fetching the certificate for {domain}"))?;
+    Ok((pair.cert_pem, pair.key_pem))
+}
+
+/// Re-reads certificate files when they change, or re-fetches the tailscaled certificate
+/// periodically, until shutdown. Failures keep the current certificate and are logged.
+async fn keep_cert_current(
+    serving: Arc<ServingCert>,
+    tailscale: Option<LocalApiClient>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let period = match (&tailscale, serving.watches_files()) {
+        (Some(_), _) => TAILSCALE_CERT_REFRESH,
+        (None, true) => CERT_FILE_POLL,
+        (None, false) => return,
+    };
+    let mut ticks = tokio::time::interval(period);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let outcome = match &tailscale {
+            Some(localapi) => match tailscale_cert(localapi).await {
+                Ok((cert, key)) => serving.replace(&cert, &key).map(|()| true),
+                Err(error) => Err(error),
+            },
+            None => serving.reload_if_changed(),
+        };
+        match outcome {
+            Ok(true) => tracing::info!("serving certificate reloaded"),
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(
+                    "serving certificate not reloaded, keeping the current one: {error:#}"
+                )
+            }
+        }
+    }
+}
