@@ -80,7 +80,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "KUBE_AUTH_PROXY_MAX_CONNECTIONS_PER_CALLER",
-        default_value_t = 256
+        default_value_t = 1024
     )]
     pub(crate) max_connections_per_caller: usize,
 
