@@ -17,13 +17,17 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
-/// Wraps the webpki verifier to also accept a trusted self-signed CA as the end entity.
+/// The upstream's certificate verifier: webpki over the kubeconfig's CA bundle, also accepting a
+/// trusted self-signed CA as the end entity, and checking the kubeconfig's `tls-server-name`
+/// instead of the URL's host when one is set.
 #[derive(Debug)]
 pub(crate) struct TrustedSelfSignedCa {
     /// The webpki verifier over the same anchors.
     pub(crate) inner: Arc<dyn ServerCertVerifier>,
     /// The configured trust anchors (the kubeconfig's CA bundle), DER.
     pub(crate) anchors: Vec<CertificateDer<'static>>,
+    /// The name to verify instead of the URL's host (kubeconfig `tls-server-name`).
+    pub(crate) server_name: Option<ServerName<'static>>,
 }
 
 impl ServerCertVerifier for TrustedSelfSignedCa {
@@ -35,6 +39,7 @@ impl ServerCertVerifier for TrustedSelfSignedCa {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let server_name = self.server_name.as_ref().unwrap_or(server_name);
         let refusal = match self.inner.verify_server_cert(
             end_entity,
             intermediates,
@@ -135,6 +140,7 @@ mod tests {
         TrustedSelfSignedCa {
             inner,
             anchors: anchors.iter().map(|a| (*a).clone()).collect(),
+            server_name: None,
         }
     }
 
@@ -155,6 +161,15 @@ mod tests {
             !verify(&trusting, &served, "example.com"),
             "a name it does not hold"
         );
+    }
+
+    #[test]
+    fn a_configured_server_name_is_checked_instead_of_the_host() {
+        let served = self_signed(&["apiserver.internal"], true, -1..30);
+        let mut trusting = verifier(&[&served]);
+        assert!(!verify(&trusting, &served, "127.0.0.1"));
+        trusting.server_name = Some(ServerName::try_from("apiserver.internal").expect("name"));
+        assert!(verify(&trusting, &served, "127.0.0.1"));
     }
 
     #[test]

@@ -52,18 +52,18 @@ pub(crate) fn client_config(
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()?;
         // kubectl accepts a self-signed CA certificate served as itself; so does the proxy.
-        let verifier: Arc<dyn ServerCertVerifier> = Arc::new(TrustedSelfSignedCa {
+        let server_name = match &tls.server_name {
+            Some(name) => Some(
+                ServerName::try_from(name.clone())
+                    .map_err(|e| anyhow::anyhow!("tls-server-name {name:?}: {e}"))?,
+            ),
+            None => None,
+        };
+        Arc::new(TrustedSelfSignedCa {
             inner: webpki,
             anchors,
-        });
-        match &tls.server_name {
-            Some(name) => Arc::new(FixedServerName {
-                inner: verifier,
-                name: ServerName::try_from(name.clone())
-                    .map_err(|e| anyhow::anyhow!("tls-server-name {name:?}: {e}"))?,
-            }),
-            None => verifier,
-        }
+            server_name,
+        })
     };
     let builder = builder
         .dangerous()
@@ -83,49 +83,6 @@ pub(crate) fn client_config(
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// Verifies against a configured name instead of the URL's host (kubeconfig `tls-server-name`).
-#[derive(Debug)]
-struct FixedServerName {
-    inner: Arc<dyn ServerCertVerifier>,
-    name: ServerName<'static>,
-}
-
-impl ServerCertVerifier for FixedServerName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
 }
 
 /// `insecure-skip-tls-verify`: accepts any certificate but still checks handshake signatures, so the
