@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use capmodel::{CallerPolicy, WhoIs};
+use capmodel::{CallerDescription, CallerPolicy, WhoIs};
 use localapi::{LocalApiClient, LocalApiError};
 
 use crate::status::KubeStatus;
@@ -13,10 +13,10 @@ use crate::status::KubeStatus;
 /// A caller the identity source knows.
 #[derive(Debug)]
 pub(crate) struct Caller {
-    /// The identity source's answer.
-    pub(crate) whois: WhoIs,
     /// What the caller's grants allow.
     pub(crate) policy: CallerPolicy,
+    /// Who it is, as recordings and events name it.
+    pub(crate) description: CallerDescription,
 }
 
 /// What the proxy knows about one client connection.
@@ -27,13 +27,20 @@ pub(crate) struct ConnectionContext {
 }
 
 impl Caller {
+    /// The caller the identity source described, with its grants.
+    pub(crate) fn new(whois: &WhoIs, policy: CallerPolicy) -> Caller {
+        Caller {
+            policy,
+            description: whois.describe(),
+        }
+    }
+
     /// A short name for logs: the login name or the node name.
     pub(crate) fn display_name(&self) -> &str {
-        if self.whois.node.is_tagged() {
-            self.whois.node.name_without_trailing_dot()
-        } else {
-            &self.whois.user_profile.login_name
-        }
+        self.description
+            .user
+            .as_deref()
+            .unwrap_or(&self.description.node)
     }
 }
 
@@ -52,7 +59,7 @@ pub(crate) async fn resolve(
         .await
         .map_err(|error| status_for(&error, peer).closing_connection())?;
     match CallerPolicy::from_whois(&whois) {
-        Ok(policy) => Ok(Arc::new(Caller { whois, policy })),
+        Ok(policy) => Ok(Arc::new(Caller::new(&whois, policy))),
         Err(error) => {
             tracing::info!(%peer, %error, "refusing caller: unusable capability grant");
             Err(KubeStatus::forbidden(format!(

@@ -102,6 +102,23 @@ pub struct EventSource {
     pub node_user: String,
 }
 
+impl From<&capmodel::CallerDescription> for EventSource {
+    /// The caller as the identity source described it: the user's login and id for a user's
+    /// node, the tags for a tagged node.
+    fn from(who: &capmodel::CallerDescription) -> EventSource {
+        EventSource {
+            node: who.node.clone(),
+            node_id: who.node_id.clone(),
+            node_tags: who.tags.clone(),
+            node_user_id: who
+                .user_id
+                .and_then(|id| u64::try_from(id).ok())
+                .unwrap_or(0),
+            node_user: who.user.clone().unwrap_or_default(),
+        }
+    }
+}
+
 /// The node that received the request: the proxy (Tailscale's `sessionrecording.Destination`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventDestination {

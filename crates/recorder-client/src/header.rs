@@ -89,6 +89,25 @@ pub enum Caller {
     },
 }
 
+impl From<&capmodel::CallerDescription> for Caller {
+    /// The caller as the identity source described it: a user's node, or a tagged node.
+    fn from(who: &capmodel::CallerDescription) -> Caller {
+        match &who.user {
+            Some(login_name) => Caller::User {
+                node: who.node.clone(),
+                node_id: who.node_id.clone(),
+                login_name: login_name.clone(),
+                user_id: who.user_id.unwrap_or_default(),
+            },
+            None => Caller::Tagged {
+                node: who.node.clone(),
+                node_id: who.node_id.clone(),
+                tags: who.tags.clone(),
+            },
+        }
+    }
+}
+
 /// The `kubernetes` object of the header. Its keys are Go field names without JSON tags, hence
 /// capitalised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

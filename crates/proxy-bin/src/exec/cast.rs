@@ -2,7 +2,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use capmodel::WhoIs;
 use recorder_client::{Caller, CastHeader, KubernetesSession, Session, SessionType};
 use sessiontap::SessionParams;
 
@@ -45,21 +44,12 @@ impl Target {
 
 /// The recording's header and tty flag. The command is the exec command joined with spaces, as
 /// Tailscale's proxy records it; the timestamp is now.
-pub(crate) fn session(whois: &WhoIs, target: &Target, params: &SessionParams) -> Session {
-    let caller = if whois.node.is_tagged() {
-        Caller::Tagged {
-            node: whois.node.name_without_trailing_dot().to_string(),
-            node_id: whois.node.stable_id.clone(),
-            tags: whois.node.tags.clone(),
-        }
-    } else {
-        Caller::User {
-            node: whois.node.name_without_trailing_dot().to_string(),
-            node_id: whois.node.stable_id.clone(),
-            login_name: whois.user_profile.login_name.clone(),
-            user_id: whois.user_profile.id,
-        }
-    };
+pub(crate) fn session(
+    who: &crate::identity::Caller,
+    target: &Target,
+    params: &SessionParams,
+) -> Session {
+    let caller = Caller::from(&who.description);
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
