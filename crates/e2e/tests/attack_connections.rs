@@ -11,8 +11,7 @@ use e2e::raw::{request_bytes, RawClient, WEBSOCKET_UPGRADE};
 use e2e::stack::{dead_address, fixture_caller, metric_value, Stack, StackOptions};
 use serde_json::json;
 
-const EXEC: &str =
-    "/api/v1/namespaces/default/pods/demo/exec?command=true&stdout=true&stderr=true";
+const EXEC: &str = "/api/v1/namespaces/default/pods/demo/exec?command=true&stdout=true&stderr=true";
 const PODS: &str = "/api/v1/namespaces/default/pods";
 
 fn websocket_exec(extra: &[(&'static str, &'static str)]) -> Vec<u8> {
@@ -50,7 +49,12 @@ fn upgrades_announcing_a_body_are_refused_and_hold_no_slot() -> anyhow::Result<(
         let mut client = RawClient::connect(&stack.proxy_url)?;
         client.send(&websocket_exec(&[framing]))?;
         let (head, body) = client.read_response()?;
-        assert_eq!(head.status, 400, "{framing:?}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            head.status,
+            400,
+            "{framing:?}: {}",
+            String::from_utf8_lossy(&body)
+        );
         assert!(
             String::from_utf8_lossy(&body).contains("must not have a body"),
             "{}",
@@ -84,7 +88,10 @@ fn one_address_cannot_take_every_connection_slot() -> anyhow::Result<()> {
         Ok(mut third) => assert!(third.is_closed_by_peer()?, "a third connection was served"),
     }
     assert_eq!(
-        metric_value(&stack.metrics()?, "k8s_auth_proxy_connections_over_caller_limit"),
+        metric_value(
+            &stack.metrics()?,
+            "k8s_auth_proxy_connections_over_caller_limit"
+        ),
         1
     );
     // The connections within the limit are served as usual.
@@ -133,11 +140,17 @@ fn an_upstream_that_never_answers_an_upgrade_meets_a_deadline() -> anyhow::Resul
     client.send(&websocket_exec(&[]))?;
     let mut upstream = accepted.recv_timeout(Duration::from_secs(30))?;
     let head = read_request_head(&mut upstream)?;
-    assert!(head.starts_with("GET /api/v1/namespaces/default/pods/demo/exec"), "{head}");
+    assert!(
+        head.starts_with("GET /api/v1/namespaces/default/pods/demo/exec"),
+        "{head}"
+    );
     let (response, body) = client.read_response()?;
     let body = String::from_utf8_lossy(&body);
     assert_eq!(response.status, 502, "{body}");
-    assert!(body.contains("did not answer the upgrade within 1s"), "{body}");
+    assert!(
+        body.contains("did not answer the upgrade within 1s"),
+        "{body}"
+    );
     Ok(())
 }
 
@@ -182,7 +195,11 @@ fn a_changed_grant_applies_to_an_open_connection() -> anyhow::Result<()> {
 
     let mut table = stack.whois_table()?;
     let rule = json!({"recorderAddrs": [dead_address()?], "enforceRecorder": true});
-    for whois in table.as_object_mut().into_iter().flat_map(|t| t.values_mut()) {
+    for whois in table
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|t| t.values_mut())
+    {
         let caps = &mut whois["CapMap"]["tailscale.com/cap/kubernetes"];
         match caps.as_array_mut() {
             Some(rules) => rules.push(rule.clone()),
