@@ -18,7 +18,9 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client for one tailscaled's LocalAPI.
 ///
 /// Cheap to clone; holds no connection (each call connects anew, so a restarted daemon is picked
-/// up without any reconnect logic).
+/// up without any reconnect logic). A connection refused because the daemon's accept backlog is
+/// full for a moment (`EAGAIN`, a burst of callers) is tried again with backoff, within the call's
+/// timeout; other connection errors are returned at once.
 #[derive(Clone, Debug)]
 pub struct LocalApiClient {
     socket: PathBuf,

@@ -35,6 +35,7 @@
 mod cert;
 mod client;
 mod error;
+mod retry;
 mod status;
 mod transport;
 

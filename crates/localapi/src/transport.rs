@@ -26,13 +26,12 @@ pub(crate) struct Response {
 /// The connection is driven on the caller's task rather than spawned, so dropping the returned
 /// future (e.g. on timeout) closes the socket at once.
 pub(crate) async fn get(socket: &Path, path_and_query: &str) -> Result<Response, LocalApiError> {
-    let stream =
-        UnixStream::connect(socket)
-            .await
-            .map_err(|source| LocalApiError::Unreachable {
-                socket: socket.to_path_buf(),
-                source,
-            })?;
+    let stream = crate::retry::retry_transient(|| UnixStream::connect(socket))
+        .await
+        .map_err(|source| LocalApiError::Unreachable {
+            socket: socket.to_path_buf(),
+            source,
+        })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| protocol(&e))?;
