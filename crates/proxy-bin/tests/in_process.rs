@@ -9,10 +9,10 @@ mod support;
 
 use recorder_server::EventFilter;
 use sessiontap::script::{EncodeOptions, ScriptedSession};
+use sessiontap::ChannelProtocol;
 use sessiontap::{ExitStatus, Protocol, RemoteCommandVersion, SessionParams};
 use support::{follow_session, read_head, read_response, request, whois, Grant, Harness};
 use tokio::io::AsyncWriteExt;
-use wsframe::ChannelProtocol;
 
 /// `value` percent-encoded for a query.
 fn encode(value: &str) -> String {

@@ -73,6 +73,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod ending;
 mod error;
 mod event;
 mod json_stream;
@@ -85,11 +86,13 @@ mod status;
 mod tap;
 mod websocket;
 
+pub use ending::{ending_bytes, FrameBoundary};
 pub use error::{SpdyStreamError, TapError};
 pub use event::{coalesce, Direction, ExitStatus, OutputStream, OwnedSessionEvent, SessionEvent};
 pub use params::{ParamsError, SessionParams};
 pub use protocol::{Protocol, RemoteCommandVersion};
 pub use resize::ResizeError;
+pub use spdyframe::StreamId;
 pub use status::{ErrorFormat, StatusError};
 pub use tap::{SessionTap, TapLimits, TapStats};
 pub use wsframe::ChannelProtocol;

@@ -125,6 +125,20 @@ impl ErrorStreamCollector {
 }
 
 /// Decodes a complete error stream the way client-go does.
+/// A `metav1.Status` Failure as the kubelet writes one on the error stream when it cannot run the
+/// command (reason `InternalError`, code 500), carrying `message`: what a proxy writes to end a
+/// session with a reason kubectl prints.
+pub(crate) fn failure_status_json(message: &str) -> Vec<u8> {
+    let status = serde_json::json!({
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": "InternalError",
+        "code": 500,
+    });
+    serde_json::to_vec(&status).unwrap_or_default()
+}
+
 pub(crate) fn decode(format: ErrorFormat, bytes: &[u8]) -> ExitStatus {
     if bytes.is_empty()
         || (format == ErrorFormat::Status && bytes.iter().all(u8::is_ascii_whitespace))

@@ -30,7 +30,9 @@ use sessiontap::{Protocol, SessionTap};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
-use super::failure::{explain_and_close, FrameBoundary, Pending};
+use sessiontap::FrameBoundary;
+
+use super::failure::{explain_and_close, Pending};
 
 /// Size of each direction's read buffer (client-go writes at most 32 KiB per frame).
 pub(super) const BUFFER: usize = 32 * 1024;
@@ -198,11 +200,12 @@ impl Link {
             .clone()
     }
 
-    fn spdy_error_stream(&self) -> Option<spdyframe::StreamId> {
+    /// The bytes that end the session with `message`, from the tap (it knows the error stream).
+    fn ending_bytes(&self, message: &str) -> Option<Vec<u8>> {
         self.tap
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .spdy_error_stream()
+            .ending_bytes(message)
     }
 }
 
@@ -355,8 +358,7 @@ where
                         bytes: pending,
                         unread: held.unread,
                     },
-                    protocol,
-                    link.spdy_error_stream(),
+                    |message: &str| link.ending_bytes(message),
                     reason,
                 )
                 .await;
