@@ -103,6 +103,7 @@ impl SpdySession {
             &ControlFrame::RstStream {
                 stream_id: stream(id)?,
                 status: RST_CANCEL,
+                flags: 0,
             },
             &mut frame,
         );
@@ -113,7 +114,7 @@ impl SpdySession {
     /// everything the client sent before it, so the echo shows the server got those frames.
     pub fn ping(&mut self, id: u32) -> anyhow::Result<()> {
         let mut frame = Vec::new();
-        encode_control(&ControlFrame::Ping { id }, &mut frame);
+        encode_control(&ControlFrame::Ping { id, flags: 0 }, &mut frame);
         self.client.send(&frame)
     }
 
@@ -173,7 +174,7 @@ impl SpdySession {
                     .entry(stream_id.get())
                     .or_default()
                     .extend_from_slice(bytes),
-                Event::Control(ControlFrame::Ping { id }) => self.pings.push(id),
+                Event::Control(ControlFrame::Ping { id, .. }) => self.pings.push(id),
                 Event::Control(_) => {}
             }
         }

@@ -68,6 +68,7 @@ fn status_split_across_data_frames_is_reported_when_complete() {
                 .control(ControlFrame::GoAway {
                     last_good_stream_id: StreamId::ZERO,
                     status: 0,
+                    flags: 0,
                 })
                 .take(),
         )
@@ -200,6 +201,7 @@ fn fin_goaway_and_finish_end_the_error_stream() {
                     &s.control(ControlFrame::GoAway {
                         last_good_stream_id: id(7),
                         status: 0,
+                        flags: 0,
                     })
                     .take(),
                 )

@@ -208,6 +208,7 @@ fn without_an_error_stream_the_exit_is_unknown_not_success() {
                 .control(spdyframe::ControlFrame::GoAway {
                     last_good_stream_id: id(3),
                     status: 0,
+                    flags: 0,
                 })
                 .take(),
         )

@@ -30,7 +30,16 @@ pub mod frame_type {
 /// Stream ids are read through the 31-bit mask (the reserved top bit is ignored), as are
 /// WINDOW_UPDATE deltas. Header blocks are still zlib-compressed: pass every one of a direction,
 /// in order, to that direction's [`crate::HeaderInflater`].
+///
+/// Every variant keeps the flags byte as it was on the wire (SPDY/3 defines none for RST_STREAM,
+/// PING, GOAWAY and WINDOW_UPDATE, but a peer may set bits, and a reader that re-encodes or
+/// inspects frames must see them), and [`ControlFrame::payload_len`] gives the payload length the
+/// frame header carried.
+///
+/// Non-exhaustive: a later version may give a type that is now [`ControlFrame::Unknown`] (such as
+/// CREDENTIAL) its own variant, so a `match` needs a wildcard arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ControlFrame<'a> {
     /// SYN_STREAM (type 1): opens `stream_id`.
     SynStream {
@@ -63,6 +72,8 @@ pub enum ControlFrame<'a> {
         stream_id: StreamId,
         /// The status code.
         status: u32,
+        /// Frame flags (none defined; kept as sent).
+        flags: u8,
     },
     /// SETTINGS (type 4). `payload` is the whole frame payload (entry count and entries);
     /// [`ControlFrame::settings_entries`] iterates over the entries.
@@ -77,6 +88,8 @@ pub enum ControlFrame<'a> {
     Ping {
         /// The ping id.
         id: u32,
+        /// Frame flags (none defined; kept as sent).
+        flags: u8,
     },
     /// GOAWAY (type 7): no new streams after `last_good_stream_id`.
     GoAway {
@@ -84,6 +97,8 @@ pub enum ControlFrame<'a> {
         last_good_stream_id: StreamId,
         /// The status code (0 OK, 1 PROTOCOL_ERROR, 2 INTERNAL_ERROR).
         status: u32,
+        /// Frame flags (none defined; kept as sent).
+        flags: u8,
     },
     /// HEADERS (type 8): more headers for `stream_id`.
     Headers {
@@ -100,6 +115,8 @@ pub enum ControlFrame<'a> {
         stream_id: StreamId,
         /// The credit in bytes (31 bits).
         delta: u32,
+        /// Frame flags (none defined; kept as sent).
+        flags: u8,
     },
     /// NOOP (type 5), CREDENTIAL (type 10) or any type this crate does not know: skipped over
     /// with its payload uninterpreted.
@@ -136,7 +153,7 @@ impl<'a> ControlFrame<'a> {
         };
         Ok(match frame_type {
             frame_type::SYN_STREAM => {
-                let (fixed, header_block) = split(payload, 10)
+                let (fixed, header_block) = split(payload, SYN_STREAM_FIXED)
                     .ok_or(invalid("SYN_STREAM shorter than its 10 fixed bytes"))?;
                 ControlFrame::SynStream {
                     stream_id: StreamId::from_masked(word(0)),
@@ -148,8 +165,8 @@ impl<'a> ControlFrame<'a> {
                 }
             }
             frame_type::SYN_REPLY => {
-                let (_, header_block) =
-                    split(payload, 4).ok_or(invalid("SYN_REPLY shorter than its stream id"))?;
+                let (_, header_block) = split(payload, STREAM_ID_LEN)
+                    .ok_or(invalid("SYN_REPLY shorter than its stream id"))?;
                 ControlFrame::SynReply {
                     stream_id: StreamId::from_masked(word(0)),
                     flags,
@@ -157,10 +174,11 @@ impl<'a> ControlFrame<'a> {
                 }
             }
             frame_type::RST_STREAM => {
-                exactly(8, "RST_STREAM length is not 8")?;
+                exactly(TWO_WORDS, "RST_STREAM length is not 8")?;
                 ControlFrame::RstStream {
                     stream_id: StreamId::from_masked(word(0)),
                     status: word(4),
+                    flags,
                 }
             }
             frame_type::SETTINGS => {
@@ -169,19 +187,20 @@ impl<'a> ControlFrame<'a> {
                 ControlFrame::Settings { flags, payload }
             }
             frame_type::PING => {
-                exactly(4, "PING length is not 4")?;
-                ControlFrame::Ping { id: word(0) }
+                exactly(PING_LEN, "PING length is not 4")?;
+                ControlFrame::Ping { id: word(0), flags }
             }
             frame_type::GOAWAY => {
-                exactly(8, "GOAWAY length is not 8")?;
+                exactly(TWO_WORDS, "GOAWAY length is not 8")?;
                 ControlFrame::GoAway {
                     last_good_stream_id: StreamId::from_masked(word(0)),
                     status: word(4),
+                    flags,
                 }
             }
             frame_type::HEADERS => {
-                let (_, header_block) =
-                    split(payload, 4).ok_or(invalid("HEADERS shorter than its stream id"))?;
+                let (_, header_block) = split(payload, STREAM_ID_LEN)
+                    .ok_or(invalid("HEADERS shorter than its stream id"))?;
                 ControlFrame::Headers {
                     stream_id: StreamId::from_masked(word(0)),
                     flags,
@@ -189,10 +208,11 @@ impl<'a> ControlFrame<'a> {
                 }
             }
             frame_type::WINDOW_UPDATE => {
-                exactly(8, "WINDOW_UPDATE length is not 8")?;
+                exactly(TWO_WORDS, "WINDOW_UPDATE length is not 8")?;
                 ControlFrame::WindowUpdate {
                     stream_id: StreamId::from_masked(word(0)),
                     delta: word(4) & 0x7fff_ffff,
+                    flags,
                 }
             }
             _ => ControlFrame::Unknown {
@@ -218,18 +238,36 @@ impl<'a> ControlFrame<'a> {
         }
     }
 
-    /// The frame flags (0 for the types that carry none in this view).
+    /// The frame flags byte, as on the wire, for every type.
     pub fn flags(&self) -> u8 {
         match *self {
             ControlFrame::SynStream { flags, .. }
             | ControlFrame::SynReply { flags, .. }
+            | ControlFrame::RstStream { flags, .. }
             | ControlFrame::Settings { flags, .. }
+            | ControlFrame::Ping { flags, .. }
+            | ControlFrame::GoAway { flags, .. }
             | ControlFrame::Headers { flags, .. }
+            | ControlFrame::WindowUpdate { flags, .. }
             | ControlFrame::Unknown { flags, .. } => flags,
+        }
+    }
+
+    /// The payload length: for a parsed frame, the length its frame header carried (parsing
+    /// checks that the fields account for exactly that many bytes); for a frame built by hand,
+    /// the length [`crate::encode_control`] writes.
+    pub fn payload_len(&self) -> usize {
+        match *self {
+            ControlFrame::SynStream { header_block, .. } => SYN_STREAM_FIXED + header_block.len(),
+            ControlFrame::SynReply { header_block, .. }
+            | ControlFrame::Headers { header_block, .. } => STREAM_ID_LEN + header_block.len(),
             ControlFrame::RstStream { .. }
-            | ControlFrame::Ping { .. }
             | ControlFrame::GoAway { .. }
-            | ControlFrame::WindowUpdate { .. } => 0,
+            | ControlFrame::WindowUpdate { .. } => TWO_WORDS,
+            ControlFrame::Ping { .. } => PING_LEN,
+            ControlFrame::Settings { payload, .. } | ControlFrame::Unknown { payload, .. } => {
+                payload.len()
+            }
         }
     }
 
@@ -271,6 +309,15 @@ impl<'a> ControlFrame<'a> {
         }
     }
 }
+
+/// The fixed part of SYN_STREAM: stream id, associated stream id, priority and slot.
+const SYN_STREAM_FIXED: usize = 10;
+/// The stream id that starts SYN_REPLY and HEADERS.
+const STREAM_ID_LEN: usize = 4;
+/// The whole payload of RST_STREAM, GOAWAY and WINDOW_UPDATE.
+const TWO_WORDS: usize = 8;
+/// The whole payload of PING.
+const PING_LEN: usize = 4;
 
 /// `payload` split at `at`, or `None` if it is shorter.
 fn split(payload: &[u8], at: usize) -> Option<(&[u8], &[u8])> {
@@ -318,6 +365,36 @@ mod tests {
         assert!(ControlFrame::parse(frame_type::SYN_STREAM, 0, &[0; 9]).is_err());
         assert!(ControlFrame::parse(frame_type::SYN_REPLY, 0, &[0; 3]).is_err());
         assert!(ControlFrame::parse(frame_type::HEADERS, 0, &[0; 3]).is_err());
+    }
+
+    #[test]
+    fn every_type_keeps_its_flags_byte_and_payload_length() {
+        let block = [0xaa, 0xbb, 0xcc];
+        let with_block = |fixed: usize| {
+            let mut payload = vec![0u8; fixed];
+            payload.extend_from_slice(&block);
+            payload
+        };
+        let settings = [0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 9];
+        let cases: [(u16, Vec<u8>); 9] = [
+            (frame_type::SYN_STREAM, with_block(10)),
+            (frame_type::SYN_REPLY, with_block(4)),
+            (frame_type::RST_STREAM, vec![0; 8]),
+            (frame_type::SETTINGS, settings.to_vec()),
+            (frame_type::PING, vec![0; 4]),
+            (frame_type::GOAWAY, vec![0; 8]),
+            (frame_type::HEADERS, with_block(4)),
+            (frame_type::WINDOW_UPDATE, vec![0; 8]),
+            (frame_type::NOOP, b"xyz".to_vec()),
+        ];
+        for (t, payload) in &cases {
+            for flags in [0x00, 0x01, 0x5a, 0xff] {
+                let frame = ControlFrame::parse(*t, flags, payload).expect("valid payload");
+                assert_eq!(frame.frame_type(), *t);
+                assert_eq!(frame.flags(), flags, "type {t}");
+                assert_eq!(frame.payload_len(), payload.len(), "type {t}");
+            }
+        }
     }
 
     #[test]

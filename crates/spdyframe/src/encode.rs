@@ -65,15 +65,18 @@ pub fn try_encode_control(frame: &ControlFrame<'_>, out: &mut Vec<u8>) -> Result
             header_block,
             ..
         } => (words(stream_id.get(), 0), 4, header_block),
-        ControlFrame::RstStream { stream_id, status } => (words(stream_id.get(), status), 8, &[]),
-        ControlFrame::Ping { id } => (words(id, 0), 4, &[]),
+        ControlFrame::RstStream {
+            stream_id, status, ..
+        } => (words(stream_id.get(), status), 8, &[]),
+        ControlFrame::Ping { id, .. } => (words(id, 0), 4, &[]),
         ControlFrame::GoAway {
             last_good_stream_id,
             status,
+            ..
         } => (words(last_good_stream_id.get(), status), 8, &[]),
-        ControlFrame::WindowUpdate { stream_id, delta } => {
-            (words(stream_id.get(), delta & 0x7fff_ffff), 8, &[])
-        }
+        ControlFrame::WindowUpdate {
+            stream_id, delta, ..
+        } => (words(stream_id.get(), delta & 0x7fff_ffff), 8, &[]),
         ControlFrame::Settings { payload, .. } | ControlFrame::Unknown { payload, .. } => {
             ([0; 10], 0, payload)
         }
@@ -122,6 +125,7 @@ mod tests {
             &ControlFrame::RstStream {
                 stream_id,
                 status: 5,
+                flags: 0,
             },
             &mut out,
         );
@@ -129,6 +133,34 @@ mod tests {
             out,
             [0x80, 3, 0, 3, 0, 0, 0, 8, 0x12, 0x34, 0x56, 0x78, 0, 0, 0, 5]
         );
+    }
+
+    #[test]
+    fn flags_of_every_fixed_size_frame_are_written() {
+        let stream_id = StreamId::from_masked(7);
+        for frame in [
+            ControlFrame::RstStream {
+                stream_id,
+                status: 5,
+                flags: 0xa5,
+            },
+            ControlFrame::Ping { id: 1, flags: 0xa5 },
+            ControlFrame::GoAway {
+                last_good_stream_id: stream_id,
+                status: 0,
+                flags: 0xa5,
+            },
+            ControlFrame::WindowUpdate {
+                stream_id,
+                delta: 1,
+                flags: 0xa5,
+            },
+        ] {
+            let mut out = Vec::new();
+            encode_control(&frame, &mut out);
+            assert_eq!(out[4], 0xa5, "{frame:?}");
+            assert_eq!(out.len() - 8, frame.payload_len(), "{frame:?}");
+        }
     }
 
     #[test]

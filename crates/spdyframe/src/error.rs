@@ -3,6 +3,7 @@
 /// Why [`crate::FrameParser`] stopped. After any error the parser is poisoned: the byte stream
 /// can no longer be framed reliably, so every later call returns [`FrameError::Poisoned`].
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FrameError {
     /// A control frame carried a version other than 3.
     #[error("unsupported SPDY version {0} (only SPDY/3 is spoken)")]
@@ -31,6 +32,7 @@ pub enum FrameError {
 
 /// Why a frame could not be encoded.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EncodeError {
     /// The payload does not fit the 24-bit length field.
     #[error("frame payload of {length} bytes exceeds the SPDY maximum of {max} bytes")]
@@ -48,6 +50,7 @@ pub enum EncodeError {
 /// direction's compression context is lost (the inflater stopped mid-stream), so every later
 /// call returns [`HeaderError::Poisoned`]. [`HeaderError::Malformed`] leaves the context intact.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HeaderError {
     /// The zlib stream is corrupt, or uses a dictionary other than SPDY/3's.
     #[error("header block decompression failed: {0}")]

@@ -84,15 +84,58 @@ fn reserved_high_bit_of_stream_ids_is_masked() {
         parser.next_event(&mut input),
         Ok(Some(Event::Control(ControlFrame::WindowUpdate {
             stream_id: id(129),
-            delta: 1
+            delta: 1,
+            flags: 0,
         })))
     );
 }
 
 #[test]
+fn flags_set_on_the_wire_are_reported_for_every_fixed_size_control_frame() {
+    // Hand-written frames whose flags byte (offset 4) is not 0, although SPDY/3 defines no flag
+    // for these types: the views report the byte and the payload length as sent.
+    #[rustfmt::skip]
+    let wire: [u8; 60] = [
+        0x80, 3, 0, 3, 0x01, 0, 0, 8, 0, 0, 0, 3, 0, 0, 0, 5,     // RST_STREAM, flags 0x01
+        0x80, 3, 0, 6, 0xff, 0, 0, 4, 0, 0, 0, 9,                 // PING, flags 0xff
+        0x80, 3, 0, 7, 0x02, 0, 0, 8, 0, 0, 0, 7, 0, 0, 0, 0,     // GOAWAY, flags 0x02
+        0x80, 3, 0, 9, 0x80, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0x10,  // WINDOW_UPDATE, flags 0x80
+    ];
+    let mut parser = FrameParser::default();
+    let mut input = &wire[..];
+    let mut seen = Vec::new();
+    while let Some(event) = parser.next_event(&mut input).expect("valid frames") {
+        let Event::Control(frame) = event else {
+            panic!("only control frames were sent: {event:?}");
+        };
+        seen.push((frame.frame_type(), frame.flags(), frame.payload_len()));
+    }
+    assert_eq!(
+        seen,
+        [(3, 0x01, 8), (6, 0xff, 4), (7, 0x02, 8), (9, 0x80, 8)]
+    );
+    let mut input = &wire[16..];
+    assert_eq!(
+        FrameParser::default().next_event(&mut input),
+        Ok(Some(Event::Control(ControlFrame::Ping {
+            id: 9,
+            flags: 0xff
+        })))
+    );
+    // Encoding a parsed view gives back the same bytes, flags included.
+    let mut parser = FrameParser::default();
+    let mut input = &wire[..];
+    let mut again = Vec::new();
+    while let Some(Event::Control(frame)) = parser.next_event(&mut input).expect("valid") {
+        encode_control(&frame, &mut again);
+    }
+    assert_eq!(again, wire);
+}
+
+#[test]
 fn several_frames_in_one_chunk_are_all_reported() {
     let frames = vec![
-        Frame::Control(control(&ControlFrame::Ping { id: 1 })),
+        Frame::Control(control(&ControlFrame::Ping { id: 1, flags: 0 })),
         Frame::Data {
             stream_id: id(5),
             flags: 0,
@@ -111,10 +154,12 @@ fn several_frames_in_one_chunk_are_all_reported() {
         Frame::Control(control(&ControlFrame::RstStream {
             stream_id: id(3),
             status: 5,
+            flags: 0,
         })),
         Frame::Control(control(&ControlFrame::GoAway {
             last_good_stream_id: id(7),
             status: 0,
+            flags: 0,
         })),
     ];
     let mut wire = Vec::new();
@@ -127,7 +172,10 @@ fn several_frames_in_one_chunk_are_all_reported() {
 #[test]
 fn a_frame_split_inside_its_header_at_every_offset() {
     let mut wire = data(id(3), 0, b"hello");
-    wire.extend(control(&ControlFrame::Ping { id: 0xdead_beef }));
+    wire.extend(control(&ControlFrame::Ping {
+        id: 0xdead_beef,
+        flags: 0,
+    }));
     for split in 1..wire.len() {
         let mut parser = FrameParser::default();
         let frames = parse_chunks(&mut parser, [&wire[..split], &wire[split..]]).expect("valid");
@@ -146,7 +194,10 @@ fn a_frame_split_inside_its_header_at_every_offset() {
     let mut rest = &wire[16..];
     assert_eq!(
         parser.next_event(&mut rest),
-        Ok(Some(Event::Control(ControlFrame::Ping { id: 0xdead_beef })))
+        Ok(Some(Event::Control(ControlFrame::Ping {
+            id: 0xdead_beef,
+            flags: 0,
+        })))
     );
     assert!(parser.is_idle());
 }

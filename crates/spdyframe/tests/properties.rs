@@ -42,6 +42,7 @@ enum ControlSpec {
     RstStream {
         stream_id: StreamId,
         status: u32,
+        flags: u8,
     },
     Settings {
         flags: u8,
@@ -49,10 +50,12 @@ enum ControlSpec {
     },
     Ping {
         id: u32,
+        flags: u8,
     },
     GoAway {
         last_good: StreamId,
         status: u32,
+        flags: u8,
     },
     Headers {
         stream_id: StreamId,
@@ -62,6 +65,7 @@ enum ControlSpec {
     WindowUpdate {
         stream_id: StreamId,
         delta: u32,
+        flags: u8,
     },
     Unknown {
         frame_type: u16,
@@ -97,18 +101,31 @@ impl ControlSpec {
                 flags: *flags,
                 header_block: block,
             },
-            ControlSpec::RstStream { stream_id, status } => ControlFrame::RstStream {
+            ControlSpec::RstStream {
+                stream_id,
+                status,
+                flags,
+            } => ControlFrame::RstStream {
                 stream_id: *stream_id,
                 status: *status,
+                flags: *flags,
             },
             ControlSpec::Settings { flags, payload } => ControlFrame::Settings {
                 flags: *flags,
                 payload,
             },
-            ControlSpec::Ping { id } => ControlFrame::Ping { id: *id },
-            ControlSpec::GoAway { last_good, status } => ControlFrame::GoAway {
+            ControlSpec::Ping { id, flags } => ControlFrame::Ping {
+                id: *id,
+                flags: *flags,
+            },
+            ControlSpec::GoAway {
+                last_good,
+                status,
+                flags,
+            } => ControlFrame::GoAway {
                 last_good_stream_id: *last_good,
                 status: *status,
+                flags: *flags,
             },
             ControlSpec::Headers {
                 stream_id,
@@ -119,9 +136,14 @@ impl ControlSpec {
                 flags: *flags,
                 header_block: block,
             },
-            ControlSpec::WindowUpdate { stream_id, delta } => ControlFrame::WindowUpdate {
+            ControlSpec::WindowUpdate {
+                stream_id,
+                delta,
+                flags,
+            } => ControlFrame::WindowUpdate {
                 stream_id: *stream_id,
                 delta: *delta,
+                flags: *flags,
             },
             ControlSpec::Unknown {
                 frame_type,
@@ -168,15 +190,25 @@ fn control_spec() -> impl Strategy<Value = ControlSpec> {
                 block,
             }
         }),
-        (stream_id(), any::<u32>())
-            .prop_map(|(stream_id, status)| ControlSpec::RstStream { stream_id, status }),
+        (stream_id(), any::<u32>(), any::<u8>()).prop_map(|(stream_id, status, flags)| {
+            ControlSpec::RstStream {
+                stream_id,
+                status,
+                flags,
+            }
+        }),
         (any::<u8>(), entries).prop_map(|(flags, e)| ControlSpec::Settings {
             flags,
             payload: SettingsEntry::encode_payload(&e)
         }),
-        any::<u32>().prop_map(|id| ControlSpec::Ping { id }),
-        (stream_id(), any::<u32>())
-            .prop_map(|(last_good, status)| ControlSpec::GoAway { last_good, status }),
+        (any::<u32>(), any::<u8>()).prop_map(|(id, flags)| ControlSpec::Ping { id, flags }),
+        (stream_id(), any::<u32>(), any::<u8>()).prop_map(|(last_good, status, flags)| {
+            ControlSpec::GoAway {
+                last_good,
+                status,
+                flags,
+            }
+        }),
         (stream_id(), any::<u8>(), small_bytes()).prop_map(|(stream_id, flags, block)| {
             ControlSpec::Headers {
                 stream_id,
@@ -184,8 +216,13 @@ fn control_spec() -> impl Strategy<Value = ControlSpec> {
                 block,
             }
         }),
-        (stream_id(), 0u32..=0x7fff_ffff)
-            .prop_map(|(stream_id, delta)| ControlSpec::WindowUpdate { stream_id, delta }),
+        (stream_id(), 0u32..=0x7fff_ffff, any::<u8>()).prop_map(|(stream_id, delta, flags)| {
+            ControlSpec::WindowUpdate {
+                stream_id,
+                delta,
+                flags,
+            }
+        }),
         (
             prop_oneof![Just(5u16), Just(10u16), 10u16..],
             any::<u8>(),
@@ -257,6 +294,9 @@ proptest! {
         let mut input = wire.as_slice();
         prop_assert_eq!(parser.next_event(&mut input), Ok(Some(Event::Control(frame))));
         prop_assert!(input.is_empty() && parser.is_idle());
+        // The view's flags and payload length are the header's.
+        prop_assert_eq!(frame.flags(), wire[4]);
+        prop_assert_eq!(frame.payload_len(), wire.len() - 8);
         // Through the internal buffer, byte by byte, it is the same frame.
         let mut parser = FrameParser::default();
         let mut last = None;

@@ -61,6 +61,7 @@ impl Client {
             &ControlFrame::RstStream {
                 stream_id: StreamId::new(id).unwrap(),
                 status: 5,
+                flags: 0,
             },
             &mut self.out,
         );
@@ -86,9 +87,9 @@ impl FromServer {
                 Event::Control(ControlFrame::SynReply { stream_id, .. }) => {
                     seen.replies.push(stream_id.get())
                 }
-                Event::Control(ControlFrame::RstStream { stream_id, status }) => {
-                    seen.resets.push((stream_id.get(), status))
-                }
+                Event::Control(ControlFrame::RstStream {
+                    stream_id, status, ..
+                }) => seen.resets.push((stream_id.get(), status)),
                 Event::Control(ControlFrame::GoAway { .. }) => seen.goaway = true,
                 Event::Control(_) => {}
                 Event::Data {

@@ -175,13 +175,19 @@ async fn pings_are_answered_with_their_payload() {
     };
     let wire = script.encode(&EncodeOptions::default());
     let mut client = Vec::new();
-    spdyframe::encode_control(&spdyframe::ControlFrame::Ping { id: 7 }, &mut client);
+    spdyframe::encode_control(
+        &spdyframe::ControlFrame::Ping { id: 7, flags: 0 },
+        &mut client,
+    );
     client.extend_from_slice(&wire.client_to_server[..wire.client_setup_len]);
     let mut answer = answer;
     answer.stream.write_all(&client).await.unwrap();
     let (from_server, _stream) = answer.read_to_end().await;
     let mut echo = Vec::new();
-    spdyframe::encode_control(&spdyframe::ControlFrame::Ping { id: 7 }, &mut echo);
+    spdyframe::encode_control(
+        &spdyframe::ControlFrame::Ping { id: 7, flags: 0 },
+        &mut echo,
+    );
     assert!(from_server.starts_with(&echo));
 }
 

@@ -7,6 +7,7 @@ use thiserror::Error;
 /// Every error poisons the [`FrameParser`](crate::FrameParser): a WebSocket stream cannot be
 /// resynchronised once a header is misread, so later calls return [`FrameError::Poisoned`].
 #[derive(Error, Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FrameError {
     /// RSV1-3 are set (section 5.2): an extension such as permessage-deflate (RFC 7692) is in
     /// use. Kubernetes clients and servers negotiate none, and this crate supports none.
@@ -48,6 +49,7 @@ pub enum FrameError {
 ///
 /// Every error poisons the decoder: later calls return [`ChannelError::Poisoned`].
 #[derive(Error, Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ChannelError {
     /// Base64 protocols: the message body is not padded standard base64 (Go's
     /// `base64.StdEncoding`, which skips `\r` and `\n`, as `wsstream` decodes it).
@@ -76,6 +78,7 @@ pub enum ChannelError {
 /// An error of a [`ChannelStream`](crate::ChannelStream): from its frame parser or from its
 /// channel decoder.
 #[derive(Error, Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StreamError {
     /// The WebSocket framing is invalid.
     #[error(transparent)]

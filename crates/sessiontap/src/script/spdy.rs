@@ -115,8 +115,14 @@ pub(super) fn encode(
     for (index, step) in session.effective_steps().enumerate() {
         if options.pings {
             // The client pings; spdystream echoes the same id.
-            client.control(&ControlFrame::Ping { id: ping_id });
-            server.control(&ControlFrame::Ping { id: ping_id });
+            client.control(&ControlFrame::Ping {
+                id: ping_id,
+                flags: 0,
+            });
+            server.control(&ControlFrame::Ping {
+                id: ping_id,
+                flags: 0,
+            });
             ping_id += 2;
         }
         match step {
@@ -159,11 +165,13 @@ pub(super) fn encode(
     server.control(&ControlFrame::GoAway {
         last_good_stream_id: StreamId::ZERO,
         status: 0,
+        flags: 0,
     });
     // kubectl closes the connection once it has the status.
     client.control(&ControlFrame::GoAway {
         last_good_stream_id: StreamId::ZERO,
         status: 0,
+        flags: 0,
     });
 
     EncodedSession {

@@ -322,6 +322,7 @@ pub fn check(scenario: &Scenario) -> Report {
                 let frame = control_frame(&ControlFrame::RstStream {
                     stream_id: stream_id(*id),
                     status: 5,
+                    flags: 0,
                 });
                 tapped.feed(true, &frame, split);
             }
@@ -332,6 +333,7 @@ pub fn check(scenario: &Scenario) -> Report {
                 let frame = control_frame(&ControlFrame::GoAway {
                     last_good_stream_id: StreamId::ZERO,
                     status: 0,
+                    flags: 0,
                 });
                 tapped.feed(true, &frame, split);
                 // spdystream's Serve stops reading at a GOAWAY.
@@ -349,6 +351,7 @@ pub fn check(scenario: &Scenario) -> Report {
                 let frame = control_frame(&ControlFrame::RstStream {
                     stream_id: stream_id(*id),
                     status: 5,
+                    flags: 0,
                 });
                 tapped.feed(false, &frame, split);
             }

@@ -101,6 +101,7 @@ impl Frames {
         self.control(ControlFrame::RstStream {
             stream_id: id(stream),
             status: 5,
+            flags: 0,
         })
     }
 

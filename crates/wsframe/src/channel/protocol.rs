@@ -26,7 +26,11 @@ pub const CLIENT_GO_BUFFER_SIZE: usize = 33 * 1024;
 /// `base64.channel.k8s.io`, the v5 close signal), kubelet
 /// `pkg/kubelet/cri/streaming/remotecommand/websocket.go` (the `v4.` variants) and
 /// `k8s.io/apimachinery/pkg/util/remotecommand/constants.go` (`v5.channel.k8s.io`).
+///
+/// Non-exhaustive: Kubernetes adds a protocol version now and then (v5 came with 1.30), so a
+/// `match` needs a wildcard arm; [`ChannelProtocol::ALL`] lists the ones this version knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ChannelProtocol {
     /// `channel.k8s.io`: binary messages, the first byte is the channel number.
     Channel,

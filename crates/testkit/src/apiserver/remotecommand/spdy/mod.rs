@@ -263,7 +263,7 @@ fn control(
         return Ok(None);
     }
     Ok(match frame {
-        ControlFrame::Ping { id } if id % 2 == 1 => Some(Action::EchoPing(id)),
+        ControlFrame::Ping { id, .. } if id % 2 == 1 => Some(Action::EchoPing(id)),
         // spdystream closes a reset stream's reading side: stdin ends. Output streams are still
         // written (see the module docs).
         ControlFrame::RstStream { stream_id, .. } if Some(stream_id) == *table.stdin => {

@@ -96,6 +96,7 @@ impl SpdyWriter {
             &ControlFrame::RstStream {
                 stream_id,
                 status: RST_PROTOCOL_ERROR,
+                flags: 0,
             },
             &mut self.buf,
         );
@@ -106,7 +107,7 @@ impl SpdyWriter {
         if self.closed {
             return Ok(());
         }
-        encode_control(&ControlFrame::Ping { id }, &mut self.buf);
+        encode_control(&ControlFrame::Ping { id, flags: 0 }, &mut self.buf);
         self.send_buf().await
     }
 
@@ -162,6 +163,7 @@ impl SpdyWriter {
             &ControlFrame::GoAway {
                 last_good_stream_id: StreamId::ZERO,
                 status: 0,
+                flags: 0,
             },
             &mut self.buf,
         );
