@@ -22,8 +22,14 @@
 //! any input ([`TapLimits`]) and no input panics; output is reported as slices of the input (or of
 //! the WebSocket decoder's bounded buffer when it unmasks or decodes base64).
 //!
-//! The [`script`] module builds complete, faithful byte streams of scripted sessions in either
-//! protocol, for tests and test servers.
+//! The `script` module (cargo feature `script`, off by default) builds complete, faithful byte
+//! streams of scripted sessions in either protocol, for tests and test servers; the example below
+//! uses it.
+//!
+//! The framing crates are re-exported ([`spdyframe`], [`wsframe`]) with the types of this crate's
+//! API that come from them ([`StreamId`], [`ChannelProtocol`]; the sources of
+//! [`TapError`]'s variants are `spdyframe::FrameError`, `spdyframe::HeaderError` and
+//! `wsframe::StreamError`), so a user needs no dependency of its own on them.
 //!
 //! ```
 //! use sessiontap::script::{EncodeOptions, ScriptedSession, Step};
@@ -80,6 +86,7 @@ mod json_stream;
 mod params;
 mod protocol;
 mod resize;
+#[cfg(feature = "script")]
 pub mod script;
 mod spdy;
 mod status;
@@ -96,6 +103,7 @@ pub use spdyframe::StreamId;
 pub use status::{ErrorFormat, StatusError};
 pub use tap::{SessionTap, TapLimits, TapStats};
 pub use wsframe::ChannelProtocol;
+pub use {spdyframe, wsframe};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
