@@ -12,8 +12,13 @@ use localapi::LocalApiClient;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::Extension;
+
 use crate::app::App;
 use crate::cli::Cli;
+use crate::identity::ConnectionContext;
 use crate::serving_cert::ServingCert;
 use crate::{api_events, exec, forward, health, identity_cache, metrics, mode, server, upstream};
 
@@ -52,17 +57,22 @@ impl RunningProxy {
 /// The routes: exec and attach (upgrades, recorded as the caller's grant says), everything else
 /// forwarded as it arrives.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route(
-            "/api/v1/namespaces/{namespace}/pods/{pod}/exec",
-            axum::routing::any(exec::exec_or_attach),
-        )
-        .route(
-            "/api/v1/namespaces/{namespace}/pods/{pod}/attach",
-            axum::routing::any(exec::exec_or_attach),
-        )
-        .fallback(forward::forward)
-        .with_state(app)
+    Router::new().fallback(route).with_state(app)
+}
+
+/// Which handler serves a request is decided the way the API server decides what a request is
+/// (`requestinfo`, on the decoded path), not by matching path text: `pods/demo%2Fexec` is the
+/// exec subresource to the API server, so it is one to the proxy too, and gets recorded.
+async fn route(
+    state: State<Arc<App>>,
+    connection: Extension<Arc<ConnectionContext>>,
+    request: Request,
+) -> Response {
+    if exec::is_session_path(request.uri().path()) {
+        exec::exec_or_attach(state, connection, request).await
+    } else {
+        forward::forward(state, connection, request).await
+    }
 }
 
 /// Builds the proxy `cli` describes, binds its listeners and serves in the background.

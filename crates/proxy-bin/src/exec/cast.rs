@@ -110,5 +110,23 @@ mod tests {
             None,
             "x/y/exec is not the exec subresource of a pod"
         );
+        assert_eq!(
+            Target::from_path("/api/v1/namespaces/a/pods/x%2Fexec"),
+            Some(Target {
+                namespace: "a".into(),
+                pod: "x".into(),
+                session_type: SessionType::Exec
+            }),
+            "the API server reads pods/x%2Fexec as the exec subresource of x"
+        );
+        for other in [
+            "/api/v1/namespaces/a/pods/x/log",
+            "/apis/apps/v1/namespaces/a/pods/x/exec",
+            "/api/v2/namespaces/a/pods/x/exec",
+            "/api/v1/namespaces/a/services/x/exec",
+            "/api/v1/pods/x/exec",
+        ] {
+            assert_eq!(Target::from_path(other), None, "{other}");
+        }
     }
 }

@@ -71,6 +71,11 @@ pub(crate) fn requested_upgrade(
     }
 }
 
+/// Whether `path` names a pod's `exec` or `attach` subresource, as the API server reads it.
+pub(crate) fn is_session_path(path: &str) -> bool {
+    Target::from_path(path).is_some()
+}
+
 /// Handles `/api/v1/namespaces/{ns}/pods/{pod}/exec` and `/attach`.
 pub(crate) async fn exec_or_attach(
     State(app): State<Arc<App>>,
