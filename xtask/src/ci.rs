@@ -22,6 +22,7 @@ pub(crate) fn ci() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
+    crate::standalone::standalone()?;
     ensure_cargo_tool("deny", "cargo-deny")?;
     // Advisories need the advisory database from the network, which these machines do not reach.
     run(cargo().args(["deny", "check", "licenses", "bans", "sources"]))?;

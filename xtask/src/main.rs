@@ -2,14 +2,17 @@
 //! `cargo xtask <command> --help` explains one; an unknown command or argument is an error).
 //!
 //! - `ci`: everything CI checks, in order: no tracked file refers to a path outside the checkout,
-//!   formatting, clippy, cargo-deny (licenses, bans, sources), every test with nextest including the
-//!   end-to-end suite with the real kubectl, doc tests, a fuzz smoke run, the scripted demo.
+//!   formatting, clippy, the reusable crates standing alone (`standalone`), cargo-deny (licenses,
+//!   bans, sources), every test with nextest including the end-to-end suite with the real
+//!   kubectl, doc tests, a fuzz smoke run, the scripted demo.
 //! - `e2e`: only the end-to-end suite.
 //! - `demo [--script]`: the stand-in stack with the proxy in front, for a person or a script.
 //! - `fuzz [--seconds N] [TARGET...]`: the fuzz targets under `fuzz/`.
 //! - `bench [--sessions-only | --events-only]`: every benchmark, or only the 1 GiB session
 //!   benchmark, or only the API request events benchmark.
 //! - `fresh-clone-check [--keep]`: `ci` in a fresh clone of `HEAD` with nothing beside it.
+//! - `standalone`: the reusable crates package together and build as path dependencies of a
+//!   scratch crate outside the workspace.
 
 mod bench;
 mod ci;
@@ -19,6 +22,7 @@ mod fresh_clone;
 mod fuzz;
 mod outside_paths;
 mod session_bench;
+mod standalone;
 mod tools;
 
 use std::process::ExitCode;
@@ -44,8 +48,9 @@ enum Task {
     /// Every check CI runs, in order; stops at the first failure.
     ///
     /// First that no tracked file refers to a path outside the checkout (a fresh clone has nothing
-    /// beside it), then fmt, clippy, cargo-deny, every test with nextest (the end-to-end suite with
-    /// the real kubectl included), doc tests, a short fuzz smoke run and the scripted demo.
+    /// beside it), then fmt, clippy, standalone, cargo-deny, every test with nextest (the
+    /// end-to-end suite with the real kubectl included), doc tests, a short fuzz smoke run and the
+    /// scripted demo.
     Ci,
     /// Only the end-to-end suite (needs kubectl on PATH).
     E2e,
@@ -94,6 +99,12 @@ enum Task {
         #[arg(long)]
         keep: bool,
     },
+    /// The reusable crates stand alone, outside this workspace.
+    ///
+    /// `cargo package` over every reusable crate together, then a scratch crate generated in a
+    /// temporary directory outside the checkout, depending on spdyframe and sessiontap by path,
+    /// is built and run.
+    Standalone,
 }
 
 impl Task {
@@ -122,6 +133,7 @@ impl Task {
                 _ => bench::BenchSelection::All,
             }),
             Task::FreshCloneCheck { keep } => fresh_clone::fresh_clone_check(keep),
+            Task::Standalone => standalone::standalone(),
         }
     }
 }
@@ -160,7 +172,15 @@ mod tests {
     fn every_command_and_the_top_level_show_help_and_run_nothing() {
         assert_eq!(parse(&["--help"]), Err(ErrorKind::DisplayHelp));
         assert_eq!(parse(&["-h"]), Err(ErrorKind::DisplayHelp));
-        for command in ["ci", "e2e", "demo", "fuzz", "bench", "fresh-clone-check"] {
+        for command in [
+            "ci",
+            "e2e",
+            "demo",
+            "fuzz",
+            "bench",
+            "fresh-clone-check",
+            "standalone",
+        ] {
             assert_eq!(
                 parse(&[command, "--help"]),
                 Err(ErrorKind::DisplayHelp),
@@ -206,6 +226,11 @@ mod tests {
     fn the_existing_commands_and_flags_keep_their_meaning() {
         assert_eq!(parse(&["ci"]), Ok(Task::Ci));
         assert_eq!(parse(&["e2e"]), Ok(Task::E2e));
+        assert_eq!(parse(&["standalone"]), Ok(Task::Standalone));
+        assert_eq!(
+            parse(&["standalone", "--bogus"]),
+            Err(ErrorKind::UnknownArgument)
+        );
         assert_eq!(parse(&["demo"]), Ok(Task::Demo { script: false }));
         assert_eq!(
             parse(&["demo", "--script"]),
