@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::event_line::{write_event_line, EventCode};
-use crate::header::CastHeader;
+use castfmt::{write_event_line, CastHeader, EventCode};
+
 use crate::utf8::Utf8Carry;
 
 /// Which output stream of the container a chunk of output came from. Both are recorded as `o`

@@ -1,10 +1,13 @@
-//! Errors: connecting to recorders, feeding a recording, and an upload failing mid-session.
+//! Errors: connecting to recorders (for a recording or an API event), feeding a recording, and an
+//! upload failing mid-session.
 
+use std::error::Error as _;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use castfmt::protocol::EVENT_PATH;
 use http::StatusCode;
 
 /// No recorder could be connected.
@@ -53,8 +56,10 @@ pub struct AttemptFailure {
     pub error: AttemptError,
 }
 
-/// Why one recorder address could not be used.
+/// Why one recorder address could not be used: for a recording ([`ConnectError`]) or for an API
+/// event (the reasons listed in an [`EventSendError`](crate::EventSendError)).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AttemptError {
     /// The connection could not be opened (refused, unreachable, ...).
     #[error("dial failed: {0}")]
@@ -74,12 +79,49 @@ pub enum AttemptError {
     /// A v1 recorder answered before asking for the body with `100 Continue`.
     #[error("recorder answered {0} before 100 Continue")]
     NoContinue(StatusCode),
+    /// The recorder answered the API event probe (`HEAD /v2/event`) with neither 200 nor 404.
+    #[error("HEAD {EVENT_PATH} answered {0}")]
+    ProbeStatus(StatusCode),
+    /// The recorder refused an API event (`POST /v2/event`).
+    #[error("POST {EVENT_PATH} answered {status}{}", excerpt(.answer))]
+    PostStatus {
+        /// The status other than 200.
+        status: StatusCode,
+        /// The start of the answer's body (the recorder's reason), possibly empty.
+        answer: String,
+    },
+    /// The limit on one recorder (for an API event: dial, probe and `POST`) ran out.
+    #[error("no answer within {0:?}")]
+    NoAnswer(Duration),
     /// The limit on trying all addresses ran out during this attempt.
     #[error("gave up: all recorders must answer within {0:?}")]
     Timeout(Duration),
     /// The limit on trying all addresses ran out before this address was tried.
     #[error("not tried: all recorders must answer within {0:?}")]
     NotTried(Duration),
+}
+
+impl AttemptError {
+    /// The error with its causes, for people: hyper's own text is often only its kind
+    /// ("error trying to connect"), the reason is in its source.
+    pub(crate) fn reason(&self) -> String {
+        let mut reason = self.to_string();
+        let mut source = self.source().and_then(|e| e.source());
+        while let Some(error) = source {
+            reason.push_str(": ");
+            reason.push_str(&error.to_string());
+            source = error.source();
+        }
+        reason
+    }
+}
+
+fn excerpt(answer: &str) -> String {
+    if answer.is_empty() {
+        String::new()
+    } else {
+        format!(": {answer}")
+    }
 }
 
 /// A session event could not be added to the recording.

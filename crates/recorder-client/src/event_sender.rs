@@ -35,7 +35,8 @@ use bytes::Bytes;
 use tokio::time::{timeout_at, Instant};
 
 use crate::dial::{Dialer, TcpDialer};
-use attempt::{Answer, AttemptError, UNSUPPORTED_REASON};
+use crate::error::AttemptError;
+use attempt::{Answer, UNSUPPORTED_REASON};
 use connection_pool::ConnectionPool;
 use probe_cache::ProbeCache;
 
@@ -226,9 +227,9 @@ impl EventSender {
             .await
             .unwrap_or_else(|_| {
                 Err(if attempt_deadline < deadline {
-                    AttemptError::Timeout(config.request_timeout)
+                    AttemptError::NoAnswer(config.request_timeout)
                 } else {
-                    AttemptError::TotalTimeout(config.total_timeout)
+                    AttemptError::Timeout(config.total_timeout)
                 })
             });
             match result {

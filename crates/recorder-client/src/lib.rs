@@ -8,7 +8,8 @@
 //! `k8s-operator/sessionrecording/tsrecorder`; and its API request events (`event.go`). Three parts:
 //!
 //! - **Encoding, pure and clock-free**: [`CastHeader`] (the header line, with Tailscale's field
-//!   names), [`CastEncoder`] (session happenings to NDJSON lines: `o` for stdout and stderr, `r`
+//!   names; from [`castfmt`], like the other format types re-exported here), [`CastEncoder`]
+//!   (session happenings to NDJSON lines: `o` for stdout and stderr, `r`
 //!   as `COLSxROWS` in the spec's order, `i` for stdin when asked, an `m` marker for the exit
 //!   status; times given as durations since the session start) and [`Utf8Carry`] (UTF-8 decoding
 //!   that carries a character split across events, and replaces invalid bytes exactly as
@@ -77,36 +78,33 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
-mod api_event;
 mod config;
 mod dial;
 mod encoder;
 mod error;
-mod event_line;
 mod event_sender;
 mod feeder;
-mod header;
 mod outcome;
 mod recording;
 mod transport;
 mod utf8;
 mod writer;
 
-pub use api_event::{
-    ApiRequestEvent, ApiResponseEvent, EventDestination, EventRequest, EventResponse, EventSource,
-    API_REQUEST_EVENT_TYPE, API_RESPONSE_EVENT_TYPE,
+// The recording formats live in castfmt, shared with the recorder; they are re-exported here
+// because this crate's API (and the proxy) speaks them.
+pub use castfmt::{
+    write_event_line, ApiRequestEvent, ApiResponseEvent, Caller, CastHeader, EventCode,
+    EventDestination, EventRequest, EventResponse, EventSource, InvalidHeader, KubernetesSession,
+    Protocol, SessionType, API_REQUEST_EVENT_TYPE, API_RESPONSE_EVENT_TYPE, ASCIICAST_VERSION,
 };
 pub use config::RecorderConfig;
 pub use dial::{DialFuture, Dialer, RecorderIo, TcpDialer};
 pub use encoder::{CastEncoder, EncoderOptions, ExitStatus, OutputStream, TermSize, TtyOptions};
 pub use error::{AttemptError, AttemptFailure, ConnectError, FeedError, UploadError};
-pub use event_line::{write_event_line, EventCode};
 pub use event_sender::{EventConfig, EventDelivery, EventSendError, EventSender};
 pub use feeder::{Feeder, SessionEvent};
-pub use header::{Caller, CastHeader, KubernetesSession, SessionType, ASCIICAST_VERSION};
 pub use outcome::{AbandonReason, Outcome};
 pub use recording::{Recorder, Recording, Session};
-pub use transport::Protocol;
 pub use utf8::{Utf8Carry, REPLACEMENT};
 
 /// The README's example is compiled as a doctest.

@@ -32,6 +32,15 @@ impl Outcome {
     pub fn is_uploaded(&self) -> bool {
         matches!(self, Outcome::Uploaded { .. })
     }
+
+    /// How the recorder keeps the recording after this: complete when it was uploaded whole,
+    /// otherwise incomplete with what arrived (the recorder's side of the same vocabulary).
+    pub fn stored_as(&self) -> castfmt::Outcome {
+        match self {
+            Outcome::Uploaded { .. } => castfmt::Outcome::Complete,
+            Outcome::Failed { .. } | Outcome::Abandoned { .. } => castfmt::Outcome::Incomplete,
+        }
+    }
 }
 
 impl fmt::Display for Outcome {
@@ -60,4 +69,31 @@ pub enum AbandonReason {
     /// The [`Recording`](crate::Recording) was dropped without [`finish`](crate::Recording::finish).
     #[error("the recording handle was dropped before the session ended")]
     Dropped,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_onto_the_recorders_outcome() {
+        assert_eq!(
+            Outcome::Uploaded { bytes: 1 }.stored_as(),
+            castfmt::Outcome::Complete
+        );
+        assert_eq!(
+            Outcome::Abandoned {
+                reason: AbandonReason::Dropped
+            }
+            .stored_as(),
+            castfmt::Outcome::Incomplete
+        );
+        assert_eq!(
+            Outcome::Failed {
+                reason: UploadError::EndedEarly
+            }
+            .stored_as(),
+            castfmt::Outcome::Incomplete
+        );
+    }
 }

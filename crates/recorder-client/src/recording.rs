@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use castfmt::{CastHeader, Protocol};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -15,9 +16,8 @@ use crate::dial::{Dialer, TcpDialer};
 use crate::encoder::{CastEncoder, EncoderOptions};
 use crate::error::{AttemptFailure, ConnectError, FeedError, UploadError};
 use crate::feeder::{Feeder, Message, SessionEvent, Shared};
-use crate::header::CastHeader;
 use crate::outcome::{AbandonReason, Outcome};
-use crate::transport::{self, Protocol};
+use crate::transport;
 use crate::writer::Writer;
 
 /// What is being recorded: the header (everything but the tty size, which the session supplies)

@@ -1,7 +1,7 @@
 //! Unit and property tests of the encoder.
 
 use super::*;
-use crate::header::{Caller, KubernetesSession, SessionType};
+use castfmt::{Caller, KubernetesSession, SessionType};
 
 fn header() -> CastHeader {
     CastHeader::kubernetes(

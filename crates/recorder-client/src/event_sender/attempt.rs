@@ -1,13 +1,11 @@
 //! One recorder address: a slot for a connection, the probe (unless its answer is cached), then
 //! the `POST`.
 
-use std::error::Error as _;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
+use castfmt::protocol::{EVENT_PATH, JSON_CONTENT_TYPE};
 use http::header::{CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request, StatusCode};
 use http_body_util::Full;
@@ -16,9 +14,7 @@ use super::answer_body::{answer_excerpt, keep_if_answer_ends};
 use super::connection_pool::ConnectionPool;
 use super::exchange::{exchange, Replay};
 use super::probe_cache::ProbeCache;
-
-/// The events endpoint (protocols section 5).
-const EVENT_PATH: &str = "/v2/event";
+use crate::error::AttemptError;
 
 /// Why an address that answered 404 to the probe did not get the event, when another address
 /// failed and the send is an error.
@@ -31,52 +27,6 @@ pub(super) enum Answer {
     Stored,
     /// 404 to the probe, now or cached: the event was not sent.
     Unsupported,
-}
-
-/// Why one recorder address did not take the event.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum AttemptError {
-    #[error("dial failed: {0}")]
-    Dial(#[source] io::Error),
-    #[error("dial timed out after {0:?}")]
-    DialTimeout(Duration),
-    #[error("invalid request: {0}")]
-    Request(#[source] http::Error),
-    #[error("HTTP error: {0}")]
-    Http(#[source] hyper::Error),
-    #[error("HEAD {EVENT_PATH} answered {0}")]
-    ProbeStatus(StatusCode),
-    #[error("POST {EVENT_PATH} answered {status}{}", excerpt(.answer))]
-    PostStatus { status: StatusCode, answer: String },
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
-    #[error("gave up: all recorders must answer within {0:?}")]
-    TotalTimeout(Duration),
-    #[error("not tried: all recorders must answer within {0:?}")]
-    NotTried(Duration),
-}
-
-impl AttemptError {
-    /// The error with its causes, for people: hyper's own text is often only its kind
-    /// ("error trying to connect"), the reason is in its source.
-    pub(super) fn reason(&self) -> String {
-        let mut reason = self.to_string();
-        let mut source = self.source().and_then(|e| e.source());
-        while let Some(error) = source {
-            reason.push_str(": ");
-            reason.push_str(&error.to_string());
-            source = error.source();
-        }
-        reason
-    }
-}
-
-fn excerpt(answer: &str) -> String {
-    if answer.is_empty() {
-        String::new()
-    } else {
-        format!(": {answer}")
-    }
 }
 
 /// Offers the event (`json`) to the recorder at `addr`. Waiting for a free connection slot counts
@@ -128,7 +78,7 @@ pub(super) async fn attempt(
             .method(Method::POST)
             .uri(EVENT_PATH)
             .header(HOST, host.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE))
             .body(Full::new(json.clone()))
     };
     let response = exchange(pool, addr, &slot, &mut connection, Replay::UnsentOnly, post).await?;

@@ -15,8 +15,8 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout, Instant};
 
-use super::attempt::AttemptError;
 use crate::dial::Dialer;
+use crate::error::AttemptError;
 
 /// The body of every event request: empty for the probe, the event's JSON for the `POST`.
 pub(super) type EventBody = Full<Bytes>;

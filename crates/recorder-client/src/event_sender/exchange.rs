@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-use super::attempt::AttemptError;
+use crate::error::AttemptError;
+
 use super::connection_pool::{Connection, ConnectionPool, ConnectionSlot, EventBody};
 
 /// Whether a request may be sent again after it went out.

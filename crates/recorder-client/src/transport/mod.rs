@@ -16,6 +16,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use castfmt::Protocol;
 use http_body_util::channel::{Channel, Sender};
 use http_body_util::{Either, Empty};
 use tokio::task::JoinHandle;
@@ -24,25 +25,6 @@ use tokio::time::{timeout, timeout_at, Instant};
 use crate::config::RecorderConfig;
 use crate::dial::{Dialer, RecorderIo};
 use crate::error::{AttemptError, AttemptFailure, ConnectError, UploadError};
-
-/// Which recorder protocol an upload uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    /// `POST /v2/record` over h2c, with acks streamed back.
-    V2,
-    /// `POST /record` over HTTP/1.1 with `Expect: 100-continue`.
-    V1,
-}
-
-impl Protocol {
-    /// The path the recording is posted to.
-    pub fn path(self) -> &'static str {
-        match self {
-            Protocol::V2 => "/v2/record",
-            Protocol::V1 => "/record",
-        }
-    }
-}
 
 /// The error an upload's body ends with when the client aborts it, so that the recorder sees an
 /// incomplete upload (HTTP/2 `RST_STREAM`, or an HTTP/1.1 chunked body cut short) rather than a
@@ -141,6 +123,6 @@ async fn dial(
     }
 }
 
-fn uri(addr: SocketAddr, protocol: Protocol) -> String {
-    format!("http://{addr}{}", protocol.path())
+fn uri(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
 }

@@ -5,26 +5,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use castfmt::AckLine;
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use serde::Deserialize;
 use tokio::time::{sleep, Instant};
 
 use crate::error::UploadError;
 
 /// Longest ack frame line accepted (a frame is a few dozen bytes; an error message a few hundred).
 const MAX_FRAME_LINE: usize = 64 * 1024;
-
-/// One NDJSON line of a v2 response, as tsrecorder writes it (Go's `v2ResponseFrame`, both fields
-/// `omitempty`, so `{}` is an ack of 0).
-#[derive(Debug, Deserialize)]
-struct ResponseFrame {
-    #[serde(default)]
-    ack: u64,
-    #[serde(default)]
-    error: String,
-}
 
 /// Reads ack frames until the response ends. Fails on an `error` frame, on a gap of `window`
 /// without any frame, on a malformed frame and on a broken connection.
@@ -56,12 +46,17 @@ pub(super) async fn read_acks(
             if text.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let frame: ResponseFrame =
-                serde_json::from_slice(text).map_err(|e| UploadError::BadFrame(e.to_string()))?;
-            if !frame.error.is_empty() {
-                return Err(UploadError::Recorder(frame.error));
+            // One NDJSON line as tsrecorder writes it (Go's `v2ResponseFrame`).
+            match AckLine::parse(text).map_err(|e| UploadError::BadFrame(e.to_string()))? {
+                AckLine::Error(message) => return Err(UploadError::Recorder(message)),
+                AckLine::Ack(received) => {
+                    acked.fetch_max(received, Ordering::Relaxed);
+                }
+                // A kind of line this client does not know is no proof that data arrived.
+                other => {
+                    return Err(UploadError::BadFrame(format!("unexpected frame {other:?}")));
+                }
             }
-            acked.fetch_max(frame.ack, Ordering::Relaxed);
             deadline.as_mut().reset(Instant::now() + window);
         }
         if line.len() > MAX_FRAME_LINE {

@@ -5,13 +5,15 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use castfmt::protocol::{V1_EXPECT, V1_RECORD_PATH};
+use castfmt::Protocol;
 use http::header::{EXPECT, HOST};
 use http::{HeaderValue, Method, Request, StatusCode};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
-use super::{monitor, new_body, Protocol, Upload};
+use super::{monitor, new_body, Upload};
 use crate::config::RecorderConfig;
 use crate::dial::RecorderIo;
 use crate::error::AttemptError;
@@ -33,9 +35,9 @@ pub(super) async fn start(
     let (body, request_body) = new_body();
     let mut request = Request::builder()
         .method(Method::POST)
-        .uri(Protocol::V1.path())
+        .uri(V1_RECORD_PATH)
         .header(HOST, addr.to_string())
-        .header(EXPECT, HeaderValue::from_static("100-continue"))
+        .header(EXPECT, HeaderValue::from_static(V1_EXPECT))
         .body(request_body)
         .map_err(AttemptError::Request)?;
     let (continued_tx, mut continued) = watch::channel(false);

@@ -5,13 +5,15 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
+use castfmt::protocol::V2_RECORD_PATH;
+use castfmt::Protocol;
 use http::{Method, Request, StatusCode, Version};
 use http_body_util::{Either, Empty};
 use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::time::timeout;
 
-use super::{monitor, new_body, uri, Protocol, RequestBody, Upload};
+use super::{monitor, new_body, uri, RequestBody, Upload};
 use crate::config::RecorderConfig;
 use crate::dial::RecorderIo;
 use crate::error::AttemptError;
@@ -34,7 +36,7 @@ pub(super) async fn probe(
         });
         let request = Request::builder()
             .method(Method::HEAD)
-            .uri(uri(addr, Protocol::V2))
+            .uri(uri(addr, V2_RECORD_PATH))
             .body(Either::Left(Empty::new()))
             .map_err(|e| format!("building the probe: {e}"))?;
         let response = sender
@@ -60,7 +62,7 @@ pub(super) async fn start(
     let (body, request_body) = new_body();
     let request = Request::builder()
         .method(Method::POST)
-        .uri(uri(addr, Protocol::V2))
+        .uri(uri(addr, V2_RECORD_PATH))
         .body(request_body)
         .map_err(AttemptError::Request)?;
     let response = sender
