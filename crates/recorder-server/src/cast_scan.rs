@@ -7,8 +7,7 @@
 //! [`MAX_HEADER_LINE`] bytes, and of an event line only the first [`EVENT_PREFIX`] bytes are kept
 //! (enough for `[time, "code", ` and for any marker); longer lines are counted but not held.
 
-use crate::cast_event::{parse_prefix, CastEvent};
-use crate::cast_header::CastHeader;
+use castfmt::{parse_event_prefix, CastEvent, LenientHeader};
 
 /// The longest header line read; a longer first line is stored but flagged.
 pub const MAX_HEADER_LINE: usize = 64 * 1024;
@@ -20,7 +19,7 @@ pub(crate) const EVENT_PREFIX: usize = 4096;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct CastSummary {
     /// The header, when the first line was a JSON object.
-    pub(crate) header: Option<CastHeader>,
+    pub(crate) header: Option<LenientHeader>,
     /// The first problem found, with its line number.
     pub(crate) malformed: Option<String>,
     /// Event lines seen.
@@ -113,7 +112,7 @@ impl CastScanner {
             ));
             return;
         }
-        match CastHeader::parse(line) {
+        match LenientHeader::parse(line) {
             Ok(header) => {
                 if let Some(problem) = header.problem() {
                     self.flag(format!("line 1: {problem}"));
@@ -128,7 +127,7 @@ impl CastScanner {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        let Some((time, code)) = parse_prefix(line) else {
+        let Some((time, code)) = parse_event_prefix(line) else {
             self.flag(format!("line {}: not an asciicast event", self.lines));
             return;
         };

@@ -14,7 +14,7 @@
 //!
 //! A recording is an asciicast v2 stream (<https://docs.asciinema.org/manual/asciicast/v2/>) and
 //! is stored byte for byte as it arrives; the recorder reads its header and event times on the
-//! side ([`CastHeader`]) to keep an index entry ([`RecordingMeta`]): who, which pod, when, how
+//! side ([`LenientHeader`]) to keep an index entry ([`RecordingMeta`]): who, which pod, when, how
 //! long, how many bytes, whether it is complete, and the exit status when the client recorded
 //! one as a marker event `[t, "m", "exit 3"]`. A recording cut off mid-way is kept and marked
 //! incomplete. See [`Store`] for the directory layout and [`events`] for the event log.
@@ -36,8 +36,6 @@
 #![deny(unsafe_code)]
 
 mod api_client;
-mod cast_event;
-mod cast_header;
 mod cast_scan;
 mod civil_time;
 mod error;
@@ -50,15 +48,16 @@ mod server;
 mod store;
 
 pub use api_client::{ApiError, CastDownload, RecorderApiClient};
-pub use cast_event::{CastEvent, EventLineError};
-pub use cast_header::{CastHeader, HeaderError};
+// The recording formats live in castfmt, shared with the recorder client; they are re-exported
+// here because this crate's API (index entries, playback) speaks them.
 pub use cast_scan::MAX_HEADER_LINE;
+pub use castfmt::{CastEvent, EventLineError, HeaderError, LenientHeader, Outcome, Protocol};
 pub use error::{ServerError, StoreError};
 pub use events::{EventFilter, FilterError};
 pub use line_splitter::{Line, LineSplitter};
 pub use playback::{Playback, PlaybackOptions, PlaybackStep};
 pub use recording_id::is_valid_id;
-pub use recording_meta::{Outcome, Protocol, RecordingMeta};
+pub use recording_meta::RecordingMeta;
 pub use server::{RecorderServer, ServerOptions};
 pub use store::{RecordingEnd, RecordingWriter, Store};
 

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::cast_event::CastEvent;
+use castfmt::CastEvent;
 
 /// Playback settings.
 #[derive(Debug, Clone, Copy, PartialEq)]

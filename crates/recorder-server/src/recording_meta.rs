@@ -1,33 +1,9 @@
 //! The index entry of one recording: what `GET /api/recordings` lists and `kube-recorder ls` shows.
 
+use castfmt::{Outcome, Protocol};
 use serde::{Deserialize, Serialize};
 
 use crate::cast_scan::CastSummary;
-
-/// How the recording arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// `POST /v2/record` over h2c, with acks.
-    V2,
-    /// `POST /record` over HTTP/1.1 with `Expect: 100-continue`.
-    V1,
-    /// Not known: a cast found on disk without its index entry (after a crash).
-    Unknown,
-}
-
-/// Whether the whole recording arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    /// The upload is still streaming in.
-    Recording,
-    /// The client ended the upload normally.
-    Complete,
-    /// The upload was cut off (client gone, storage failure, size limit, recorder shut down or
-    /// crashed); what arrived is kept.
-    Incomplete,
-}
 
 /// The index entry of a recording. Fields the cast header did not carry are absent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 use std::io::Write as _;
 
 use clap::Args;
-use recorder_server::{format_unix_time, Outcome, RecordingMeta};
+use recorder_server::{format_unix_time, RecordingMeta};
 
 use super::archive::Archive;
 use super::SourceArgs;
@@ -57,11 +57,7 @@ fn row(meta: &RecordingMeta) -> [String; 10] {
         (None, Some(pod)) => pod.clone(),
         _ => "-".to_owned(),
     };
-    let outcome = match meta.outcome {
-        Outcome::Recording => "recording",
-        Outcome::Complete => "complete",
-        Outcome::Incomplete => "incomplete",
-    };
+    let outcome = meta.outcome.as_str();
     let outcome = if meta.malformed.is_some() {
         format!("{outcome},malformed")
     } else {

@@ -26,13 +26,7 @@ use crate::error::StoreError;
 use crate::line_splitter::{Line, LineSplitter};
 use crate::store::dir_entries;
 
-/// The `type` of an API request event (Tailscale's `KubernetesAPIEventType`), sent before the
-/// request goes upstream.
-pub const API_REQUEST_EVENT_TYPE: &str = "kubernetes-api-request";
-
-/// The `type` of an API response event (kube-auth-proxy's extension): the outcome of the request
-/// event with the same `id` (`response.status`, `durationMs`, `bytes`, `error`).
-pub const API_RESPONSE_EVENT_TYPE: &str = "kubernetes-api-response";
+pub use castfmt::{API_REQUEST_EVENT_TYPE, API_RESPONSE_EVENT_TYPE};
 
 /// File name suffix of event files.
 const EVENT_FILE_SUFFIX: &str = ".jsonl";

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
+use castfmt::protocol::{ack_line, error_line};
 use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
@@ -74,11 +75,9 @@ async fn next_frame(mut state: AckState) -> Option<(Result<Bytes, Infallible>, A
 }
 
 fn ack_frame(received: u64) -> Bytes {
-    Bytes::from(format!("{{\"ack\":{received}}}\n"))
+    Bytes::from(ack_line(received))
 }
 
 fn error_frame(message: &str) -> Bytes {
-    let mut line = serde_json::json!({ "error": message }).to_string();
-    line.push('\n');
-    Bytes::from(line)
+    Bytes::from(error_line(message))
 }

@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::{Bytes, BytesMut};
+use castfmt::protocol::CAST_CONTENT_TYPE;
 use http::{header, StatusCode};
 use serde::Deserialize;
 use tokio::io::AsyncReadExt as _;
@@ -59,7 +60,7 @@ pub(crate) async fn recording_cast(
         }
     });
     (
-        [(header::CONTENT_TYPE, "application/x-asciicast")],
+        [(header::CONTENT_TYPE, CAST_CONTENT_TYPE)],
         Body::from_stream(chunks),
     )
         .into_response()

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
+use castfmt::protocol::ACK_CONTENT_TYPE;
+use castfmt::Protocol;
 use http::{header, StatusCode};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
@@ -11,7 +13,6 @@ use super::ack_stream::ack_body;
 use super::routes::error_response;
 use super::upload::{self, Progress};
 use super::App;
-use crate::recording_meta::Protocol;
 use crate::store::RecordingWriter;
 
 /// v2: answer 200 at once and stream acks while the body streams in.
@@ -30,7 +31,7 @@ pub(crate) async fn record_v2(State(app): State<Arc<App>>, request: Request) -> 
     ));
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        [(header::CONTENT_TYPE, ACK_CONTENT_TYPE)],
         ack_body(watcher, app.ack_interval),
     )
         .into_response()

@@ -4,8 +4,11 @@ use std::sync::Arc;
 
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use http::StatusCode;
+use axum::Router;
+use castfmt::protocol::{
+    error_json, EVENT_PATH, JSON_CONTENT_TYPE, V1_RECORD_PATH, V2_RECORD_PATH,
+};
+use http::{header, StatusCode};
 
 use super::{event_ingest, read_api, record, App};
 
@@ -14,13 +17,13 @@ use super::{event_ingest, read_api, record, App};
 pub(crate) fn router(app: Arc<App>, v2: bool, events: bool) -> Router {
     let mut router = Router::new();
     if v2 {
-        router = router.route("/v2/record", post(record::record_v2).head(ok));
+        router = router.route(V2_RECORD_PATH, post(record::record_v2).head(ok));
     }
     if events {
-        router = router.route("/v2/event", post(event_ingest::post_event).head(ok));
+        router = router.route(EVENT_PATH, post(event_ingest::post_event).head(ok));
     }
     router
-        .route("/record", post(record::record_v1))
+        .route(V1_RECORD_PATH, post(record::record_v1))
         .route("/api/recordings", get(read_api::list_recordings))
         .route("/api/recordings/{id}", get(read_api::recording_cast))
         .route("/api/recordings/{id}/meta", get(read_api::recording_meta))
@@ -35,5 +38,10 @@ async fn ok() -> StatusCode {
 
 /// An error answer: `{"error": "..."}` with `status`.
 pub(crate) fn error_response(status: StatusCode, message: String) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, JSON_CONTENT_TYPE)],
+        error_json(&message),
+    )
+        .into_response()
 }

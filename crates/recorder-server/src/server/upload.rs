@@ -7,12 +7,12 @@
 use std::sync::Arc;
 
 use axum::body::Body;
+use castfmt::Outcome;
 use futures_util::FutureExt as _;
 use http_body_util::BodyExt as _;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use super::App;
-use crate::recording_meta::Outcome;
 use crate::store::{RecordingEnd, RecordingWriter};
 
 /// Progress of an upload, watched by the `/v2/record` ack stream.

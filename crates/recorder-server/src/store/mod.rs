@@ -18,6 +18,7 @@ mod recording_writer;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use castfmt::{Outcome, Protocol};
 use serde_json::value::RawValue;
 
 pub(crate) use index_file::sync_dir;
@@ -27,7 +28,7 @@ use crate::civil_time::unix_now;
 use crate::error::StoreError;
 use crate::events::{self, EventFilter};
 use crate::recording_id::{is_valid_id, new_id};
-use crate::recording_meta::{Outcome, Protocol, RecordingMeta};
+use crate::recording_meta::RecordingMeta;
 
 /// Subdirectory holding casts and index entries.
 const RECORDINGS: &str = "recordings";

@@ -2,13 +2,14 @@
 
 use std::path::PathBuf;
 
+use castfmt::Outcome;
 use tokio::io::AsyncWriteExt as _;
 
 use super::index_file;
 use crate::cast_scan::CastScanner;
 use crate::civil_time::unix_now;
 use crate::error::StoreError;
-use crate::recording_meta::{round_to, Outcome, RecordingMeta};
+use crate::recording_meta::{round_to, RecordingMeta};
 
 /// Buffer between the network and the cast file: large writes, bounded memory.
 const WRITE_BUFFER: usize = 256 * 1024;
