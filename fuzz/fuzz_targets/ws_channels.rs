@@ -42,6 +42,7 @@ fuzz_target!(|data: &[u8]| {
             }
             ChannelEvent::Close { reason, .. } => assert!(reason.len() <= 123 * 3),
             ChannelEvent::Ping | ChannelEvent::Pong => {}
+            _ => {}
         });
         if fed.is_err() {
             assert!(

@@ -33,6 +33,13 @@ pub enum TapError {
     /// apart, so output could reach the client without being seen as output.
     #[error("SPDY streams: {0}")]
     SpdyStreams(#[from] SpdyStreamError),
+    /// The channel decoder reported a kind of event this tap does not know (a newer `wsframe`):
+    /// it cannot tell whether the event carried output, so the session is unreadable.
+    #[error("WebSocket ({direction:?}): a channel event this tap does not know")]
+    UnknownChannelEvent {
+        /// The direction the event came from.
+        direction: Direction,
+    },
     /// The WebSocket framing or a Kubernetes channel message of one direction is invalid.
     #[error("WebSocket ({direction:?}): {source}")]
     WebSocket {

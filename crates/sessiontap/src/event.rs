@@ -98,7 +98,7 @@ impl SessionEvent<'_> {
     }
 }
 
-/// A [`SessionEvent`] that owns its bytes: for queues, tests and the [`script`](crate::script) helpers.
+/// A [`SessionEvent`] that owns its bytes: for queues, tests and the `script` helpers (feature `script`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum OwnedSessionEvent {
     /// See [`SessionEvent::Output`].

@@ -72,6 +72,10 @@ impl WebSocketTap {
                 | ChannelEvent::Ping
                 | ChannelEvent::Pong
                 | ChannelEvent::Close { .. } => Ok(()),
+                // A kind of event this tap does not know could carry input it would miss.
+                _ => Err(TapError::UnknownChannelEvent {
+                    direction: Direction::ClientToServer,
+                }),
             };
             failure = result.err();
         });
@@ -139,6 +143,10 @@ impl WebSocketTap {
                 ChannelEvent::ChannelClosed { .. } | ChannelEvent::Ping | ChannelEvent::Pong => {
                     Ok(())
                 }
+                // A kind of event this tap does not know could carry output it would miss.
+                _ => Err(TapError::UnknownChannelEvent {
+                    direction: Direction::ServerToClient,
+                }),
             };
             failure = result.err();
         });

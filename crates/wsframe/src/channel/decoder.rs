@@ -11,8 +11,11 @@ use crate::parser::Event;
 /// time, which bounds the buffer whatever size of piece the decoder is fed.
 pub(super) const SCRATCH_CHUNK: usize = 16 * 1024;
 
-/// What the [`ChannelDecoder`] found in the stream.
+/// What the [`ChannelDecoder`] found in the stream. New kinds of event may be added; a reader
+/// that must account for every byte (a recording tap) should treat an event it does not know as
+/// unreadable rather than skip it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ChannelEvent<'a> {
     /// Bytes of a message on `channel`: unmasked, and base64-decoded on base64 protocols.
     /// A message may produce several `Data` events (at least one per frame piece holding data,

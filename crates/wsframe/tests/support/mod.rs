@@ -167,5 +167,6 @@ fn collect(event: ChannelEvent<'_>, message: &mut Option<(u8, Vec<u8>)>, items: 
         ChannelEvent::Ping => items.push(Item::Ping),
         ChannelEvent::Pong => items.push(Item::Pong),
         ChannelEvent::Close { code, reason } => items.push(Item::Close(code, reason)),
+        other => panic!("an event these tests do not know: {other:?}"),
     }
 }
