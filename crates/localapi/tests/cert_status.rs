@@ -77,6 +77,7 @@ async fn status_reports_self_and_cert_domains() {
             "100.80.0.1".parse().unwrap(),
             "fd7a:115c:a1e0::51".parse().unwrap(),
         ],
+        ..StandInOptions::default()
     };
     let daemon = start_with(WhoIsTable::new(), options).await;
 

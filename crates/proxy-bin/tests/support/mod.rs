@@ -54,6 +54,15 @@ pub(crate) fn whois(name: &str) -> Value {
 impl Harness {
     /// The stack for a caller with `whois` (None: the caller is unknown) and `grant`.
     pub(crate) async fn start(whois: Option<Value>, grant: Grant) -> Harness {
+        Harness::start_with(whois, grant, StandInOptions::default()).await
+    }
+
+    /// The same, with the LocalAPI stand-in configured by `localapi_options`.
+    pub(crate) async fn start_with(
+        whois: Option<Value>,
+        grant: Grant,
+        localapi_options: StandInOptions,
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let config =
             ApiServerConfig::from_yaml_str(include_str!("../fixtures/apiserver.yaml")).unwrap();
@@ -85,7 +94,7 @@ impl Harness {
             table.insert("*", whois);
         }
         let socket = dir.path().join("tailscaled.sock");
-        let localapi = LocalApiStandIn::start(&socket, table, StandInOptions::default())
+        let localapi = LocalApiStandIn::start(&socket, table, localapi_options)
             .await
             .unwrap();
         let kubeconfig = dir.path().join("upstream.kubeconfig");

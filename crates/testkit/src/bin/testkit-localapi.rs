@@ -36,6 +36,9 @@ struct Args {
     /// This node's tailnet address (repeatable); default: 100.100.1.1 and fd7a:115c:a1e0::1.
     #[arg(long = "tailscale-ip", value_name = "IP")]
     tailscale_ips: Vec<IpAddr>,
+    /// The socket's accept backlog; small values make bursts of clients meet EAGAIN.
+    #[arg(long, default_value_t = 1024)]
+    accept_backlog: i32,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -60,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
             args.tailscale_ips
         },
         dns_name: args.dns_name,
+        accept_backlog: args.accept_backlog,
     };
     let mut terminate = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;

@@ -41,6 +41,9 @@ pub struct StandInOptions {
     pub cert_domains: Vec<String>,
     /// The node's addresses (`TailscaleIPs`).
     pub tailscale_ips: Vec<IpAddr>,
+    /// The socket's accept backlog (`listen(2)`): small values make a burst of clients meet
+    /// `EAGAIN`, as a busy tailscaled's socket can.
+    pub accept_backlog: i32,
 }
 
 impl Default for StandInOptions {
@@ -54,8 +57,20 @@ impl Default for StandInOptions {
                 IpAddr::from([100, 100, 1, 1]),
                 IpAddr::from([0xfd7a, 0x115c, 0xa1e0, 0, 0, 0, 0, 1]),
             ],
+            accept_backlog: 1024,
         }
     }
+}
+
+/// A Unix socket listener at `path` with the given accept backlog (tokio's own `bind` fixes it).
+fn listen(path: &Path, backlog: i32) -> std::io::Result<UnixListener> {
+    let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+    socket.bind(&socket2::SockAddr::unix(path)?)?;
+    socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
+    UnixListener::from_std(std::os::unix::net::UnixListener::from(
+        std::os::fd::OwnedFd::from(socket),
+    ))
 }
 
 /// A running stand-in. Stops on [`LocalApiStandIn::shutdown`] or when dropped, removing its socket.
@@ -81,7 +96,7 @@ impl LocalApiStandIn {
             Ok(_) => anyhow::bail!("{} exists and is not a socket", socket.display()),
             Err(_) => {}
         }
-        let listener = UnixListener::bind(socket)
+        let listener = listen(socket, options.accept_backlog)
             .with_context(|| format!("listening on {}", socket.display()))?;
         let state = Arc::new(State::new(table, options));
         let (stop, stopped) = oneshot::channel();
