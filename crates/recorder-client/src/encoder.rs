@@ -5,39 +5,18 @@ use std::time::Duration;
 
 use castfmt::{write_event_line, CastHeader, EventCode};
 
+use sessiontap::{ExitStatus, OutputStream};
+
 use crate::utf8::Utf8Carry;
 
-/// Which output stream of the container a chunk of output came from. Both are recorded as `o`
-/// events; each has its own UTF-8 carry, so interleaved streams never corrupt each other's
-/// characters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OutputStream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
-
-/// How the session's command ended, as far as the proxy learnt it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ExitStatus {
-    /// The command exited with this code (0 for success).
-    Code(i32),
-    /// The server reported a failure other than an exit code.
-    Failure {
-        /// The server's message.
-        message: String,
-    },
-}
-
-impl ExitStatus {
-    /// The label of the marker event the encoder writes for this status: `exit 0`, `exit 3`,
-    /// `exit error: <message>`.
-    pub fn marker_label(&self) -> String {
-        match self {
-            ExitStatus::Code(code) => format!("exit {code}"),
-            ExitStatus::Failure { message } => format!("exit error: {message}"),
-        }
+/// The label of the marker event the encoder writes for an exit status: `exit 0` (for
+/// [`ExitStatus::Success`] and for [`ExitStatus::Code`]`(0)` alike), `exit 3`,
+/// `exit error: <message>`.
+fn marker_label(status: &ExitStatus) -> String {
+    match status {
+        ExitStatus::Success => "exit 0".to_string(),
+        ExitStatus::Code(code) => format!("exit {code}"),
+        ExitStatus::Failure { message } => format!("exit error: {message}"),
     }
 }
 
@@ -199,7 +178,9 @@ impl CastEncoder {
     }
 
     /// Output on stdout or stderr: an `o` event with the bytes decoded as UTF-8 (an incomplete
-    /// character at the end waits for the next output on the same stream).
+    /// character at the end waits for the next output on the same stream). Both streams are
+    /// recorded as `o` events; each has its own UTF-8 carry, so interleaved streams never corrupt
+    /// each other's characters.
     pub fn output(&mut self, at: Duration, stream: OutputStream, bytes: &[u8], out: &mut Vec<u8>) {
         let at = self.tick(at, out);
         let decoder = match stream {
@@ -246,10 +227,11 @@ impl CastEncoder {
         });
     }
 
-    /// The command ended: an `m` (marker) event labelled as [`ExitStatus::marker_label`] says.
+    /// The command ended: an `m` (marker) event labelled `exit 0` ([`ExitStatus::Success`] is
+    /// recorded as exit code 0), `exit <code>` or `exit error: <message>`.
     pub fn exit(&mut self, at: Duration, status: &ExitStatus, out: &mut Vec<u8>) {
         let at = self.tick(at, out);
-        let label = status.marker_label();
+        let label = marker_label(status);
         self.emit_line(out, |line| {
             write_event_line(line, at, EventCode::Marker, &label)
         });

@@ -1,72 +1,23 @@
-//! Feeding a recording: the events a session produces and the [`Feeder`] that puts them into the
-//! bounded buffer in front of the writer task.
+//! Feeding a recording: the [`Feeder`] that puts a session's events (sessiontap's
+//! [`OwnedSessionEvent`]) into the bounded buffer in front of the writer task.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use sessiontap::OwnedSessionEvent;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 
-use crate::encoder::{ExitStatus, OutputStream};
 use crate::error::FeedError;
 use crate::outcome::{AbandonReason, Outcome};
 
-/// Something that happened in a session, to be recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionEvent {
-    /// The container wrote to stdout or stderr (an `o` event).
-    Output {
-        /// Which stream.
-        stream: OutputStream,
-        /// The bytes, as written (any split; UTF-8 is decoded with a carry per stream).
-        bytes: Bytes,
-    },
-    /// The client sent stdin: an `i` event when
-    /// [`RecorderConfig::record_input`](crate::RecorderConfig::record_input) is on, otherwise
-    /// dropped before it is buffered.
-    Input {
-        /// The bytes.
-        bytes: Bytes,
-    },
-    /// The client's terminal size (the header's size, or an `r` event).
-    Resize {
-        /// Columns.
-        cols: u16,
-        /// Rows.
-        rows: u16,
-    },
-    /// The command ended (an `m` marker event).
-    Exit {
-        /// How.
-        status: ExitStatus,
-    },
-}
-
-impl SessionEvent {
-    /// Output, copying the bytes.
-    pub fn output(stream: OutputStream, bytes: &[u8]) -> Self {
-        SessionEvent::Output {
-            stream,
-            bytes: Bytes::copy_from_slice(bytes),
+/// The buffer space an event takes: its bytes, at least 1.
+fn cost(event: &OwnedSessionEvent) -> usize {
+    match event {
+        OwnedSessionEvent::Output { bytes, .. } | OwnedSessionEvent::Input { bytes } => {
+            bytes.len().max(1)
         }
-    }
-
-    /// Input, copying the bytes.
-    pub fn input(bytes: &[u8]) -> Self {
-        SessionEvent::Input {
-            bytes: Bytes::copy_from_slice(bytes),
-        }
-    }
-
-    /// The buffer space the event takes: its bytes, at least 1.
-    fn cost(&self) -> usize {
-        match self {
-            SessionEvent::Output { bytes, .. } | SessionEvent::Input { bytes } => {
-                bytes.len().max(1)
-            }
-            SessionEvent::Resize { .. } | SessionEvent::Exit { .. } => 1,
-        }
+        OwnedSessionEvent::Resize { .. } | OwnedSessionEvent::Exit { .. } => 1,
     }
 }
 
@@ -75,7 +26,7 @@ pub(crate) enum Message {
     /// An event, with the buffer space it holds until the writer has encoded it.
     Event {
         at: Duration,
-        event: SessionEvent,
+        event: OwnedSessionEvent,
         _space: OwnedSemaphorePermit,
     },
     /// The session ended at `at`.
@@ -94,6 +45,16 @@ pub(crate) struct Shared {
 
 /// Feeds session events into a recording. Cheap to clone: the two directions of a session can
 /// each hold one. Events are stamped with the time they are fed.
+///
+/// The events are sessiontap's, as its tap reports them. An [`OwnedSessionEvent`] is moved into the
+/// buffer as it is; a borrowed [`SessionEvent`](sessiontap::SessionEvent) is copied into it once.
+/// How each is recorded: [`Output`](OwnedSessionEvent::Output) (stdout or stderr) as an `o` event,
+/// its bytes decoded as UTF-8 with a carry per stream, so any split is fine;
+/// [`Input`](OwnedSessionEvent::Input) as an `i` event when
+/// [`RecorderConfig::record_input`](crate::RecorderConfig::record_input) is on, otherwise dropped
+/// before it is buffered; [`Resize`](OwnedSessionEvent::Resize) as the tty header's size or an `r`
+/// event; [`Exit`](OwnedSessionEvent::Exit) as an `m` marker event (`exit 0` for
+/// [`ExitStatus::Success`](sessiontap::ExitStatus::Success)).
 ///
 /// Fail-closed sessions use [`feed`](Self::feed), which waits while the buffer is full, so nothing
 /// is ever dropped and a slow recorder slows the session. Fail-open sessions use
@@ -117,7 +78,8 @@ impl Feeder {
     /// Adds `event`, waiting while the buffer is full (fail-closed). Fails once the recording has
     /// stopped: a fail-closed session should then end (see
     /// [`Recording::failed`](crate::Recording::failed) for why).
-    pub async fn feed(&self, event: SessionEvent) -> Result<(), FeedError> {
+    pub async fn feed(&self, event: impl Into<OwnedSessionEvent>) -> Result<(), FeedError> {
+        let event = event.into();
         if self.skipped(&event) {
             return Ok(());
         }
@@ -134,7 +96,8 @@ impl Feeder {
     /// [`RecorderConfig::buffer_bytes`](crate::RecorderConfig::buffer_bytes): the recording is
     /// abandoned ([`Outcome::Abandoned`], logged) and this returns [`FeedError::Lagging`];
     /// afterwards [`FeedError::Stopped`].
-    pub fn try_feed(&self, event: SessionEvent) -> Result<(), FeedError> {
+    pub fn try_feed(&self, event: impl Into<OwnedSessionEvent>) -> Result<(), FeedError> {
+        let event = event.into();
         if self.skipped(&event) {
             return Ok(());
         }
@@ -155,24 +118,24 @@ impl Feeder {
         self.shared.budget.is_closed()
     }
 
-    fn skipped(&self, event: &SessionEvent) -> bool {
+    fn skipped(&self, event: &OwnedSessionEvent) -> bool {
         match event {
-            SessionEvent::Input { .. } => !self.shared.record_input,
-            SessionEvent::Output { bytes, .. } => bytes.is_empty(),
-            SessionEvent::Resize { .. } | SessionEvent::Exit { .. } => false,
+            OwnedSessionEvent::Input { .. } => !self.shared.record_input,
+            OwnedSessionEvent::Output { bytes, .. } => bytes.is_empty(),
+            OwnedSessionEvent::Resize { .. } | OwnedSessionEvent::Exit { .. } => false,
         }
     }
 
-    fn permits(&self, event: &SessionEvent) -> u32 {
+    fn permits(&self, event: &OwnedSessionEvent) -> u32 {
         // An event bigger than the whole buffer takes all of it.
-        let cost = event.cost().min(self.shared.capacity);
+        let cost = cost(event).min(self.shared.capacity);
         u32::try_from(cost).unwrap_or(u32::MAX)
     }
 
     fn send(
         &self,
         at: Duration,
-        event: SessionEvent,
+        event: OwnedSessionEvent,
         space: OwnedSemaphorePermit,
     ) -> Result<(), FeedError> {
         self.shared

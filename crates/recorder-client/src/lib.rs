@@ -21,7 +21,8 @@
 //!   100-continue`, the body sent only after `100 Continue`). The returned [`Recording`] takes
 //!   events through a bounded buffer (backpressure for fail-closed sessions, abandonment for
 //!   fail-open ones); a writer task decodes, encodes and uploads them off the proxy's forwarding
-//!   path.
+//!   path. The events are [`sessiontap`]'s ([`SessionEvent`], [`OwnedSessionEvent`],
+//!   [`OutputStream`], [`ExitStatus`], re-exported here), fed as its tap reports them.
 //! - **API events**: [`ApiRequestEvent`] (Tailscale's `sessionrecording.Event`, type
 //!   `kubernetes-api-request`, with the JSON Go writes for it) and [`ApiResponseEvent`] (this
 //!   crate's `kubernetes-api-response`, linked by `id`); [`EventSender`] probes `HEAD /v2/event`
@@ -63,7 +64,7 @@
 //!
 //! // From the session's forwarding tasks (fail-closed: `feed` waits for room).
 //! recording.feed(SessionEvent::Resize { cols: 120, rows: 40 }).await.ok();
-//! recording.feed(SessionEvent::output(OutputStream::Stdout, b"$ ")).await.ok();
+//! recording.feed(SessionEvent::Output { stream: OutputStream::Stdout, bytes: b"$ " }).await.ok();
 //!
 //! let outcome = recording.finish().await;
 //! println!("recording {outcome}");
@@ -99,12 +100,15 @@ pub use castfmt::{
 };
 pub use config::RecorderConfig;
 pub use dial::{DialFuture, Dialer, RecorderIo, TcpDialer};
-pub use encoder::{CastEncoder, EncoderOptions, ExitStatus, OutputStream, TermSize, TtyOptions};
+pub use encoder::{CastEncoder, EncoderOptions, TermSize, TtyOptions};
 pub use error::{AttemptError, AttemptFailure, ConnectError, FeedError, UploadError};
 pub use event_sender::{EventConfig, EventDelivery, EventSendError, EventSender};
-pub use feeder::{Feeder, SessionEvent};
+pub use feeder::Feeder;
 pub use outcome::{AbandonReason, Outcome};
 pub use recording::{Recorder, Recording, Session};
+// The session vocabulary is sessiontap's: the tap's events are fed to a recording as they are.
+// Re-exported so that a caller without a tap (tests, replays) need not depend on sessiontap.
+pub use sessiontap::{ExitStatus, OutputStream, OwnedSessionEvent, SessionEvent};
 pub use utf8::{Utf8Carry, REPLACEMENT};
 
 /// The README's example is compiled as a doctest.

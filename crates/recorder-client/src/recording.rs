@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use castfmt::{CastHeader, Protocol};
+use sessiontap::OwnedSessionEvent;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -15,7 +16,7 @@ use crate::config::RecorderConfig;
 use crate::dial::{Dialer, TcpDialer};
 use crate::encoder::{CastEncoder, EncoderOptions};
 use crate::error::{AttemptFailure, ConnectError, FeedError, UploadError};
-use crate::feeder::{Feeder, Message, SessionEvent, Shared};
+use crate::feeder::{Feeder, Message, Shared};
 use crate::outcome::{AbandonReason, Outcome};
 use crate::transport;
 use crate::writer::Writer;
@@ -160,12 +161,12 @@ impl Recording {
     }
 
     /// See [`Feeder::feed`].
-    pub async fn feed(&self, event: SessionEvent) -> Result<(), FeedError> {
+    pub async fn feed(&self, event: impl Into<OwnedSessionEvent>) -> Result<(), FeedError> {
         self.feeder.feed(event).await
     }
 
     /// See [`Feeder::try_feed`].
-    pub fn try_feed(&self, event: SessionEvent) -> Result<(), FeedError> {
+    pub fn try_feed(&self, event: impl Into<OwnedSessionEvent>) -> Result<(), FeedError> {
         self.feeder.try_feed(event)
     }
 

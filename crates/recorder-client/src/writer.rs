@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use sessiontap::OwnedSessionEvent;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinError;
 use tokio::time::{sleep_until, timeout_at, Instant};
 
 use crate::encoder::CastEncoder;
 use crate::error::UploadError;
-use crate::feeder::{Message, SessionEvent};
+use crate::feeder::Message;
 use crate::outcome::{AbandonReason, Outcome};
 use crate::transport::{Upload, UploadAborted};
 
@@ -123,12 +124,14 @@ impl Writer {
             Message::Finish { at } => Some(at),
             Message::Event { at, event, _space } => {
                 match event {
-                    SessionEvent::Output { stream, bytes } => {
+                    OwnedSessionEvent::Output { stream, bytes } => {
                         self.encoder.output(at, stream, &bytes, out)
                     }
-                    SessionEvent::Input { bytes } => self.encoder.input(at, &bytes, out),
-                    SessionEvent::Resize { cols, rows } => self.encoder.resize(at, cols, rows, out),
-                    SessionEvent::Exit { status } => self.encoder.exit(at, &status, out),
+                    OwnedSessionEvent::Input { bytes } => self.encoder.input(at, &bytes, out),
+                    OwnedSessionEvent::Resize { cols, rows } => {
+                        self.encoder.resize(at, cols, rows, out)
+                    }
+                    OwnedSessionEvent::Exit { status } => self.encoder.exit(at, &status, out),
                 }
                 // `_space` is released here: the event has left the buffer.
                 None

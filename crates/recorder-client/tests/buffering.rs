@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::{header, Behaviour, Cast, End, FakeRecorder, MemNet, Route, ServerUpload};
 use recorder_client::{
-    AbandonReason, ExitStatus, FeedError, Outcome, OutputStream, Recorder, RecorderConfig,
-    Recording, Session, SessionEvent, SessionType, TtyOptions,
+    AbandonReason, ExitStatus, FeedError, Outcome, OutputStream, OwnedSessionEvent, Recorder,
+    RecorderConfig, Recording, Session, SessionEvent, SessionType, TtyOptions,
 };
 use tokio::sync::{mpsc::UnboundedReceiver, watch};
 use tokio::time::{timeout, Instant};
@@ -60,7 +60,11 @@ async fn fail_closed_feed_waits_for_room_and_drops_nothing() {
     let mut i = 0;
     let blocked = loop {
         let data = chunk(i);
-        let feed = recording.feed(SessionEvent::output(OutputStream::Stdout, &data));
+        // Owned: the pending feed outlives `data`'s iteration.
+        let feed = recording.feed(OwnedSessionEvent::Output {
+            stream: OutputStream::Stdout,
+            bytes: data.clone(),
+        });
         let mut feed = Box::pin(feed);
         match timeout(Duration::from_secs(5), &mut feed).await {
             Ok(result) => result.expect("feed"),
@@ -84,7 +88,10 @@ async fn fail_closed_feed_waits_for_room_and_drops_nothing() {
     for j in i + 1..i + 20 {
         let data = chunk(j);
         recording
-            .feed(SessionEvent::output(OutputStream::Stdout, &data))
+            .feed(SessionEvent::Output {
+                stream: OutputStream::Stdout,
+                bytes: &data,
+            })
             .await
             .expect("feed");
         fed.extend_from_slice(&data);
@@ -118,7 +125,10 @@ async fn fail_open_try_feed_never_waits_and_abandons_when_behind() {
     let started = Instant::now();
     let mut accepted = 0;
     let lagging = loop {
-        match recording.try_feed(SessionEvent::output(OutputStream::Stdout, &chunk(accepted))) {
+        match recording.try_feed(SessionEvent::Output {
+            stream: OutputStream::Stdout,
+            bytes: &chunk(accepted),
+        }) {
             Ok(()) => accepted += 1,
             Err(e) => break e,
         }
@@ -136,7 +146,10 @@ async fn fail_open_try_feed_never_waits_and_abandons_when_behind() {
         }
     );
     assert_eq!(
-        recording.try_feed(SessionEvent::output(OutputStream::Stdout, b"more")),
+        recording.try_feed(SessionEvent::Output {
+            stream: OutputStream::Stdout,
+            bytes: b"more"
+        }),
         Err(FeedError::Stopped)
     );
     assert_eq!(recording.finish().await, Outcome::Abandoned { reason });
@@ -152,7 +165,10 @@ async fn tty_header_waits_for_the_first_resize() {
         connect(Behaviour::default(), RecorderConfig::default(), true).await;
     let mut upload = uploads.recv().await.expect("upload");
     recording
-        .feed(SessionEvent::output(OutputStream::Stdout, b"$ "))
+        .feed(SessionEvent::Output {
+            stream: OutputStream::Stdout,
+            bytes: b"$ ",
+        })
         .await
         .expect("feed");
     recording
@@ -175,7 +191,7 @@ async fn tty_header_waits_for_the_first_resize() {
         .expect("feed");
     recording
         .feed(SessionEvent::Exit {
-            status: ExitStatus::Code(0),
+            status: &ExitStatus::Code(0),
         })
         .await
         .expect("feed");
@@ -205,10 +221,10 @@ async fn tty_header_uses_the_default_size_at_the_deadline() {
     let mut upload = uploads.recv().await.expect("upload");
     let started = Instant::now();
     recording
-        .feed(SessionEvent::output(
-            OutputStream::Stdout,
-            "prompt €".as_bytes(),
-        ))
+        .feed(SessionEvent::Output {
+            stream: OutputStream::Stdout,
+            bytes: "prompt €".as_bytes(),
+        })
         .await
         .expect("feed");
     // Nothing else happens: at the deadline the header goes out with 80x24, then the output.
@@ -243,19 +259,22 @@ async fn characters_split_across_events_are_recorded_whole() {
     let text = "grüße 😀 – ok\n".as_bytes();
     for piece in text.chunks(1) {
         recording
-            .feed(SessionEvent::output(OutputStream::Stdout, piece))
+            .feed(SessionEvent::Output {
+                stream: OutputStream::Stdout,
+                bytes: piece,
+            })
             .await
             .expect("feed");
     }
     recording
-        .feed(SessionEvent::output(
-            OutputStream::Stderr,
-            b"bad \xFF\xE2\x82",
-        ))
+        .feed(SessionEvent::Output {
+            stream: OutputStream::Stderr,
+            bytes: b"bad \xFF\xE2\x82",
+        })
         .await
         .expect("feed");
     recording
-        .feed(SessionEvent::input(b"ls\r"))
+        .feed(SessionEvent::Input { bytes: b"ls\r" })
         .await
         .expect("feed");
     assert!(recording.finish().await.is_uploaded());
@@ -271,7 +290,7 @@ async fn input_is_not_recorded_by_default() {
     let (recording, mut uploads) =
         connect(Behaviour::default(), RecorderConfig::default(), false).await;
     recording
-        .feed(SessionEvent::input(b"secret\n"))
+        .feed(SessionEvent::Input { bytes: b"secret\n" })
         .await
         .expect("feed");
     assert!(recording.finish().await.is_uploaded());

@@ -45,11 +45,17 @@ async fn v2_over_tcp_uploads_the_whole_recording_with_acks() {
         .starts_with(b"{\"version\":2,\"width\":0,\"height\":0,"));
 
     recording
-        .feed(SessionEvent::output(OutputStream::Stdout, b"hello\n"))
+        .feed(SessionEvent::Output {
+            stream: OutputStream::Stdout,
+            bytes: b"hello\n",
+        })
         .await
         .expect("feed");
     recording
-        .feed(SessionEvent::output(OutputStream::Stderr, b"oops\n"))
+        .feed(SessionEvent::Output {
+            stream: OutputStream::Stderr,
+            bytes: b"oops\n",
+        })
         .await
         .expect("feed");
     let outcome = recording.finish().await;
@@ -80,10 +86,10 @@ async fn http1_only_recorder_gets_v1_over_tcp() {
         .expect("connect");
     assert_eq!(recording.protocol(), Protocol::V1);
     recording
-        .feed(SessionEvent::output(
-            OutputStream::Stdout,
-            "naïve ☃\n".as_bytes(),
-        ))
+        .feed(SessionEvent::Output {
+            stream: OutputStream::Stdout,
+            bytes: "naïve ☃\n".as_bytes(),
+        })
         .await
         .expect("feed");
     let outcome = recording.finish().await;
@@ -126,10 +132,10 @@ async fn v1_body_is_sent_only_after_100_continue() {
     // Probe connection, then the v1 connection.
     assert_eq!(net.dials(), vec![addr, addr]);
     recording
-        .feed(SessionEvent::output(
-            OutputStream::Stdout,
-            b"after continue\n",
-        ))
+        .feed(SessionEvent::Output {
+            stream: OutputStream::Stdout,
+            bytes: b"after continue\n",
+        })
         .await
         .expect("feed");
     assert!(recording.finish().await.is_uploaded());

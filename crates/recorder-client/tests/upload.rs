@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::{header, Behaviour, Cast, End, FakeRecorder, MemNet, Route};
 use recorder_client::{
-    AbandonReason, FeedError, Outcome, OutputStream, Protocol, Recorder, RecorderConfig, Recording,
-    Session, SessionEvent, SessionType, UploadError,
+    AbandonReason, FeedError, Outcome, OutputStream, OwnedSessionEvent, Protocol, Recorder,
+    RecorderConfig, Recording, Session, SessionType, UploadError,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
@@ -33,8 +33,11 @@ async fn connect(
     (recording, uploads)
 }
 
-fn out(text: &str) -> SessionEvent {
-    SessionEvent::output(OutputStream::Stdout, text.as_bytes())
+fn out(text: &str) -> OwnedSessionEvent {
+    OwnedSessionEvent::Output {
+        stream: OutputStream::Stdout,
+        bytes: text.as_bytes().to_vec(),
+    }
 }
 
 #[tokio::test(start_paused = true)]

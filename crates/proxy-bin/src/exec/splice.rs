@@ -25,8 +25,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use recorder_client::{FeedError, Feeder, OutputStream, Recording, SessionEvent};
-use sessiontap::{Protocol, SessionTap};
+use recorder_client::{FeedError, Feeder, Recording};
+use sessiontap::{OwnedSessionEvent, Protocol, SessionEvent, SessionTap};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
@@ -107,7 +107,9 @@ impl Link {
         let mut events = Vec::new();
         let tapped = {
             let mut tap = self.tap.lock().unwrap_or_else(|p| p.into_inner());
-            let mut sink = |event: sessiontap::SessionEvent<'_>| events.push(convert(event));
+            // The events borrow the chunk (or the tap's buffers): each is copied once here, and
+            // moved into the recording's buffer as it is.
+            let mut sink = |event: SessionEvent<'_>| events.push(event.to_owned_event());
             match side {
                 Side::Client => tap.client_bytes(chunk, &mut sink),
                 Side::Server => tap.server_bytes(chunk, &mut sink),
@@ -138,12 +140,12 @@ impl Link {
         let mut events = Vec::new();
         {
             let mut tap = self.tap.lock().unwrap_or_else(|p| p.into_inner());
-            tap.finish(&mut |event| events.push(convert(event)));
+            tap.finish(&mut |event| events.push(event.to_owned_event()));
         }
         self.feed_all(events).await;
     }
 
-    async fn feed_all(&self, events: Vec<SessionEvent>) -> bool {
+    async fn feed_all(&self, events: Vec<OwnedSessionEvent>) -> bool {
         for event in events {
             let fed = if self.fail_open {
                 self.feeder.try_feed(event)
@@ -206,31 +208,6 @@ impl Link {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .ending_bytes(message)
-    }
-}
-
-fn convert(event: sessiontap::SessionEvent<'_>) -> SessionEvent {
-    match event {
-        sessiontap::SessionEvent::Output { stream, bytes } => SessionEvent::output(
-            match stream {
-                sessiontap::OutputStream::Stdout => OutputStream::Stdout,
-                sessiontap::OutputStream::Stderr => OutputStream::Stderr,
-            },
-            bytes,
-        ),
-        sessiontap::SessionEvent::Input { bytes } => SessionEvent::input(bytes),
-        sessiontap::SessionEvent::Resize { cols, rows } => SessionEvent::Resize { cols, rows },
-        sessiontap::SessionEvent::Exit { status } => SessionEvent::Exit {
-            status: match status {
-                sessiontap::ExitStatus::Success => recorder_client::ExitStatus::Code(0),
-                sessiontap::ExitStatus::Code(code) => recorder_client::ExitStatus::Code(*code),
-                sessiontap::ExitStatus::Failure { message } => {
-                    recorder_client::ExitStatus::Failure {
-                        message: message.clone(),
-                    }
-                }
-            },
-        },
     }
 }
 

@@ -206,6 +206,31 @@ fn times_never_go_backwards_and_exit_is_a_marker() {
     assert_eq!(l[3], serde_json::json!([0.011, "m", "exit 3"]));
 }
 
+#[test]
+fn exit_markers_record_success_as_code_0() {
+    let mut out = Vec::new();
+    for status in [
+        ExitStatus::Success,
+        ExitStatus::Code(0),
+        ExitStatus::Code(-1),
+        ExitStatus::Failure {
+            message: "pod gone".into(),
+        },
+    ] {
+        let mut enc = CastEncoder::new(header(), EncoderOptions::default());
+        enc.exit(ms(1), &status, &mut out);
+    }
+    let markers: Vec<_> = lines(&out)
+        .into_iter()
+        .filter(|line| line[1] == "m")
+        .map(|line| line[2].clone())
+        .collect();
+    assert_eq!(
+        markers,
+        ["exit 0", "exit 0", "exit -1", "exit error: pod gone"]
+    );
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Out(Vec<u8>),
