@@ -6,8 +6,7 @@
 //! the clone its only entry) and runs the whole CI there, with the clone's own target directory,
 //! so nothing built here is reused. Uncommitted changes are not part of the check.
 
-use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::Path;
 
 use anyhow::{bail, Context as _};
 
@@ -36,7 +35,7 @@ pub(crate) fn fresh_clone_check(keep: bool) -> anyhow::Result<()> {
         eprintln!("note: uncommitted changes are not checked: the clone has HEAD ({head}) only");
     }
 
-    let base = fresh_directory()?;
+    let base = crate::tools::fresh_temp_dir("fresh-clone")?;
     let clone = base.join("kube-auth-proxy");
     println!("fresh clone of {head}: {}", clone.display());
     run(git(&base)
@@ -72,21 +71,6 @@ pub(crate) fn fresh_clone_check(keep: bool) -> anyhow::Result<()> {
             clone.display()
         ))),
     }
-}
-
-/// A new, empty directory under the system's temporary directory; never one that existed before.
-fn fresh_directory() -> anyhow::Result<PathBuf> {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_nanos())
-        .unwrap_or_default();
-    let dir = std::env::temp_dir().join(format!(
-        "kube-auth-proxy-fresh-clone-{}-{nanos}",
-        std::process::id()
-    ));
-    // `create_dir`, not `create_dir_all`: it fails when the directory is already there.
-    std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
 }
 
 /// What a git command prints, trimmed; an error when it fails.

@@ -17,9 +17,8 @@
 //! build uses a target directory of its own under the workspace's `target/`, so later runs reuse
 //! it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
 
@@ -95,7 +94,7 @@ fn package_args(packages: &[&str]) -> Vec<String> {
 /// Generates the scratch crate in a new temporary directory and builds it (and runs it).
 fn build_scratch_crate(root: &Path) -> anyhow::Result<()> {
     let crates = root.join("crates");
-    let dir = fresh_directory()?;
+    let dir = crate::tools::fresh_temp_dir("standalone")?;
     if dir.starts_with(root) {
         bail!(
             "the temporary directory {} is inside the workspace {}: set TMPDIR elsewhere",
@@ -179,21 +178,6 @@ fn toml_string(path: &Path) -> anyhow::Result<String> {
     }
     quoted.push('"');
     Ok(quoted)
-}
-
-/// A new, empty directory under the system's temporary directory.
-fn fresh_directory() -> anyhow::Result<PathBuf> {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_nanos())
-        .unwrap_or_default();
-    let dir = std::env::temp_dir().join(format!(
-        "kube-auth-proxy-standalone-{}-{nanos}",
-        std::process::id()
-    ));
-    // `create_dir`, not `create_dir_all`: it fails when the directory is already there.
-    std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
 }
 
 #[cfg(test)]

@@ -129,3 +129,20 @@ pub(crate) fn use_release_binaries() -> anyhow::Result<std::path::PathBuf> {
     std::env::set_var("E2E_SKIP_BUILD", "1");
     Ok(release)
 }
+
+/// A new, empty directory `kube-auth-proxy-PURPOSE-PID-NANOS` under the system's temporary
+/// directory; never one that existed before.
+pub(crate) fn fresh_temp_dir(purpose: &str) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context as _;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    let dir = std::env::temp_dir().join(format!(
+        "kube-auth-proxy-{purpose}-{}-{nanos}",
+        std::process::id()
+    ));
+    // `create_dir`, not `create_dir_all`: it fails when the directory is already there.
+    std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
