@@ -18,6 +18,8 @@ pub struct App {
     pub(crate) localapi: LocalApiClient,
     /// Who callers are, asked of the identity source per request and reused briefly.
     pub(crate) identities: IdentityCache,
+    /// Sessions open per caller (`--max-sessions-per-caller`); `None` without a limit.
+    pub(crate) sessions_per_caller: Option<crate::caller_limit::CallerLimit<String>>,
     /// Time the upstream has to answer an upgrade request.
     pub(crate) upstream_handshake_timeout: std::time::Duration,
     /// The upstream API server.

@@ -1,57 +1,73 @@
-//! At most so many connections per client address, so that one caller cannot hold every slot of
-//! the global connection limit (a few hung requests would otherwise lock everyone else out).
+//! At most so many of something per caller: connections per client address, so that one caller
+//! cannot hold every slot of the global connection limit (a few hung requests would otherwise lock
+//! everyone else out), and exec/attach sessions per caller identity.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Open connections per client address.
+/// What each key has open.
+type Counts<K> = Arc<Mutex<HashMap<K, usize>>>;
+
+/// Open things per key (a client address, a caller's name).
 #[derive(Debug)]
-pub(crate) struct CallerLimit {
+pub(crate) struct CallerLimit<K = IpAddr> {
     max: usize,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    open: Counts<K>,
 }
 
-/// One connection's place under the limit; given back when dropped.
+/// One thing's place under the limit; given back when dropped.
 #[derive(Debug)]
-pub(crate) struct CallerSlot {
-    address: IpAddr,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+pub(crate) struct CallerSlot<K: Hash + Eq = IpAddr> {
+    key: K,
+    open: Counts<K>,
 }
 
-impl CallerLimit {
-    /// At most `max` connections per address (at least one).
-    pub(crate) fn new(max: usize) -> CallerLimit {
+impl<K: Hash + Eq + Clone> CallerLimit<K> {
+    /// At most `max` per key (at least one).
+    pub(crate) fn new(max: usize) -> CallerLimit<K> {
         CallerLimit {
             max: max.max(1),
             open: Arc::default(),
         }
     }
 
-    /// A slot for one more connection from `address`, or `None` when it has `max` open.
-    pub(crate) fn try_acquire(&self, address: IpAddr) -> Option<CallerSlot> {
-        // IPv4 peers of a dual-stack listener arrive as ::ffff:a.b.c.d; count them as IPv4.
-        let address = address.to_canonical();
+    /// The most each key may have open.
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+
+    /// A slot for one more for `key`, or `None` when it has `max` open.
+    pub(crate) fn try_acquire_key(&self, key: K) -> Option<CallerSlot<K>> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = open.entry(address).or_insert(0);
+        let count = open.entry(key.clone()).or_insert(0);
         if *count >= self.max {
             return None;
         }
         *count += 1;
         Some(CallerSlot {
-            address,
+            key,
             open: self.open.clone(),
         })
     }
 }
 
-impl Drop for CallerSlot {
+impl CallerLimit<IpAddr> {
+    /// A slot for one more connection from `address`, or `None` when it has `max` open.
+    pub(crate) fn try_acquire(&self, address: IpAddr) -> Option<CallerSlot> {
+        // IPv4 peers of a dual-stack listener arrive as ::ffff:a.b.c.d; count them as IPv4.
+        self.try_acquire_key(address.to_canonical())
+    }
+}
+
+impl<K: Hash + Eq> Drop for CallerSlot<K> {
     fn drop(&mut self) {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = open.get_mut(&self.address) {
+        if let Some(count) = open.get_mut(&self.key) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                open.remove(&self.address);
+                open.remove(&self.key);
             }
         }
     }
@@ -80,5 +96,15 @@ mod tests {
         assert!(limit.try_acquire(b).is_some(), "another address");
         drop(first);
         assert!(limit.try_acquire(a).is_some(), "a slot given back");
+    }
+
+    #[test]
+    fn any_key_works_the_same() {
+        let limit = CallerLimit::<String>::new(1);
+        let alice = limit.try_acquire_key("alice".to_string()).expect("first");
+        assert!(limit.try_acquire_key("alice".to_string()).is_none());
+        assert!(limit.try_acquire_key("bob".to_string()).is_some());
+        drop(alice);
+        assert!(limit.try_acquire_key("alice".to_string()).is_some());
     }
 }

@@ -84,6 +84,15 @@ pub struct Cli {
     )]
     pub(crate) max_connections_per_caller: usize,
 
+    /// Most exec/attach sessions one caller (a user, or a tagged node) may have open at once; a
+    /// further one is refused with 429 and a message kubectl prints. 0: no limit.
+    #[arg(
+        long,
+        env = "KUBE_AUTH_PROXY_MAX_SESSIONS_PER_CALLER",
+        default_value_t = 0
+    )]
+    pub(crate) max_sessions_per_caller: usize,
+
     /// How long an identity answer from tailscaled is used before it is asked again. Every
     /// request and every upgrade runs on an answer at most this old, so a changed or revoked grant
     /// applies within it, also on kept-alive and long-running connections.

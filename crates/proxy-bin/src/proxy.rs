@@ -102,6 +102,8 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
         mode,
         identities: identity_cache::IdentityCache::new(localapi.clone(), cli.identity_ttl),
         upstream_handshake_timeout: cli.upstream_handshake_timeout,
+        sessions_per_caller: (cli.max_sessions_per_caller > 0)
+            .then(|| crate::caller_limit::CallerLimit::new(cli.max_sessions_per_caller)),
         localapi,
         upstream,
         metrics,

@@ -64,6 +64,11 @@ impl KubeStatus {
         Self::new(StatusCode::FORBIDDEN, "Forbidden", message)
     }
 
+    /// 429: the caller has as many of something open as it may.
+    pub(crate) fn too_many_requests(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message)
+    }
+
     /// 400: the request itself cannot be proxied.
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)

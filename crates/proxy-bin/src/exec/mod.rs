@@ -105,6 +105,22 @@ pub(crate) async fn exec_or_attach(
         Ok(url) => url,
         Err(error) => return KubeStatus::bad_request(error.to_string()).into_response(),
     };
+    // Held by the session until it ends.
+    let session_slot = match &app.sessions_per_caller {
+        None => None,
+        Some(limit) => match limit.try_acquire_key(caller.display_name().to_owned()) {
+            Some(slot) => Some(slot),
+            None => {
+                app.metrics.request_refused(Refusal::Policy);
+                return KubeStatus::too_many_requests(format!(
+                    "{} already has {} exec/attach sessions open, the most --max-sessions-per-caller allows",
+                    caller.display_name(),
+                    limit.max()
+                ))
+                .into_response();
+            }
+        },
+    };
     let policy = &caller.policy.recording;
     if policy.refuses_unrecorded() {
         app.metrics.request_refused(Refusal::Policy);
@@ -229,6 +245,7 @@ pub(crate) async fn exec_or_attach(
     let client_upgrade = hyper::upgrade::on(&mut request);
     let name = caller.display_name().to_string();
     tokio::spawn(async move {
+        let _slot = session_slot;
         let _active = app.metrics.session_started();
         let (upstream_io, client_io) = match tokio::join!(upstream.upgrade(), client_upgrade) {
             (Ok(upstream_io), Ok(client_io)) => (upstream_io, client_io),
