@@ -73,7 +73,10 @@ pub(crate) fn requested_upgrade(
 
 /// Whether `path` names a pod's `exec` or `attach` subresource, as the API server reads it.
 pub(crate) fn is_session_path(path: &str) -> bool {
-    Target::from_path(path).is_some()
+    // Most requests are neither: skip reading them fully when the raw path cannot spell either
+    // word, even once percent-decoded.
+    let may_name_a_session = path.contains('%') || path.contains("exec") || path.contains("attach");
+    may_name_a_session && Target::from_path(path).is_some()
 }
 
 /// Handles `/api/v1/namespaces/{ns}/pods/{pod}/exec` and `/attach`.
@@ -440,6 +443,26 @@ mod tests {
             requested_upgrade(&Method::POST, &HeaderMap::new()),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn session_paths_are_read_as_the_api_server_reads_them() {
+        for path in [
+            "/api/v1/namespaces/default/pods/demo/exec",
+            "/api/v1/namespaces/default/pods/demo/attach",
+            "/api/v1/namespaces/default/pods/demo%2Fexec",
+            "/api/v1/namespaces/default/pods/demo/%65xec",
+        ] {
+            assert!(is_session_path(path), "{path}");
+        }
+        for path in [
+            "/api/v1/namespaces/default/pods/demo",
+            "/api/v1/namespaces/default/pods/demo/log",
+            "/api/v1/namespaces/default/pods/exec",
+            "/version",
+        ] {
+            assert!(!is_session_path(path), "{path}");
+        }
     }
 
     #[test]
