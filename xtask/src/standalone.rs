@@ -25,8 +25,7 @@ use anyhow::{bail, Context as _};
 use crate::tools::{cargo, run, workspace_root};
 
 /// The reusable library and I/O crates that must package together, in a stable order.
-/// `castfmt` is added when it exists.
-const REUSABLE: [&str; 9] = [
+const REUSABLE: [&str; 12] = [
     "capmodel",
     "impersonate",
     "spdyframe",
@@ -36,11 +35,10 @@ const REUSABLE: [&str; 9] = [
     "localapi",
     "recorder-client",
     "recorder-server",
+    "castfmt",
+    "kubestatus",
+    "tlsedge",
 ];
-
-/// Reusable crates that may not exist yet in every checkout: included when their directory has a
-/// manifest.
-const REUSABLE_WHEN_PRESENT: [&str; 1] = ["castfmt"];
 
 /// The scratch crate's `src/main.rs`: uses both crates, and `sessiontap`'s re-exported
 /// `StreamId` as `spdyframe`'s own type.
@@ -67,16 +65,8 @@ fn main() {
 /// Runs both checks.
 pub(crate) fn standalone() -> anyhow::Result<()> {
     let root = workspace_root();
-    run(cargo().args(package_args(&packages(&root))))?;
+    run(cargo().args(package_args(&REUSABLE)))?;
     build_scratch_crate(&root)
-}
-
-/// The crates to package: [`REUSABLE`], plus those of [`REUSABLE_WHEN_PRESENT`] that exist.
-fn packages(root: &Path) -> Vec<&'static str> {
-    let present = REUSABLE_WHEN_PRESENT
-        .into_iter()
-        .filter(|name| root.join("crates").join(name).join("Cargo.toml").is_file());
-    REUSABLE.into_iter().chain(present).collect()
 }
 
 /// `cargo package` over `packages` together, without building them (the scratch crate does).
@@ -238,15 +228,12 @@ sessiontap = { path = "/src/kap/crates/sessiontap" }
     }
 
     #[test]
-    fn castfmt_is_packaged_when_it_exists() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        assert_eq!(packages(dir.path()), REUSABLE);
-        let castfmt = dir.path().join("crates").join("castfmt");
-        std::fs::create_dir_all(&castfmt).expect("mkdir");
-        std::fs::write(castfmt.join("Cargo.toml"), "").expect("write");
-        let mut expected = REUSABLE.to_vec();
-        expected.push("castfmt");
-        assert_eq!(packages(dir.path()), expected);
+    fn every_reusable_crate_is_a_workspace_member() {
+        let root = workspace_root();
+        for name in REUSABLE {
+            let manifest = root.join("crates").join(name).join("Cargo.toml");
+            assert!(manifest.is_file(), "{} is missing", manifest.display());
+        }
     }
 
     #[test]

@@ -1,0 +1,1 @@
+//! The TCP/TLS edge (work in progress: filled in by the tlsedge change).
