@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 /// Go's `url.ParseQuery` refuses a query with more parameters than this (its `urlmaxqueryparams`
 /// default) and then yields no values at all.
-const MAX_QUERY_PARAMS: usize = 10_000;
+pub const MAX_QUERY_PARAMS: usize = 10_000;
 
 /// How `%XX` and `+` are read, as Go's `url.unescape` modes `encodePath` and
 /// `encodeQueryComponent`.
@@ -35,29 +35,80 @@ pub(crate) fn unescape_path_bytes(path: &str) -> Option<Vec<u8>> {
     unescape_bytes(path, Component::Path)
 }
 
+/// One `&`-separated piece of a raw query, as Go's `url.ParseQuery` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueryPair<'a> {
+    /// A pair Go keeps: key and value decoded to bytes (`%XX` is a byte, `+` a space; a key
+    /// without `=` has the empty value).
+    Decoded {
+        /// The pair as it appeared in the query.
+        raw: &'a str,
+        /// The decoded key.
+        key: Vec<u8>,
+        /// The decoded value.
+        value: Vec<u8>,
+    },
+    /// A pair containing `;`, which Go (1.17 and later) drops instead of splitting on it.
+    Semicolon {
+        /// The pair as it appeared in the query.
+        raw: &'a str,
+    },
+    /// A pair whose key or value has a `%` not followed by two hex digits, which Go drops.
+    InvalidEscape {
+        /// The pair as it appeared in the query.
+        raw: &'a str,
+    },
+}
+
+/// The pieces of a raw query (without its `?`) in order, as Go's `url.ParseQuery` walks them:
+/// split on `&` only, empty pieces skipped. Each is decoded or says why Go drops it, so that a
+/// lenient reader (the apiserver's) and a strict one (a recorder that must refuse what it cannot
+/// read exactly) share one decoding.
+pub fn query_pairs(query: &str) -> impl Iterator<Item = QueryPair<'_>> {
+    query.split('&').filter(|raw| !raw.is_empty()).map(|raw| {
+        if raw.contains(';') {
+            return QueryPair::Semicolon { raw };
+        }
+        let (key, value) = raw.split_once('=').unwrap_or((raw, ""));
+        match (
+            unescape_bytes(key, Component::Query),
+            unescape_bytes(value, Component::Query),
+        ) {
+            (Some(key), Some(value)) => QueryPair::Decoded { raw, key, value },
+            _ => QueryPair::InvalidEscape { raw },
+        }
+    })
+}
+
+/// Whether Go's `url.ParseQuery` refuses `query` as a whole for having more than
+/// [`MAX_QUERY_PARAMS`] parameters (counted as Go counts them: one more than the `&`s).
+pub fn too_many_query_params(query: &str) -> bool {
+    query.matches('&').count() + 1 > MAX_QUERY_PARAMS
+}
+
 /// The query's parameters, decoded as Go's `url.ParseQuery` (and so `URL.Query()`) does: pairs
 /// split on `&` only; a pair containing `;` is dropped (Go 1.17 and later); so is a pair whose key
 /// or value has a malformed `%` escape; `+` is a space; a key without `=` has the value `""`.
 /// A query of more than 10 000 parameters yields nothing, as in current Go releases.
 pub(crate) fn query_values(query: &str) -> BTreeMap<String, Vec<String>> {
     let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    if query.matches('&').count() + 1 > MAX_QUERY_PARAMS {
+    if too_many_query_params(query) {
         return values;
     }
-    for pair in query.split('&') {
-        if pair.is_empty() || pair.contains(';') {
-            continue;
+    for pair in query_pairs(query) {
+        if let QueryPair::Decoded { key, value, .. } = pair {
+            values.entry(lossy(key)).or_default().push(lossy(value));
         }
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let (Some(key), Some(value)) = (
-            unescape(key, Component::Query),
-            unescape(value, Component::Query),
-        ) else {
-            continue;
-        };
-        values.entry(key).or_default().push(value);
     }
     values
+}
+
+/// Decoded bytes as a `String`: bytes that do not form UTF-8 become U+FFFD (Go keeps them as they
+/// are, but a Rust `String` cannot hold them).
+fn lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
 }
 
 /// The first value of `key`, as Go's `values[key][0]` guarded by a length check.
@@ -65,15 +116,13 @@ pub(crate) fn first<'a>(values: &'a BTreeMap<String, Vec<String>>, key: &str) ->
     values.get(key)?.first().map(String::as_str)
 }
 
-/// Go's `url.unescape`. Bytes that do not form UTF-8 after decoding become U+FFFD: Go keeps them
-/// as they are, but a Rust `String` cannot hold them.
+/// Go's `url.unescape`, as a `String` (see [`lossy`]).
 fn unescape(s: &str, component: Component) -> Option<String> {
     let escaped = s.contains('%') || (component == Component::Query && s.contains('+'));
     if !escaped {
         return Some(s.to_owned());
     }
-    let out = unescape_bytes(s, component)?;
-    Some(String::from_utf8_lossy(&out).into_owned())
+    unescape_bytes(s, component).map(lossy)
 }
 
 /// Go's `url.unescape`, to bytes.
@@ -152,6 +201,34 @@ mod tests {
             pairs("a=1;b=2&c=%zz&d%=1&e=ok&&f=%3b"),
             vec![one("e", &["ok"]), one("f", &[";"])]
         );
+    }
+
+    #[test]
+    fn each_piece_says_whether_go_keeps_it() {
+        let pieces: Vec<QueryPair<'_>> = query_pairs("a=1+2&&b;c&d=%zz&e").collect();
+        assert_eq!(
+            pieces,
+            vec![
+                QueryPair::Decoded {
+                    raw: "a=1+2",
+                    key: b"a".to_vec(),
+                    value: b"1 2".to_vec()
+                },
+                QueryPair::Semicolon { raw: "b;c" },
+                QueryPair::InvalidEscape { raw: "d=%zz" },
+                QueryPair::Decoded {
+                    raw: "e",
+                    key: b"e".to_vec(),
+                    value: Vec::new()
+                },
+            ]
+        );
+        assert!(!too_many_query_params(
+            &vec!["x"; MAX_QUERY_PARAMS].join("&")
+        ));
+        assert!(too_many_query_params(
+            &vec!["x"; MAX_QUERY_PARAMS + 1].join("&")
+        ));
     }
 
     #[test]

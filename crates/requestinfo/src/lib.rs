@@ -49,6 +49,7 @@ mod path_check;
 mod request_info;
 mod validation;
 
+pub use go_url::{query_pairs, too_many_query_params, QueryPair, MAX_QUERY_PARAMS};
 pub use path_check::{path_ambiguity, PathAmbiguity};
 pub use request_info::{parse, RequestInfo};
 

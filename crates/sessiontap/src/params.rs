@@ -1,5 +1,7 @@
 //! The session's parameters, read from the exec/attach request's query string.
 
+use requestinfo::QueryPair;
+
 /// What the client asked for in the query of `POST|GET /api/v1/namespaces/{ns}/pods/{pod}/exec`
 /// (or `attach`): which standard streams exist, whether there is a tty, the command and the
 /// container.
@@ -46,6 +48,15 @@ pub enum ParamsError {
         /// The `key=value` pair as it appeared in the query.
         pair: String,
     },
+    /// More parameters than Go's `url.ParseQuery` reads (it then yields none at all).
+    #[error("more than {limit} query parameters")]
+    TooManyParameters {
+        /// Go's limit.
+        limit: usize,
+    },
+    /// A pair the query decoder reports in a way this version does not know.
+    #[error("a query parameter could not be read")]
+    Unreadable,
 }
 
 impl SessionParams {
@@ -65,16 +76,31 @@ impl SessionParams {
     /// ```
     pub fn from_query(query: &str) -> Result<Self, ParamsError> {
         let query = query.strip_prefix('?').unwrap_or(query);
+        if requestinfo::too_many_query_params(query) {
+            return Err(ParamsError::TooManyParameters {
+                limit: requestinfo::MAX_QUERY_PARAMS,
+            });
+        }
         let mut params = SessionParams::default();
         // Only the first value of a flag counts; remember which flags were already seen.
         let mut seen = [false; 4];
-        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-            if pair.contains(';') {
-                return Err(ParamsError::Semicolon { pair: pair.into() });
-            }
-            let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-            let key = unescape(raw_key, pair)?;
-            let value = unescape(raw_value, pair)?;
+        for pair in requestinfo::query_pairs(query) {
+            let (key, value) = match pair {
+                QueryPair::Decoded { raw, key, value } => {
+                    match (String::from_utf8(key), String::from_utf8(value)) {
+                        (Ok(key), Ok(value)) => (key, value),
+                        _ => return Err(ParamsError::NotUtf8 { pair: raw.into() }),
+                    }
+                }
+                QueryPair::Semicolon { raw } => {
+                    return Err(ParamsError::Semicolon { pair: raw.into() })
+                }
+                QueryPair::InvalidEscape { raw } => {
+                    return Err(ParamsError::InvalidEscape { pair: raw.into() })
+                }
+                // A kind of pair this version does not know: refuse rather than guess.
+                _ => return Err(ParamsError::Unreadable),
+            };
             let (index, field) = match key.as_str() {
                 "tty" => (0, &mut params.tty),
                 "stdin" => (1, &mut params.stdin),
@@ -102,39 +128,6 @@ impl SessionParams {
 /// apimachinery's `Convert_Slice_string_To_bool` for a present value.
 fn query_bool(value: &str) -> bool {
     !(value == "0" || value.eq_ignore_ascii_case("false"))
-}
-
-/// Go's `url.QueryUnescape`: `+` is a space, `%XX` a byte.
-fn unescape(raw: &str, pair: &str) -> Result<String, ParamsError> {
-    if !raw.contains(['%', '+']) {
-        return Ok(raw.to_owned());
-    }
-    let mut out = Vec::with_capacity(raw.len());
-    let mut bytes = raw.bytes();
-    while let Some(byte) = bytes.next() {
-        match byte {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hi = bytes.next().and_then(hex_value);
-                let lo = bytes.next().and_then(hex_value);
-                match (hi, lo) {
-                    (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                    _ => return Err(ParamsError::InvalidEscape { pair: pair.into() }),
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    String::from_utf8(out).map_err(|_| ParamsError::NotUtf8 { pair: pair.into() })
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -208,5 +201,35 @@ mod tests {
             SessionParams::from_query("command=%ff"),
             Err(ParamsError::NotUtf8 { .. })
         ));
+        let too_many = vec!["stdout=1"; requestinfo::MAX_QUERY_PARAMS + 1].join("&");
+        assert_eq!(
+            SessionParams::from_query(&too_many),
+            Err(ParamsError::TooManyParameters {
+                limit: requestinfo::MAX_QUERY_PARAMS
+            })
+        );
+        let at_limit = vec!["stdout=1"; requestinfo::MAX_QUERY_PARAMS].join("&");
+        assert!(
+            SessionParams::from_query(&at_limit)
+                .expect("at the limit")
+                .stdout
+        );
+    }
+
+    proptest::proptest! {
+        /// What the strict reader accepts, it reads exactly as the apiserver's lenient reader:
+        /// the recorded command and container are the ones that run.
+        #[test]
+        fn strict_reading_agrees_with_the_apiservers(
+            query in "(command|container|stdin|x|%63ommand|c%6Fntainer)(=[a-z%+;2F0-9]{0,6})?(&(command|container|stdin|%63ommand)(=[a-z%+;2F0-9]{0,6})?){0,5}"
+        ) {
+            if let Ok(params) = SessionParams::from_query(&query) {
+                let values = requestinfo::query_values(&query);
+                let command = values.get("command").cloned().unwrap_or_default();
+                proptest::prop_assert_eq!(&params.command, &command);
+                let container = values.get("container").and_then(|v| v.first()).cloned();
+                proptest::prop_assert_eq!(&params.container, &container);
+            }
+        }
     }
 }
