@@ -20,6 +20,11 @@ pub struct RecordingPolicy {
     pub fail_open: bool,
     /// Whether API requests are sent to the recorders as events: any rule sets `enableEvents`.
     pub events: bool,
+    /// Whether stdin is recorded (`i` events): any rule sets `recordInput`.
+    pub input: bool,
+    /// Whether the bytes of port-forward connections are stored: any rule sets
+    /// `recordPortForwardData`.
+    pub port_forward_data: bool,
 }
 
 impl RecordingPolicy {
@@ -29,6 +34,8 @@ impl RecordingPolicy {
             recorders: Vec::new(),
             fail_open: true,
             events: false,
+            input: false,
+            port_forward_data: false,
         }
     }
 
@@ -45,6 +52,8 @@ impl RecordingPolicy {
             recorders,
             fail_open: !rules.iter().any(|rule| rule.enforce_recorder),
             events: rules.iter().any(|rule| rule.enable_events),
+            input: rules.iter().any(|rule| rule.record_input),
+            port_forward_data: rules.iter().any(|rule| rule.record_port_forward_data),
         }
     }
 
@@ -104,6 +113,23 @@ mod tests {
             addrs(&["10.0.0.2:80", "10.0.0.1:80", "[fd7a::1]:80"])
         );
         assert!(policy.fail_open && policy.events && policy.is_recorded());
+        assert!(!policy.input && !policy.port_forward_data);
+    }
+
+    #[test]
+    fn input_and_port_forward_data_are_recorded_when_any_rule_asks() {
+        let rules = [
+            KubernetesCapRule {
+                record_input: true,
+                ..KubernetesCapRule::default()
+            },
+            KubernetesCapRule {
+                record_port_forward_data: true,
+                ..KubernetesCapRule::default()
+            },
+        ];
+        let policy = RecordingPolicy::from_rules(&rules);
+        assert!(policy.input && policy.port_forward_data);
     }
 
     #[test]

@@ -32,6 +32,14 @@ pub struct KubernetesCapRule {
     /// Send API request events to the recorders (`enableEvents`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub enable_events: bool,
+    /// Record what the caller sends on stdin as `i` events (`recordInput`; our extension, off by
+    /// default). Tailscale's proxy never records input.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub record_input: bool,
+    /// Store the bytes of each port-forward connection, not only its audit events
+    /// (`recordPortForwardData`; our extension, off by default).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub record_port_forward_data: bool,
 }
 
 /// How to impersonate a caller (Go: `kubetypes.ImpersonateRule`).
@@ -74,11 +82,13 @@ mod tests {
             recorder_addrs: vec!["[fd7a::1]:80".parse().unwrap()],
             enforce_recorder: true,
             enable_events: true,
+            record_input: true,
+            record_port_forward_data: false,
         };
         let json = serde_json::to_string(&rule).unwrap();
         assert_eq!(
             json,
-            r#"{"impersonate":{"groups":["g"]},"recorder":["tag:rec"],"recorderAddrs":["[fd7a::1]:80"],"enforceRecorder":true,"enableEvents":true}"#
+            r#"{"impersonate":{"groups":["g"]},"recorder":["tag:rec"],"recorderAddrs":["[fd7a::1]:80"],"enforceRecorder":true,"enableEvents":true,"recordInput":true}"#
         );
         assert_eq!(
             serde_json::from_str::<KubernetesCapRule>(&json).unwrap(),

@@ -111,23 +111,29 @@ pub(crate) fn decode_rule(value: &Value) -> Result<KubernetesCapRule, RuleError>
         Value::Object(obj) => obj,
         other => return Err(invalid_type(other, "an object", String::new())),
     };
-    let [impersonate, recorder, recorder_addrs, enforce_recorder, enable_events] = match_fields(
-        obj,
-        [
-            "impersonate",
-            "recorder",
-            "recorderAddrs",
-            "enforceRecorder",
-            "enableEvents",
-        ],
-        "",
-    )?;
+    let [impersonate, recorder, recorder_addrs, enforce_recorder, enable_events, record_input, record_port_forward_data] =
+        match_fields(
+            obj,
+            [
+                "impersonate",
+                "recorder",
+                "recorderAddrs",
+                "enforceRecorder",
+                "enableEvents",
+                "recordInput",
+                "recordPortForwardData",
+            ],
+            "",
+        )?;
     Ok(KubernetesCapRule {
         impersonate: field(impersonate, "", decode_impersonate)?.flatten(),
         recorder: field(recorder, "", decode_strings)?.unwrap_or_default(),
         recorder_addrs: field(recorder_addrs, "", decode_addrs)?.unwrap_or_default(),
         enforce_recorder: field(enforce_recorder, "", decode_bool)?.unwrap_or_default(),
         enable_events: field(enable_events, "", decode_bool)?.unwrap_or_default(),
+        record_input: field(record_input, "", decode_bool)?.unwrap_or_default(),
+        record_port_forward_data: field(record_port_forward_data, "", decode_bool)?
+            .unwrap_or_default(),
     })
 }
 
@@ -315,6 +321,17 @@ mod tests {
         assert!(rule.enforce_recorder && rule.enable_events);
         assert_eq!(rule.impersonate.unwrap().groups, ["g"]);
         assert_eq!(rule.recorder_addrs.len(), 1);
+    }
+
+    #[test]
+    fn our_extensions_decode_like_the_rest() {
+        let rule =
+            decode_rule(&json!({"RecordInput": true, "recordportforwarddata": true})).unwrap();
+        assert!(rule.record_input && rule.record_port_forward_data);
+        let e = err(json!({"recordInput": 1}));
+        assert_eq!(e.path(), "recordInput");
+        let rule = decode_rule(&json!({"recordInput": null})).unwrap();
+        assert_eq!(rule, KubernetesCapRule::default());
     }
 
     #[test]

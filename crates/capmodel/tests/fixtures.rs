@@ -33,6 +33,8 @@ fn user_node_alice() {
             recorders: addrs(&["100.88.1.2:80", "[fd7a:115c:a1e0::aa01:102]:80"]),
             fail_open: false,
             events: true,
+            input: false,
+            port_forward_data: false,
         }
     );
     assert!(policy.recording.is_recorded());
