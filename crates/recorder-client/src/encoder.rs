@@ -237,6 +237,15 @@ impl CastEncoder {
         });
     }
 
+    /// A note about the session that is not the command's output, such as why the proxy ended
+    /// it: an `m` (marker) event with `label`.
+    pub fn marker(&mut self, at: Duration, label: &str, out: &mut Vec<u8>) {
+        let at = self.tick(at, out);
+        self.emit_line(out, |line| {
+            write_event_line(line, at, EventCode::Marker, label)
+        });
+    }
+
     /// Ends the recording: incomplete characters still carried become U+FFFD `o`/`i` events, and a
     /// header still waiting is written with the default size (then the output that waited for it).
     pub fn finish(&mut self, at: Duration, out: &mut Vec<u8>) {

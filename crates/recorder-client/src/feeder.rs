@@ -29,6 +29,8 @@ pub(crate) enum Message {
         event: OwnedSessionEvent,
         _space: OwnedSemaphorePermit,
     },
+    /// A marker (`m` event) at `at`, e.g. why the proxy ended the session.
+    Marker { at: Duration, label: String },
     /// The session ended at `at`.
     Finish { at: Duration },
 }

@@ -201,6 +201,18 @@ impl Recording {
             .abandon_with(AbandonReason::Requested(reason.into()));
     }
 
+    /// Adds a marker (`m` event) to the recording after the events fed so far: a note that is not
+    /// the command's output, such as why the proxy ended the session. Unlike
+    /// [`abandon`](Self::abandon) the recording goes on and can still be complete.
+    pub fn mark(&self, label: impl Into<String>) {
+        let at = self.feeder.shared.start.elapsed();
+        // If the writer already stopped, nobody reads this; its outcome says why.
+        let _ = self.feeder.shared.events.send(Message::Marker {
+            at,
+            label: label.into(),
+        });
+    }
+
     /// Ends the recording: writes what is buffered (and a tty header still waiting), ends the
     /// upload and waits for the recorder to confirm it (at most
     /// [`RecorderConfig::ack_window`] after the last byte is sent).

@@ -122,6 +122,10 @@ impl Writer {
     fn encode(&mut self, message: Message, out: &mut Vec<u8>) -> Option<Duration> {
         match message {
             Message::Finish { at } => Some(at),
+            Message::Marker { at, label } => {
+                self.encoder.marker(at, &label, out);
+                None
+            }
             Message::Event { at, event, _space } => {
                 match event {
                     OwnedSessionEvent::Output { stream, bytes } => {

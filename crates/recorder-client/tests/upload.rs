@@ -225,6 +225,29 @@ async fn v1_upload_is_confirmed_by_the_final_200() {
     assert_eq!(Cast::parse(&state.data).text("o"), expected);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_marker_goes_after_the_events_before_it_and_the_recording_stays_complete() {
+    let (recording, mut uploads) = connect(Behaviour::default(), RecorderConfig::default()).await;
+    recording.feed(out("working\n")).await.expect("feed");
+    recording.mark("ended by the proxy: session idle for 15m");
+    let outcome = recording.finish().await;
+    let state = uploads.recv().await.expect("upload").ended().await;
+    assert!(outcome.is_uploaded(), "{outcome}");
+    let cast = Cast::parse(&state.data);
+    let codes: Vec<(&str, &str)> = cast
+        .events
+        .iter()
+        .map(|(_, code, data)| (code.as_str(), data.as_str()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("o", "working\n"),
+            ("m", "ended by the proxy: session idle for 15m")
+        ]
+    );
+}
+
 /// The proxy runs these futures in spawned tasks, so they must be `Send + 'static`.
 #[allow(dead_code)]
 fn futures_are_send(recording: Recording, feeder: recorder_client::Feeder) {
