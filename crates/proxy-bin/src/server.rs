@@ -10,8 +10,9 @@ use axum::body::Body;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tlsedge::accept::BoundedListener;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
@@ -32,36 +33,20 @@ pub(crate) struct ConnectionLimits {
     pub(crate) shutdown_grace: Duration,
 }
 
-/// Serves client connections until `shutdown` changes to true, then drains.
+/// Serves client connections until `shutdown` becomes true (or its sender is dropped), then
+/// drains.
 pub(crate) async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     router: Router,
     app: Arc<App>,
     limits: ConnectionLimits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut listener = BoundedListener::new(listener, limits.max_connections, shutdown.clone());
     let per_caller = CallerLimit::new(limits.max_connections_per_caller);
-    loop {
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            _ = shutdown.changed() => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // EMFILE and friends: log and go on; the permit is returned.
-                    tracing::warn!(%error, "accept failed");
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => break,
-        };
+    while let Some(accepted) = listener.next().await {
+        let (stream, peer, slot) = (accepted.stream, accepted.peer, accepted.slot);
         let Some(caller_slot) = per_caller.try_acquire(peer.ip()) else {
             app.metrics.connection_over_caller_limit();
             tracing::debug!(%peer, "connection closed: this address has --max-connections-per-caller open");
@@ -75,18 +60,18 @@ pub(crate) async fn serve(
         tokio::spawn(async move {
             serve_connection(stream, peer, acceptor, router, app, limits, shutdown).await;
             drop(caller_slot);
-            drop(permit);
+            drop(slot);
         });
     }
-    drop(listener);
+    let draining = listener.close();
     tracing::info!("shutting down: waiting for in-flight requests");
-    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
-    match tokio::time::timeout(limits.shutdown_grace, slots.clone().acquire_many_owned(all)).await {
-        Ok(_) => tracing::info!("all connections finished"),
-        Err(_) => tracing::warn!(
+    if draining.wait(limits.shutdown_grace).await {
+        tracing::info!("all connections finished");
+    } else {
+        tracing::warn!(
             grace = ?limits.shutdown_grace,
             "shutdown grace period over; cutting remaining connections"
-        ),
+        );
     }
 }
 

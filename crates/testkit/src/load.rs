@@ -22,14 +22,12 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore};
 use serde::Serialize;
+use tlsedge::verify::AnyServerCertificate;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use url::Url;
 
-use any_certificate::AnyCertificate;
-
-mod any_certificate;
 #[cfg(test)]
 mod tests;
 
@@ -59,8 +57,8 @@ pub struct LoadOptions {
 pub enum ServerTrust {
     /// Verified against these roots.
     Roots(Arc<RootCertStore>),
-    /// Any certificate is accepted (handshake signatures are still checked). For benchmarks
-    /// against a self-signed server only.
+    /// Any certificate is accepted (handshake signatures are still checked):
+    /// [`tlsedge::AnyServerCertificate`]. For benchmarks against a self-signed server only.
     AnyCertificate,
 }
 
@@ -224,7 +222,7 @@ pub fn client_config(trust: &ServerTrust) -> anyhow::Result<ClientConfig> {
             .with_no_client_auth(),
         ServerTrust::AnyCertificate => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate { provider }))
+            .with_custom_certificate_verifier(Arc::new(AnyServerCertificate::new(provider)))
             .with_no_client_auth(),
     };
     // HTTP/1.1 only: the load is about one request at a time per connection.

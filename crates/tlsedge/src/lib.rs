@@ -1,1 +1,22 @@
-//! The TCP/TLS edge (work in progress: filled in by the tlsedge change).
+//! The TCP/TLS edge shared by `kube-auth-proxy`, `kube-recorder` and their test tools.
+//!
+//! - [`accept`]: [`BoundedListener`], an accept loop that hands out at most N connections at
+//!   once, stops when shutdown is asked for, and afterwards waits (for at most a grace period)
+//!   until the connections it handed out have ended.
+//! - [`verify`]: [`AnyServerCertificate`], the rustls verifier behind kubeconfig's
+//!   `insecure-skip-tls-verify` and tests against self-signed servers. **Insecure by design**:
+//!   it accepts any certificate and checks only the handshake signatures.
+//!
+//! What a server does with a connection (its TLS handshake, HTTP, per-client limits, its own
+//! draining) stays in the server.
+
+pub mod accept;
+pub mod verify;
+
+pub use accept::{Accepted, BoundedListener, ConnectionSlot, Draining};
+pub use verify::AnyServerCertificate;
+
+/// The README's example is compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -9,6 +9,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tlsedge::accept::BoundedListener;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -49,7 +50,7 @@ pub(crate) async fn serve(
     router: Router,
     limits: Limits,
     uploads: Uploads,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -63,28 +64,14 @@ pub(crate) async fn serve(
         .keep_alive_interval(H2_KEEP_ALIVE)
         .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut listener = BoundedListener::new(listener, limits.max_connections, shutdown.clone());
     let mut connections = JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            _ = stopped(&mut shutdown) => break,
+        let Some(accepted) = listener.next().await else {
+            break;
         };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // EMFILE and the like: the permit goes back, and accepting goes on.
-                    tracing::warn!(%error, "accept failed");
-                    continue;
-                }
-            },
-            _ = stopped(&mut shutdown) => break,
-        };
+        let (stream, peer, slot) = (accepted.stream, accepted.peer, accepted.slot);
         let builder = builder.clone();
         let router = router.clone();
         let shutdown = shutdown.clone();
@@ -98,9 +85,10 @@ pub(crate) async fn serve(
             )
             .await;
             tracing::trace!(%peer, "connection closed");
-            drop(permit);
+            drop(slot);
         });
     }
+    // Closes the socket. The JoinSet, not the listener's slots, tells when connections are done.
     drop(listener);
     drop(router);
     tracing::info!(connections = connections.len(), "shutting down");
