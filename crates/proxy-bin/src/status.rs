@@ -13,7 +13,7 @@
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
-use serde::Serialize;
+use kubestatus::reason;
 
 /// An error the proxy answers itself, rendered as a Kubernetes `Status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,21 +29,6 @@ pub(crate) struct KubeStatus {
     pub(crate) close_connection: bool,
 }
 
-#[derive(Serialize)]
-struct StatusBody<'a> {
-    kind: &'static str,
-    #[serde(rename = "apiVersion")]
-    api_version: &'static str,
-    metadata: Empty,
-    status: &'static str,
-    message: &'a str,
-    reason: &'static str,
-    code: u16,
-}
-
-#[derive(Serialize)]
-struct Empty {}
-
 impl KubeStatus {
     fn new(code: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -56,34 +41,38 @@ impl KubeStatus {
 
     /// 401: the caller is not known to the identity source.
     pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", message)
+        Self::new(StatusCode::UNAUTHORIZED, reason::UNAUTHORIZED, message)
     }
 
     /// 403: the caller is known but its grant does not allow this.
     pub(crate) fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "Forbidden", message)
+        Self::new(StatusCode::FORBIDDEN, reason::FORBIDDEN, message)
     }
 
     /// 429: the caller has as many of something open as it may.
     pub(crate) fn too_many_requests(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message)
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            reason::TOO_MANY_REQUESTS,
+            message,
+        )
     }
 
     /// 400: the request itself cannot be proxied.
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
+        Self::new(StatusCode::BAD_REQUEST, reason::BAD_REQUEST, message)
     }
 
     /// 502: the upstream API server could not be reached or answered garbage.
     pub(crate) fn bad_gateway(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_GATEWAY, "InternalError", message)
+        Self::new(StatusCode::BAD_GATEWAY, reason::INTERNAL_ERROR, message)
     }
 
     /// 503: a dependency (the identity source) is unavailable.
     pub(crate) fn service_unavailable(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
+            reason::SERVICE_UNAVAILABLE,
             message,
         )
     }
@@ -94,19 +83,10 @@ impl KubeStatus {
         self
     }
 
-    /// The JSON body.
+    /// The JSON body: an apiserver-style `Status` Failure.
     pub(crate) fn to_json(&self) -> Vec<u8> {
-        let body = StatusBody {
-            kind: "Status",
-            api_version: "v1",
-            metadata: Empty {},
-            status: "Failure",
-            message: &self.message,
-            reason: self.reason,
-            code: self.code.as_u16(),
-        };
-        // Serialising a struct of strings and integers cannot fail.
-        serde_json::to_vec(&body).unwrap_or_default()
+        kubestatus::Status::failure(self.code.as_u16(), self.reason, self.message.as_str())
+            .to_json()
     }
 }
 
@@ -188,6 +168,10 @@ mod tests {
         assert_eq!(value["reason"], "Forbidden");
         assert_eq!(value["code"], 403);
         assert_eq!(value["message"], "no \"quotes\" escaped wrong");
+        assert_eq!(
+            KubeStatus::too_many_requests("m").to_json(),
+            br#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"m","reason":"TooManyRequests","code":429}"#
+        );
     }
 
     #[test]

@@ -124,21 +124,14 @@ impl ErrorStreamCollector {
     }
 }
 
-/// Decodes a complete error stream the way client-go does.
 /// A `metav1.Status` Failure as the kubelet writes one on the error stream when it cannot run the
 /// command (reason `InternalError`, code 500), carrying `message`: what a proxy writes to end a
 /// session with a reason kubectl prints.
 pub(crate) fn failure_status_json(message: &str) -> Vec<u8> {
-    let status = serde_json::json!({
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": "InternalError",
-        "code": 500,
-    });
-    serde_json::to_vec(&status).unwrap_or_default()
+    kubestatus::Status::internal_error(message).to_json()
 }
 
+/// Decodes a complete error stream the way client-go does.
 pub(crate) fn decode(format: ErrorFormat, bytes: &[u8]) -> ExitStatus {
     if bytes.is_empty()
         || (format == ErrorFormat::Status && bytes.iter().all(u8::is_ascii_whitespace))
@@ -293,6 +286,21 @@ mod tests {
             ),
             ExitStatus::Failure {
                 message: "command terminated with non-zero exit code".into()
+            }
+        );
+    }
+
+    #[test]
+    fn failure_written_to_end_a_session_reads_back() {
+        let json = failure_status_json("session ended: \"recording failed\"");
+        assert_eq!(
+            json,
+            br#"{"metadata":{},"status":"Failure","message":"session ended: \"recording failed\"","reason":"InternalError","code":500}"#
+        );
+        assert_eq!(
+            decode(ErrorFormat::Status, &json),
+            ExitStatus::Failure {
+                message: "session ended: \"recording failed\"".into()
             }
         );
     }

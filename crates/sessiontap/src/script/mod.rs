@@ -211,16 +211,10 @@ pub(crate) fn status_bytes(format: ErrorFormat, code: i32) -> Vec<u8> {
     match (format, code) {
         (ErrorFormat::PlainText, 0) => Vec::new(),
         (ErrorFormat::PlainText, code) => exit_message(code).into_bytes(),
-        (ErrorFormat::Status, 0) => br#"{"metadata":{},"status":"Success"}"#.to_vec(),
-        (ErrorFormat::Status, code) => serde_json::json!({
-            "metadata": {},
-            "status": "Failure",
-            "message": exit_message(code),
-            "reason": "NonZeroExitCode",
-            "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]},
-        })
-        .to_string()
-        .into_bytes(),
+        (ErrorFormat::Status, 0) => kubestatus::Status::success().to_json(),
+        (ErrorFormat::Status, code) => {
+            kubestatus::Status::exit_code(code, exit_message(code)).to_json()
+        }
     }
 }
 

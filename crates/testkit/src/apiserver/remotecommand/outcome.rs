@@ -8,6 +8,7 @@
 //! Go's `json.Marshal` of the struct, so fields in declaration order and empty ones left out);
 //! earlier ones write the error's text and nothing on success (`v1WriteStatusFunc`).
 
+use kubestatus::{Status, StatusCause, StatusDetails};
 use sessiontap::ErrorFormat;
 
 /// The end of a session, as the runtime reports it.
@@ -58,7 +59,7 @@ impl Outcome {
     /// What the server writes on the error stream for this outcome.
     pub(crate) fn encode(&self, format: ErrorFormat) -> Vec<u8> {
         match format {
-            ErrorFormat::Status => self.status_json().into_bytes(),
+            ErrorFormat::Status => self.status_json(),
             ErrorFormat::PlainText => match self {
                 Outcome::Success => Vec::new(),
                 _ => self.status_message().into_bytes(),
@@ -79,22 +80,22 @@ impl Outcome {
         }
     }
 
-    /// The `metav1.Status` JSON, fields in Go's order (`metadata`, `status`, `message`,
-    /// `reason`, `details`, `code`).
-    fn status_json(&self) -> String {
-        let quote = |s: &str| serde_json::Value::from(s).to_string();
-        match self {
-            Outcome::Success => r#"{"metadata":{},"status":"Success"}"#.to_owned(),
-            Outcome::ExitCode { code, .. } => format!(
-                r#"{{"metadata":{{}},"status":"Failure","message":{},"reason":"NonZeroExitCode","details":{{"causes":[{{"reason":"ExitCode","message":"{code}"}}]}}}}"#,
-                quote(&self.status_message())
-            ),
-            Outcome::Internal { cause } => format!(
-                r#"{{"metadata":{{}},"status":"Failure","message":{},"reason":"InternalError","details":{{"causes":[{{"message":{}}}]}},"code":500}}"#,
-                quote(&self.status_message()),
-                quote(&internal_cause(cause))
-            ),
-        }
+    /// The `metav1.Status` JSON (Go's field order and `omitempty`, from `kubestatus`).
+    fn status_json(&self) -> Vec<u8> {
+        let status = match self {
+            Outcome::Success => Status::success(),
+            Outcome::ExitCode { code, .. } => Status::exit_code(*code, self.status_message()),
+            // `apierrors.NewInternalError(err)`: the error is also the only cause's message.
+            Outcome::Internal { cause } => Status::internal_error(self.status_message())
+                .with_details(StatusDetails {
+                    causes: vec![StatusCause {
+                        message: internal_cause(cause),
+                        ..StatusCause::default()
+                    }],
+                    ..StatusDetails::default()
+                }),
+        };
+        status.to_json()
     }
 }
 
@@ -127,6 +128,10 @@ mod tests {
         assert_eq!(json["details"]["causes"][0]["reason"], "ExitCode");
         assert_eq!(json["details"]["causes"][0]["message"], "3");
         assert_eq!(
+            outcome.encode(ErrorFormat::Status),
+            br#"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}"#
+        );
+        assert_eq!(
             json["message"],
             "command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3"
         );
@@ -144,6 +149,10 @@ mod tests {
             serde_json::from_slice(&outcome.encode(ErrorFormat::Status)).expect("JSON");
         assert_eq!(json["reason"], "InternalError");
         assert_eq!(json["code"], 500);
+        assert_eq!(
+            outcome.encode(ErrorFormat::Status),
+            br#"{"metadata":{},"status":"Failure","message":"Internal error occurred: error executing command in container: failed to exec in container: exec: \"nope\": executable file not found in $PATH","reason":"InternalError","details":{"causes":[{"message":"error executing command in container: failed to exec in container: exec: \"nope\": executable file not found in $PATH"}]},"code":500}"#
+        );
         assert_eq!(
             json["message"],
             "Internal error occurred: error executing command in container: failed to exec in container: exec: \"nope\": executable file not found in $PATH"
