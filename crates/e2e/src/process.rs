@@ -94,6 +94,15 @@ impl Service {
         Ok(child.wait()?.success())
     }
 
+    /// Waits for the process to exit on its own (killing it at the deadline), returning whether
+    /// it exited successfully.
+    pub fn wait_exit(&mut self, deadline: std::time::Duration) -> anyhow::Result<bool> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(false);
+        };
+        Ok(wait_with_deadline(&mut child, deadline)?.success())
+    }
+
     /// Kills the process at once.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -30,4 +30,6 @@ pub struct App {
     pub(crate) recorder: recorder_client::Recorder,
     /// Sends API request events.
     pub(crate) events: Arc<crate::api_events::ApiEvents>,
+    /// Open exec/attach sessions: their limits, and ending them at shutdown.
+    pub(crate) sessions: crate::sessions::Sessions,
 }

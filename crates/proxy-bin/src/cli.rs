@@ -118,7 +118,20 @@ pub struct Cli {
     #[arg(long, env = "KUBE_AUTH_PROXY_API_RESPONSE_EVENTS")]
     pub(crate) api_response_events: bool,
 
-    /// Time in-flight requests get to finish after SIGTERM before they are cut.
+    /// End an exec/attach session after this long without input, output or a terminal resize
+    /// (keep-alives do not count), with a message kubectl prints and a note in the recording.
+    /// Off by default.
+    #[arg(long, env = "KUBE_AUTH_PROXY_SESSION_IDLE_TIMEOUT", value_parser = parse_duration)]
+    pub(crate) session_idle_timeout: Option<Duration>,
+
+    /// End an exec/attach session this long after it started, however busy, with a message
+    /// kubectl prints and a note in the recording. Off by default.
+    #[arg(long, env = "KUBE_AUTH_PROXY_SESSION_MAX_DURATION", value_parser = parse_duration)]
+    pub(crate) session_max_duration: Option<Duration>,
+
+    /// Time in-flight requests and open exec/attach sessions get to finish after SIGTERM; then
+    /// requests are cut, and sessions are ended with a message kubectl prints and their
+    /// recordings finished before the proxy exits.
     #[arg(long, env = "KUBE_AUTH_PROXY_SHUTDOWN_GRACE", value_parser = parse_duration, default_value = "30s")]
     pub(crate) shutdown_grace: Duration,
 }

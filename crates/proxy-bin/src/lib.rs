@@ -37,6 +37,7 @@ mod node_commands;
 mod proxy;
 mod server;
 mod serving_cert;
+mod sessions;
 mod status;
 mod sync_body;
 mod upstream;

@@ -20,7 +20,9 @@ use crate::app::App;
 use crate::cli::Cli;
 use crate::identity::ConnectionContext;
 use crate::serving_cert::ServingCert;
-use crate::{api_events, exec, forward, health, identity_cache, metrics, mode, server, upstream};
+use crate::{
+    api_events, exec, forward, health, identity_cache, metrics, mode, server, sessions, upstream,
+};
 
 /// How often served certificate files are checked for changes.
 const CERT_FILE_POLL: Duration = Duration::from_secs(10);
@@ -34,6 +36,8 @@ pub struct RunningProxy {
     metrics_listen: SocketAddr,
     shutdown: watch::Sender<bool>,
     served: JoinHandle<()>,
+    app: Arc<App>,
+    shutdown_grace: Duration,
 }
 
 impl RunningProxy {
@@ -47,10 +51,16 @@ impl RunningProxy {
         self.metrics_listen
     }
 
-    /// Stops accepting connections and waits for in-flight requests (at most `--shutdown-grace`).
+    /// Stops accepting connections and sessions, and waits for in-flight requests and open
+    /// sessions (at most `--shutdown-grace`); sessions still open then are ended with a message
+    /// kubectl prints, and their recordings finished, before this returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        let _ = self.served.await;
+        let sessions = self.app.sessions.shut_down(self.shutdown_grace);
+        let served = async {
+            let _ = self.served.await;
+        };
+        tokio::join!(sessions, served);
     }
 }
 
@@ -113,6 +123,10 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
             cli.api_response_events,
             destination,
         )),
+        sessions: sessions::Sessions::new(sessions::SessionLimits {
+            idle: cli.session_idle_timeout,
+            max_duration: cli.session_max_duration,
+        }),
     });
 
     let listener = tokio::net::TcpListener::bind(cli.listen)
@@ -161,7 +175,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
         listener,
         tokio_rustls::TlsAcceptor::from(Arc::new(tls_config)),
         router(app.clone()),
-        app,
+        app.clone(),
         limits,
         shutdown_rx,
     ));
@@ -170,6 +184,8 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
         metrics_listen,
         shutdown,
         served,
+        app,
+        shutdown_grace: cli.shutdown_grace,
     })
 }
 

@@ -38,7 +38,7 @@ pub(super) async fn explain_and_close<R, W>(
     boundary: &mut FrameBoundary,
     pending: Pending<'_>,
     ending: impl FnOnce(&str) -> Option<Vec<u8>>,
-    reason: &str,
+    message: &str,
 ) -> u64
 where
     R: AsyncRead + Unpin,
@@ -72,11 +72,8 @@ where
     let at_boundary = tokio::time::timeout(BOUNDARY_DEADLINE, reach)
         .await
         .unwrap_or(false);
-    let message = format!(
-        "{reason}; the session was ended because the caller's grant requires it to be recorded"
-    );
     if at_boundary {
-        if let Some(bytes) = ending(&message) {
+        if let Some(bytes) = ending(message) {
             let _ = client.write_all(&bytes).await;
             let _ = client.flush().await;
         }

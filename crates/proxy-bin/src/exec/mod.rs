@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 
-use sessiontap::{Protocol, SessionParams, SessionTap, TapLimits};
+use sessiontap::{Protocol, SessionParams};
 
 use crate::app::App;
 use crate::forward::{authorize, forward};
@@ -124,6 +124,13 @@ pub(crate) async fn exec_or_attach(
             }
         },
     };
+    // Counted until the session ends; refused once the proxy is shutting down.
+    let Some(open_session) = app.sessions.open() else {
+        return KubeStatus::service_unavailable(
+            "the proxy is shutting down and takes no new sessions",
+        )
+        .into_response();
+    };
     let policy = &caller.policy.recording;
     if policy.refuses_unrecorded() {
         app.metrics.request_refused(Refusal::Policy);
@@ -213,9 +220,8 @@ pub(crate) async fn exec_or_attach(
     }
     let negotiated = negotiated_protocol(stream_protocol, upstream.headers());
     let recorded = match (recording, negotiated) {
-        (Some(recording), Some(protocol)) => Some(splice::Recorded {
+        (Some(recording), Some(_)) => Some(splice::Recorded {
             recording,
-            tap: SessionTap::new(protocol, TapLimits::default()),
             fail_open: policy.fail_open,
         }),
         (Some(recording), None) => {
@@ -235,10 +241,6 @@ pub(crate) async fn exec_or_attach(
         }
         (None, _) => None,
     };
-    // A session that is not recorded needs no tap; the splice only needs a protocol for the tap.
-    let protocol = negotiated.unwrap_or(Protocol::Spdy {
-        version: sessiontap::RemoteCommandVersion::V4,
-    });
 
     let mut reply = Response::new(Body::empty());
     *reply.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -249,6 +251,7 @@ pub(crate) async fn exec_or_attach(
     let name = caller.display_name().to_string();
     tokio::spawn(async move {
         let _slot = session_slot;
+        let open_session = open_session;
         let _active = app.metrics.session_started();
         let (upstream_io, client_io) = match tokio::join!(upstream.upgrade(), client_upgrade) {
             (Ok(upstream_io), Ok(client_io)) => (upstream_io, client_io),
@@ -267,7 +270,14 @@ pub(crate) async fn exec_or_attach(
             }
         };
         let client_io = hyper_util::rt::TokioIo::new(client_io);
-        let spliced = splice::splice(client_io, upstream_io, protocol, recorded).await;
+        let spliced = splice::splice(
+            client_io,
+            upstream_io,
+            negotiated,
+            recorded,
+            open_session.control.clone(),
+        )
+        .await;
         match &spliced.recording {
             Some(recorder_client::Outcome::Uploaded { bytes }) => {
                 app.metrics.recording_uploaded(*bytes)

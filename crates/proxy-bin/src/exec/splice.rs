@@ -18,6 +18,11 @@
 //! that chunk none of it is forwarded (its bytes may be output the tap could not attribute), and
 //! the explanation is only written if the stream is at a boundary already.
 //!
+//! The proxy's own limits end a session the same way, recorded or not (`sessions.rs`: idle time,
+//! maximum length, shutdown): every session whose protocol is known has a tap, which tells input,
+//! output and resizes (activity) from keep-alives and knows where the error stream is. The
+//! recording of a session the proxy ended keeps a marker saying why and stays complete.
+//!
 //! A tap that cannot read the session (sessiontap's `TapError`, for instance a crafted SPDY client
 //! opening a second stdout stream) is a recording failure like the others: fail closed ends the
 //! session as above, fail open goes on unrecorded, with the reason logged and the recording
@@ -26,13 +31,15 @@
 use std::sync::{Arc, Mutex};
 
 use recorder_client::{FeedError, Feeder, Recording};
-use sessiontap::{OwnedSessionEvent, Protocol, SessionEvent, SessionTap};
+use sessiontap::{OwnedSessionEvent, Protocol, SessionEvent, SessionTap, TapLimits};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use sessiontap::FrameBoundary;
 
 use super::failure::{explain_and_close, Pending};
+use crate::sessions::{Activity, SessionControl};
 
 /// Size of each direction's read buffer (client-go writes at most 32 KiB per frame).
 pub(super) const BUFFER: usize = 32 * 1024;
@@ -42,10 +49,18 @@ pub(super) const BUFFER: usize = 32 * 1024;
 pub(crate) struct Recorded {
     /// The recording.
     pub(crate) recording: Recording,
-    /// The tap reading the session.
-    pub(crate) tap: SessionTap,
     /// Whether the session may go on when recording fails.
     pub(crate) fail_open: bool,
+}
+
+/// Why a session is being ended, and how its recording is to say so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ending {
+    /// What kubectl prints.
+    message: String,
+    /// The recording failed (it is abandoned with `message`); otherwise the proxy ended a
+    /// recorded session on purpose (it gets a marker and stays complete).
+    recording_failed: bool,
 }
 
 /// How a spliced session ended.
@@ -61,17 +76,20 @@ pub(crate) struct Spliced {
     pub(crate) ended_because: Option<String>,
 }
 
-/// What both directions share about the recording.
+/// What both directions share about the session: its tap, and the recording if there is one.
 struct Link {
     tap: Mutex<SessionTap>,
-    feeder: Feeder,
+    /// `None`: the session is not recorded; the tap only tells activity and the error stream.
+    feeder: Option<Feeder>,
     fail_open: bool,
-    /// Set once events are no longer fed (fail open after a failure).
+    /// Set once events are no longer fed (fail open after a failure, or a tap error).
     stopped: std::sync::atomic::AtomicBool,
-    /// Fail closed: why the session must end.
-    stop: watch::Sender<Option<String>>,
+    /// Why the session must end (a fail-closed recording failed, or a limit of the proxy's).
+    stop: watch::Sender<Option<Ending>>,
     /// Fail open: why recording stopped, to abandon the recording with at the end.
     stopped_because: Mutex<Option<String>>,
+    /// When the session last had input, output or a resize.
+    activity: Activity,
 }
 
 /// What to do with a chunk the tap has seen.
@@ -102,6 +120,8 @@ impl Link {
             }
         };
         if self.stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            // The tap no longer reads the session: every chunk counts as activity.
+            self.activity.touch();
             return hold(false);
         }
         let mut events = Vec::new();
@@ -115,6 +135,9 @@ impl Link {
                 Side::Server => tap.server_bytes(chunk, &mut sink),
             }
         };
+        if !events.is_empty() {
+            self.activity.touch();
+        }
         if let Err(error) = tapped {
             if self.fail_open {
                 // The chunk is forwarded: what the tap reported before the error stands.
@@ -146,11 +169,14 @@ impl Link {
     }
 
     async fn feed_all(&self, events: Vec<OwnedSessionEvent>) -> bool {
+        let Some(feeder) = &self.feeder else {
+            return true;
+        };
         for event in events {
             let fed = if self.fail_open {
-                self.feeder.try_feed(event)
+                feeder.try_feed(event)
             } else {
-                self.feeder.feed(event).await
+                feeder.feed(event).await
             };
             match fed {
                 Ok(()) => {}
@@ -170,11 +196,15 @@ impl Link {
         true
     }
 
-    /// Stops recording: fail open goes on unrecorded, fail closed ends the session.
+    /// Stops recording: fail open (or a session that is not recorded) goes on unrecorded, fail
+    /// closed ends the session.
     fn fail(&self, reason: String) -> bool {
         self.stopped
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        if self.fail_open {
+        if self.feeder.is_none() {
+            tracing::debug!(%reason, "the session tap stopped; the session is not recorded");
+            true
+        } else if self.fail_open {
             tracing::warn!(%reason, "session recording stopped; the grant allows the session to go on");
             self.stopped_because
                 .lock()
@@ -182,16 +212,26 @@ impl Link {
                 .get_or_insert(reason);
             true
         } else {
-            self.stop.send_if_modified(|current| {
-                if current.is_none() {
-                    *current = Some(reason);
-                    true
-                } else {
-                    false
-                }
+            self.end(Ending {
+                message: format!(
+                    "{reason}; the session was ended because the caller's grant requires it to be recorded"
+                ),
+                recording_failed: true,
             });
             false
         }
+    }
+
+    /// Ends the session (the first reason given stands).
+    fn end(&self, ending: Ending) {
+        self.stop.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(ending);
+                true
+            } else {
+                false
+            }
+        });
     }
 
     /// Fail open: why recording stopped, if it did.
@@ -211,51 +251,77 @@ impl Link {
     }
 }
 
-/// Forwards both directions until both end (or a fail-closed recording fails), recording what the
-/// tap sees.
+/// Forwards both directions until both end (or the session is ended: a fail-closed recording
+/// failed, or one of the proxy's limits), recording what the tap sees. `protocol`: the negotiated
+/// protocol when the tap can read it; without one the session is neither recorded nor explained
+/// when ended (its connections are just closed).
 pub(crate) async fn splice<C, U>(
     client: C,
     upstream: U,
-    protocol: Protocol,
+    protocol: Option<Protocol>,
     recorded: Option<Recorded>,
+    mut control: SessionControl,
 ) -> Spliced
 where
     C: AsyncRead + AsyncWrite + Send + Unpin,
     U: AsyncRead + AsyncWrite + Send + Unpin,
 {
+    let started = Instant::now();
     let (mut client_read, mut client_write) = tokio::io::split(client);
     let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
-    let (stop_tx, stop_rx) = watch::channel(None::<String>);
-    let (recording, link) = match recorded {
-        Some(recorded) => {
-            let link = Arc::new(Link {
-                tap: Mutex::new(recorded.tap),
-                feeder: recorded.recording.feeder(),
-                fail_open: recorded.fail_open,
-                stopped: std::sync::atomic::AtomicBool::new(false),
-                stop: stop_tx,
-                stopped_because: Mutex::new(None),
-            });
-            (Some(recorded.recording), Some(link))
-        }
-        None => (None, None),
+    let (stop_tx, stop_rx) = watch::channel(None::<Ending>);
+    let (recording, fail_open) = match recorded {
+        Some(recorded) => (Some(recorded.recording), recorded.fail_open),
+        None => (None, true),
     };
-    let fail_closed = link.as_ref().is_some_and(|l| !l.fail_open);
+    let link = protocol.map(|protocol| {
+        Arc::new(Link {
+            tap: Mutex::new(SessionTap::new(protocol, TapLimits::default())),
+            feeder: recording.as_ref().map(Recording::feeder),
+            fail_open,
+            stopped: std::sync::atomic::AtomicBool::new(false),
+            stop: stop_tx.clone(),
+            stopped_because: Mutex::new(None),
+            activity: Activity::new(),
+        })
+    });
 
-    // A failed recording stops a fail-closed session.
+    // What ends the session from outside: a failed recording (fail closed), or the proxy.
     let watcher = {
         let failed = recording.as_ref().map(|r| r.failed());
         let link = link.clone();
         async move {
-            match (failed, link) {
-                (Some(failed), Some(link)) => {
-                    let outcome = failed.await;
-                    link.fail(format!("session recording failed: {outcome}"));
+            let recording_failed = async {
+                match (failed, &link) {
+                    (Some(failed), Some(link)) => {
+                        let outcome = failed.await;
+                        link.fail(format!("session recording failed: {outcome}"));
+                    }
+                    _ => std::future::pending::<()>().await,
                 }
-                _ => std::future::pending::<()>().await,
+                // Fail open goes on; fail closed is stopped through the link.
+                std::future::pending::<()>().await
+            };
+            let quiet = Activity::new();
+            let activity = link.as_ref().map_or(&quiet, |link| &link.activity);
+            let proxy_ending = control.ended(activity, started);
+            tokio::select! {
+                () = recording_failed => {}
+                ending = proxy_ending => {
+                    stop_tx.send_if_modified(|current| {
+                        if current.is_none() {
+                            *current = Some(Ending {
+                                message: ending.message(),
+                                recording_failed: false,
+                            });
+                            true
+                        } else {
+                            false
+                        }
+                    });
+                }
             }
-            // Fail open goes on; fail closed is stopped through the link. Either way this
-            // future's work is done.
+            // Either way this future's work is done.
             std::future::pending::<std::convert::Infallible>().await
         }
     };
@@ -296,14 +362,14 @@ where
         async move {
             let mut buffer = vec![0u8; BUFFER];
             let mut forwarded = 0u64;
-            let mut boundary = fail_closed.then(|| FrameBoundary::new(protocol));
+            let mut boundary = protocol.map(FrameBoundary::new);
             // A chunk read but not forwarded: where the stream continues.
             let mut held = Held::default();
-            let reason = loop {
+            let ending = loop {
                 let read = tokio::select! {
                     read = upstream_read.read(&mut buffer) => read,
-                    reason = stop.wait_for(Option::is_some) => {
-                        break reason.ok().and_then(|r| r.clone());
+                    ending = stop.wait_for(Option::is_some) => {
+                        break ending.ok().and_then(|e| e.clone());
                     }
                 };
                 let n = match read {
@@ -325,7 +391,7 @@ where
                     boundary.track(&buffer[..n]);
                 }
             };
-            if let (Some(reason), Some(boundary), Some(link)) = (&reason, &mut boundary, &link) {
+            if let (Some(ending), Some(boundary), Some(link)) = (&ending, &mut boundary, &link) {
                 let pending = &buffer[..held.len];
                 forwarded += explain_and_close(
                     &mut upstream_read,
@@ -336,35 +402,48 @@ where
                         unread: held.unread,
                     },
                     |message: &str| link.ending_bytes(message),
-                    reason,
+                    &ending.message,
                 )
                 .await;
             }
             let _ = client_write.shutdown().await;
-            (forwarded, reason)
+            (forwarded, ending)
         }
     };
 
     let both = async { tokio::join!(client_to_upstream, upstream_to_client) };
-    let ((up, (down, ended_because)), ()) = tokio::select! {
+    let ((up, (down, ending)), ()) = tokio::select! {
         done = both => (done, ()),
         never = watcher => match never {},
     };
-    let recording = match (recording, link) {
-        (Some(recording), Some(link)) => {
-            link.finish_tap().await;
-            if let Some(reason) = ended_because.clone().or_else(|| link.stopped_because()) {
+    let recording = match recording {
+        Some(recording) => {
+            // A session the proxy ended has no exit status of its own: the tap's end (which
+            // reads an error stream that never got its status as a success) is not asked.
+            if let (Some(link), None) = (&link, &ending) {
+                link.finish_tap().await;
+            }
+            let abandoned = match &ending {
+                Some(ending) if ending.recording_failed => Some(ending.message.clone()),
+                Some(ending) => {
+                    recording.mark(ending.message.clone());
+                    None
+                }
+                None => None,
+            };
+            let stopped = link.as_ref().and_then(|link| link.stopped_because());
+            if let Some(reason) = abandoned.or(stopped) {
                 recording.abandon(reason);
             }
             Some(recording.finish().await)
         }
-        _ => None,
+        None => None,
     };
     Spliced {
         up,
         down,
         recording,
-        ended_because,
+        ended_because: ending.map(|ending| ending.message),
     }
 }
 
