@@ -12,7 +12,7 @@ use anyhow::bail;
 use crate::tools::{cargo, ensure_cargo_tool, run, workspace_root};
 
 /// Every fuzz target, as listed in `fuzz/Cargo.toml`.
-pub(crate) const TARGETS: [&str; 7] = [
+pub(crate) const TARGETS: [&str; 8] = [
     "spdy_frames",
     "spdy_header_block",
     "ws_frames",
@@ -20,6 +20,7 @@ pub(crate) const TARGETS: [&str; 7] = [
     "sessiontap",
     "spdy_routing",
     "requestinfo",
+    "portforward",
 ];
 
 /// Runs each chosen target (all when none is named) for `seconds`.

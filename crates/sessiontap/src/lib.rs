@@ -84,6 +84,7 @@ mod error;
 mod event;
 mod json_stream;
 mod params;
+pub mod portforward;
 mod protocol;
 mod resize;
 #[cfg(feature = "script")]

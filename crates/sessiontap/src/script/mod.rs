@@ -29,6 +29,7 @@
 //! );
 //! ```
 
+pub mod portforward;
 mod spdy;
 mod websocket;
 
