@@ -1,20 +1,18 @@
 //! The client-facing listener: TLS, HTTP/1.1 with upgrades, limits (in all and per client
 //! address) and graceful shutdown. Who the caller is gets decided per request (`identity_cache`).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tlsedge::accept::BoundedListener;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt as _;
 
 use crate::app::App;
 use crate::caller_limit::CallerLimit;
@@ -100,17 +98,15 @@ async fn serve_connection(
         }
     };
     let context = Arc::new(ConnectionContext { peer });
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        request.extensions_mut().insert(context.clone());
-        let router = router.clone();
-        async move {
-            let response = router
-                .oneshot(request.map(Body::new))
-                .await
-                .unwrap_or_else(|never: Infallible| match never {});
-            Ok::<_, Infallible>(response)
-        }
-    });
+    // The router serves every request of the connection, each carrying who the connection is.
+    let service = TowerToHyperService::new(
+        tower::ServiceBuilder::new()
+            .map_request(move |mut request: hyper::Request<Incoming>| {
+                request.extensions_mut().insert(context.clone());
+                request
+            })
+            .service(router),
+    );
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())

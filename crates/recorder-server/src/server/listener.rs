@@ -1,19 +1,16 @@
 //! Accepting connections, serving HTTP/1.1 and h2c on each, and shutting down in phases.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::Router;
-use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
 use tlsedge::accept::BoundedListener;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
-use tower::ServiceExt as _;
 
 /// Time cut uploads get to store their data and tell their clients, before connections are
 /// dropped.
@@ -145,16 +142,7 @@ async fn serve_connection(
     {
         return;
     }
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-        let router = router.clone();
-        async move {
-            let response = router
-                .oneshot(request.map(Body::new))
-                .await
-                .unwrap_or_else(|never: Infallible| match never {});
-            Ok::<_, Infallible>(response)
-        }
-    });
+    let service = TowerToHyperService::new(router);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let result = tokio::select! {
