@@ -24,8 +24,12 @@ use super::names::{is_dns1123_label, is_dns1123_subdomain};
 ///   - {namespace: default, name: demo, containers: [main], phase: Running, labels: {app: demo}}
 ///   # `kubectl attach` connects to the first container's main process, run on the host:
 ///   - {name: shell, attachCommand: [sh], tty: true, stdin: true}
+///   # `kubectl port-forward pod/web 8080` reaches this TCP listener on the host:
+///   - {name: web, portForward: {"8080": "127.0.0.1:18080"}}
 /// generatedPods:
 ///   - {namespace: bulk, prefix: pod-, count: 5000}
+/// # Container ports of every pod (a pod's own `portForward` entry wins):
+/// portForward: {"9090": "127.0.0.1:19090"}
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -47,6 +51,11 @@ pub struct ApiServerConfig {
     pub pods: Vec<PodConfig>,
     /// Families of identical pods, for large lists.
     pub generated_pods: Vec<GeneratedPodsConfig>,
+    /// Where `pods/portforward` connects for a container port, for every pod: container port
+    /// (`"8080"`) to a host TCP address (`"127.0.0.1:18080"`). A pod's own
+    /// [`PodConfig::port_forward`] entry for the same port wins. A port mapped nowhere is
+    /// refused as a container runtime refuses a port nothing listens on.
+    pub port_forward: BTreeMap<String, String>,
 }
 
 /// A bearer token and the identity it authenticates as.
@@ -120,6 +129,12 @@ pub struct PodConfig {
     /// `stdin`). True when omitted, as `kubectl run -i` sets it.
     #[serde(default = "default_true")]
     pub stdin: bool,
+    /// Where `pods/portforward` connects for this pod's container ports: container port
+    /// (`"8080"`) to a host TCP address (`"127.0.0.1:18080"`); see
+    /// [`ApiServerConfig::port_forward`]. Only read for the pods configured at start (not for
+    /// pods added later).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub port_forward: BTreeMap<String, String>,
 }
 
 /// `count` pods named `PREFIX0`, `PREFIX1`, ... in one namespace.
@@ -170,6 +185,7 @@ impl PodConfig {
             attach_command: Vec::new(),
             tty: false,
             stdin: true,
+            port_forward: BTreeMap::new(),
         }
     }
 
@@ -181,6 +197,14 @@ impl PodConfig {
     ) -> Self {
         self.attach_command = command.into_iter().map(Into::into).collect();
         self.tty = tty;
+        self
+    }
+
+    /// The same pod with container port `port` forwarded to the host address `target` (see
+    /// [`PodConfig::port_forward`]).
+    pub fn with_port_forward(mut self, port: u16, target: std::net::SocketAddr) -> Self {
+        self.port_forward
+            .insert(port.to_string(), target.to_string());
         self
     }
 }
@@ -214,6 +238,7 @@ impl Default for ApiServerConfig {
             namespaces: vec!["default".to_owned()],
             pods: vec![demo],
             generated_pods: Vec::new(),
+            port_forward: BTreeMap::new(),
         }
     }
 }
@@ -265,6 +290,36 @@ pub(crate) fn parse_version(version: &str) -> Option<(u32, u32)> {
         return None;
     }
     Some((major, minor))
+}
+
+/// A container port as the kubelet reads the `port` header (`strconv.ParseUint(s, 10, 16)`, then
+/// `> 0`): decimal digits only, 1 to 65535.
+pub(crate) fn parse_container_port(text: &str) -> Option<u16> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<u16>().ok().filter(|&port| port > 0)
+}
+
+/// Checks a `portForward` map: container ports to `IP:PORT` host addresses.
+fn check_port_forward(field: &str, map: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    for (port, target) in map {
+        if parse_container_port(port).is_none() {
+            return Err(invalid(
+                format!("{field}.{port}"),
+                port,
+                "the key must be a container port, 1 to 65535",
+            ));
+        }
+        if target.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                format!("{field}.{port}"),
+                target,
+                "expected a host TCP address IP:PORT, e.g. 127.0.0.1:18080",
+            ));
+        }
+    }
+    Ok(())
 }
 
 const PHASES: [&str; 4] = ["Pending", "Running", "Succeeded", "Failed"];
@@ -396,6 +451,7 @@ impl ApiServerConfig {
                     "the program (first element) must be non-empty",
                 ));
             }
+            check_port_forward(&format!("pods[{i}].portForward"), &p.port_forward)?;
             if !PHASES.contains(&p.phase.as_str()) {
                 return Err(invalid(
                     format!("pods[{i}].phase"),
@@ -404,6 +460,7 @@ impl ApiServerConfig {
                 ));
             }
         }
+        check_port_forward("portForward", &self.port_forward)?;
         for (i, g) in self.generated_pods.iter().enumerate() {
             if !is_dns1123_label(&g.namespace) {
                 return Err(invalid(
@@ -482,6 +539,30 @@ mod tests {
         let err = ApiServerConfig::from_yaml_str("pods: [{name: x, attachCommand: ['']}]\n")
             .expect_err("empty program");
         assert!(err.to_string().contains("pods[0].attachCommand"), "{err}");
+    }
+
+    #[test]
+    fn port_forward() {
+        let c = ApiServerConfig::from_yaml_str(
+            "portForward: {\"9090\": \"127.0.0.1:19090\"}\n\
+             pods: [{name: web, portForward: {\"8080\": \"[::1]:18080\"}}]\n",
+        )
+        .expect("valid");
+        assert_eq!(c.port_forward["9090"], "127.0.0.1:19090");
+        assert_eq!(c.pods[0].port_forward["8080"], "[::1]:18080");
+        for (yaml, field) in [
+            ("portForward: {\"0\": \"127.0.0.1:1\"}", "portForward.0"),
+            ("portForward: {\"+80\": \"127.0.0.1:1\"}", "portForward.+80"),
+            (
+                "pods: [{name: x, portForward: {\"80\": \"localhost\"}}]",
+                "pods[0].portForward.80",
+            ),
+        ] {
+            let err = ApiServerConfig::from_yaml_str(yaml).expect_err(yaml);
+            assert!(err.to_string().contains(field), "{err}");
+        }
+        assert_eq!(parse_container_port("08080"), Some(8080));
+        assert_eq!(parse_container_port("65536"), None);
     }
 
     #[test]

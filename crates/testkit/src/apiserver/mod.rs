@@ -26,6 +26,10 @@
 //!   running real processes on the host (on a pseudo-terminal for a tty) and reporting their
 //!   exit status as the kubelet does; attach connects to a pod's long-running main process
 //!   (`attachCommand` in the configuration). See the `remotecommand` module.
+//! - `pods/portforward` over SPDY/3.1 (`portforward.k8s.io`) and SPDY tunnelled in WebSocket
+//!   (`SPDY/3.1+portforward.k8s.io`, kubectl's default), forwarding to host TCP addresses the
+//!   configuration maps container ports to (`portForward`, globally or per pod). See the
+//!   `portforward` module.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -58,6 +62,7 @@ mod openapi;
 mod openapi_v2;
 mod pki;
 mod pods;
+mod portforward;
 mod protobuf;
 mod remotecommand;
 mod request_body;
@@ -69,6 +74,7 @@ mod selfsubjectreview;
 mod server;
 mod state;
 mod status;
+mod streaming;
 mod tables;
 mod timefmt;
 mod tls;

@@ -1,5 +1,7 @@
 //! The routes, assembled.
 
+use axum::extract::{Path, Request, State};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -7,7 +9,8 @@ use super::middleware::authenticate;
 use super::state::SharedState;
 use super::status::Status;
 use super::{
-    discovery, hooks, namespaces, openapi, openapi_v2, pods::handlers as pods, selfsubjectreview,
+    discovery, hooks, namespaces, openapi, openapi_v2, pods::handlers as pods, portforward,
+    selfsubjectreview,
 };
 
 async fn no_route() -> Status {
@@ -16,6 +19,15 @@ async fn no_route() -> Status {
 
 async fn method_not_allowed() -> Status {
     Status::method_not_allowed()
+}
+
+/// `pods/portforward` (`GET` for the WebSocket tunnel, `POST` for SPDY).
+async fn port_forward(
+    State(state): State<SharedState>,
+    Path((ns, name)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    portforward::serve(state, ns, name, request).await
 }
 
 /// Every route, behind the authentication middleware (which lets `/testkit/` through).
@@ -59,6 +71,10 @@ pub(crate) fn router(state: SharedState) -> Router {
                 .delete(pods::delete)
                 .patch(pods::patch)
                 .put(pods::replace),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/portforward",
+            get(port_forward).post(port_forward),
         )
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/{subresource}",

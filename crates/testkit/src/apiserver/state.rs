@@ -10,6 +10,7 @@ use super::config::{parse_version, ApiServerConfig};
 use super::identity::UserInfo;
 use super::pods::object::manifest_from_config;
 use super::pods::store::Store;
+use super::portforward::PortForwards;
 use super::remotecommand::RemoteCommands;
 use super::request_log::RequestLog;
 use super::x509_subject::CertSubject;
@@ -24,6 +25,8 @@ pub(crate) struct AppState {
     pub(crate) version: Value,
     /// Exec and attach sessions and the pods' main processes.
     pub(crate) remote: RemoteCommands,
+    /// Port-forward targets and connections.
+    pub(crate) port_forward: PortForwards,
 }
 
 /// The state as handlers receive it.
@@ -50,6 +53,7 @@ impl AppState {
             version: version_info(&config.version),
             remote: RemoteCommands::new()
                 .map_err(|e| anyhow::anyhow!("creating a directory for exec processes: {e}"))?,
+            port_forward: PortForwards::new(config),
         })
     }
 }

@@ -34,7 +34,6 @@ mod outcome;
 mod process;
 mod resize;
 mod session;
-mod sha1;
 mod spdy;
 mod tasks;
 mod upgrade;

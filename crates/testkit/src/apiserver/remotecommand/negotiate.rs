@@ -11,19 +11,16 @@
 //!   (wsstream registers `""` as binary v1); offers none of which match get `403 Forbidden` with
 //!   an empty body, as `golang.org/x/net/websocket` answers a failed handshake, which kubectl
 //!   reads as an upgrade failure and retries over SPDY.
-//! - `Sec-WebSocket-Accept` is RFC 6455 section 4.2.2: base64 of the SHA-1 of the key and the
-//!   protocol's GUID.
+//! - `Sec-WebSocket-Accept` and the rest of the HTTP side are shared with port-forward
+//!   ([`crate::apiserver::streaming::handshake`]).
 
-use base64::Engine as _;
 use http::HeaderMap;
 use sessiontap::{ChannelProtocol, RemoteCommandVersion};
 
-use super::sha1::sha1;
-
-/// `X-Stream-Protocol-Version`: the client's offers and the server's choice.
-pub(crate) const STREAM_PROTOCOL_VERSION: &str = "x-stream-protocol-version";
-/// The server's versions, sent when none of the client's offers matched.
-pub(crate) const ACCEPTED_STREAM_PROTOCOL_VERSIONS: &str = "x-accepted-stream-protocol-versions";
+use crate::apiserver::streaming::handshake::{offers, spdy_no_match_message as no_match};
+pub(crate) use crate::apiserver::streaming::handshake::{
+    websocket_accept, ACCEPTED_STREAM_PROTOCOL_VERSIONS, STREAM_PROTOCOL_VERSION,
+};
 
 /// The kubelet's SPDY versions (`SupportedStreamingProtocols`), in its order.
 pub(crate) const SPDY_VERSIONS: [RemoteCommandVersion; 4] = [
@@ -42,9 +39,6 @@ pub(crate) const WEBSOCKET_PREFERENCE: [ChannelProtocol; 5] = [
     ChannelProtocol::Channel,
 ];
 
-/// The GUID of RFC 6455 section 1.3, appended to the key before hashing.
-const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
 /// The outcome of SPDY version negotiation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SpdyChoice {
@@ -57,19 +51,6 @@ pub(crate) enum SpdyChoice {
         /// The client's offers, for the error message.
         offered: Vec<String>,
     },
-}
-
-/// Every value of header `name`, split at commas and trimmed, empty ones dropped.
-fn offers(headers: &HeaderMap, name: &str) -> Vec<String> {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Chooses the SPDY remote command version for a request.
@@ -93,11 +74,7 @@ pub(crate) fn choose_spdy_version(headers: &HeaderMap) -> SpdyChoice {
 /// The message of the `403` for [`SpdyChoice::NoMatch`], worded as `httpstream.Handshake`'s.
 pub(crate) fn spdy_no_match_message(offered: &[String]) -> String {
     let server: Vec<&str> = SPDY_VERSIONS.iter().map(|v| v.name()).collect();
-    format!(
-        "unable to upgrade: unable to negotiate protocol: client supports [{}], server accepts [{}]",
-        offered.join(" "),
-        server.join(" ")
-    )
+    no_match(offered, &server)
 }
 
 /// The outcome of WebSocket subprotocol negotiation.
@@ -133,14 +110,6 @@ pub(crate) fn choose_websocket_protocol(headers: &HeaderMap) -> WebSocketChoice 
                 echo: true,
             }
         })
-}
-
-/// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`.
-pub(crate) fn websocket_accept(key: &str) -> String {
-    let mut input = String::with_capacity(key.len() + WEBSOCKET_GUID.len());
-    input.push_str(key.trim());
-    input.push_str(WEBSOCKET_GUID);
-    base64::engine::general_purpose::STANDARD.encode(sha1(input.as_bytes()))
 }
 
 #[cfg(test)]
@@ -226,15 +195,6 @@ mod tests {
                 protocol: ChannelProtocol::Channel,
                 echo: false
             }
-        );
-    }
-
-    #[test]
-    fn accept_key_matches_rfc_6455() {
-        // RFC 6455 section 1.3.
-        assert_eq!(
-            websocket_accept("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 }

@@ -3,11 +3,14 @@
 //! `golang.org/x/net/websocket` word them; the choices themselves are in [`super::negotiate`]).
 
 use axum::response::{IntoResponse, Response};
-use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use sessiontap::{ChannelProtocol, RemoteCommandVersion};
 
 use super::negotiate::{self, SpdyChoice, WebSocketChoice};
 use crate::apiserver::status::Status;
+use crate::apiserver::streaming::handshake::{
+    bad_websocket_handshake, switching, text_error, upgrades_to, websocket_key,
+};
 
 /// The negotiated transport.
 #[derive(Debug, Clone, Copy)]
@@ -16,26 +19,6 @@ pub(crate) enum Transport {
     Spdy(RemoteCommandVersion),
     /// WebSocket with this channel protocol.
     WebSocket(ChannelProtocol),
-}
-
-/// Whether a comma-separated `Upgrade` header names `protocol`.
-fn upgrades_to(headers: &HeaderMap, protocol: &str) -> bool {
-    headers
-        .get_all(header::UPGRADE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim().eq_ignore_ascii_case(protocol))
-}
-
-/// A plain-text error, as the kubelet's `http.Error` writes it.
-fn text_error(code: StatusCode, message: &str) -> Response {
-    let mut response = (code, format!("{message}\n")).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
 
 /// The answer to an upgrade request.
@@ -50,35 +33,12 @@ pub(crate) enum Handshake {
 pub(crate) fn handshake(method: &Method, headers: &HeaderMap) -> Handshake {
     use Handshake::{Accepted, Refused};
 
-    let switching = |pairs: &[(&'static str, String)]| {
-        let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
-        for (name, value) in pairs {
-            if let Ok(value) = HeaderValue::from_str(value) {
-                response.headers_mut().append(*name, value);
-            }
-        }
-        response
-    };
     if upgrades_to(headers, "websocket") {
         if method != Method::GET {
             return Refused(Status::bad_request("WebSocket upgrades must use GET").into_response());
         }
-        let key = headers
-            .get("sec-websocket-key")
-            .and_then(|v| v.to_str().ok())
-            .filter(|k| !k.trim().is_empty());
-        let version = headers
-            .get("sec-websocket-version")
-            .and_then(|v| v.to_str().ok());
-        let (Some(key), Some("13")) = (key, version.map(str::trim)) else {
-            let mut refused = text_error(
-                StatusCode::BAD_REQUEST,
-                "websocket: missing or unsupported Sec-WebSocket-Key / Sec-WebSocket-Version",
-            );
-            refused
-                .headers_mut()
-                .insert("sec-websocket-version", HeaderValue::from_static("13"));
-            return Refused(refused);
+        let Some(key) = websocket_key(headers) else {
+            return Refused(bad_websocket_handshake());
         };
         return match negotiate::choose_websocket_protocol(headers) {
             WebSocketChoice::NoMatch => Refused(StatusCode::FORBIDDEN.into_response()),

@@ -35,7 +35,6 @@ use spdyframe::{ControlFrame, Event, FrameParser, HeaderInflater, Limits, Stream
 use tokio::io::AsyncReadExt as _;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-mod headers;
 mod writer;
 
 pub(crate) use self::writer::SpdyWriter;
@@ -44,6 +43,7 @@ use super::session::{
     BoxedRead, BoxedWrite, ClientEvent, Session, SessionWriter, EVENT_QUEUE, OUTPUT_CHUNK,
 };
 use super::tasks::AbortOnDrop;
+use crate::apiserver::streaming::spdy_headers as headers;
 
 /// How long the client has to open its streams (kubelet's `DefaultStreamCreationTimeout`).
 const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -244,21 +244,9 @@ fn control(
     table: &mut StreamTable<'_>,
     frame: ControlFrame<'_>,
 ) -> Result<Option<Action>, String> {
-    if let Some(block) = frame.header_block() {
-        // Every block goes through the inflater, in order: the compression context is shared.
-        let headers = inflater.inflate(block).map_err(|e| e.to_string())?;
-        let forbidden = match frame {
-            ControlFrame::SynStream { .. } => headers::INVALID_REQUEST_HEADERS,
-            ControlFrame::Headers { stream_id, .. } if stream_id.get() % 2 == 0 => {
-                headers::INVALID_REQUEST_HEADERS
-            }
-            _ => headers::INVALID_RESPONSE_HEADERS,
-        };
-        if let Some(why) = headers::refusal(&headers, forbidden) {
-            return Err(why);
-        }
+    if let Some(block) = headers::read_block(inflater, &frame)? {
         if let ControlFrame::SynStream { stream_id, .. } = frame {
-            return open(table, stream_id, headers::stream_type(&headers));
+            return open(table, stream_id, headers::stream_type(&block));
         }
         return Ok(None);
     }
