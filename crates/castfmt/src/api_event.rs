@@ -12,6 +12,12 @@
 //! `request.bodyTruncated` and `request.bodySize`.
 
 mod go_json;
+mod port_forward;
+
+pub use port_forward::{
+    PortForwardConnection, PortForwardEvent, PortForwardPhase, PortForwardRecord,
+    PortForwardTotals, PORT_FORWARD_EVENT_TYPE,
+};
 
 use std::collections::BTreeMap;
 

@@ -70,7 +70,8 @@ pub mod protocol;
 
 pub use api_event::{
     ApiRequestEvent, ApiResponseEvent, EventDestination, EventRequest, EventResponse, EventSource,
-    API_REQUEST_EVENT_TYPE, API_RESPONSE_EVENT_TYPE,
+    PortForwardConnection, PortForwardEvent, PortForwardPhase, PortForwardRecord,
+    PortForwardTotals, API_REQUEST_EVENT_TYPE, API_RESPONSE_EVENT_TYPE, PORT_FORWARD_EVENT_TYPE,
 };
 pub use event_line::{write_event_line, EventCode};
 pub use event_reader::{parse_event_prefix, CastEvent, EventLineError};
