@@ -502,6 +502,28 @@ mod wire {
         half_close(true).await;
     }
 
+    /// Authentication and impersonation as for exec: a caller allowed to impersonate acts as
+    /// the impersonated user, another is refused before any upgrade.
+    #[tokio::test]
+    async fn impersonation_as_for_exec() {
+        let server = ApiServer::start(ApiServerConfig::default(), ServeOptions::default())
+            .await
+            .unwrap();
+        let mut headers = raw::spdy_headers(&["portforward.k8s.io"]);
+        headers.push(("Authorization", "Bearer proxy-token"));
+        headers.push(("Impersonate-User", "alice"));
+        let answer = raw::request(&server, "POST", PATH, &headers).await;
+        assert_eq!(answer.status, 101);
+        let logged = server.requests().pop().unwrap();
+        assert_eq!(logged.effective_user.unwrap().username, "alice");
+        let mut headers = raw::spdy_headers(&["portforward.k8s.io"]);
+        headers.push(("Authorization", "Bearer alice-token"));
+        headers.push(("Impersonate-User", "bob"));
+        let answer = raw::request(&server, "POST", PATH, &headers).await;
+        assert_eq!(answer.status, 403);
+        server.shutdown().await;
+    }
+
     #[tokio::test]
     async fn refusals_make_kubectl_fall_back() {
         let server = ApiServer::start(ApiServerConfig::default(), ServeOptions::default())

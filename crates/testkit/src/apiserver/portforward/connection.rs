@@ -262,6 +262,8 @@ impl Connection {
                 (i64::from(id) - 2).to_string()
             };
         }
+        // Forget the forwards and timers that have ended.
+        while self.forwards.try_join_next().is_some() {}
         let created = !self.pairs.contains_key(&request_id);
         let pair = self.pairs.entry(request_id.clone()).or_default();
         if created {
