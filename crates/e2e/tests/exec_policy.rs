@@ -68,7 +68,7 @@ fn a_caller_over_its_session_limit_is_refused_with_the_reason() -> anyhow::Resul
         assert!(
             output
                 .stderr
-                .contains("already has 1 exec/attach sessions open"),
+                .contains("already has 1 sessions open (exec, attach, port-forward)"),
             "websockets={websockets}: {}",
             output.stderr
         );

@@ -21,6 +21,7 @@
 //! # }
 //! ```
 
+mod admission;
 mod api_events;
 mod app;
 mod caller_limit;
@@ -34,6 +35,7 @@ mod logging;
 mod metrics;
 mod mode;
 mod node_commands;
+mod portforward;
 mod proxy;
 mod server;
 mod serving_cert;

@@ -21,7 +21,8 @@ use crate::cli::Cli;
 use crate::identity::ConnectionContext;
 use crate::serving_cert::ServingCert;
 use crate::{
-    api_events, exec, forward, health, identity_cache, metrics, mode, server, sessions, upstream,
+    api_events, exec, forward, health, identity_cache, metrics, mode, portforward, server,
+    sessions, upstream,
 };
 
 /// How often served certificate files are checked for changes.
@@ -80,6 +81,8 @@ async fn route(
 ) -> Response {
     if exec::is_session_path(request.uri().path()) {
         exec::exec_or_attach(state, connection, request).await
+    } else if portforward::is_port_forward_path(request.uri().path()) {
+        portforward::port_forward(state, connection, request).await
     } else {
         forward::forward(state, connection, request).await
     }

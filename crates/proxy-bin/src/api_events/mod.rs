@@ -76,6 +76,24 @@ struct RecordedBody {
     size: Option<u64>,
 }
 
+/// What every audit event of one session carries, and how it is sent.
+#[derive(Clone)]
+pub(crate) struct AuditContext {
+    /// The session's event id.
+    pub(crate) id: String,
+    /// The caller.
+    pub(crate) source: EventSource,
+    /// This proxy.
+    pub(crate) destination: EventDestination,
+    /// Sends events to the caller's recorders.
+    pub(crate) sender: EventSender,
+}
+
+/// Seconds since the Unix epoch, as events' `timestamp`.
+pub(crate) fn event_timestamp() -> i64 {
+    unix_seconds()
+}
+
 /// What a response event carries over from its request event.
 #[derive(Debug)]
 pub(crate) struct RequestEventLink {
@@ -287,6 +305,17 @@ impl ApiEvents {
             }
         }
         Ok(None)
+    }
+
+    /// What a session's audit events (port-forward) share with the API events: a fresh id, the
+    /// caller as `source`, this proxy as `destination`, and the sender to the recorders.
+    pub(crate) fn audit_context(&self, caller: &Caller) -> AuditContext {
+        AuditContext {
+            id: event_id::new_event_id(&self.random),
+            source: event_source(caller),
+            destination: self.destination.clone(),
+            sender: self.sender.clone(),
+        }
     }
 
     fn warn_unsupported(&self, recorder: std::net::SocketAddr) {

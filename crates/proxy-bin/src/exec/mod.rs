@@ -109,36 +109,11 @@ pub(crate) async fn exec_or_attach(
         Err(error) => return KubeStatus::bad_request(error.to_string()).into_response(),
     };
     // Held by the session until it ends.
-    let session_slot = match &app.sessions_per_caller {
-        None => None,
-        Some(limit) => match limit.try_acquire_key(caller.display_name().to_owned()) {
-            Some(slot) => Some(slot),
-            None => {
-                app.metrics.request_refused(Refusal::Policy);
-                return KubeStatus::too_many_requests(format!(
-                    "{} already has {} exec/attach sessions open, the most --max-sessions-per-caller allows",
-                    caller.display_name(),
-                    limit.max()
-                ))
-                .into_response();
-            }
-        },
-    };
-    // Counted until the session ends; refused once the proxy is shutting down.
-    let Some(open_session) = app.sessions.open() else {
-        return KubeStatus::service_unavailable(
-            "the proxy is shutting down and takes no new sessions",
-        )
-        .into_response();
+    let admission = match crate::admission::admit_session(&app, &caller) {
+        Ok(admission) => admission,
+        Err(refusal) => return refusal.into_response(),
     };
     let policy = &caller.policy.recording;
-    if policy.refuses_unrecorded() {
-        app.metrics.request_refused(Refusal::Policy);
-        return KubeStatus::forbidden(
-            "the caller's grant requires session recording (enforceRecorder) but names no recorder",
-        )
-        .into_response();
-    }
 
     if let Err(refusal) = app
         .events
@@ -250,8 +225,7 @@ pub(crate) async fn exec_or_attach(
     let client_upgrade = hyper::upgrade::on(&mut request);
     let name = caller.display_name().to_string();
     tokio::spawn(async move {
-        let _slot = session_slot;
-        let open_session = open_session;
+        let admission = admission;
         let _active = app.metrics.session_started();
         let (upstream_io, client_io) = match tokio::join!(upstream.upgrade(), client_upgrade) {
             (Ok(upstream_io), Ok(client_io)) => (upstream_io, client_io),
@@ -275,7 +249,7 @@ pub(crate) async fn exec_or_attach(
             upstream_io,
             negotiated,
             recorded,
-            open_session.control.clone(),
+            admission.open.control.clone(),
         )
         .await;
         match &spliced.recording {
@@ -306,7 +280,7 @@ pub(crate) async fn exec_or_attach(
 /// leave the API server waiting for it while the caller holds a connection slot, so a request
 /// that announces a body is refused; `Content-Length: 0`, which Go clients send on a `POST`
 /// upgrade, is fine.
-fn refuse_body_framing(headers: &HeaderMap) -> Result<(), String> {
+pub(crate) fn refuse_body_framing(headers: &HeaderMap) -> Result<(), String> {
     if headers.contains_key(header::TRANSFER_ENCODING) {
         return Err("an upgrade request must not have a body (Transfer-Encoding)".into());
     }

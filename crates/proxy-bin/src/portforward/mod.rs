@@ -1,0 +1,387 @@
+//! The port-forward route: `kubectl port-forward` upgrades its connection to
+//! `/api/v1/namespaces/{ns}/pods/{pod}/portforward`, over a WebSocket tunnel carrying SPDY
+//! (`GET`, subprotocol `SPDY/3.1+portforward.k8s.io`, kubectl's default since 1.31) or over SPDY
+//! itself (`POST`, `Upgrade: SPDY/3.1`, `X-Stream-Protocol-Version: portforward.k8s.io`, after
+//! any non-101 answer to the tunnel or with `KUBECTL_PORT_FORWARD_WEBSOCKETS=false`). The proxy
+//! upgrades upstream too and splices both connections, observing them with sessiontap's
+//! port-forward tap.
+//!
+//! Audit follows the session-recording grant exactly as exec does (`recorderAddrs` and
+//! `enforceRecorder`, whether or not `enableEvents` is on): a `start` event before anything goes
+//! upstream (a fail-closed grant refuses the forward when no recorder takes it), one event per TCP
+//! connection when it ends (port, bytes each way, duration, the server's error), and an `end`
+//! event. A session the tap cannot read (another port-forward protocol, or bytes it cannot
+//! attribute) is refused or ended when the grant fails closed, and goes on unaudited when it fails
+//! open.
+
+mod audit;
+mod splice;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use http::{header, HeaderMap, StatusCode};
+use sessiontap::portforward::{PortForwardLimits, PortForwardTap, PortForwardTransport};
+
+use crate::app::App;
+use crate::exec::{refuse_body_framing, requested_upgrade, StreamProtocol};
+use crate::forward::{authorize, forward};
+use crate::identity::{Caller, ConnectionContext};
+use crate::metrics::Refusal;
+use crate::status::KubeStatus;
+use crate::upstream::UpstreamHeaders;
+
+use audit::{Audit, AuditStart};
+
+/// Whether `path` names a pod's `portforward` subresource, as the API server reads it.
+pub(crate) fn is_port_forward_path(path: &str) -> bool {
+    // Most requests are not: skip reading them fully when the raw path cannot spell the word,
+    // even once percent-decoded.
+    if !path.contains('%') && !path.contains("portforward") {
+        return false;
+    }
+    let info = requestinfo::parse("POST", path, "");
+    info.is_resource_request
+        && info.api_group.is_empty()
+        && info.resource == "pods"
+        && info.subresource == "portforward"
+        && !info.name.is_empty()
+}
+
+/// The port-forward transport a request asks for that the tap can observe.
+fn observable_transport(
+    protocol: StreamProtocol,
+    headers: &HeaderMap,
+) -> Option<PortForwardTransport> {
+    let offers = |name: &str, wanted: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|offer| offer.trim() == wanted)
+    };
+    match protocol {
+        StreamProtocol::WebSocket => offers(
+            "sec-websocket-protocol",
+            PortForwardTransport::TUNNEL_SUBPROTOCOL,
+        )
+        .then_some(PortForwardTransport::WebSocketTunnel),
+        StreamProtocol::Spdy => offers(
+            "x-stream-protocol-version",
+            PortForwardTransport::SPDY_PROTOCOL,
+        )
+        .then_some(PortForwardTransport::Spdy),
+    }
+}
+
+/// Whether the upstream's 101 chose the transport the tap was made for.
+fn upstream_chose(transport: PortForwardTransport, headers: &HeaderMap) -> bool {
+    let value = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    match transport {
+        PortForwardTransport::WebSocketTunnel => {
+            value("sec-websocket-protocol") == PortForwardTransport::TUNNEL_SUBPROTOCOL
+        }
+        // A server that names no version speaks the only one there is.
+        PortForwardTransport::Spdy => {
+            let chosen = value("x-stream-protocol-version");
+            chosen.is_empty() || chosen == PortForwardTransport::SPDY_PROTOCOL
+        }
+        _ => false,
+    }
+}
+
+fn transport_name(transport: PortForwardTransport) -> &'static str {
+    match transport {
+        PortForwardTransport::WebSocketTunnel => "websocket",
+        _ => "spdy",
+    }
+}
+
+/// Handles `/api/v1/namespaces/{ns}/pods/{pod}/portforward`.
+pub(crate) async fn port_forward(
+    State(app): State<Arc<App>>,
+    Extension(connection): Extension<Arc<ConnectionContext>>,
+    mut request: Request,
+) -> Response {
+    let stream_protocol = match requested_upgrade(request.method(), request.headers()) {
+        // Not an upgrade: upstream answers it like any other request (400).
+        Ok(None) => return forward(State(app), Extension(connection), request).await,
+        Ok(Some(protocol)) => protocol,
+        Err(reason) => {
+            return KubeStatus::bad_request(reason).response_for(request.uri().path());
+        }
+    };
+    let caller = match authorize(&app, &connection).await {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal.response_for(request.uri().path()),
+    };
+    if let Err(reason) = refuse_body_framing(request.headers()) {
+        return KubeStatus::bad_request(reason).into_response();
+    }
+    let url = match app.upstream.url_for(request.uri()) {
+        Ok(url) => url,
+        Err(error) => return KubeStatus::bad_request(error.to_string()).into_response(),
+    };
+    let admission = match crate::admission::admit_session(&app, &caller) {
+        Ok(admission) => admission,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let policy = &caller.policy.recording;
+    let mut transport = observable_transport(stream_protocol, request.headers());
+    if transport.is_none() && policy.is_recorded() {
+        if !policy.fail_open {
+            app.metrics.request_refused(Refusal::Policy);
+            return KubeStatus::bad_request(
+                "this port-forward protocol cannot be audited, and the caller's grant requires it (use kubectl's SPDY/3.1+portforward.k8s.io or portforward.k8s.io)",
+            )
+            .into_response();
+        }
+        tracing::warn!(
+            caller = caller.display_name(),
+            "port-forward not audited: its protocol cannot be read (the grant allows it)"
+        );
+    }
+
+    if let Err(refusal) = app
+        .events
+        .before_upgrade(
+            &app.metrics,
+            &caller,
+            request.method(),
+            request.uri(),
+            request.headers(),
+        )
+        .await
+    {
+        return refusal.into_response();
+    }
+
+    let mut audit = match transport {
+        Some(observed) if policy.is_recorded() => {
+            match start_audit(&app, &caller, request.uri(), observed).await {
+                Ok(audit) => audit,
+                Err(refusal) => return refusal.into_response(),
+            }
+        }
+        _ => None,
+    };
+
+    let upgrade = request
+        .headers()
+        .get(header::UPGRADE)
+        .cloned()
+        .unwrap_or_else(|| http::HeaderValue::from_static("websocket"));
+    let headers = match UpstreamHeaders::from_caller(
+        request.headers().clone(),
+        app.mode,
+        &caller.policy.impersonation,
+    ) {
+        Ok(headers) => headers,
+        Err(error) => {
+            app.metrics.request_refused(Refusal::Policy);
+            end_audit(audit, "the caller could not be impersonated");
+            return KubeStatus::forbidden(format!("cannot impersonate the caller: {error}"))
+                .into_response();
+        }
+    };
+    let upstream = match app
+        .upstream
+        .send_upgrade(
+            request.method().clone(),
+            url,
+            headers,
+            upgrade,
+            app.upstream_handshake_timeout,
+        )
+        .await
+    {
+        Ok(response) => response,
+        Err(error) => {
+            app.metrics.request_refused(Refusal::UpstreamUnreachable);
+            end_audit(audit, "the upstream API server was unreachable");
+            return KubeStatus::bad_gateway(error.to_string()).into_response();
+        }
+    };
+    app.metrics.request_proxied();
+    if upstream.status() != StatusCode::SWITCHING_PROTOCOLS {
+        // Refused upstream (e.g. 403, or a tunnel kubectl retries over SPDY): relay it.
+        end_audit(audit, "the upstream API server refused the session");
+        let response: http::Response<reqwest::Body> = upstream.into();
+        let (mut parts, body) = response.into_parts();
+        impersonate::remove_hop_by_hop(&mut parts.headers);
+        return Response::from_parts(parts, Body::new(body));
+    }
+    if let Some(observed) = transport {
+        if !upstream_chose(observed, upstream.headers()) {
+            if audit.is_some() && !policy.fail_open {
+                app.metrics.request_refused(Refusal::Policy);
+                end_audit(audit, "the server chose a protocol that cannot be audited");
+                return KubeStatus::bad_gateway(
+                    "the API server chose a port-forward protocol that cannot be audited, and the caller's grant requires it",
+                )
+                .into_response();
+            }
+            transport = None;
+            end_audit(
+                audit.take(),
+                "the server chose a protocol that cannot be audited",
+            );
+        }
+    }
+
+    let mut reply = Response::new(Body::empty());
+    *reply.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *reply.headers_mut() = upstream.headers().clone();
+    let client_upgrade = hyper::upgrade::on(&mut request);
+    let name = caller.display_name().to_string();
+    let fail_open = policy.fail_open;
+    let tap = transport.map(|t| PortForwardTap::new(t, PortForwardLimits::default()));
+    tokio::spawn(async move {
+        let admission = admission;
+        let _active = app.metrics.session_started();
+        let (upstream_io, client_io) = match tokio::join!(upstream.upgrade(), client_upgrade) {
+            (Ok(upstream_io), Ok(client_io)) => (upstream_io, client_io),
+            (upstream_io, client_io) => {
+                tracing::warn!(
+                    caller = name,
+                    upstream_ok = upstream_io.is_ok(),
+                    client_ok = client_io.is_ok(),
+                    "port-forward upgrade failed"
+                );
+                if let Some(audit) = audit {
+                    audit
+                        .end((0, 0, 0), Some("the connection upgrade failed".into()))
+                        .await;
+                }
+                return;
+            }
+        };
+        let client_io = hyper_util::rt::TokioIo::new(client_io);
+        let spliced = splice::splice(
+            client_io,
+            upstream_io,
+            tap,
+            audit,
+            fail_open,
+            admission.open.control.clone(),
+        )
+        .await;
+        tracing::info!(
+            caller = name,
+            ?stream_protocol,
+            up = spliced.up,
+            down = spliced.down,
+            connections = spliced.connections,
+            ended_because = spliced.ended_because,
+            "port-forward ended"
+        );
+    });
+    reply
+}
+
+/// Sends the session's `start` event. `Ok(None)`: not audited (fail open after a failure).
+async fn start_audit(
+    app: &App,
+    caller: &Caller,
+    uri: &http::Uri,
+    transport: PortForwardTransport,
+) -> Result<Option<Audit>, KubeStatus> {
+    let policy = &caller.policy.recording;
+    let start = AuditStart {
+        context: app.events.audit_context(caller),
+        recorders: policy.recorders.clone(),
+        kubernetes: requestinfo::parse("POST", uri.path(), uri.query().unwrap_or_default()),
+        transport: transport_name(transport),
+        fail_open: policy.fail_open,
+    };
+    match Audit::start(start).await {
+        Ok(audit) => Ok(Some(audit)),
+        Err(reason) if policy.fail_open => {
+            tracing::warn!(caller = caller.display_name(), %reason, "port-forward not audited (the grant allows it)");
+            Ok(None)
+        }
+        Err(reason) => {
+            app.metrics.request_refused(Refusal::Policy);
+            Err(KubeStatus::bad_gateway(format!(
+                "the caller's grant requires port-forwards to be audited, and no recorder took the start of this one: {reason}"
+            )))
+        }
+    }
+}
+
+/// Ends the audit of a session that never started, in the background.
+fn end_audit(audit: Option<Audit>, why: &'static str) {
+    if let Some(audit) = audit {
+        tokio::spawn(audit.end((0, 0, 0), Some(why.to_owned())));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_forward_paths_are_read_as_the_api_server_reads_them() {
+        for path in [
+            "/api/v1/namespaces/default/pods/demo/portforward",
+            "/api/v1/namespaces/default/pods/demo%2Fportforward",
+            "/api/v1/namespaces/default/pods/demo/%70ortforward",
+        ] {
+            assert!(is_port_forward_path(path), "{path}");
+        }
+        for path in [
+            "/api/v1/namespaces/default/pods/demo",
+            "/api/v1/namespaces/default/pods/demo/exec",
+            "/api/v1/namespaces/default/services/demo/portforward",
+            "/apis/example.com/v1/namespaces/default/pods/demo/portforward",
+            "/api/v1/namespaces/default/pods/portforward",
+        ] {
+            assert!(!is_port_forward_path(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn only_kubectls_two_transports_are_observable() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "sec-websocket-protocol",
+            "SPDY/3.1+portforward.k8s.io".parse().expect("value"),
+        );
+        assert_eq!(
+            observable_transport(StreamProtocol::WebSocket, &headers),
+            Some(PortForwardTransport::WebSocketTunnel)
+        );
+        headers.insert(
+            "sec-websocket-protocol",
+            "v4.channel.k8s.io".parse().expect("value"),
+        );
+        assert_eq!(
+            observable_transport(StreamProtocol::WebSocket, &headers),
+            None
+        );
+        let mut spdy = HeaderMap::new();
+        spdy.insert(
+            "x-stream-protocol-version",
+            "portforward.k8s.io".parse().expect("value"),
+        );
+        assert_eq!(
+            observable_transport(StreamProtocol::Spdy, &spdy),
+            Some(PortForwardTransport::Spdy)
+        );
+        assert_eq!(
+            observable_transport(StreamProtocol::Spdy, &HeaderMap::new()),
+            None
+        );
+    }
+}
