@@ -225,3 +225,39 @@ fn a_fail_closed_forward_without_a_recorder_is_refused_before_upstream() -> anyh
     assert_eq!(forwarded, 0, "a refused forward reached upstream");
     Ok(())
 }
+
+#[test]
+fn a_fail_closed_forward_ends_when_its_recorder_is_lost() -> anyhow::Result<()> {
+    let echo_port = echo_server()?;
+    for (name, websockets) in TRANSPORTS {
+        let mut stack = stack(RecordingGrant::ENFORCED, echo_port)?;
+        stack.kubectl.env = vec![(
+            "KUBECTL_PORT_FORWARD_WEBSOCKETS".into(),
+            websockets.to_owned(),
+        )];
+        let mut forward = stack.kubectl.spawn_lines(&[
+            "port-forward",
+            "--address",
+            "127.0.0.1",
+            "pod/demo",
+            ":8080",
+        ])?;
+        let line = forward.wait_for("Forwarding from", Duration::from_secs(60))?;
+        let local_port = forwarding_port(&line)?;
+        assert_eq!(round_trip(local_port, b"before")?, b"before", "{name}");
+        // The recorder goes away: the next connection's event cannot be stored, so the forward
+        // is ended rather than left running unaudited.
+        if let Some(recorder) = stack.recorder.as_mut() {
+            recorder.kill();
+        }
+        let _ = round_trip(local_port, b"after");
+        let (success, stderr) = forward.wait_exit(Duration::from_secs(60))?;
+        assert!(!success, "{name}: the forward should end: {stderr}");
+        let logs = stack.logs();
+        assert!(
+            logs.contains("the port-forward could not be audited"),
+            "{name}: {stderr}\n{logs}"
+        );
+    }
+    Ok(())
+}
