@@ -6,6 +6,9 @@
 //! `setUpRecording`), so a recording made through this crate reads the same in `tsrecorder` as one made
 //! by Tailscale's proxy. The fields Tailscale only sets for SSH sessions (`env`, `sshUser`, `localUser`,
 //! `connectionID`) are left out.
+//!
+//! One field is kube-auth-proxy's own: `fileCopy` ([`FileCopy`]), present only in recordings of
+//! `kubectl cp` sessions. Tailscale's recorder and asciinema ignore keys they do not know.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,8 +20,8 @@ pub const ASCIICAST_VERSION: u32 = 2;
 ///
 /// Serialised (by [`CastHeader::to_json_line`]) in the field order of Tailscale's Go struct:
 /// `version`, `width`, `height`, `timestamp`, `command` (left out when empty), `srcNode`, `srcNodeID`,
-/// `srcNodeTags` (tagged callers), `srcNodeUserID` and `srcNodeUser` (callers on a user's node), and
-/// `kubernetes`.
+/// `srcNodeTags` (tagged callers), `srcNodeUserID` and `srcNodeUser` (callers on a user's node),
+/// `kubernetes`, then our extension `fileCopy` (only for `kubectl cp` sessions).
 ///
 /// For a tty session the recorder client's encoder replaces `width` and `height` with the
 /// terminal's size; for other sessions they are written as given, which for Tailscale's proxy is
@@ -68,6 +71,97 @@ pub struct CastHeader {
     /// What was exec'd or attached to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<KubernetesSession>,
+    /// kube-auth-proxy's extension: the session is a `kubectl cp` file copy, whose tar stream is
+    /// recorded as a listing (one [`CopiedFile`] marker per file) instead of as text. Absent for
+    /// every other session.
+    #[serde(rename = "fileCopy", default, skip_serializing_if = "Option::is_none")]
+    pub file_copy: Option<FileCopy>,
+}
+
+/// The `fileCopy` object of the header (kube-auth-proxy's extension to Tailscale's header): the
+/// session is `kubectl cp`, which runs `tar` in the container, and which way the files go.
+///
+/// `kubectl cp` (`pkg/cmd/cp/cp.go` in kubectl) copies from a pod with `tar cf - SRC` (with
+/// `--retries`: `sh -c "tar cf - SRC | tail -c+N"`), the archive on stdout and tar's messages on
+/// stderr; and to a pod with `tar -xmf - [-C DIR]` after a separate `test -d DEST` session, the
+/// archive on stdin. The file names exist only inside the archive, so the recording lists them as
+/// marker events (see [`CopiedFile`]); `paths` holds only what the command line names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileCopy {
+    /// Which way the files go.
+    pub direction: FileCopyDirection,
+    /// The paths the command names: the source for [`FileCopyDirection::FromPod`], the `-C`
+    /// directory for [`FileCopyDirection::ToPod`] (none when tar extracts into its working
+    /// directory).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// Bytes of the archive the session leaves out: a `kubectl cp --retries` that resumes an
+    /// interrupted copy runs `tail -c+N`, so its stream starts N-1 bytes into the archive and
+    /// cannot be listed.
+    #[serde(
+        rename = "resumeFrom",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resume_from: Option<u64>,
+}
+
+/// Which way a `kubectl cp` session copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum FileCopyDirection {
+    /// From the container to kubectl: the archive is the command's stdout.
+    #[serde(rename = "from-pod")]
+    FromPod,
+    /// From kubectl to the container: the archive is the command's stdin.
+    #[serde(rename = "to-pod")]
+    ToPod,
+}
+
+impl FileCopyDirection {
+    /// The header's spelling: `from-pod` or `to-pod`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileCopyDirection::FromPod => "from-pod",
+            FileCopyDirection::ToPod => "to-pod",
+        }
+    }
+}
+
+/// One regular file of a file copy's archive, as a recording's marker event names it:
+/// `[t, "m", "file: dir/name (1234 bytes)"]`. The path is the archive's member name (lossily
+/// UTF-8); the size is the member's size in bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CopiedFile {
+    /// The member name in the archive.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl CopiedFile {
+    /// What every file marker's label starts with.
+    pub const MARKER_PREFIX: &'static str = "file: ";
+
+    /// The marker label: `file: <path> (<size> bytes)`.
+    pub fn marker_label(&self) -> String {
+        format!("{}{} ({} bytes)", Self::MARKER_PREFIX, self.path, self.size)
+    }
+
+    /// Reads a marker label written by [`marker_label`](Self::marker_label); `None` for any other
+    /// marker. The size is read from the end, so a path may itself contain ` (`.
+    pub fn from_marker(label: &str) -> Option<CopiedFile> {
+        let rest = label.strip_prefix(Self::MARKER_PREFIX)?;
+        let rest = rest.strip_suffix(" bytes)")?;
+        let (path, size) = rest.rsplit_once(" (")?;
+        if size.is_empty() || !size.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(CopiedFile {
+            path: path.to_owned(),
+            size: size.parse().ok()?,
+        })
+    }
 }
 
 /// Who opened the session, as the header records it.
@@ -175,6 +269,7 @@ impl CastHeader {
             src_node_user_id: None,
             src_node_user: None,
             kubernetes: Some(session),
+            file_copy: None,
         };
         match caller {
             Caller::User {
@@ -361,6 +456,61 @@ mod tests {
             r#"{"version":2,"width":-1,"height":0,"timestamp":1,"srcNode":"n","srcNodeID":"i"}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_file_copy_header_ends_with_the_file_copy_object() {
+        let mut header = bob_header();
+        header.file_copy = Some(FileCopy {
+            direction: FileCopyDirection::FromPod,
+            paths: vec!["/tmp/x".into()],
+            resume_from: None,
+        });
+        let line = String::from_utf8(header.to_json_line()).expect("utf-8");
+        assert!(
+            line.ends_with(
+                "\"SessionType\":\"exec\"},\"fileCopy\":{\"direction\":\"from-pod\",\"paths\":[\"/tmp/x\"]}}\n"
+            ),
+            "{line}"
+        );
+        let back: CastHeader = serde_json::from_str(&line).expect("parse");
+        assert_eq!(back, header);
+        assert!(!String::from_utf8(bob_header().to_json_line())
+            .expect("utf-8")
+            .contains("fileCopy"));
+    }
+
+    #[test]
+    fn file_markers_read_back() {
+        for (path, size) in [
+            ("x/a.bin", 300_000),
+            ("x/odd (1) name.txt", 0),
+            ("x/ (2 bytes)", 7),
+            ("", 1),
+        ] {
+            let file = CopiedFile {
+                path: path.into(),
+                size,
+            };
+            assert_eq!(CopiedFile::from_marker(&file.marker_label()), Some(file));
+        }
+        assert_eq!(
+            CopiedFile {
+                path: "x/a".into(),
+                size: 12
+            }
+            .marker_label(),
+            "file: x/a (12 bytes)"
+        );
+        for other in [
+            "exit 0",
+            "file: x",
+            "file: x (-1 bytes)",
+            "file: x ( bytes)",
+            "file: x (1 byte)",
+        ] {
+            assert_eq!(CopiedFile::from_marker(other), None, "{other}");
+        }
     }
 
     #[test]

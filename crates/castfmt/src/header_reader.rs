@@ -5,7 +5,8 @@
 //! Tailscale's recorder clients add who made the session and, for `kubectl exec`/`attach`, which pod it
 //! ran in (`sessionrecording.CastHeader` in tailscale.com: `srcNode`, `srcNodeID`, `srcNodeUser` and
 //! `srcNodeUserID` or `srcNodeTags`, and a `kubernetes` object whose Go fields carry no JSON tags, so
-//! its keys are `PodName`, `Namespace`, `Container`, `SessionType`).
+//! its keys are `PodName`, `Namespace`, `Container`, `SessionType`). kube-auth-proxy adds a
+//! `fileCopy` object to recordings of `kubectl cp` ([`FileCopy`](crate::FileCopy)).
 //!
 //! A recorder must store whatever arrives, so parsing never rejects a header for a missing or
 //! mistyped field: a field that is absent or of the wrong type is simply not known, and keys it does
@@ -46,6 +47,32 @@ pub struct LenientHeader {
     pub container: Option<String>,
     /// `kubernetes.SessionType`: `exec` or `attach`.
     pub session_type: Option<String>,
+    /// `fileCopy` (kube-auth-proxy's extension): the session is a `kubectl cp`.
+    pub file_copy: Option<LenientFileCopy>,
+}
+
+/// The `fileCopy` object of a header, read leniently (see [`FileCopy`](crate::FileCopy) for what
+/// a client writes).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LenientFileCopy {
+    /// `direction`: `from-pod` or `to-pod` (any other text is kept as it is).
+    pub direction: Option<String>,
+    /// `paths`: the paths the command names (non-string items are left out).
+    pub paths: Vec<String>,
+    /// `resumeFrom`: archive bytes the session leaves out.
+    pub resume_from: Option<u64>,
+}
+
+impl LenientFileCopy {
+    fn read(object: &Map<String, Value>) -> Self {
+        Self {
+            direction: text(lookup(object, "direction")),
+            paths: strings(lookup(object, "paths")),
+            resume_from: lookup(object, "resumeFrom")
+                .and_then(integer)
+                .and_then(|v| u64::try_from(v).ok()),
+        }
+    }
 }
 
 /// Why a header line could not be read at all.
@@ -85,18 +112,14 @@ impl LenientHeader {
             src_node_id: text(lookup(&object, "srcNodeID")),
             src_node_user: text(lookup(&object, "srcNodeUser")),
             src_node_user_id: lookup(&object, "srcNodeUserID").and_then(integer),
-            src_node_tags: lookup(&object, "srcNodeTags")
-                .and_then(Value::as_array)
-                .map(|tags| {
-                    tags.iter()
-                        .filter_map(|t| t.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            src_node_tags: strings(lookup(&object, "srcNodeTags")),
             pod: from_kubernetes(&["PodName", "pod"]),
             namespace: from_kubernetes(&["Namespace"]),
             container: from_kubernetes(&["Container"]),
             session_type: from_kubernetes(&["SessionType"]),
+            file_copy: lookup(&object, "fileCopy")
+                .and_then(Value::as_object)
+                .map(LenientFileCopy::read),
         })
     }
 
@@ -125,6 +148,19 @@ fn text(value: Option<&Value>) -> Option<String> {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
+}
+
+/// The string items of an array (others left out); empty when it is not an array.
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// An integer, from a JSON number (fractions dropped) or a numeric string.
@@ -207,6 +243,48 @@ mod tests {
         assert_eq!(read.src_node_user, None);
         assert_eq!(read.namespace.as_deref(), Some("ns"));
         assert_eq!(read.session_type.as_deref(), Some("attach"));
+    }
+
+    #[test]
+    fn reads_the_file_copy_extension() {
+        let line =
+            br#"{"version":2,"fileCopy":{"direction":"to-pod","paths":["x",1],"resumeFrom":"12"}}"#;
+        let header = LenientHeader::parse(line).expect("header");
+        assert_eq!(
+            header.file_copy,
+            Some(LenientFileCopy {
+                direction: Some("to-pod".into()),
+                paths: vec!["x".into()],
+                resume_from: Some(12),
+            })
+        );
+        let odd = LenientHeader::parse(br#"{"version":2,"fileCopy":"yes"}"#).expect("header");
+        assert_eq!(odd.file_copy, None);
+        let mut written = crate::CastHeader::kubernetes(
+            9,
+            crate::Caller::Tagged {
+                node: "n".into(),
+                node_id: "i".into(),
+                tags: vec!["tag:ci".into()],
+            },
+            "tar cf - /tmp/x",
+            crate::KubernetesSession {
+                pod_name: "p".into(),
+                namespace: "ns".into(),
+                container: "c".into(),
+                session_type: crate::SessionType::Exec,
+            },
+        );
+        written.file_copy = Some(crate::FileCopy {
+            direction: crate::FileCopyDirection::FromPod,
+            paths: vec!["/tmp/x".into()],
+            resume_from: None,
+        });
+        let read = LenientHeader::parse(written.to_json_line().trim_ascii_end()).expect("header");
+        let copy = read.file_copy.expect("fileCopy");
+        assert_eq!(copy.direction.as_deref(), Some("from-pod"));
+        assert_eq!(copy.paths, vec!["/tmp/x".to_owned()]);
+        assert_eq!(copy.resume_from, None);
     }
 
     #[test]

@@ -76,9 +76,10 @@ pub use api_event::{
 pub use event_line::{write_event_line, EventCode};
 pub use event_reader::{parse_event_prefix, CastEvent, EventLineError};
 pub use header::{
-    Caller, CastHeader, InvalidHeader, KubernetesSession, SessionType, ASCIICAST_VERSION,
+    Caller, CastHeader, CopiedFile, FileCopy, FileCopyDirection, InvalidHeader, KubernetesSession,
+    SessionType, ASCIICAST_VERSION,
 };
-pub use header_reader::{HeaderError, LenientHeader};
+pub use header_reader::{HeaderError, LenientFileCopy, LenientHeader};
 pub use outcome::Outcome;
 pub use protocol::{AckLine, AckLineError, Protocol};
 

@@ -24,6 +24,7 @@ fn header() -> CastHeader {
         src_node_user_id: None,
         src_node_user: None,
         kubernetes: None,
+        file_copy: None,
     }
 }
 

@@ -2,15 +2,20 @@
 //!
 //! The recorder stores a cast exactly as received and, on the side, reads enough of it to index
 //! it: the header (who, which pod, when), the time of the last event (the duration), the number of
-//! events, an exit status marker, and the first thing a strict reader would object to. Bytes may be
+//! events, an exit status marker, the files a `kubectl cp` session copied (its header's
+//! `fileCopy`, and one `file: <path> (<size> bytes)` marker per file, at most
+//! [`MAX_LISTED_FILES`] of them), and the first thing a strict reader would object to. Bytes may be
 //! split anywhere between calls. Memory is bounded: the header line must fit in
 //! [`MAX_HEADER_LINE`] bytes, and of an event line only the first [`EVENT_PREFIX`] bytes are kept
 //! (enough for `[time, "code", ` and for any marker); longer lines are counted but not held.
 
-use castfmt::{parse_event_prefix, CastEvent, LenientHeader};
+use castfmt::{parse_event_prefix, CastEvent, CopiedFile, LenientHeader};
 
 /// The longest header line read; a longer first line is stored but flagged.
 pub const MAX_HEADER_LINE: usize = 64 * 1024;
+
+/// The most files of a file copy an index entry lists; the others are only counted.
+pub const MAX_LISTED_FILES: usize = 10_000;
 
 /// How much of each event line is kept for reading its time, code and (for markers) data.
 pub(crate) const EVENT_PREFIX: usize = 4096;
@@ -30,6 +35,11 @@ pub(crate) struct CastSummary {
     pub(crate) exit_code: Option<i32>,
     /// Bytes fed.
     pub(crate) bytes: u64,
+    /// The files of a file copy (a header with `fileCopy`), from its file markers, in order.
+    pub(crate) copied_files: Vec<CopiedFile>,
+    /// File markers of a file copy that are not in `copied_files`: past [`MAX_LISTED_FILES`], or
+    /// too long to hold (over [`EVENT_PREFIX`] bytes).
+    pub(crate) copied_files_omitted: u64,
 }
 
 /// An incremental reader of asciicast v2 bytes; see the module docs.
@@ -134,15 +144,53 @@ impl CastScanner {
         self.summary.events += 1;
         self.summary.duration = Some(self.summary.duration.map_or(time, |d| d.max(time)));
         if whole && matches!(code, "m" | "x") {
-            if let Some(code) = CastEvent::parse(line).ok().and_then(|e| e.exit_code()) {
+            let Ok(event) = CastEvent::parse(line) else {
+                return;
+            };
+            if let Some(code) = event.exit_code() {
                 self.summary.exit_code = Some(code);
+            } else if code == "m" && self.is_file_copy() {
+                if let Some(file) = CopiedFile::from_marker(&event.data) {
+                    self.list_file(file);
+                }
             }
+        } else if !whole && code == "m" && self.is_file_copy() && is_cut_file_marker(line) {
+            self.summary.copied_files_omitted += 1;
+        }
+    }
+
+    fn is_file_copy(&self) -> bool {
+        self.summary
+            .header
+            .as_ref()
+            .is_some_and(|h| h.file_copy.is_some())
+    }
+
+    fn list_file(&mut self, file: CopiedFile) {
+        if self.summary.copied_files.len() < MAX_LISTED_FILES {
+            self.summary.copied_files.push(file);
+        } else {
+            self.summary.copied_files_omitted += 1;
         }
     }
 
     fn flag(&mut self, problem: String) {
         self.summary.malformed.get_or_insert(problem);
     }
+}
+
+/// Whether the kept start of a marker line too long to hold is a file marker's.
+fn is_cut_file_marker(prefix: &[u8]) -> bool {
+    let Some(code_at) = prefix.windows(3).position(|w| w == b"\"m\"") else {
+        return false;
+    };
+    let rest = prefix[code_at + 3..].trim_ascii_start();
+    let Some(rest) = rest.strip_prefix(b",") else {
+        return false;
+    };
+    rest.trim_ascii_start()
+        .strip_prefix(b"\"")
+        .is_some_and(|data| data.starts_with(CopiedFile::MARKER_PREFIX.as_bytes()))
 }
 
 #[cfg(test)]
@@ -235,6 +283,63 @@ mod tests {
             Some("line 1: header is longer than 65536 bytes")
         );
         assert_eq!(summary.duration, Some(7.5));
+    }
+
+    const COPY: &str = concat!(
+        r#"{"version":2,"width":0,"height":0,"timestamp":1,"command":"tar cf - x","kubernetes":{"PodName":"demo","SessionType":"exec"},"fileCopy":{"direction":"from-pod","paths":["x"]}}"#,
+        "\n",
+        r#"[0.1,"m","directory: x/"]"#,
+        "\n",
+        r#"[0.1,"m","file: x/a.bin (300000 bytes)"]"#,
+        "\n",
+        r#"[0.2,"o","tar: Removing leading `/' from member names\n"]"#,
+        "\n",
+        r#"[0.2,"m","file: x/b (c).txt (6 bytes)"]"#,
+        "\n",
+        r#"[0.3,"m","exit 0"]"#,
+        "\n",
+    );
+
+    #[test]
+    fn lists_the_files_of_a_file_copy() {
+        let summary = scan(&[COPY.as_bytes()]);
+        assert_eq!(
+            summary.copied_files,
+            vec![
+                CopiedFile {
+                    path: "x/a.bin".into(),
+                    size: 300_000
+                },
+                CopiedFile {
+                    path: "x/b (c).txt".into(),
+                    size: 6
+                },
+            ]
+        );
+        assert_eq!(summary.copied_files_omitted, 0);
+        assert_eq!(summary.exit_code, Some(0));
+        // The same markers in a session that is not a file copy list nothing.
+        let plain = COPY.replace(r#","fileCopy":{"direction":"from-pod","paths":["x"]}"#, "");
+        assert!(scan(&[plain.as_bytes()]).copied_files.is_empty());
+    }
+
+    #[test]
+    fn the_file_list_is_bounded() {
+        let mut scanner = CastScanner::new();
+        scanner.feed(COPY.lines().next().unwrap_or_default().as_bytes());
+        scanner.feed(b"\n");
+        for i in 0..MAX_LISTED_FILES + 5 {
+            scanner.feed(format!("[1,\"m\",\"file: f{i} (1 bytes)\"]\n").as_bytes());
+        }
+        let long = format!(
+            "[2,\"m\",\"file: {} (1 bytes)\"]\n",
+            "n".repeat(EVENT_PREFIX)
+        );
+        scanner.feed(long.as_bytes());
+        let summary = scanner.finish();
+        assert_eq!(summary.copied_files.len(), MAX_LISTED_FILES);
+        assert_eq!(summary.copied_files_omitted, 6);
+        assert_eq!(summary.copied_files[0].path, "f0");
     }
 
     proptest! {

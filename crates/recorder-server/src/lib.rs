@@ -16,8 +16,10 @@
 //! is stored byte for byte as it arrives; the recorder reads its header and event times on the
 //! side ([`LenientHeader`]) to keep an index entry ([`RecordingMeta`]): who, which pod, when, how
 //! long, how many bytes, whether it is complete, and the exit status when the client recorded
-//! one as a marker event `[t, "m", "exit 3"]`. A recording cut off mid-way is kept and marked
-//! incomplete. See [`Store`] for the directory layout and [`events`] for the event log.
+//! one as a marker event `[t, "m", "exit 3"]`; for a `kubectl cp` session (a header with
+//! kube-auth-proxy's `fileCopy`), which way the files went and which files, from its
+//! `file: <path> (<size> bytes)` markers ([`FileCopyMeta`]). A recording cut off mid-way is kept
+//! and marked incomplete. See [`Store`] for the directory layout and [`events`] for the event log.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -50,14 +52,16 @@ mod store;
 pub use api_client::{ApiError, CastDownload, RecorderApiClient};
 // The recording formats live in castfmt, shared with the recorder client; they are re-exported
 // here because this crate's API (index entries, playback) speaks them.
-pub use cast_scan::MAX_HEADER_LINE;
-pub use castfmt::{CastEvent, EventLineError, HeaderError, LenientHeader, Outcome, Protocol};
+pub use cast_scan::{MAX_HEADER_LINE, MAX_LISTED_FILES};
+pub use castfmt::{
+    CastEvent, CopiedFile, EventLineError, HeaderError, LenientHeader, Outcome, Protocol,
+};
 pub use error::{ServerError, StoreError};
 pub use events::{EventFilter, FilterError};
 pub use line_splitter::{Line, LineSplitter};
 pub use playback::{Playback, PlaybackOptions, PlaybackStep};
 pub use recording_id::is_valid_id;
-pub use recording_meta::RecordingMeta;
+pub use recording_meta::{FileCopyMeta, RecordingMeta};
 pub use server::{RecorderServer, ServerOptions};
 pub use store::{RecordingEnd, RecordingWriter, Store};
 

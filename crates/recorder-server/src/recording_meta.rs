@@ -1,6 +1,6 @@
 //! The index entry of one recording: what `GET /api/recordings` lists and `kube-recorder ls` shows.
 
-use castfmt::{Outcome, Protocol};
+use castfmt::{CopiedFile, Outcome, Protocol};
 use serde::{Deserialize, Serialize};
 
 use crate::cast_scan::CastSummary;
@@ -77,6 +77,10 @@ pub struct RecordingMeta {
     /// The session's exit status, from an exit marker event (`[t, "m", "exit 3"]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// What a `kubectl cp` session copied: the header's `fileCopy` and the files its markers list.
+    /// Absent for other sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_copy: Option<FileCopyMeta>,
     /// The first thing wrong with the cast data (it is stored anyway), e.g.
     /// `line 3: not an asciicast event`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,6 +114,7 @@ impl RecordingMeta {
             bytes: 0,
             events: 0,
             exit_code: None,
+            file_copy: None,
             malformed: None,
         }
     }
@@ -135,6 +140,17 @@ impl RecordingMeta {
         self.bytes = summary.bytes;
         self.events = summary.events;
         self.exit_code = summary.exit_code;
+        self.file_copy = summary
+            .header
+            .as_ref()
+            .and_then(|header| header.file_copy.as_ref())
+            .map(|copy| FileCopyMeta {
+                direction: copy.direction.clone(),
+                paths: copy.paths.clone(),
+                resume_from: copy.resume_from,
+                files: summary.copied_files.clone(),
+                files_omitted: summary.copied_files_omitted,
+            });
         self.malformed.clone_from(&summary.malformed);
     }
 
@@ -148,6 +164,33 @@ impl RecordingMeta {
         }
         self.src_node.clone().unwrap_or_default()
     }
+}
+
+/// The `fileCopy` of an index entry: a `kubectl cp` session, which way, and the files it copied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileCopyMeta {
+    /// Header `fileCopy.direction`: `from-pod` or `to-pod`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    /// Header `fileCopy.paths`: the paths the command names (the source from a pod, the `-C`
+    /// directory to a pod).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// Header `fileCopy.resumeFrom`: a resumed copy, not listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_from: Option<u64>,
+    /// The regular files copied, `{"path", "size"}`, from the recording's `file:` markers, in
+    /// order; at most 10 000.
+    #[serde(default)]
+    pub files: Vec<CopiedFile>,
+    /// File markers beyond the listed ones (or too long to read).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub files_omitted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Rounds to a decimal fraction (`per_second` = 1e3 for milliseconds). Few decimal digits also

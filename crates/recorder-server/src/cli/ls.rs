@@ -47,6 +47,20 @@ pub(crate) async fn run(args: LsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The TYPE column: the session type, and for `kubectl cp` which way and how many files
+/// (`exec cp:from-pod:2`).
+fn session_kind(meta: &RecordingMeta) -> Option<String> {
+    let Some(copy) = &meta.file_copy else {
+        return meta.session_type.clone();
+    };
+    let files = copy.files.len() as u64 + copy.files_omitted;
+    let direction = copy.direction.as_deref().unwrap_or("?");
+    Some(match &meta.session_type {
+        Some(session_type) => format!("{session_type} cp:{direction}:{files}"),
+        None => format!("cp:{direction}:{files}"),
+    })
+}
+
 fn row(meta: &RecordingMeta) -> [String; 10] {
     let started = meta.start.map_or(meta.received_at, |s| s as f64);
     let pod = match (&meta.namespace, &meta.pod) {
@@ -74,7 +88,7 @@ fn row(meta: &RecordingMeta) -> [String; 10] {
         dash(meta.duration.map(|d| format!("{d:.1}s"))),
         dash(Some(meta.who())),
         pod,
-        dash(meta.session_type.clone()),
+        dash(session_kind(meta)),
         dash(meta.command.clone()),
         dash(meta.exit_code.map(|c| c.to_string())),
         outcome,
