@@ -77,20 +77,30 @@ impl FrameBoundary {
             if stop_at_boundary && self.at_boundary() {
                 return Some(position);
             }
-            let progressed = match &mut self.state {
-                State::Spdy(parser) => matches!(parser.next_event(&mut rest), Ok(Some(_))),
-                State::WebSocket(parser) => matches!(parser.next_event(&mut rest), Ok(Some(_))),
-                State::Lost => return None,
-            };
-            if !progressed {
-                if rest.is_empty() {
-                    return None;
-                }
-                // The parser refused the bytes: the stream can no longer be followed.
-                self.state = State::Lost;
+            if matches!(self.state, State::Lost) || !self.step(&mut rest) {
                 return None;
             }
         }
+    }
+
+    /// Whether the stream is SPDY (and still followed).
+    pub(crate) fn is_spdy(&self) -> bool {
+        matches!(self.state, State::Spdy(_))
+    }
+
+    /// Follows the next parser event in `rest`; `false` when none completes there (the rest was
+    /// consumed, or the stream could not be followed: see [`FrameBoundary::is_lost`]).
+    pub(crate) fn step(&mut self, rest: &mut &[u8]) -> bool {
+        let progressed = match &mut self.state {
+            State::Spdy(parser) => matches!(parser.next_event(rest), Ok(Some(_))),
+            State::WebSocket(parser) => matches!(parser.next_event(rest), Ok(Some(_))),
+            State::Lost => return false,
+        };
+        if !progressed && !rest.is_empty() {
+            // The parser refused the bytes: the stream can no longer be followed.
+            self.state = State::Lost;
+        }
+        progressed
     }
 }
 

@@ -198,6 +198,14 @@ impl SessionTap {
         }
     }
 
+    /// Over SPDY, the client's `stdout` stream once opened (see [`SessionTap::spdy_stdout_stream`]).
+    pub(crate) fn spdy_stream_of_stdout(&self) -> Option<spdyframe::StreamId> {
+        match &self.inner {
+            Inner::Spdy(spdy) => spdy.stdout_stream(),
+            Inner::WebSocket(_) => None,
+        }
+    }
+
     /// What the tap saw but did not report.
     pub fn stats(&self) -> TapStats {
         self.shared.stats

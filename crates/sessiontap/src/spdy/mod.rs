@@ -54,6 +54,11 @@ impl SpdyTap {
         self.streams.id_of(Role::Error)
     }
 
+    /// The id of the client's `stdout` stream, once it has been opened.
+    pub(crate) fn stdout_stream(&self) -> Option<StreamId> {
+        self.streams.id_of(Role::Stdout)
+    }
+
     pub(crate) fn new(limits: &TapLimits) -> Self {
         SpdyTap {
             client: Half::new(limits, Direction::ClientToServer),
