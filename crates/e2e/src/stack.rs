@@ -60,6 +60,8 @@ pub struct RecordingGrant {
     pub events: bool,
     /// The recorder does not support events (`kube-recorder serve --no-events`: 404 to the probe).
     pub recorder_without_events: bool,
+    /// `recordInput`: stdin is recorded (`i` events; in a tty session what the terminal echoes).
+    pub record_input: bool,
 }
 
 impl RecordingGrant {
@@ -72,6 +74,7 @@ impl RecordingGrant {
         v1_only: false,
         events: false,
         recorder_without_events: false,
+        record_input: false,
     };
 }
 
@@ -317,11 +320,14 @@ impl Stack {
                 addrs.push(dead_address()?);
             }
             addrs.extend(recorder_addr.clone());
-            let rule = json!({
+            let mut rule = json!({
                 "recorderAddrs": addrs,
                 "enforceRecorder": grant.enforce,
                 "enableEvents": grant.events,
             });
+            if grant.record_input {
+                rule["recordInput"] = json!(true);
+            }
             if let Some(entries) = whois.as_object_mut() {
                 for entry in entries.values_mut() {
                     let caps = &mut entry["CapMap"];

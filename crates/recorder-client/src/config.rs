@@ -26,7 +26,8 @@ pub struct RecorderConfig {
     /// session's [`try_feed`](crate::Feeder::try_feed) abandons the recording when it would
     /// overflow, so this is also the most a fail-open recording may lag. Default 4 MiB.
     pub buffer_bytes: usize,
-    /// Whether stdin is recorded as `i` events. Default off.
+    /// Whether stdin is recorded as `i` events, for sessions that do not say
+    /// ([`Session::record_input`](crate::Session::record_input) `None`). Default off.
     pub record_input: bool,
     /// How a tty session's header gets its size.
     pub tty: TtyOptions,

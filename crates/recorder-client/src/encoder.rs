@@ -9,6 +9,17 @@ use sessiontap::{ExitStatus, OutputStream};
 
 use crate::utf8::Utf8Carry;
 
+pub use echo::{EchoDecision, EchoTracker};
+
+mod echo;
+
+/// The label of the marker event that stands for typed bytes a tty session's terminal did not
+/// echo: `input redacted: 8 bytes not echoed`.
+pub(crate) fn redacted_label(count: usize) -> String {
+    let unit = if count == 1 { "byte" } else { "bytes" };
+    format!("input redacted: {count} {unit} not echoed")
+}
+
 /// The label of the marker event the encoder writes for an exit status: `exit 0` (for
 /// [`ExitStatus::Success`] and for [`ExitStatus::Code`]`(0)` alike), `exit 3`,
 /// `exit error: <message>`.
@@ -79,6 +90,11 @@ pub struct EncoderOptions {
     pub tty: bool,
     /// Whether stdin is recorded as `i` events. Off by default: typed input may hold secrets, and
     /// in a tty session the terminal's echo is in the output anyway.
+    ///
+    /// Without a tty every stdin byte is recorded. With a tty only what the terminal echoes is
+    /// (an [`EchoTracker`] decides): typed bytes wait for their echo, and bytes that are not echoed
+    /// (a password at a no-echo prompt) are left out, an `m` marker event
+    /// `input redacted: <n> bytes not echoed` in their place.
     pub record_input: bool,
     /// How a tty session's header gets its size.
     pub tty_options: TtyOptions,
@@ -119,6 +135,8 @@ pub struct CastEncoder {
     stdout: Utf8Carry,
     stderr: Utf8Carry,
     stdin: Utf8Carry,
+    /// The echo tracker of a tty session whose input is recorded.
+    echo: Option<EchoTracker>,
     last_time: Duration,
     text: String,
 }
@@ -137,6 +155,7 @@ impl CastEncoder {
             stdout: Utf8Carry::new(),
             stderr: Utf8Carry::new(),
             stdin: Utf8Carry::new(),
+            echo: (options.tty && options.record_input).then(EchoTracker::new),
             last_time: Duration::ZERO,
             text: String::new(),
         }
@@ -181,7 +200,16 @@ impl CastEncoder {
     /// character at the end waits for the next output on the same stream). Both streams are
     /// recorded as `o` events; each has its own UTF-8 carry, so interleaved streams never corrupt
     /// each other's characters.
+    ///
+    /// In a tty session whose input is recorded, typed bytes this output echoes (or shows not
+    /// echoed) are written first, as `i` events (or redaction markers).
     pub fn output(&mut self, at: Duration, stream: OutputStream, bytes: &[u8], out: &mut Vec<u8>) {
+        if stream == OutputStream::Stdout {
+            if let Some(echo) = &mut self.echo {
+                let decisions = echo.output(bytes);
+                self.write_decisions(decisions, out);
+            }
+        }
         let at = self.tick(at, out);
         let decoder = match stream {
             OutputStream::Stdout => &mut self.stdout,
@@ -192,15 +220,45 @@ impl CastEncoder {
         self.emit_text(at, EventCode::Output, out);
     }
 
-    /// Input on stdin: an `i` event when input is recorded, else nothing.
+    /// Input on stdin: an `i` event when input is recorded, else nothing. In a tty session the
+    /// bytes wait for their echo (see [`EncoderOptions::record_input`]).
     pub fn input(&mut self, at: Duration, bytes: &[u8], out: &mut Vec<u8>) {
         if !self.options.record_input {
             return;
         }
+        if let Some(echo) = &mut self.echo {
+            let decisions = echo.input(at, bytes);
+            self.write_decisions(decisions, out);
+            return;
+        }
+        self.write_input(at, bytes, out);
+    }
+
+    fn write_input(&mut self, at: Duration, bytes: &[u8], out: &mut Vec<u8>) {
         let at = self.tick(at, out);
         self.text.clear();
         self.stdin.decode(bytes, &mut self.text);
         self.emit_text(at, EventCode::Input, out);
+    }
+
+    /// Writes what the echo tracker decided: echoed bytes as `i` events, redacted ones as markers.
+    fn write_decisions(&mut self, decisions: Vec<EchoDecision>, out: &mut Vec<u8>) {
+        for decision in decisions {
+            match decision {
+                EchoDecision::Echoed { at, bytes } => self.write_input(at, &bytes, out),
+                EchoDecision::Redacted { at, count } => {
+                    self.marker(at, &redacted_label(count), out)
+                }
+            }
+        }
+    }
+
+    /// Decides typed bytes still waiting for their echo: not echoed.
+    fn end_echo(&mut self, out: &mut Vec<u8>) {
+        if let Some(echo) = &mut self.echo {
+            let decisions = echo.finish();
+            self.write_decisions(decisions, out);
+        }
     }
 
     /// The client's terminal was resized. The first resize of a tty session sets the header's size;
@@ -229,7 +287,10 @@ impl CastEncoder {
 
     /// The command ended: an `m` (marker) event labelled `exit 0` ([`ExitStatus::Success`] is
     /// recorded as exit code 0), `exit <code>` or `exit error: <message>`.
+    ///
+    /// Typed bytes of a tty session still waiting for their echo are decided not echoed first.
     pub fn exit(&mut self, at: Duration, status: &ExitStatus, out: &mut Vec<u8>) {
+        self.end_echo(out);
         let at = self.tick(at, out);
         let label = marker_label(status);
         self.emit_line(out, |line| {
@@ -246,9 +307,11 @@ impl CastEncoder {
         });
     }
 
-    /// Ends the recording: incomplete characters still carried become U+FFFD `o`/`i` events, and a
-    /// header still waiting is written with the default size (then the output that waited for it).
+    /// Ends the recording: typed bytes of a tty session still waiting for their echo are redacted,
+    /// incomplete characters still carried become U+FFFD `o`/`i` events, and a header still waiting
+    /// is written with the default size (then the output that waited for it).
     pub fn finish(&mut self, at: Duration, out: &mut Vec<u8>) {
+        self.end_echo(out);
         let at = self.tick(at, out);
         for stream in [OutputStream::Stdout, OutputStream::Stderr] {
             self.text.clear();

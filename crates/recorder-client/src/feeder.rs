@@ -52,9 +52,10 @@ pub(crate) struct Shared {
 /// buffer as it is; a borrowed [`SessionEvent`](sessiontap::SessionEvent) is copied into it once.
 /// How each is recorded: [`Output`](OwnedSessionEvent::Output) (stdout or stderr) as an `o` event,
 /// its bytes decoded as UTF-8 with a carry per stream, so any split is fine;
-/// [`Input`](OwnedSessionEvent::Input) as an `i` event when
-/// [`RecorderConfig::record_input`](crate::RecorderConfig::record_input) is on, otherwise dropped
-/// before it is buffered; [`Resize`](OwnedSessionEvent::Resize) as the tty header's size or an `r`
+/// [`Input`](OwnedSessionEvent::Input) as an `i` event when the session's input is recorded
+/// ([`Session::record_input`](crate::Session::record_input), by default
+/// [`RecorderConfig::record_input`](crate::RecorderConfig::record_input); in a tty session only
+/// what the terminal echoes), otherwise dropped before it is buffered; [`Resize`](OwnedSessionEvent::Resize) as the tty header's size or an `r`
 /// event; [`Exit`](OwnedSessionEvent::Exit) as an `m` marker event (`exit 0` for
 /// [`ExitStatus::Success`](sessiontap::ExitStatus::Success)).
 ///

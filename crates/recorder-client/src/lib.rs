@@ -11,7 +11,9 @@
 //!   names; from [`castfmt`], like the other format types re-exported here), [`CastEncoder`]
 //!   (session happenings to NDJSON lines: `o` for stdout and stderr, `r`
 //!   as `COLSxROWS` in the spec's order, `i` for stdin when asked, an `m` marker for the exit
-//!   status; times given as durations since the session start) and [`Utf8Carry`] (UTF-8 decoding
+//!   status; times given as durations since the session start), [`EchoTracker`] (which typed
+//!   bytes of a tty session the terminal echoed: only those are recorded as input, the others are
+//!   replaced by an `m` marker) and [`Utf8Carry`] (UTF-8 decoding
 //!   that carries a character split across events, and replaces invalid bytes exactly as
 //!   `String::from_utf8_lossy` would for the whole stream).
 //! - **Upload, on Tokio and hyper**: [`Recorder::connect`] tries the recorder addresses in order
@@ -59,7 +61,7 @@
 //!     },
 //! );
 //! let addrs = ["100.64.0.7:80".parse().expect("address")];
-//! let recording = recorder.connect(&addrs, Session { header, tty: true }).await?;
+//! let recording = recorder.connect(&addrs, Session::new(header, true)).await?;
 //! let failed = recording.failed(); // select! on this in a fail-closed session
 //!
 //! // From the session's forwarding tasks (fail-closed: `feed` waits for room).
@@ -100,7 +102,7 @@ pub use castfmt::{
 };
 pub use config::RecorderConfig;
 pub use dial::{DialFuture, Dialer, RecorderIo, TcpDialer};
-pub use encoder::{CastEncoder, EncoderOptions, TermSize, TtyOptions};
+pub use encoder::{CastEncoder, EchoDecision, EchoTracker, EncoderOptions, TermSize, TtyOptions};
 pub use error::{AttemptError, AttemptFailure, ConnectError, FeedError, UploadError};
 pub use event_sender::{EventConfig, EventDelivery, EventSendError, EventSender};
 pub use feeder::Feeder;

@@ -21,8 +21,8 @@ use crate::outcome::{AbandonReason, Outcome};
 use crate::transport;
 use crate::writer::Writer;
 
-/// What is being recorded: the header (everything but the tty size, which the session supplies)
-/// and whether the session has a terminal.
+/// What is being recorded: the header (everything but the tty size, which the session supplies),
+/// whether the session has a terminal and whether its input is recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     /// The header to write. Its `timestamp` should be the session start (Unix seconds).
@@ -30,6 +30,27 @@ pub struct Session {
     /// Whether the session has a tty (`tty=true` in the request): then the header waits for the
     /// terminal size, see [`TtyOptions`](crate::TtyOptions).
     pub tty: bool,
+    /// Whether stdin is recorded as `i` events (for a tty session only what the terminal echoes,
+    /// see [`EncoderOptions::record_input`]); `None`: as
+    /// [`RecorderConfig::record_input`] says.
+    pub record_input: Option<bool>,
+}
+
+impl Session {
+    /// A session whose input is recorded as the [`RecorderConfig`] says.
+    pub fn new(header: CastHeader, tty: bool) -> Self {
+        Session {
+            header,
+            tty,
+            record_input: None,
+        }
+    }
+
+    /// The same session with its input recorded, or not, whatever the [`RecorderConfig`] says.
+    pub fn with_record_input(mut self, record_input: bool) -> Self {
+        self.record_input = Some(record_input);
+        self
+    }
 }
 
 /// Connects sessions to recorders. Build one at start-up and share it.
@@ -85,11 +106,12 @@ impl Recorder {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (abandon_tx, abandon_rx) = watch::channel(None);
         let (outcome_tx, outcome_rx) = watch::channel(None);
+        let record_input = session.record_input.unwrap_or(self.config.record_input);
         let encoder = CastEncoder::new(
             session.header,
             EncoderOptions {
                 tty: session.tty,
-                record_input: self.config.record_input,
+                record_input,
                 tty_options: self.config.tty,
             },
         );
@@ -111,7 +133,7 @@ impl Recorder {
                     budget,
                     capacity,
                     start,
-                    record_input: self.config.record_input,
+                    record_input,
                     abandon: abandon_tx,
                     outcome: outcome_rx,
                 }),

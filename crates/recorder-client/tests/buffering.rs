@@ -18,17 +18,24 @@ async fn connect(
     config: RecorderConfig,
     tty: bool,
 ) -> (Recording, UnboundedReceiver<ServerUpload>) {
+    connect_session(
+        behaviour,
+        config,
+        Session::new(header(SessionType::Attach), tty),
+    )
+    .await
+}
+
+async fn connect_session(
+    behaviour: Behaviour,
+    config: RecorderConfig,
+    session: Session,
+) -> (Recording, UnboundedReceiver<ServerUpload>) {
     let net = MemNet::default();
     let (fake, uploads) = FakeRecorder::new(behaviour);
     let addr = net.route("10.0.0.1:80", Route::Recorder(fake));
     let recording = Recorder::with_dialer(config, net)
-        .connect(
-            &[addr],
-            Session {
-                header: header(SessionType::Attach),
-                tty,
-            },
-        )
+        .connect(&[addr], session)
         .await
         .expect("connect");
     (recording, uploads)
@@ -296,4 +303,62 @@ async fn input_is_not_recorded_by_default() {
     assert!(recording.finish().await.is_uploaded());
     let cast = Cast::parse(&uploads.recv().await.expect("upload").ended().await.data);
     assert!(cast.events.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_session_says_whether_its_input_is_recorded() {
+    // The session's switch wins over the configuration's default, either way.
+    for (default, session) in [(false, true), (true, false)] {
+        let config = RecorderConfig {
+            record_input: default,
+            ..RecorderConfig::default()
+        };
+        let session = Session::new(header(SessionType::Exec), false).with_record_input(session);
+        let recorded = session.record_input == Some(true);
+        let (recording, mut uploads) = connect_session(Behaviour::default(), config, session).await;
+        recording
+            .feed(SessionEvent::Input {
+                bytes: b"echo hi\n",
+            })
+            .await
+            .expect("feed");
+        assert!(recording.finish().await.is_uploaded());
+        let cast = Cast::parse(&uploads.recv().await.expect("upload").ended().await.data);
+        assert_eq!(cast.text("i"), if recorded { "echo hi\n" } else { "" });
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tty_session_records_echoed_input_and_marks_the_rest() {
+    let session = Session::new(header(SessionType::Exec), true).with_record_input(true);
+    let (recording, mut uploads) =
+        connect_session(Behaviour::default(), RecorderConfig::default(), session).await;
+    let events: [OwnedSessionEvent; 6] = [
+        OwnedSessionEvent::Resize { cols: 80, rows: 24 },
+        OwnedSessionEvent::Input {
+            bytes: b"read pw\r".to_vec(),
+        },
+        OwnedSessionEvent::Output {
+            stream: OutputStream::Stdout,
+            bytes: b"read pw\r\n".to_vec(),
+        },
+        OwnedSessionEvent::Input {
+            bytes: b"s3cret\r".to_vec(),
+        },
+        OwnedSessionEvent::Output {
+            stream: OutputStream::Stdout,
+            bytes: b"\r\n$ ".to_vec(),
+        },
+        OwnedSessionEvent::Exit {
+            status: ExitStatus::Success,
+        },
+    ];
+    for event in events {
+        recording.feed(event).await.expect("feed");
+    }
+    assert!(recording.finish().await.is_uploaded());
+    let cast = Cast::parse(&uploads.recv().await.expect("upload").ended().await.data);
+    assert_eq!(cast.text("i"), "read pw\r");
+    assert_eq!(cast.text("m"), "input redacted: 7 bytes not echoedexit 0");
+    assert!(!cast.events.iter().any(|e| e.2.contains("s3cret")));
 }

@@ -13,10 +13,7 @@ use recorder_client::{
 use tokio::net::TcpListener;
 
 fn session() -> Session {
-    Session {
-        header: header(SessionType::Exec),
-        tty: false,
-    }
+    Session::new(header(SessionType::Exec), false)
 }
 
 /// An address on which nothing listens: bound, then released.

@@ -21,13 +21,7 @@ async fn connect(
     let (fake, uploads) = FakeRecorder::new(behaviour);
     let addr = net.route("10.0.0.1:80", Route::Recorder(fake));
     let recording = Recorder::with_dialer(config, net)
-        .connect(
-            &[addr],
-            Session {
-                header: header(SessionType::Exec),
-                tty: false,
-            },
-        )
+        .connect(&[addr], Session::new(header(SessionType::Exec), false))
         .await
         .expect("connect");
     (recording, uploads)

@@ -42,12 +42,14 @@ impl Target {
     }
 }
 
-/// The recording's header and tty flag. The command is the exec command joined with spaces, as
-/// Tailscale's proxy records it; the timestamp is now.
+/// The recording's header, tty flag and whether its input is recorded (the grant's `recordInput`;
+/// in a tty session only what the terminal echoes). The command is the exec command joined with
+/// spaces, as Tailscale's proxy records it; the timestamp is now.
 pub(crate) fn session(
     who: &crate::identity::Caller,
     target: &Target,
     params: &SessionParams,
+    record_input: bool,
 ) -> Session {
     let caller = Caller::from(&who.description);
     let timestamp = SystemTime::now()
@@ -65,10 +67,7 @@ pub(crate) fn session(
             session_type: target.session_type,
         },
     );
-    Session {
-        header,
-        tty: params.tty,
-    }
+    Session::new(header, params.tty).with_record_input(record_input)
 }
 
 #[cfg(test)]

@@ -337,7 +337,7 @@ async fn connect_recording(
         }
     };
     app.metrics.recording_attempted();
-    let session = cast::session(caller, &target, &params);
+    let session = cast::session(caller, &target, &params, policy.input);
     match app.recorder.connect(&policy.recorders, session).await {
         Ok(recording) => Ok(Some(recording)),
         Err(error) => refuse_or_skip(

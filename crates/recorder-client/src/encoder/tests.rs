@@ -302,3 +302,182 @@ proptest::proptest! {
         proptest::prop_assert_eq!(text, String::from_utf8_lossy(&all));
     }
 }
+
+fn tty_with_input() -> EncoderOptions {
+    EncoderOptions {
+        tty: true,
+        record_input: true,
+        tty_options: TtyOptions::default(),
+    }
+}
+
+fn events_of(out: &[u8], code: &str) -> Vec<(f64, String)> {
+    lines(out)[1..]
+        .iter()
+        .filter(|event| event[1] == code)
+        .map(|event| {
+            (
+                event[0].as_f64().expect("time"),
+                event[2].as_str().expect("text").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn non_tty_input_is_recorded_byte_for_byte() {
+    let mut enc = CastEncoder::new(
+        header(),
+        EncoderOptions {
+            record_input: true,
+            ..EncoderOptions::default()
+        },
+    );
+    let mut out = Vec::new();
+    enc.input(ms(1), b"echo one\n", &mut out);
+    enc.input(ms(2), b"secret\n", &mut out);
+    enc.output(ms(3), OutputStream::Stdout, b"one\n", &mut out);
+    enc.finish(ms(4), &mut out);
+    assert_eq!(
+        events_of(&out, "i"),
+        [
+            (0.001, "echo one\n".to_string()),
+            (0.002, "secret\n".to_string())
+        ]
+    );
+}
+
+#[test]
+fn tty_input_is_recorded_when_echoed_and_redacted_when_not() {
+    let mut enc = CastEncoder::new(header(), tty_with_input());
+    let mut out = Vec::new();
+    enc.resize(ms(0), 80, 24, &mut out);
+    enc.output(ms(1), OutputStream::Stdout, b"$ ", &mut out);
+    enc.input(ms(2), b"read pw\r", &mut out);
+    enc.output(ms(3), OutputStream::Stdout, b"read pw\r\n", &mut out);
+    enc.output(ms(4), OutputStream::Stdout, b"Password: ", &mut out);
+    enc.input(ms(5), b"hunter2\r", &mut out);
+    enc.output(ms(6), OutputStream::Stdout, b"\r\n$ ", &mut out);
+    enc.input(ms(7), b"exit\r", &mut out);
+    enc.exit(ms(8), &ExitStatus::Success, &mut out);
+    enc.finish(ms(9), &mut out);
+    let l = lines(&out);
+    let events: Vec<_> = l[1..]
+        .iter()
+        .map(|e| (e[1].clone(), e[2].clone()))
+        .collect();
+    let expected: Vec<(serde_json::Value, serde_json::Value)> = [
+        ("o", "$ "),
+        ("i", "read pw\r"),
+        ("o", "read pw\r\n"),
+        ("o", "Password: "),
+        ("m", "input redacted: 8 bytes not echoed"),
+        ("o", "\r\n$ "),
+        ("m", "input redacted: 5 bytes not echoed"),
+        ("m", "exit 0"),
+    ]
+    .into_iter()
+    .map(|(code, text)| (code.into(), text.into()))
+    .collect();
+    assert_eq!(events, expected);
+    // An echoed byte is recorded at the time it was typed.
+    assert_eq!(l[2][0], 0.002);
+    assert!(!String::from_utf8_lossy(&out).contains("hunter2"));
+}
+
+#[test]
+fn tty_input_off_records_no_input_and_no_markers() {
+    let mut enc = CastEncoder::new(header(), tty(TtyOptions::default()));
+    let mut out = Vec::new();
+    enc.resize(ms(0), 80, 24, &mut out);
+    enc.input(ms(1), b"ls\r", &mut out);
+    enc.output(ms(2), OutputStream::Stdout, b"ls\r\n", &mut out);
+    enc.input(ms(3), b"pw\r", &mut out);
+    enc.finish(ms(4), &mut out);
+    let codes: Vec<_> = lines(&out)[1..].iter().map(|e| e[1].clone()).collect();
+    assert_eq!(codes, ["o"]);
+}
+
+/// What the user does at a terminal, for the property test.
+#[derive(Debug, Clone)]
+enum Typing {
+    /// A command typed with echo on: the terminal echoes it, then the command prints `output`.
+    Echoed { text: String, output: String },
+    /// A secret typed at a no-echo prompt; then the program prints `output`.
+    Secret { text: String, output: String },
+}
+
+/// Secrets use only these characters, which no output ever contains.
+const SECRET_CHARS: &str = "QWXYZ!#%ß";
+
+fn typing() -> impl proptest::strategy::Strategy<Value = (Typing, usize, usize, bool)> {
+    use proptest::prelude::*;
+    let output = "[n-z0-9 $:\r\n]{0,12}";
+    let step = prop_oneof![
+        ("[a-m ]{0,8}", output).prop_map(|(text, output)| Typing::Echoed { text, output }),
+        ("[QWXYZ!#%ß]{1,8}", output).prop_map(|(text, output)| Typing::Secret { text, output }),
+    ];
+    (step, 1usize..6, 1usize..6, proptest::bool::weighted(0.2))
+}
+
+proptest::proptest! {
+    /// Nothing typed while the terminal does not echo reaches the cast, however input and output
+    /// are split and whatever is typed ahead; when nothing is typed ahead, everything echoed is
+    /// recorded, in order.
+    #[test]
+    fn unechoed_input_never_reaches_the_cast(
+        steps in proptest::collection::vec(typing(), 0..12),
+    ) {
+        let mut enc = CastEncoder::new(header(), tty_with_input());
+        let mut out = Vec::new();
+        enc.resize(Duration::ZERO, 80, 24, &mut out);
+        let mut now = Duration::ZERO;
+        let mut typed_ahead = false;
+        let mut echoed_text = String::new();
+        // Output of the previous step still to come (when the next step is typed ahead of it).
+        let mut late_output: Option<(Vec<u8>, usize)> = None;
+        let write = |enc: &mut CastEncoder, now: &mut Duration, bytes: &[u8], chunk: usize, input: bool, out: &mut Vec<u8>| {
+            for piece in bytes.chunks(chunk) {
+                *now += Duration::from_millis(1);
+                if input {
+                    enc.input(*now, piece, out);
+                } else {
+                    enc.output(*now, OutputStream::Stdout, piece, out);
+                }
+            }
+        };
+        for (step, in_chunk, out_chunk, ahead) in steps {
+            let (typed, shown) = match &step {
+                Typing::Echoed { text, output } => {
+                    echoed_text.push_str(text);
+                    echoed_text.push('\r');
+                    (format!("{text}\r"), format!("{text}\r\n{output}"))
+                }
+                Typing::Secret { text, output } => (format!("{text}\r"), format!("\r\n{output}")),
+            };
+            write(&mut enc, &mut now, typed.as_bytes(), in_chunk, true, &mut out);
+            if let Some((bytes, chunk)) = late_output.take() {
+                write(&mut enc, &mut now, &bytes, chunk, false, &mut out);
+            }
+            if ahead {
+                typed_ahead = true;
+                late_output = Some((shown.into_bytes(), out_chunk));
+            } else {
+                write(&mut enc, &mut now, shown.as_bytes(), out_chunk, false, &mut out);
+            }
+        }
+        if let Some((bytes, chunk)) = late_output.take() {
+            write(&mut enc, &mut now, &bytes, chunk, false, &mut out);
+        }
+        enc.finish(now, &mut out);
+        let text = String::from_utf8(out.clone()).expect("utf-8");
+        let events = text.split_once('\n').map(|(_, events)| events).unwrap_or_default();
+        for secret in SECRET_CHARS.chars() {
+            proptest::prop_assert!(!events.contains(secret), "{:?} in {}", secret, events);
+        }
+        let input: String = events_of(&out, "i").into_iter().map(|(_, text)| text).collect();
+        if !typed_ahead {
+            proptest::prop_assert_eq!(input, echoed_text);
+        }
+    }
+}
