@@ -30,6 +30,8 @@ pub struct App {
     pub(crate) recorder: recorder_client::Recorder,
     /// Sends API request events.
     pub(crate) events: Arc<crate::api_events::ApiEvents>,
+    /// `--recording-notice`: shown to recorded tty sessions before their first output.
+    pub(crate) recording_notice: Option<String>,
     /// Open exec/attach sessions: their limits, and ending them at shutdown.
     pub(crate) sessions: crate::sessions::Sessions,
 }

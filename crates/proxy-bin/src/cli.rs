@@ -118,6 +118,11 @@ pub struct Cli {
     #[arg(long, env = "KUBE_AUTH_PROXY_API_RESPONSE_EVENTS")]
     pub(crate) api_response_events: bool,
 
+    /// A line shown on the terminal of every recorded exec/attach session with a tty, before
+    /// anything the command writes, and recorded with it: so that people know they are recorded.
+    #[arg(long, env = "KUBE_AUTH_PROXY_RECORDING_NOTICE", value_name = "TEXT")]
+    pub(crate) recording_notice: Option<String>,
+
     /// End an exec/attach session after this long without input, output or a terminal resize
     /// (keep-alives do not count), with a message kubectl prints and a note in the recording.
     /// Off by default.

@@ -126,6 +126,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
             cli.api_response_events,
             destination,
         )),
+        recording_notice: cli.recording_notice.clone().filter(|text| !text.is_empty()),
         sessions: sessions::Sessions::new(sessions::SessionLimits {
             idle: cli.session_idle_timeout,
             max_duration: cli.session_max_duration,

@@ -198,6 +198,7 @@ pub(crate) async fn exec_or_attach(
         (Some(recording), Some(_)) => Some(splice::Recorded {
             recording,
             fail_open: policy.fail_open,
+            notice: recording_notice(&app, request.uri()),
         }),
         (Some(recording), None) => {
             app.metrics.recording_failed(RecordingFailure::Unreadable);
@@ -345,6 +346,13 @@ async fn connect_recording(
             format!("session recording is required but failed to start: {error}"),
         ),
     }
+}
+
+/// `--recording-notice` as a tty session shows it (its own line), when the session has a tty.
+fn recording_notice(app: &App, uri: &http::Uri) -> Option<Vec<u8>> {
+    let text = app.recording_notice.as_deref()?;
+    let tty = SessionParams::from_query(uri.query().unwrap_or_default()).is_ok_and(|p| p.tty);
+    tty.then(|| format!("{text}\r\n").into_bytes())
 }
 
 /// Ends a recording whose session never started.

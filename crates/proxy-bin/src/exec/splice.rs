@@ -51,6 +51,9 @@ pub(crate) struct Recorded {
     pub(crate) recording: Recording,
     /// Whether the session may go on when recording fails.
     pub(crate) fail_open: bool,
+    /// `--recording-notice` for a tty session: shown on the client's stdout before the server's
+    /// first output, and recorded there.
+    pub(crate) notice: Option<Vec<u8>>,
 }
 
 /// Why a session is being ended, and how its recording is to say so.
@@ -90,6 +93,8 @@ struct Link {
     stopped_because: Mutex<Option<String>>,
     /// When the session last had input, output or a resize.
     activity: Activity,
+    /// The notice still to be recorded before the first output.
+    notice: Mutex<Option<Vec<u8>>>,
 }
 
 /// What to do with a chunk the tap has seen.
@@ -138,6 +143,9 @@ impl Link {
         if !events.is_empty() {
             self.activity.touch();
         }
+        if side == Side::Server {
+            self.record_notice_before_output(&mut events);
+        }
         if let Err(error) = tapped {
             if self.fail_open {
                 // The chunk is forwarded: what the tap reported before the error stands.
@@ -152,6 +160,26 @@ impl Link {
             Verdict::Forward
         } else {
             hold(false)
+        }
+    }
+
+    /// Puts the notice (once) before the first output event, where the client sees it too.
+    fn record_notice_before_output(&self, events: &mut Vec<OwnedSessionEvent>) {
+        let Some(first_output) = events
+            .iter()
+            .position(|event| matches!(event, OwnedSessionEvent::Output { .. }))
+        else {
+            return;
+        };
+        let notice = self.notice.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(bytes) = notice {
+            events.insert(
+                first_output,
+                OwnedSessionEvent::Output {
+                    stream: sessiontap::OutputStream::Stdout,
+                    bytes,
+                },
+            );
         }
     }
 
@@ -242,6 +270,14 @@ impl Link {
             .clone()
     }
 
+    /// The bytes that show `text` on the client's stdout, from the tap (it knows the stream).
+    fn stdout_bytes(&self, text: &[u8]) -> Option<Vec<u8>> {
+        self.tap
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stdout_bytes(text)
+    }
+
     /// The bytes that end the session with `message`, from the tap (it knows the error stream).
     fn ending_bytes(&self, message: &str) -> Option<Vec<u8>> {
         self.tap
@@ -270,9 +306,13 @@ where
     let (mut client_read, mut client_write) = tokio::io::split(client);
     let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
     let (stop_tx, stop_rx) = watch::channel(None::<Ending>);
-    let (recording, fail_open) = match recorded {
-        Some(recorded) => (Some(recorded.recording), recorded.fail_open),
-        None => (None, true),
+    let (recording, fail_open, notice) = match recorded {
+        Some(recorded) => (
+            Some(recorded.recording),
+            recorded.fail_open,
+            recorded.notice,
+        ),
+        None => (None, true, None),
     };
     let link = protocol.map(|protocol| {
         Arc::new(Link {
@@ -283,6 +323,7 @@ where
             stop: stop_tx.clone(),
             stopped_because: Mutex::new(None),
             activity: Activity::new(),
+            notice: Mutex::new(notice.clone()),
         })
     });
 
@@ -363,6 +404,8 @@ where
             let mut buffer = vec![0u8; BUFFER];
             let mut forwarded = 0u64;
             let mut boundary = protocol.map(FrameBoundary::new);
+            // The notice still to be shown, before the server's first output.
+            let mut notice_bytes = notice;
             // A chunk read but not forwarded: where the stream continues.
             let mut held = Held::default();
             let ending = loop {
@@ -383,13 +426,37 @@ where
                         break stop.borrow().clone();
                     }
                 }
-                if client_write.write_all(&buffer[..n]).await.is_err() {
+                let chunk = &buffer[..n];
+                let notice_here = match (&notice_bytes, &mut boundary, &link) {
+                    (Some(text), Some(boundary), Some(link)) => {
+                        notice_split(link, boundary, chunk).map(|at| (at, text))
+                    }
+                    _ => None,
+                };
+                let written = match notice_here {
+                    Some((at, text)) => {
+                        let notice = link.as_ref().and_then(|link| link.stdout_bytes(text));
+                        notice_bytes = None;
+                        let written =
+                            write_with_notice(&mut client_write, chunk, at, notice.as_deref())
+                                .await;
+                        if let Some(boundary) = &mut boundary {
+                            boundary.track(&chunk[at..]);
+                        }
+                        written
+                    }
+                    None => {
+                        let written = client_write.write_all(chunk).await;
+                        if let Some(boundary) = &mut boundary {
+                            boundary.track(chunk);
+                        }
+                        written
+                    }
+                };
+                if written.is_err() {
                     break None;
                 }
                 forwarded += n as u64;
-                if let Some(boundary) = &mut boundary {
-                    boundary.track(&buffer[..n]);
-                }
             };
             if let (Some(ending), Some(boundary), Some(link)) = (&ending, &mut boundary, &link) {
                 let pending = &buffer[..held.len];
@@ -445,6 +512,46 @@ where
         recording,
         ended_because: ending.map(|ending| ending.message),
     }
+}
+
+/// Where in `chunk` the notice goes (the boundary has then followed the chunk up to there), or
+/// `None` (it has followed the whole chunk): over WebSocket before the server's first frame, over
+/// SPDY before its first DATA frame on the stdout stream.
+fn notice_split(link: &Link, boundary: &mut FrameBoundary, chunk: &[u8]) -> Option<usize> {
+    let stdout = {
+        let tap = link.tap.lock().unwrap_or_else(|p| p.into_inner());
+        match tap.protocol() {
+            Protocol::WebSocket(_) => None,
+            Protocol::Spdy { .. } => Some(tap.spdy_stdout_stream()),
+        }
+    };
+    match stdout {
+        // The server's first bytes: the notice goes before them (a boundary).
+        None if boundary.at_boundary() => Some(0),
+        None => {
+            boundary.track(chunk);
+            None
+        }
+        Some(Some(stream)) => boundary.until_data_on(chunk, stream),
+        Some(None) => {
+            boundary.track(chunk);
+            None
+        }
+    }
+}
+
+/// Writes `chunk` with `notice` (when there is one) at `at`.
+async fn write_with_notice<W: AsyncWrite + Unpin>(
+    client: &mut W,
+    chunk: &[u8],
+    at: usize,
+    notice: Option<&[u8]>,
+) -> std::io::Result<()> {
+    client.write_all(&chunk[..at]).await?;
+    if let Some(notice) = notice {
+        client.write_all(notice).await?;
+    }
+    client.write_all(&chunk[at..]).await
 }
 
 /// The length of the server chunk that was read but not forwarded, and whether the tap failed on it.
