@@ -9,6 +9,11 @@ use sessiontap::{ExitStatus, OutputStream};
 
 use crate::utf8::Utf8Carry;
 
+mod file_copy;
+mod tar_listing;
+
+use file_copy::{ArchiveStream, FileCopyListing};
+
 pub use echo::{EchoDecision, EchoTracker};
 
 mod echo;
@@ -139,6 +144,8 @@ pub struct CastEncoder {
     echo: Option<EchoTracker>,
     last_time: Duration,
     text: String,
+    /// For a `kubectl cp` session (a header with `fileCopy`): the archive's listing.
+    file_copy: Option<FileCopyListing>,
 }
 
 impl CastEncoder {
@@ -149,7 +156,6 @@ impl CastEncoder {
             options.tty_options.default_size = FALLBACK_SIZE;
         }
         CastEncoder {
-            header,
             options,
             pending: Some(Vec::new()),
             stdout: Utf8Carry::new(),
@@ -158,6 +164,8 @@ impl CastEncoder {
             echo: (options.tty && options.record_input).then(EchoTracker::new),
             last_time: Duration::ZERO,
             text: String::new(),
+            file_copy: FileCopyListing::for_header(&header),
+            header,
         }
     }
 
@@ -203,7 +211,15 @@ impl CastEncoder {
     ///
     /// In a tty session whose input is recorded, typed bytes this output echoes (or shows not
     /// echoed) are written first, as `i` events (or redaction markers).
+    ///
+    /// In a `kubectl cp` session from the pod, stdout is the archive: it is recorded as a listing
+    /// (see [`CastHeader::file_copy`]).
     pub fn output(&mut self, at: Duration, stream: OutputStream, bytes: &[u8], out: &mut Vec<u8>) {
+        if stream == OutputStream::Stdout
+            && self.archive_bytes(at, ArchiveStream::Stdout, bytes, out)
+        {
+            return;
+        }
         if stream == OutputStream::Stdout {
             if let Some(echo) = &mut self.echo {
                 let decisions = echo.output(bytes);
@@ -222,7 +238,13 @@ impl CastEncoder {
 
     /// Input on stdin: an `i` event when input is recorded, else nothing. In a tty session the
     /// bytes wait for their echo (see [`EncoderOptions::record_input`]).
+    ///
+    /// In a `kubectl cp` session to the pod, stdin is the archive: it is recorded as a listing
+    /// whether or not input is recorded (see [`CastHeader::file_copy`]).
     pub fn input(&mut self, at: Duration, bytes: &[u8], out: &mut Vec<u8>) {
+        if self.archive_bytes(at, ArchiveStream::Stdin, bytes, out) {
+            return;
+        }
         if !self.options.record_input {
             return;
         }
@@ -311,6 +333,7 @@ impl CastEncoder {
     /// incomplete characters still carried become U+FFFD `o`/`i` events, and a header still waiting
     /// is written with the default size (then the output that waited for it).
     pub fn finish(&mut self, at: Duration, out: &mut Vec<u8>) {
+        self.finish_archive(at, out);
         self.end_echo(out);
         let at = self.tick(at, out);
         for stream in [OutputStream::Stdout, OutputStream::Stderr] {
@@ -328,6 +351,55 @@ impl CastEncoder {
         }
         if self.pending.is_some() {
             self.write_default_header(out);
+        }
+    }
+
+    /// Bytes of a stream that carries a file copy's archive: listed as markers, and what is not
+    /// archive recorded as that stream is in any session. False when `stream` carries no archive.
+    fn archive_bytes(
+        &mut self,
+        at: Duration,
+        stream: ArchiveStream,
+        bytes: &[u8],
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Some(copy) = self.file_copy.as_mut().filter(|c| c.stream() == stream) else {
+            return false;
+        };
+        let mut labels = Vec::new();
+        let mut not_archive = Vec::new();
+        copy.feed(bytes, &mut labels, &mut not_archive);
+        for label in labels {
+            self.marker(at, &label, out);
+        }
+        if not_archive.is_empty() {
+            return true;
+        }
+        let at = self.tick(at, out);
+        self.text.clear();
+        let code = match stream {
+            ArchiveStream::Stdout => {
+                self.stdout.decode(&not_archive, &mut self.text);
+                EventCode::Output
+            }
+            ArchiveStream::Stdin if self.options.record_input => {
+                self.stdin.decode(&not_archive, &mut self.text);
+                EventCode::Input
+            }
+            ArchiveStream::Stdin => return true,
+        };
+        self.emit_text(at, code, out);
+        true
+    }
+
+    /// The end of a file copy session: a marker when its archive was incomplete or not listed.
+    fn finish_archive(&mut self, at: Duration, out: &mut Vec<u8>) {
+        let mut labels = Vec::new();
+        if let Some(copy) = &mut self.file_copy {
+            copy.finish(&mut labels);
+        }
+        for label in labels {
+            self.marker(at, &label, out);
         }
     }
 
