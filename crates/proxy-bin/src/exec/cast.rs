@@ -1,7 +1,9 @@
-//! What a recording says about its session: the asciicast header from the caller and the request.
+//! What a recording says about its session: the asciicast header from the caller and the request,
+//! and whether the session is a `kubectl cp` file copy.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use castfmt::{FileCopy, FileCopyDirection};
 use recorder_client::{Caller, CastHeader, KubernetesSession, Session, SessionType};
 use sessiontap::SessionParams;
 
@@ -45,6 +47,11 @@ impl Target {
 /// The recording's header, tty flag and whether its input is recorded (the grant's `recordInput`;
 /// in a tty session only what the terminal echoes). The command is the exec command joined with
 /// spaces, as Tailscale's proxy records it; the timestamp is now.
+///
+/// An exec that is `kubectl cp` ([`file_copy`]) gets the header's `fileCopy`: the recorder client
+/// then records its archive as a listing of the files instead of as text. A copy to the pod has
+/// its stdin read whatever the grant says, since stdin is the archive; only its listing is
+/// recorded, and stdin that turns out not to be an archive is recorded as input.
 pub(crate) fn session(
     who: &crate::identity::Caller,
     target: &Target,
@@ -56,7 +63,7 @@ pub(crate) fn session(
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or_default();
-    let header = CastHeader::kubernetes(
+    let mut header = CastHeader::kubernetes(
         timestamp,
         caller,
         params.command.join(" "),
@@ -67,12 +74,227 @@ pub(crate) fn session(
             session_type: target.session_type,
         },
     );
-    Session::new(header, params.tty).with_record_input(record_input)
+    header.file_copy = (target.session_type == SessionType::Exec)
+        .then(|| file_copy(params))
+        .flatten();
+    let reads_archive_on_stdin = header
+        .file_copy
+        .as_ref()
+        .is_some_and(|copy| copy.direction == FileCopyDirection::ToPod);
+    Session::new(header, params.tty).with_record_input(record_input || reads_archive_on_stdin)
+}
+
+/// Whether the exec is `kubectl cp`'s `tar`, and which way it copies, from the command as
+/// kubectl 1.32 runs it (`pkg/cmd/cp/cp.go`): from the pod `tar cf - SRC` (with `--retries`,
+/// `sh -c "tar cf - SRC | tail -c+N"`, SRC single-quoted by kubectl 1.37 and later), the archive on
+/// stdout; to the pod `tar [--no-same-permissions --no-same-owner] -xmf - -C DIR` (older kubectl:
+/// `tar xf - -C DIR`), the archive on stdin. Only these exact shapes count, and only without a tty
+/// (a terminal would mangle the archive) and with the stream that carries the archive: anything
+/// else is recorded as any exec is. The `test -d DEST` session that precedes a copy to a pod is
+/// an ordinary exec.
+pub(crate) fn file_copy(params: &SessionParams) -> Option<FileCopy> {
+    if params.tty {
+        return None;
+    }
+    let copy = match params.command.as_slice() {
+        [shell, dash_c, script] if is_program(shell, "sh") && dash_c == "-c" => {
+            resumable_copy_from_pod(script)?
+        }
+        command => tar_copy(command)?,
+    };
+    let stream_present = match copy.direction {
+        FileCopyDirection::FromPod => params.stdout,
+        FileCopyDirection::ToPod => params.stdin,
+        _ => false,
+    };
+    stream_present.then_some(copy)
+}
+
+/// `program` or a path ending in `/program`.
+fn is_program(argument: &str, program: &str) -> bool {
+    argument == program
+        || argument
+            .strip_suffix(program)
+            .is_some_and(|dir| dir.ends_with('/'))
+}
+
+/// `tar cf - SRC...` or `tar [--no-same-permissions] [--no-same-owner] -xmf - [-C DIR]`.
+fn tar_copy(command: &[String]) -> Option<FileCopy> {
+    let (program, args) = command.split_first()?;
+    if !is_program(program, "tar") {
+        return None;
+    }
+    let mut args = args.iter().map(String::as_str).peekable();
+    while args
+        .next_if(|a| matches!(*a, "--no-same-permissions" | "--no-same-owner"))
+        .is_some()
+    {}
+    let mode = args.next()?;
+    let mode = mode.strip_prefix('-').unwrap_or(mode);
+    if args.next()? != "-" {
+        return None;
+    }
+    let rest: Vec<&str> = args.collect();
+    match (mode, rest.as_slice()) {
+        ("cf", paths) if !paths.is_empty() => Some(FileCopy {
+            direction: FileCopyDirection::FromPod,
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+            resume_from: None,
+        }),
+        ("xmf" | "xf", []) => Some(to_pod(Vec::new())),
+        ("xmf" | "xf", ["-C", dir]) => Some(to_pod(vec![(*dir).to_owned()])),
+        _ => None,
+    }
+}
+
+fn to_pod(paths: Vec<String>) -> FileCopy {
+    FileCopy {
+        direction: FileCopyDirection::ToPod,
+        paths,
+        resume_from: None,
+    }
+}
+
+/// `tar cf - SRC | tail -c+N`: `kubectl cp --retries` from a pod; N is 0 for the first run, and
+/// a retry resumes with N-1 bytes of the archive already copied. SRC is kubectl's: bare (1.32), or single-quoted with `'` written `'\''`
+/// (1.37); a bare SRC the shell would read as more than one word is not kubectl's.
+fn resumable_copy_from_pod(script: &str) -> Option<FileCopy> {
+    let rest = script.strip_prefix("tar cf - ")?;
+    let (source, offset) = rest.rsplit_once(" | tail -c+")?;
+    if offset.is_empty() || !offset.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let start: u64 = offset.parse().ok()?;
+    let source = match source.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
+        Some(quoted) => {
+            let pieces: Vec<&str> = quoted.split(r"'\''").collect();
+            if pieces.iter().any(|p| p.contains('\'')) {
+                return None;
+            }
+            pieces.join("'")
+        }
+        None => {
+            let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c);
+            if source.is_empty() || !source.chars().all(plain) {
+                return None;
+            }
+            source.to_owned()
+        }
+    };
+    Some(FileCopy {
+        direction: FileCopyDirection::FromPod,
+        paths: vec![source],
+        resume_from: start.checked_sub(1).filter(|&skipped| skipped > 0),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn params(command: &[&str], stdin: bool, tty: bool) -> SessionParams {
+        SessionParams {
+            tty,
+            stdin,
+            stdout: true,
+            stderr: !tty,
+            command: command.iter().map(|s| (*s).to_owned()).collect(),
+            container: None,
+        }
+    }
+
+    fn copy(direction: FileCopyDirection, paths: &[&str], resume_from: Option<u64>) -> FileCopy {
+        FileCopy {
+            direction,
+            paths: paths.iter().map(|s| (*s).to_owned()).collect(),
+            resume_from,
+        }
+    }
+
+    #[test]
+    fn kubectl_cp_commands_are_file_copies() {
+        use FileCopyDirection::{FromPod, ToPod};
+        let cases: [(&[&str], bool, FileCopy); 8] = [
+            (
+                &["tar", "cf", "-", "/tmp/x"],
+                false,
+                copy(FromPod, &["/tmp/x"], None),
+            ),
+            (
+                &["tar", "-xmf", "-", "-C", "/tmp"],
+                true,
+                copy(ToPod, &["/tmp"], None),
+            ),
+            (
+                &["tar", "-xmf", "-", "-C", "."],
+                true,
+                copy(ToPod, &["."], None),
+            ),
+            (
+                &[
+                    "tar",
+                    "--no-same-permissions",
+                    "--no-same-owner",
+                    "-xmf",
+                    "-",
+                    "-C",
+                    "/d",
+                ],
+                true,
+                copy(ToPod, &["/d"], None),
+            ),
+            (
+                &["tar", "xf", "-", "-C", "/d"],
+                true,
+                copy(ToPod, &["/d"], None),
+            ),
+            (
+                &["sh", "-c", "tar cf - /tmp/x | tail -c+0"],
+                false,
+                copy(FromPod, &["/tmp/x"], None),
+            ),
+            (
+                &["sh", "-c", "tar cf - /tmp/x | tail -c+513"],
+                false,
+                copy(FromPod, &["/tmp/x"], Some(512)),
+            ),
+            (
+                &["/bin/sh", "-c", r"tar cf - 'it'\''s here' | tail -c+1"],
+                false,
+                copy(FromPod, &["it's here"], None),
+            ),
+        ];
+        for (command, stdin, expected) in cases {
+            assert_eq!(
+                file_copy(&params(command, stdin, false)),
+                Some(expected),
+                "{command:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_commands_are_not() {
+        let cases: [(&[&str], bool, bool); 14] = [
+            (&["test", "-d", "/tmp/x"], false, false),
+            (&["tar", "cf", "-", "/tmp/x"], false, true),
+            (&["tar", "-xmf", "-", "-C", "/tmp"], false, false),
+            (&["tar", "tf", "-"], true, false),
+            (&["tar", "cf", "/tmp/a.tar", "x"], false, false),
+            (&["tar", "cf", "-"], false, false),
+            (&["tar", "-xmf", "-", "-C", "/d", "extra"], true, false),
+            (&["star", "cf", "-", "x"], false, false),
+            (&["sh", "-c", "tar cf - x; rm -rf /"], false, false),
+            (&["sh", "-c", "tar cf - x | tail -c+1; id"], false, false),
+            (&["sh", "-c", "tar cf - $(id) | tail -c+1"], false, false),
+            (&["sh", "-c", "tar cf - 'a'b' | tail -c+1"], false, false),
+            (&["sh", "-c", "tar cf - x | tail -c+"], false, false),
+            (&["sh", "-x", "tar cf - x | tail -c+1"], false, false),
+        ];
+        for (command, stdin, tty) in cases {
+            assert_eq!(file_copy(&params(command, stdin, tty)), None, "{command:?}");
+        }
+    }
 
     #[test]
     fn target_from_path() {
