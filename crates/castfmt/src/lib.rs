@@ -66,6 +66,7 @@ mod event_reader;
 mod header;
 mod header_reader;
 mod outcome;
+mod port_forward_capture;
 pub mod protocol;
 
 pub use api_event::{
@@ -81,6 +82,11 @@ pub use header::{
 };
 pub use header_reader::{HeaderError, LenientFileCopy, LenientHeader};
 pub use outcome::Outcome;
+pub use port_forward_capture::{
+    CaptureConnection, CaptureDirection, CaptureEvent, CaptureLineError, CapturedPod,
+    InvalidCaptureHeader, LenientCaptureHeader, PortForwardCapture, PortForwardCaptureHeader,
+    PORT_FORWARD_CAPTURE_CONTENT_TYPE, PORT_FORWARD_CAPTURE_VERSION,
+};
 pub use protocol::{AckLine, AckLineError, Protocol};
 
 /// The README's example is compiled as a doctest.
