@@ -9,7 +9,8 @@
 //! (`kubernetes.Parts`), `request.queryParameters` always an object (`{}` when empty: Tailscale
 //! fills it from `req.URL.Query()`, which returns a non-nil map), and the `omitempty` fields of
 //! `Source` left out when empty. Two fields are kube-auth-proxy's extensions, left out unless set:
-//! `request.bodyTruncated` and `request.bodySize`.
+//! `request.bodyTruncated` and `request.bodySize`; a third, the readable `workload` section
+//! ([`Workload`]), is written after `destination` by [`ApiRequestEvent::with_workload`].
 
 mod go_json;
 mod port_forward;
@@ -26,6 +27,8 @@ use requestinfo::RequestInfo;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use go_json::GoRequestInfo;
+
+use crate::workload::Workload;
 
 /// The `type` of an API request event (Tailscale's `KubernetesAPIEventType`).
 pub const API_REQUEST_EVENT_TYPE: &str = "kubernetes-api-request";
@@ -187,19 +190,53 @@ struct RequestEventOut<'a> {
     kubernetes: GoRequestInfo<'a>,
     source: &'a EventSource,
     destination: &'a EventDestination,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workload: Option<&'a Workload>,
 }
 
 impl Serialize for ApiRequestEvent {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.with_workload(None).serialize(serializer)
+    }
+}
+
+/// An [`ApiRequestEvent`] with kube-auth-proxy's readable `workload` section (what a request that
+/// starts containers asks to run), as [`ApiRequestEvent::with_workload`] makes it: serialises as
+/// the event with `"workload"` after `"destination"`, and exactly as the event alone when there
+/// is no section. A reader finds the section in the event's `workload` key ([`Workload`]
+/// deserialises from it); [`ApiRequestEvent`]'s own reader ignores it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestEventWithWorkload<'a> {
+    event: &'a ApiRequestEvent,
+    workload: Option<&'a Workload>,
+}
+
+impl ApiRequestEvent {
+    /// This event with a `workload` section (none when `workload` is `None`), for sending.
+    pub fn with_workload<'a>(
+        &'a self,
+        workload: Option<&'a Workload>,
+    ) -> RequestEventWithWorkload<'a> {
+        RequestEventWithWorkload {
+            event: self,
+            workload,
+        }
+    }
+}
+
+impl Serialize for RequestEventWithWorkload<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let event = self.event;
         RequestEventOut {
             kind: API_REQUEST_EVENT_TYPE,
-            id: &self.id,
-            timestamp: self.timestamp,
-            user_agent: &self.user_agent,
-            request: &self.request,
-            kubernetes: GoRequestInfo(&self.kubernetes),
-            source: &self.source,
-            destination: &self.destination,
+            id: &event.id,
+            timestamp: event.timestamp,
+            user_agent: &event.user_agent,
+            request: &event.request,
+            kubernetes: GoRequestInfo(&event.kubernetes),
+            source: &event.source,
+            destination: &event.destination,
+            workload: self.workload,
         }
         .serialize(serializer)
     }

@@ -15,7 +15,10 @@
 //! - **API events**: Tailscale's session-recording event (`sessionrecording.Event` in
 //!   `sessionrecording/event.go`, type `kubernetes-api-request`) as Go's `encoding/json` writes
 //!   it, byte for byte: [`ApiRequestEvent`]; and kube-auth-proxy's `kubernetes-api-response`:
-//!   [`ApiResponseEvent`].
+//!   [`ApiResponseEvent`]; the readable `workload` section kube-auth-proxy adds to the request
+//!   event of a request that starts containers (`kubectl debug`, `kubectl run`): [`Workload`],
+//!   read from the request body by [`Workload::from_request`], sent with
+//!   [`ApiRequestEvent::with_workload`].
 //! - **The recorder protocols' constants** ([`protocol`]): the paths `/record`, `/v2/record` and
 //!   `/v2/event`, the headers, the v2 answer's NDJSON lines `{"ack":N}` / `{"error":"..."}`
 //!   ([`AckLine`]), and which [`Protocol`] a recording used.
@@ -68,11 +71,13 @@ mod header_reader;
 mod outcome;
 mod port_forward_capture;
 pub mod protocol;
+pub mod workload;
 
 pub use api_event::{
     ApiRequestEvent, ApiResponseEvent, EventDestination, EventRequest, EventResponse, EventSource,
     PortForwardConnection, PortForwardEvent, PortForwardPhase, PortForwardRecord,
-    PortForwardTotals, API_REQUEST_EVENT_TYPE, API_RESPONSE_EVENT_TYPE, PORT_FORWARD_EVENT_TYPE,
+    PortForwardTotals, RequestEventWithWorkload, API_REQUEST_EVENT_TYPE, API_RESPONSE_EVENT_TYPE,
+    PORT_FORWARD_EVENT_TYPE,
 };
 pub use event_line::{write_event_line, EventCode};
 pub use event_reader::{parse_event_prefix, CastEvent, EventLineError};
@@ -88,6 +93,7 @@ pub use port_forward_capture::{
     PORT_FORWARD_CAPTURE_CONTENT_TYPE, PORT_FORWARD_CAPTURE_VERSION,
 };
 pub use protocol::{AckLine, AckLineError, Protocol};
+pub use workload::{HostPathVolume, Workload, WorkloadContainer, WorkloadSecurity};
 
 /// The README's example is compiled as a doctest.
 #[cfg(doctest)]

@@ -7,6 +7,11 @@
 //! support events (warned about, the request goes on); any other failure refuses the request with
 //! 502 before anything reaches upstream when the grant fails closed, and is logged and counted when
 //! it fails open.
+//!
+//! The request event of a request that starts containers (creating a pod, adding an ephemeral
+//! container: `kubectl run`, `kubectl debug`) also carries a readable `workload` section (image,
+//! command, target container, privileges, host namespaces), read from the recorded JSON body by
+//! `castfmt::Workload::from_request`; a body it cannot read just gets no section.
 
 mod body_capture;
 mod event_id;
@@ -244,6 +249,15 @@ impl ApiEvents {
         let path = uri.path();
         let query = uri.query().unwrap_or_default();
         let id = event_id::new_event_id(&self.random);
+        let kubernetes = requestinfo::parse(method.as_str(), path, query);
+        let workload = castfmt::Workload::from_request(
+            &kubernetes,
+            headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            &body.bytes,
+            body.truncated,
+        );
         let event = ApiRequestEvent {
             id: id.clone(),
             timestamp: unix_seconds(),
@@ -264,12 +278,16 @@ impl ApiEvents {
                 body_truncated: body.truncated,
                 body_size: body.size,
             },
-            kubernetes: requestinfo::parse(method.as_str(), path, query),
+            kubernetes,
             source: event_source(caller),
             destination: self.destination.clone(),
         };
         metrics.api_event_attempted();
-        match self.sender.send(&policy.recorders, &event).await {
+        let sent = self
+            .sender
+            .send(&policy.recorders, &event.with_workload(workload.as_ref()))
+            .await;
+        match sent {
             Ok(EventDelivery::Stored { .. }) => {
                 // Only a stored request event gets a response event: one never points at an
                 // event the recorder does not have.

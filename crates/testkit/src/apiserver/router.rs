@@ -9,8 +9,8 @@ use super::middleware::authenticate;
 use super::state::SharedState;
 use super::status::Status;
 use super::{
-    discovery, hooks, namespaces, openapi, openapi_v2, pods::handlers as pods, portforward,
-    selfsubjectreview,
+    discovery, hooks, namespaces, openapi, openapi_v2, pods::ephemeral as pods_ephemeral,
+    pods::handlers as pods, portforward, selfsubjectreview,
 };
 
 async fn no_route() -> Status {
@@ -71,6 +71,12 @@ pub(crate) fn router(state: SharedState) -> Router {
                 .delete(pods::delete)
                 .patch(pods::patch)
                 .put(pods::replace),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/ephemeralcontainers",
+            get(pods_ephemeral::get)
+                .patch(pods_ephemeral::patch)
+                .put(pods_ephemeral::replace),
         )
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/portforward",

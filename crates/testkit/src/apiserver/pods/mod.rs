@@ -1,6 +1,7 @@
 //! Pods: the object store (with namespaces), how a new pod object is completed, the HTTP
-//! handlers, and the patch semantics.
+//! handlers, the patch semantics, and the `ephemeralcontainers` subresource.
 
+pub(crate) mod ephemeral;
 mod error;
 pub(crate) mod handlers;
 mod ids;

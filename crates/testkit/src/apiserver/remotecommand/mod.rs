@@ -115,6 +115,8 @@ enum Target {
 struct Plan {
     params: SessionParams,
     container: Value,
+    /// Whether the container is an ephemeral one (`kubectl debug`).
+    ephemeral: bool,
     container_name: String,
     pod_uid: String,
     cwd: PathBuf,
@@ -197,9 +199,24 @@ fn plan(
         .iter()
         .filter_map(|c| c.get("name").and_then(Value::as_str))
         .collect();
+    // A named container may also be an init or ephemeral one (`kubectl debug` attaches to its
+    // ephemeral container); only regular ones are a default.
+    let all_containers: Vec<Value> = ["initContainers", "ephemeralContainers"]
+        .iter()
+        .filter_map(|key| pod.object.get("spec")?.get(key)?.as_array())
+        .flatten()
+        .chain(&containers)
+        .cloned()
+        .collect();
     // The apiserver's `validateContainer` (pkg/registry/core/pod/strategy.go).
     let container_name = match params.container.as_deref().filter(|c| !c.is_empty()) {
-        Some(wanted) if names.contains(&wanted) => wanted.to_owned(),
+        Some(wanted)
+            if all_containers
+                .iter()
+                .any(|c| c.get("name").and_then(Value::as_str) == Some(wanted)) =>
+        {
+            wanted.to_owned()
+        }
         Some(wanted) => {
             return Err(Status::bad_request(format!(
                 "container {wanted} is not valid for pod {name}"
@@ -215,7 +232,7 @@ fn plan(
             }
         },
     };
-    let container = containers
+    let container = all_containers
         .iter()
         .find(|c| c.get("name").and_then(Value::as_str) == Some(container_name.as_str()))
         .cloned()
@@ -238,8 +255,10 @@ fn plan(
         .remote
         .pod_dir(namespace, name)
         .map_err(|e| internal_error(format!("creating the pod's directory: {e}")))?;
+    let ephemeral = super::pods::ephemeral::is_ephemeral(&pod.object, &container_name);
     Ok(Plan {
         params,
+        ephemeral,
         container,
         container_name,
         pod_uid: pod
@@ -291,6 +310,13 @@ fn target(
     let flag = |key: &str| plan.container.get(key).and_then(Value::as_bool) == Some(true);
     let mut command = strings("command");
     command.extend(strings("args"));
+    if plan.ephemeral && strings("command").is_empty() {
+        // The image's entrypoint: a shell for the debugging images (busybox, alpine...).
+        let image = plan.container.get("image").and_then(Value::as_str);
+        if let Some(entrypoint) = image.and_then(super::pods::ephemeral::image_default_command) {
+            command.splice(0..0, entrypoint);
+        }
+    }
     if command.first().is_none_or(String::is_empty) {
         return Err(Status::bad_request(format!(
             "container {} of pod {name} has no main process to attach to: the testkit apiserver \
