@@ -33,6 +33,12 @@
 //!   404 to the probe does not support events and is skipped; when none does, the send is
 //!   [`EventDelivery::Unsupported`].
 //!
+//! - **Port-forward captures**: [`Recorder::start_capture`] uploads the bytes of one
+//!   `kubectl port-forward` connection as castfmt's binary-safe `kap-port-forward/1` over the
+//!   same protocols (marked `Content-Type: application/x-kap-port-forward`); a
+//!   [`CaptureRecording`] takes them through a [`CaptureBudget`] the captures of one session
+//!   share.
+//!
 //! For tty sessions the header waits for the first resize to learn the terminal size, but never
 //! stalls: see [`TtyOptions`].
 //!
@@ -81,6 +87,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod capture;
 mod config;
 mod dial;
 mod encoder;
@@ -95,6 +102,7 @@ mod writer;
 
 // The recording formats live in castfmt, shared with the recorder; they are re-exported here
 // because this crate's API (and the proxy) speaks them.
+pub use capture::{CaptureBudget, CaptureRecording};
 pub use castfmt::{
     write_event_line, ApiRequestEvent, ApiResponseEvent, Caller, CastHeader, EventCode,
     EventDestination, EventRequest, EventResponse, EventSource, InvalidHeader, KubernetesSession,

@@ -87,6 +87,11 @@ impl Recorder {
         &self.config
     }
 
+    /// The dialer, for uploads started elsewhere in the crate (port-forward captures).
+    pub(crate) fn dialer(&self) -> Arc<dyn Dialer> {
+        Arc::clone(&self.dialer)
+    }
+
     /// Connects to the first recorder in `addrs` that accepts an upload and starts recording
     /// `session`. Call it before the session starts upstream, so a fail-closed session never runs
     /// unrecorded; the session's time starts when this returns.

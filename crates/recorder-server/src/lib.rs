@@ -19,7 +19,15 @@
 //! one as a marker event `[t, "m", "exit 3"]`; for a `kubectl cp` session (a header with
 //! kube-auth-proxy's `fileCopy`), which way the files went and which files, from its
 //! `file: <path> (<size> bytes)` markers ([`FileCopyMeta`]). A recording cut off mid-way is kept
-//! and marked incomplete. See [`Store`] for the directory layout and [`events`] for the event log.
+//! and marked incomplete.
+//!
+//! An upload sent with `Content-Type: application/x-kap-port-forward` (on either protocol) is a
+//! port-forward capture instead: kube-auth-proxy's `kap-port-forward/1` JSON lines, the bytes of
+//! one connection through a `kubectl port-forward` as base64 events each way. It is stored as
+//! `<id>.pfcap` beside the casts, indexed with `kind` `port-forward-capture` and its connection
+//! and bytes each way ([`PortForwardCaptureMeta`]), and served back as it is.
+//!
+//! See [`Store`] for the directory layout and [`events`] for the event log.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,6 +46,7 @@
 #![deny(unsafe_code)]
 
 mod api_client;
+mod capture_scan;
 mod cast_scan;
 mod civil_time;
 mod error;
@@ -52,6 +61,7 @@ mod store;
 pub use api_client::{ApiError, CastDownload, RecorderApiClient};
 // The recording formats live in castfmt, shared with the recorder client; they are re-exported
 // here because this crate's API (index entries, playback) speaks them.
+pub use capture_scan::MAX_CAPTURE_LINE;
 pub use cast_scan::{MAX_HEADER_LINE, MAX_LISTED_FILES};
 pub use castfmt::{
     CastEvent, CopiedFile, EventLineError, HeaderError, LenientHeader, Outcome, Protocol,
@@ -61,7 +71,7 @@ pub use events::{EventFilter, FilterError};
 pub use line_splitter::{Line, LineSplitter};
 pub use playback::{Playback, PlaybackOptions, PlaybackStep};
 pub use recording_id::is_valid_id;
-pub use recording_meta::{FileCopyMeta, RecordingMeta};
+pub use recording_meta::{FileCopyMeta, PortForwardCaptureMeta, RecordingKind, RecordingMeta};
 pub use server::{RecorderServer, ServerOptions};
 pub use store::{RecordingEnd, RecordingWriter, Store};
 

@@ -3,6 +3,7 @@
 use castfmt::{CopiedFile, Outcome, Protocol};
 use serde::{Deserialize, Serialize};
 
+use crate::capture_scan::CaptureSummary;
 use crate::cast_scan::CastSummary;
 
 /// The index entry of a recording. Fields the cast header did not carry are absent.
@@ -12,6 +13,10 @@ pub struct RecordingMeta {
     /// The recording's ID: `YYYYMMDDTHHMMSSZ-xxxxxxxx`, the UTC time the upload began and a random
     /// suffix; also the stem of its file names.
     pub id: String,
+    /// What it is: an asciicast session recording (`cast`, also when an older index entry does
+    /// not say) or a port-forward connection's capture (`port-forward-capture`).
+    #[serde(default)]
+    pub kind: RecordingKind,
     /// How it arrived.
     pub protocol: Protocol,
     /// Whether all of it arrived.
@@ -81,6 +86,9 @@ pub struct RecordingMeta {
     /// Absent for other sessions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_copy: Option<FileCopyMeta>,
+    /// A port-forward capture's connection and its bytes each way. Absent for casts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_forward: Option<PortForwardCaptureMeta>,
     /// The first thing wrong with the cast data (it is stored anyway), e.g.
     /// `line 3: not an asciicast event`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,6 +100,7 @@ impl RecordingMeta {
     pub(crate) fn begin(id: String, protocol: Protocol, received_at: f64) -> Self {
         Self {
             id,
+            kind: RecordingKind::Cast,
             protocol,
             outcome: Outcome::Recording,
             reason: None,
@@ -115,8 +124,43 @@ impl RecordingMeta {
             events: 0,
             exit_code: None,
             file_copy: None,
+            port_forward: None,
             malformed: None,
         }
+    }
+
+    /// A fresh entry for a port-forward capture upload that has just begun.
+    pub(crate) fn begin_capture(id: String, protocol: Protocol, received_at: f64) -> Self {
+        Self {
+            kind: RecordingKind::PortForwardCapture,
+            port_forward: Some(PortForwardCaptureMeta::default()),
+            ..Self::begin(id, protocol, received_at)
+        }
+    }
+
+    /// Copies what a scan of a capture learnt into the entry.
+    pub(crate) fn absorb_capture(&mut self, summary: &CaptureSummary) {
+        let meta = self.port_forward.get_or_insert_with(Default::default);
+        if let Some(header) = &summary.header {
+            self.src_node.clone_from(&header.src_node);
+            self.src_node_id.clone_from(&header.src_node_id);
+            self.src_node_user.clone_from(&header.src_node_user);
+            self.src_node_user_id = header.src_node_user_id;
+            self.src_node_tags.clone_from(&header.src_node_tags);
+            self.pod.clone_from(&header.pod);
+            self.namespace.clone_from(&header.namespace);
+            self.start = header.timestamp;
+            meta.session_id.clone_from(&header.id);
+            meta.request_id.clone_from(&header.request_id);
+            meta.port = header.port;
+            meta.transport.clone_from(&header.transport);
+        }
+        meta.bytes_from_client = summary.bytes_from_client;
+        meta.bytes_to_client = summary.bytes_to_client;
+        self.duration = summary.duration.map(|d| round_to(d, 1e6));
+        self.bytes = summary.bytes;
+        self.events = summary.events;
+        self.malformed.clone_from(&summary.malformed);
     }
 
     /// Copies what a scan learnt into the entry.
@@ -187,6 +231,44 @@ pub struct FileCopyMeta {
     /// File markers beyond the listed ones (or too long to read).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub files_omitted: u64,
+}
+
+/// What a stored recording is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum RecordingKind {
+    /// An asciicast v2 session recording (`<id>.cast`).
+    #[default]
+    Cast,
+    /// The bytes of one port-forward connection, kube-auth-proxy's `kap-port-forward/1`
+    /// (`<id>.pfcap`).
+    PortForwardCapture,
+}
+
+/// The `portForward` of a capture's index entry: which session and connection, and the bytes
+/// each way (decoded).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortForwardCaptureMeta {
+    /// Header `id`: the id of the session's `kubernetes-port-forward` audit events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Header `connection.requestId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Header `connection.port`: the pod's port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Header `transport`: `websocket` or `spdy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+    /// Bytes from the client to the pod (`c` events).
+    #[serde(default)]
+    pub bytes_from_client: u64,
+    /// Bytes from the pod to the client (`s` events).
+    #[serde(default)]
+    pub bytes_to_client: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

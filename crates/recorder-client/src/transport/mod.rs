@@ -65,6 +65,17 @@ pub(crate) async fn connect(
     addrs: &[SocketAddr],
     config: &RecorderConfig,
 ) -> Result<(Upload, Vec<AttemptFailure>), ConnectError> {
+    connect_as(dialer, addrs, config, None).await
+}
+
+/// [`connect`], the upload sent with this `Content-Type` (a port-forward capture's; an asciicast
+/// upload has none, as Tailscale's client sends it).
+pub(crate) async fn connect_as(
+    dialer: &dyn Dialer,
+    addrs: &[SocketAddr],
+    config: &RecorderConfig,
+    content_type: Option<&'static str>,
+) -> Result<(Upload, Vec<AttemptFailure>), ConnectError> {
     if addrs.is_empty() {
         return Err(ConnectError::NoAddresses);
     }
@@ -78,7 +89,7 @@ pub(crate) async fn connect(
             });
             continue;
         }
-        let result = timeout_at(deadline, attempt(dialer, addr, config))
+        let result = timeout_at(deadline, attempt(dialer, addr, config, content_type))
             .await
             .unwrap_or(Err(AttemptError::Timeout(config.connect_timeout)));
         match result {
@@ -99,14 +110,15 @@ async fn attempt(
     dialer: &dyn Dialer,
     addr: SocketAddr,
     config: &RecorderConfig,
+    content_type: Option<&'static str>,
 ) -> Result<Upload, AttemptError> {
     let io = dial(dialer, addr, config).await?;
     match v2::probe(io, addr, config.probe_timeout).await {
-        Ok(sender) => v2::start(sender, addr, config).await,
+        Ok(sender) => v2::start(sender, addr, config, content_type).await,
         Err(reason) => {
             tracing::debug!(%addr, %reason, "recorder does not speak v2; trying v1");
             let io = dial(dialer, addr, config).await?;
-            v1::start(io, addr, config).await
+            v1::start(io, addr, config, content_type).await
         }
     }
 }

@@ -23,6 +23,7 @@ pub(super) async fn start(
     io: Box<dyn RecorderIo>,
     addr: SocketAddr,
     _config: &RecorderConfig,
+    content_type: Option<&'static str>,
 ) -> Result<Upload, AttemptError> {
     let (mut sender, conn) = http1::handshake(TokioIo::new(io))
         .await
@@ -37,9 +38,11 @@ pub(super) async fn start(
         .method(Method::POST)
         .uri(V1_RECORD_PATH)
         .header(HOST, addr.to_string())
-        .header(EXPECT, HeaderValue::from_static(V1_EXPECT))
-        .body(request_body)
-        .map_err(AttemptError::Request)?;
+        .header(EXPECT, HeaderValue::from_static(V1_EXPECT));
+    if let Some(content_type) = content_type {
+        request = request.header(http::header::CONTENT_TYPE, content_type);
+    }
+    let mut request = request.body(request_body).map_err(AttemptError::Request)?;
     let (continued_tx, mut continued) = watch::channel(false);
     hyper::ext::on_informational(&mut request, move |response| {
         if response.status() == StatusCode::CONTINUE {

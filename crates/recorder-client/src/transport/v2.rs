@@ -58,13 +58,16 @@ pub(super) async fn start(
     mut sender: SendRequest<RequestBody>,
     addr: SocketAddr,
     config: &RecorderConfig,
+    content_type: Option<&'static str>,
 ) -> Result<Upload, AttemptError> {
     let (body, request_body) = new_body();
-    let request = Request::builder()
+    let mut request = Request::builder()
         .method(Method::POST)
-        .uri(uri(addr, V2_RECORD_PATH))
-        .body(request_body)
-        .map_err(AttemptError::Request)?;
+        .uri(uri(addr, V2_RECORD_PATH));
+    if let Some(content_type) = content_type {
+        request = request.header(http::header::CONTENT_TYPE, content_type);
+    }
+    let request = request.body(request_body).map_err(AttemptError::Request)?;
     let response = sender
         .send_request(request)
         .await

@@ -50,6 +50,15 @@ impl Archive {
         })
     }
 
+    /// A port-forward capture (a recording directory opens only `<id>.pfcap`; a recorder serves
+    /// whatever the ID names, which the caller checks).
+    pub(crate) async fn capture(&self, id: &str) -> anyhow::Result<CastReader> {
+        Ok(match self {
+            Self::Local(store) => CastReader::Local(store.open_capture(id).await?),
+            Self::Remote(client) => CastReader::Remote(client.cast(id).await?),
+        })
+    }
+
     pub(crate) async fn events(&self, filter: &EventFilter) -> anyhow::Result<Vec<Box<RawValue>>> {
         Ok(match self {
             Self::Local(store) => store.events(filter).await?,

@@ -50,6 +50,12 @@ pub(crate) async fn run(args: LsArgs) -> anyhow::Result<()> {
 /// The TYPE column: the session type, and for `kubectl cp` which way and how many files
 /// (`exec cp:from-pod:2`).
 fn session_kind(meta: &RecordingMeta) -> Option<String> {
+    if let Some(capture) = &meta.port_forward {
+        // A port-forward capture: `port-forward:8080#0` (pod port, request id).
+        let port = capture.port.map_or("?".to_owned(), |p| p.to_string());
+        let request = capture.request_id.as_deref().unwrap_or("?");
+        return Some(format!("port-forward:{port}#{request}"));
+    }
     let Some(copy) = &meta.file_copy else {
         return meta.session_type.clone();
     };

@@ -1,6 +1,7 @@
 //! Command line of `kube-recorder`: one typed struct per subcommand, validated once.
 
 mod archive;
+mod capture;
 mod events;
 mod ls;
 mod play;
@@ -49,6 +50,11 @@ enum Command {
     /// found the line says so. `-o json` prints the events exactly as stored instead, one JSON
     /// object per line.
     Events(events::EventsArgs),
+    /// Write the bytes of one direction of a port-forward capture to stdout.
+    ///
+    /// `--direction c`: what the client sent to the pod; `--direction s`: what the pod sent
+    /// back. For example `kube-recorder capture ID --direction s --dir DIR > out.bin`.
+    Capture(capture::CaptureArgs),
 }
 
 /// Where to read recordings and events from.
@@ -79,6 +85,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         Command::Ls(args) => ls::run(args).await,
         Command::Play(args) => play::run(args).await,
         Command::Events(args) => events::run(args).await,
+        Command::Capture(args) => capture::run(args).await,
     }
 }
 

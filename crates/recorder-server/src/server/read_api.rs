@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::{Bytes, BytesMut};
 use castfmt::protocol::CAST_CONTENT_TYPE;
+use castfmt::PORT_FORWARD_CAPTURE_CONTENT_TYPE;
 use http::{header, StatusCode};
 use serde::Deserialize;
 use tokio::io::AsyncReadExt as _;
@@ -16,6 +17,7 @@ use super::routes::error_response;
 use super::App;
 use crate::error::StoreError;
 use crate::events::{parse_instant, EventFilter};
+use crate::recording_meta::RecordingKind;
 
 /// Events returned when the query gives no `limit`.
 pub(crate) const DEFAULT_EVENT_LIMIT: usize = 1000;
@@ -41,14 +43,18 @@ pub(crate) async fn recording_meta(
     }
 }
 
-/// `GET /api/recordings/{id}`: the cast as stored so far, streamed.
+/// `GET /api/recordings/{id}`: the cast (or port-forward capture) as stored so far, streamed.
 pub(crate) async fn recording_cast(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> Response {
-    let file = match app.store.open_cast(&id).await {
-        Ok(file) => file,
+    let (kind, file) = match app.store.open_recording(&id).await {
+        Ok(opened) => opened,
         Err(error) => return store_error(error),
+    };
+    let content_type = match kind {
+        RecordingKind::PortForwardCapture => PORT_FORWARD_CAPTURE_CONTENT_TYPE,
+        _ => CAST_CONTENT_TYPE,
     };
     let chunks = futures_util::stream::unfold(Some(file), |file| async move {
         let mut file = file?;
@@ -60,7 +66,7 @@ pub(crate) async fn recording_cast(
         }
     });
     (
-        [(header::CONTENT_TYPE, CAST_CONTENT_TYPE)],
+        [(header::CONTENT_TYPE, content_type)],
         Body::from_stream(chunks),
     )
         .into_response()

@@ -5,19 +5,38 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use castfmt::protocol::ACK_CONTENT_TYPE;
-use castfmt::Protocol;
-use http::{header, StatusCode};
+use castfmt::{Protocol, PORT_FORWARD_CAPTURE_CONTENT_TYPE};
+use http::{header, HeaderMap, StatusCode};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use super::ack_stream::ack_body;
 use super::routes::error_response;
 use super::upload::{self, Progress};
 use super::App;
+use crate::recording_meta::RecordingKind;
 use crate::store::RecordingWriter;
+
+/// What an upload is: a port-forward capture when it says so in its `Content-Type`, else a cast
+/// (Tailscale's client sends none).
+fn upload_kind(headers: &HeaderMap) -> RecordingKind {
+    let capture = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case(PORT_FORWARD_CAPTURE_CONTENT_TYPE)
+        });
+    if capture {
+        RecordingKind::PortForwardCapture
+    } else {
+        RecordingKind::Cast
+    }
+}
 
 /// v2: answer 200 at once and stream acks while the body streams in.
 pub(crate) async fn record_v2(State(app): State<Arc<App>>, request: Request) -> Response {
-    let (permit, writer) = match begin(&app, Protocol::V2).await {
+    let (permit, writer) = match begin(&app, Protocol::V2, upload_kind(request.headers())).await {
         Ok(started) => started,
         Err(response) => return response,
     };
@@ -41,7 +60,7 @@ pub(crate) async fn record_v2(State(app): State<Arc<App>>, request: Request) -> 
 /// has a slot and a file, and a client refused with 503 never sends its body. 200 when the body
 /// has ended and is stored.
 pub(crate) async fn record_v1(State(app): State<Arc<App>>, request: Request) -> Response {
-    let (permit, writer) = match begin(&app, Protocol::V1).await {
+    let (permit, writer) = match begin(&app, Protocol::V1, upload_kind(request.headers())).await {
         Ok(started) => started,
         Err(response) => return response,
     };
@@ -64,6 +83,7 @@ pub(crate) async fn record_v1(State(app): State<Arc<App>>, request: Request) -> 
 async fn begin(
     app: &Arc<App>,
     protocol: Protocol,
+    kind: RecordingKind,
 ) -> Result<(OwnedSemaphorePermit, RecordingWriter), Response> {
     let permit = app.uploads.clone().try_acquire_owned().map_err(|_| {
         tracing::warn!("recording refused: too many uploads at once");
@@ -74,7 +94,7 @@ async fn begin(
     })?;
     let writer = app
         .store
-        .create_recording(protocol)
+        .create_recording_of(kind, protocol)
         .await
         .map_err(|error| {
             tracing::error!(%error, "cannot start a recording");
@@ -83,6 +103,6 @@ async fn begin(
                 format!("cannot store the recording: {error}"),
             )
         })?;
-    tracing::info!(id = writer.id(), ?protocol, "recording started");
+    tracing::info!(id = writer.id(), ?protocol, ?kind, "recording started");
     Ok((permit, writer))
 }

@@ -8,12 +8,15 @@ use std::fs;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
+use crate::capture_scan::{CaptureScanner, CaptureSummary};
 use crate::cast_scan::{CastScanner, CastSummary};
 use crate::error::StoreError;
 use crate::recording_meta::RecordingMeta;
 
 /// File name suffix of casts.
 pub(crate) const CAST_SUFFIX: &str = ".cast";
+/// File name suffix of port-forward captures.
+pub(crate) const CAPTURE_SUFFIX: &str = ".pfcap";
 /// File name suffix of index entries.
 pub(crate) const INDEX_SUFFIX: &str = ".json";
 /// File name suffix of index entries being replaced.
@@ -22,6 +25,11 @@ const TMP_SUFFIX: &str = ".json.tmp";
 /// Path of the cast of `id` in `recordings`.
 pub(crate) fn cast_path(recordings: &Path, id: &str) -> PathBuf {
     recordings.join(format!("{id}{CAST_SUFFIX}"))
+}
+
+/// Path of the port-forward capture of `id` in `recordings`.
+pub(crate) fn capture_path(recordings: &Path, id: &str) -> PathBuf {
+    recordings.join(format!("{id}{CAPTURE_SUFFIX}"))
 }
 
 /// Path of the index entry of `id` in `recordings`.
@@ -70,6 +78,22 @@ pub(crate) fn rescan(cast: &Path) -> Result<CastSummary, StoreError> {
     let mut buf = vec![0; 64 * 1024];
     loop {
         let n = file.read(&mut buf).map_err(StoreError::io("read", cast))?;
+        if n == 0 {
+            return Ok(scanner.finish());
+        }
+        scanner.feed(&buf[..n]);
+    }
+}
+
+/// Reads a stored port-forward capture again from disk (used when recovering after a crash).
+pub(crate) fn rescan_capture(capture: &Path) -> Result<CaptureSummary, StoreError> {
+    let mut file = fs::File::open(capture).map_err(StoreError::io("open", capture))?;
+    let mut scanner = CaptureScanner::new();
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(StoreError::io("read", capture))?;
         if n == 0 {
             return Ok(scanner.finish());
         }

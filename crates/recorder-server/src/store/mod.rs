@@ -4,6 +4,8 @@
 //! DIR/
 //!   recordings/
 //!     <id>.cast     the asciicast v2 stream exactly as received, fsynced when the upload ends
+//!     <id>.pfcap    a port-forward capture (kap-port-forward/1) exactly as received, instead
+//!                   of a cast (index entry kind `port-forward-capture`)
 //!     <id>.json     its index entry (RecordingMeta), replaced atomically
 //!   events/
 //!     YYYY-MM-DD.jsonl   API events received that UTC day, one JSON object per line
@@ -28,7 +30,7 @@ use crate::civil_time::unix_now;
 use crate::error::StoreError;
 use crate::events::{self, EventFilter};
 use crate::recording_id::{is_valid_id, new_id};
-use crate::recording_meta::RecordingMeta;
+use crate::recording_meta::{RecordingKind, RecordingMeta};
 
 /// Subdirectory holding casts and index entries.
 const RECORDINGS: &str = "recordings";
@@ -144,6 +146,42 @@ impl Store {
         })
     }
 
+    /// Path of a port-forward capture's file (which may not exist).
+    pub fn capture_path(&self, id: &str) -> Result<PathBuf, StoreError> {
+        check_id(id)?;
+        Ok(index_file::capture_path(&self.recordings_dir(), id))
+    }
+
+    /// Opens a port-forward capture for reading; it may still be growing.
+    pub async fn open_capture(&self, id: &str) -> Result<tokio::fs::File, StoreError> {
+        let path = self.capture_path(id)?;
+        tokio::fs::File::open(&path).await.map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                StoreError::NotFound(id.to_owned())
+            } else {
+                StoreError::Io {
+                    op: "open",
+                    path,
+                    source,
+                }
+            }
+        })
+    }
+
+    /// Opens a recording's file, whichever its kind: the cast, else the capture.
+    pub async fn open_recording(
+        &self,
+        id: &str,
+    ) -> Result<(RecordingKind, tokio::fs::File), StoreError> {
+        match self.open_cast(id).await {
+            Err(StoreError::NotFound(_)) => Ok((
+                RecordingKind::PortForwardCapture,
+                self.open_capture(id).await?,
+            )),
+            other => other.map(|file| (RecordingKind::Cast, file)),
+        }
+    }
+
     /// A recording's whole cast in memory (for small recordings and tests; playback streams).
     pub async fn read_cast(&self, id: &str) -> Result<Vec<u8>, StoreError> {
         let path = self.cast_path(id)?;
@@ -166,11 +204,31 @@ impl Store {
         &self,
         protocol: Protocol,
     ) -> Result<RecordingWriter, StoreError> {
+        self.create_recording_of(RecordingKind::Cast, protocol)
+            .await
+    }
+
+    /// Starts a new recording of `kind`: a cast as [`create_recording`](Self::create_recording),
+    /// or a port-forward capture (`<id>.pfcap`).
+    pub async fn create_recording_of(
+        &self,
+        kind: RecordingKind,
+        protocol: Protocol,
+    ) -> Result<RecordingWriter, StoreError> {
         let dir = self.recordings_dir();
         let received_at = unix_now();
         let (meta, file) = blocking(move || loop {
             let id = new_id(received_at);
-            let path = index_file::cast_path(&dir, &id);
+            let capture = kind == RecordingKind::PortForwardCapture;
+            let path = if capture {
+                // The other kind's file must not exist either: they share the index entry.
+                if index_file::cast_path(&dir, &id).exists() {
+                    continue;
+                }
+                index_file::capture_path(&dir, &id)
+            } else {
+                index_file::cast_path(&dir, &id)
+            };
             // create_new makes the ID unique even if two uploads draw the same suffix.
             match std::fs::OpenOptions::new()
                 .write(true)
@@ -178,7 +236,11 @@ impl Store {
                 .open(&path)
             {
                 Ok(file) => {
-                    let meta = RecordingMeta::begin(id, protocol, received_at);
+                    let meta = if capture {
+                        RecordingMeta::begin_capture(id, protocol, received_at)
+                    } else {
+                        RecordingMeta::begin(id, protocol, received_at)
+                    };
                     index_file::write(&dir, &meta)?;
                     return Ok((meta, file));
                 }
@@ -209,7 +271,13 @@ impl Store {
                     let _ = std::fs::remove_file(path);
                     continue;
                 }
-                let Some(id) = name.strip_suffix(index_file::CAST_SUFFIX) else { continue };
+                let (id, capture) = match name.strip_suffix(index_file::CAST_SUFFIX) {
+                    Some(id) => (id, false),
+                    None => match name.strip_suffix(index_file::CAPTURE_SUFFIX) {
+                        Some(id) => (id, true),
+                        None => continue,
+                    },
+                };
                 let index = index_file::index_path(&dir, id);
                 let mut meta = match index_file::read(&index) {
                     Ok(meta) if meta.outcome != Outcome::Recording => continue,
@@ -221,10 +289,18 @@ impl Store {
                             .ok()
                             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                             .map_or(0.0, |d| d.as_secs_f64());
-                        RecordingMeta::begin(id.to_owned(), Protocol::Unknown, mtime)
+                        if capture {
+                            RecordingMeta::begin_capture(id.to_owned(), Protocol::Unknown, mtime)
+                        } else {
+                            RecordingMeta::begin(id.to_owned(), Protocol::Unknown, mtime)
+                        }
                     }
                 };
-                meta.absorb(&index_file::rescan(path)?);
+                if capture {
+                    meta.absorb_capture(&index_file::rescan_capture(path)?);
+                } else {
+                    meta.absorb(&index_file::rescan(path)?);
+                }
                 meta.outcome = Outcome::Incomplete;
                 meta.reason = Some("the recorder stopped before the upload ended".to_owned());
                 meta.finished_at = Some(crate::recording_meta::round_to(unix_now(), 1e3));

@@ -6,10 +6,11 @@ use castfmt::Outcome;
 use tokio::io::AsyncWriteExt as _;
 
 use super::index_file;
+use crate::capture_scan::CaptureScanner;
 use crate::cast_scan::CastScanner;
 use crate::civil_time::unix_now;
 use crate::error::StoreError;
-use crate::recording_meta::{round_to, RecordingMeta};
+use crate::recording_meta::{round_to, RecordingKind, RecordingMeta};
 
 /// Buffer between the network and the cast file: large writes, bounded memory.
 const WRITE_BUFFER: usize = 256 * 1024;
@@ -23,6 +24,13 @@ pub enum RecordingEnd {
     Incomplete(String),
 }
 
+/// How the bytes of a recording are read on the side, by its kind.
+#[derive(Debug)]
+enum Scanner {
+    Cast(CastScanner),
+    Capture(CaptureScanner),
+}
+
 /// A recording being written: bytes go to `<id>.cast` exactly as received, and the index entry
 /// `<id>.json` is written when the upload begins, again once the header line has arrived (so a
 /// live session shows who and where), and at the end.
@@ -34,18 +42,27 @@ pub enum RecordingEnd {
 pub struct RecordingWriter {
     meta: RecordingMeta,
     file: tokio::io::BufWriter<tokio::fs::File>,
-    scanner: CastScanner,
+    scanner: Scanner,
     recordings: PathBuf,
     cast_path: PathBuf,
 }
 
 impl RecordingWriter {
     pub(crate) fn new(meta: RecordingMeta, file: tokio::fs::File, recordings: PathBuf) -> Self {
-        let cast_path = index_file::cast_path(&recordings, &meta.id);
+        let (cast_path, scanner) = match meta.kind {
+            RecordingKind::PortForwardCapture => (
+                index_file::capture_path(&recordings, &meta.id),
+                Scanner::Capture(CaptureScanner::new()),
+            ),
+            _ => (
+                index_file::cast_path(&recordings, &meta.id),
+                Scanner::Cast(CastScanner::new()),
+            ),
+        };
         Self {
             meta,
             file: tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file),
-            scanner: CastScanner::new(),
+            scanner,
             recordings,
             cast_path,
         }
@@ -58,7 +75,10 @@ impl RecordingWriter {
 
     /// Bytes written so far.
     pub fn bytes(&self) -> u64 {
-        self.scanner.summary().bytes
+        match &self.scanner {
+            Scanner::Cast(scanner) => scanner.summary().bytes,
+            Scanner::Capture(scanner) => scanner.summary().bytes,
+        }
     }
 
     /// Appends received bytes.
@@ -67,8 +87,23 @@ impl RecordingWriter {
             .write_all(data)
             .await
             .map_err(StoreError::io("write", &self.cast_path))?;
-        if self.scanner.feed(data) {
-            self.meta.absorb(self.scanner.summary());
+        let header_completed = match &mut self.scanner {
+            Scanner::Cast(scanner) => {
+                let completed = scanner.feed(data);
+                if completed {
+                    self.meta.absorb(scanner.summary());
+                }
+                completed
+            }
+            Scanner::Capture(scanner) => {
+                let completed = scanner.feed(data);
+                if completed {
+                    self.meta.absorb_capture(scanner.summary());
+                }
+                completed
+            }
+        };
+        if header_completed {
             self.write_index().await?;
         }
         Ok(())
@@ -91,8 +126,10 @@ impl RecordingWriter {
             Err(error) => Err(error),
         }
         .map_err(StoreError::io("sync", &self.cast_path));
-        let summary = std::mem::take(&mut self.scanner).finish();
-        self.meta.absorb(&summary);
+        match std::mem::replace(&mut self.scanner, Scanner::Cast(CastScanner::new())) {
+            Scanner::Cast(scanner) => self.meta.absorb(&scanner.finish()),
+            Scanner::Capture(scanner) => self.meta.absorb_capture(&scanner.finish()),
+        }
         self.meta.finished_at = Some(round_to(unix_now(), 1e3));
         (self.meta.outcome, self.meta.reason) = match (&end, &synced) {
             (RecordingEnd::Complete, Ok(())) => (Outcome::Complete, None),
