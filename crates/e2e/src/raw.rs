@@ -43,17 +43,17 @@ impl ResponseHead {
 impl RawClient {
     /// Connects to `https://127.0.0.1:PORT` (the proxy's URL) and completes the TLS handshake.
     pub fn connect(url: &str) -> anyhow::Result<RawClient> {
-        let authority = url
-            .strip_prefix("https://")
-            .ok_or_else(|| anyhow!("only https:// URLs: {url}"))?
-            .trim_end_matches('/');
-        let tcp = TcpStream::connect(authority).with_context(|| format!("connect {authority}"))?;
-        tcp.set_read_timeout(Some(READ_TIMEOUT))?;
-        tcp.set_nodelay(true)?;
+        RawClient::connect_with_preamble(url, b"")
+    }
+
+    /// Connects, writes `preamble` as it is before anything else (a PROXY protocol header, as an
+    /// L4 forwarder writes it ahead of the client's bytes), then completes the TLS handshake.
+    pub fn connect_with_preamble(url: &str, preamble: &[u8]) -> anyhow::Result<RawClient> {
+        let mut tcp = tcp_connect(url)?;
+        tcp.write_all(preamble)?;
         let config = testkit::load::client_config(&testkit::load::ServerTrust::AnyCertificate)?;
         let name = ServerName::try_from("localhost").context("server name")?;
         let mut connection = ClientConnection::new(Arc::new(config), name)?;
-        let mut tcp = tcp;
         while connection.is_handshaking() {
             connection
                 .complete_io(&mut tcp)
@@ -212,6 +212,46 @@ impl RawClient {
             }
             Err(error) => Err(error.into()),
         }
+    }
+}
+
+/// A TCP connection to the proxy's `https://` URL, with the read timeout set.
+fn tcp_connect(url: &str) -> anyhow::Result<TcpStream> {
+    let authority = url
+        .strip_prefix("https://")
+        .ok_or_else(|| anyhow!("only https:// URLs: {url}"))?
+        .trim_end_matches('/');
+    let tcp = TcpStream::connect(authority).with_context(|| format!("connect {authority}"))?;
+    tcp.set_read_timeout(Some(READ_TIMEOUT))?;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
+/// Connects over plain TCP, writes `bytes` and checks that the proxy closes the connection
+/// (end of stream or reset) without sending a single byte; an error says what came instead.
+pub fn closed_without_answer(url: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut tcp = tcp_connect(url)?;
+    // The proxy may close before everything is written; that is the answer too.
+    let _ = tcp.write_all(bytes);
+    let mut answer = [0u8; 512];
+    match tcp.read(&mut answer) {
+        Ok(0) => Ok(()),
+        Ok(n) => bail!(
+            "the proxy answered {:?}",
+            String::from_utf8_lossy(&answer[..n])
+        ),
+        Err(error)
+            if matches!(
+                error.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+            ) =>
+        {
+            Ok(())
+        }
+        Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            bail!("the connection stayed open past {READ_TIMEOUT:?}")
+        }
+        Err(error) => Err(error.into()),
     }
 }
 

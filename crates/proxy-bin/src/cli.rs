@@ -134,6 +134,30 @@ pub struct Cli {
     #[arg(long, env = "KUBE_AUTH_PROXY_SESSION_MAX_DURATION", value_parser = parse_duration)]
     pub(crate) session_max_duration: Option<Duration>,
 
+    /// Expect a PROXY protocol header (v1 or v2) before TLS on every connection, as an L4
+    /// forwarder writes it (tailscaled `serve` in TCP mode, a load balancer), and take the
+    /// caller's address from it. Only connections from --proxy-protocol-from are accepted; any
+    /// other connection, or one without a valid header within --header-timeout, is closed.
+    #[arg(
+        long,
+        env = "KUBE_AUTH_PROXY_PROXY_PROTOCOL",
+        requires = "proxy_protocol_from"
+    )]
+    pub(crate) proxy_protocol: bool,
+
+    /// With --proxy-protocol: the forwarders' addresses (CIDRs, or single addresses), repeated or
+    /// comma-separated. A connection from anywhere else is closed, since its header could claim
+    /// any caller's address.
+    #[arg(
+        long,
+        env = "KUBE_AUTH_PROXY_PROXY_PROTOCOL_FROM",
+        value_name = "CIDR",
+        value_delimiter = ',',
+        value_parser = parse_cidr,
+        requires = "proxy_protocol"
+    )]
+    pub(crate) proxy_protocol_from: Vec<ipnet::IpNet>,
+
     /// Time in-flight requests and open exec/attach sessions get to finish after SIGTERM; then
     /// requests are cut, and sessions are ended with a message kubectl prints and their
     /// recordings finished before the proxy exits.
@@ -182,6 +206,33 @@ impl LogColor {
     }
 }
 
+impl Cli {
+    /// The forwarders a PROXY protocol header is accepted from, when --proxy-protocol is on.
+    pub(crate) fn proxy_protocol_sources(&self) -> anyhow::Result<Option<Vec<ipnet::IpNet>>> {
+        match (self.proxy_protocol, self.proxy_protocol_from.is_empty()) {
+            (false, true) => Ok(None),
+            (true, false) => Ok(Some(self.proxy_protocol_from.clone())),
+            (true, true) => anyhow::bail!(
+                "--proxy-protocol needs --proxy-protocol-from: the forwarders whose headers are believed"
+            ),
+            (false, false) => anyhow::bail!(
+                "--proxy-protocol-from is given without --proxy-protocol"
+            ),
+        }
+    }
+}
+
+/// A CIDR (`10.0.0.0/8`, `fd7a:115c:a1e0::/48`) or a single address (a /32 or /128).
+pub(crate) fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<ipnet::IpNet>() {
+        return Ok(net);
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| format!("invalid CIDR {text:?}: expected e.g. 10.0.0.0/8 or 127.0.0.1"))
+}
+
 /// Parses `90s`, `5m`, `1h`, `250ms` or a bare number of seconds.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -215,6 +266,47 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn proxy_protocol_flags() {
+        let base = [
+            "kube-auth-proxy",
+            "--tls-self-signed",
+            "--upstream-kubeconfig",
+            "x",
+        ];
+        let parse = |extra: &[&str]| Cli::try_parse_from(base.iter().chain(extra));
+        let cli = parse(&[]).unwrap();
+        assert_eq!(cli.proxy_protocol_sources().unwrap(), None);
+        let cli = parse(&[
+            "--proxy-protocol",
+            "--proxy-protocol-from",
+            "10.0.0.0/8,127.0.0.1",
+            "--proxy-protocol-from",
+            "fd7a:115c:a1e0::/48",
+        ])
+        .unwrap();
+        let sources: Vec<String> = cli
+            .proxy_protocol_sources()
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            sources,
+            ["10.0.0.0/8", "127.0.0.1/32", "fd7a:115c:a1e0::/48"]
+        );
+        // Either flag alone is a start-up error.
+        let error = parse(&["--proxy-protocol"]).unwrap_err().to_string();
+        assert!(error.contains("--proxy-protocol-from"), "{error}");
+        assert!(parse(&["--proxy-protocol-from", "10.0.0.0/8"]).is_err());
+        let error = parse(&["--proxy-protocol", "--proxy-protocol-from", "10.0.0.0/33"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("invalid CIDR"), "{error}");
     }
 
     #[test]

@@ -67,6 +67,37 @@ impl RecordingFailure {
     }
 }
 
+/// Why a connection was closed before TLS under `--proxy-protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProxyHeaderRefusal {
+    /// The connection did not come from `--proxy-protocol-from`.
+    UntrustedSource,
+    /// No valid header: none, malformed, or the connection ended inside it.
+    Invalid,
+    /// No whole header within `--header-timeout`.
+    Timeout,
+    /// A header that names no TCP client (v1 `UNKNOWN`, v2 `PROXY` over UDP, Unix or unspecified).
+    UnknownClient,
+}
+
+impl ProxyHeaderRefusal {
+    const ALL: [ProxyHeaderRefusal; 4] = [
+        ProxyHeaderRefusal::UntrustedSource,
+        ProxyHeaderRefusal::Invalid,
+        ProxyHeaderRefusal::Timeout,
+        ProxyHeaderRefusal::UnknownClient,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            ProxyHeaderRefusal::UntrustedSource => "untrusted_source",
+            ProxyHeaderRefusal::Invalid => "invalid_header",
+            ProxyHeaderRefusal::Timeout => "timeout",
+            ProxyHeaderRefusal::UnknownClient => "unknown_client",
+        }
+    }
+}
+
 /// The proxy's counters and gauges.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
@@ -88,6 +119,7 @@ pub(crate) struct Metrics {
     tls_handshake_failures: AtomicU64,
     identity_lookups: AtomicU64,
     connections_over_caller_limit: AtomicU64,
+    proxy_header_refused: [AtomicU64; 4],
 }
 
 impl Metrics {
@@ -118,6 +150,15 @@ impl Metrics {
     pub(crate) fn connection_over_caller_limit(&self) {
         self.connections_over_caller_limit
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection was closed before TLS for want of a PROXY protocol header it may send.
+    pub(crate) fn proxy_header_refused(&self, why: ProxyHeaderRefusal) {
+        let index = ProxyHeaderRefusal::ALL
+            .iter()
+            .position(|r| *r == why)
+            .unwrap_or(0);
+        self.proxy_header_refused[index].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The identity source was asked about a caller (cache misses only).
@@ -233,6 +274,21 @@ impl Metrics {
             "Client connections closed at once because their address had --max-connections-per-caller open.",
             self.connections_over_caller_limit.load(Ordering::Relaxed),
         );
+        let _ = writeln!(
+            out,
+            "# HELP k8s_auth_proxy_proxy_protocol_refused Connections closed before TLS under --proxy-protocol, by reason.\n# TYPE k8s_auth_proxy_proxy_protocol_refused counter"
+        );
+        for (why, value) in ProxyHeaderRefusal::ALL
+            .iter()
+            .zip(&self.proxy_header_refused)
+        {
+            let _ = writeln!(
+                out,
+                "k8s_auth_proxy_proxy_protocol_refused{{reason=\"{}\"}} {}",
+                why.label(),
+                value.load(Ordering::Relaxed)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP k8s_auth_proxy_sessions_active exec/attach sessions open now.\n# TYPE k8s_auth_proxy_sessions_active gauge\nk8s_auth_proxy_sessions_active {}",

@@ -92,6 +92,7 @@ async fn route(
 pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
     let env = |key: &str| std::env::var(key).ok();
     let mode = mode::resolve_mode(cli.mode, &env).map_err(anyhow::Error::msg)?;
+    let proxy_protocol = cli.proxy_protocol_sources()?;
     let upstream_config = upstream::config::discover(
         cli.upstream_kubeconfig.as_deref(),
         cli.upstream_context.as_deref(),
@@ -181,6 +182,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
         router(app.clone()),
         app.clone(),
         limits,
+        proxy_protocol.map(server::ProxyProtocol::new),
         shutdown_rx,
     ));
     Ok(RunningProxy {

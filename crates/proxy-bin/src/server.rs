@@ -1,7 +1,20 @@
-//! The client-facing listener: TLS, HTTP/1.1 with upgrades, limits (in all and per client
-//! address) and graceful shutdown. Who the caller is gets decided per request (`identity_cache`).
+//! The client-facing listener: the PROXY protocol header when behind a forwarder, TLS, HTTP/1.1
+//! with upgrades, limits (in all and per client address) and graceful shutdown. Who the caller
+//! is gets decided per request (`identity_cache`).
+//!
+//! Under `--proxy-protocol` the caller's address is the one the forwarder's header names: a
+//! connection from outside `--proxy-protocol-from` is closed at once (its header could claim any
+//! caller); a trusted one must send a valid header within `--header-timeout`, else it is closed.
+//! The header's source address then stands for the caller everywhere: the per-caller connection
+//! limit (taken once the header is read, so a slow header holds only its global slot, and that
+//! for at most the header timeout), whois, logs. A v2 `LOCAL` header is the forwarder's own
+//! connection (a health check): the spec says to use the real endpoints, so the caller is the
+//! forwarder's address, which whois normally does not know (401). A header that names no TCP
+//! client (v1 `UNKNOWN`, v2 `PROXY` over UDP, Unix or an unspecified family) is closed: the spec
+//! lets a receiver refuse it, and using the forwarder's address for someone else's connection
+//! would give that someone the forwarder's identity.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +22,9 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tlsedge::accept::BoundedListener;
+use ipnet::IpNet;
+use tlsedge::accept::{read_proxy_header, BoundedListener};
+use tlsedge::proxy_protocol::ProxyHeader;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -17,6 +32,32 @@ use tokio_rustls::TlsAcceptor;
 use crate::app::App;
 use crate::caller_limit::CallerLimit;
 use crate::identity::ConnectionContext;
+use crate::metrics::ProxyHeaderRefusal;
+
+/// `--proxy-protocol`: every connection starts with a PROXY protocol header, accepted only from
+/// these forwarders.
+#[derive(Debug, Clone)]
+pub(crate) struct ProxyProtocol {
+    trusted: Arc<[IpNet]>,
+}
+
+impl ProxyProtocol {
+    /// Headers accepted from connections whose address is in one of `trusted`.
+    pub(crate) fn new(trusted: Vec<IpNet>) -> ProxyProtocol {
+        ProxyProtocol {
+            trusted: trusted.into(),
+        }
+    }
+
+    /// Whether a connection from `ip` may send a header (IPv4 peers of a dual-stack listener,
+    /// `::ffff:a.b.c.d`, are checked as IPv4 too).
+    fn trusts(&self, ip: IpAddr) -> bool {
+        let canonical = ip.to_canonical();
+        self.trusted
+            .iter()
+            .any(|net| net.contains(&ip) || net.contains(&canonical))
+    }
+}
 
 /// Limits applied to client connections.
 #[derive(Debug, Clone, Copy)]
@@ -32,31 +73,53 @@ pub(crate) struct ConnectionLimits {
 }
 
 /// Serves client connections until `shutdown` becomes true (or its sender is dropped), then
-/// drains.
+/// drains. With `proxy_protocol`, each connection first gives its caller's address in a PROXY
+/// protocol header.
 pub(crate) async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     router: Router,
     app: Arc<App>,
     limits: ConnectionLimits,
+    proxy_protocol: Option<ProxyProtocol>,
     shutdown: watch::Receiver<bool>,
 ) {
     let mut listener = BoundedListener::new(listener, limits.max_connections, shutdown.clone());
-    let per_caller = CallerLimit::new(limits.max_connections_per_caller);
+    let per_caller = Arc::new(CallerLimit::new(limits.max_connections_per_caller));
     while let Some(accepted) = listener.next().await {
-        let (stream, peer, slot) = (accepted.stream, accepted.peer, accepted.slot);
-        let Some(caller_slot) = per_caller.try_acquire(peer.ip()) else {
-            app.metrics.connection_over_caller_limit();
-            tracing::debug!(%peer, "connection closed: this address has --max-connections-per-caller open");
-            drop(stream);
-            continue;
-        };
+        let (mut stream, peer, slot) = (accepted.stream, accepted.peer, accepted.slot);
+        let behind_forwarder = proxy_protocol.is_some();
+        if let Some(proxy_protocol) = &proxy_protocol {
+            if !proxy_protocol.trusts(peer.ip()) {
+                app.metrics
+                    .proxy_header_refused(ProxyHeaderRefusal::UntrustedSource);
+                tracing::debug!(%peer, "connection closed: not from --proxy-protocol-from");
+                continue;
+            }
+        }
         let acceptor = acceptor.clone();
         let router = router.clone();
         let app = app.clone();
+        let per_caller = per_caller.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            serve_connection(stream, peer, acceptor, router, app, limits, shutdown).await;
+            let caller = if behind_forwarder {
+                match caller_from_header(&mut stream, peer, limits.header_timeout).await {
+                    Ok(caller) => caller,
+                    Err(why) => {
+                        app.metrics.proxy_header_refused(why);
+                        return;
+                    }
+                }
+            } else {
+                peer
+            };
+            let Some(caller_slot) = per_caller.try_acquire(caller.ip()) else {
+                app.metrics.connection_over_caller_limit();
+                tracing::debug!(peer = %caller, "connection closed: this address has --max-connections-per-caller open");
+                return;
+            };
+            serve_connection(stream, caller, acceptor, router, app, limits, shutdown).await;
             drop(caller_slot);
             drop(slot);
         });
@@ -70,6 +133,40 @@ pub(crate) async fn serve(
             grace = ?limits.shutdown_grace,
             "shutdown grace period over; cutting remaining connections"
         );
+    }
+}
+
+/// The caller's address from the forwarder's PROXY protocol header on the connection from
+/// `forwarder`, read within `timeout` (logged at debug); or why the connection is to be closed.
+async fn caller_from_header(
+    stream: &mut TcpStream,
+    forwarder: SocketAddr,
+    timeout: Duration,
+) -> Result<SocketAddr, ProxyHeaderRefusal> {
+    match tokio::time::timeout(timeout, read_proxy_header(stream)).await {
+        Ok(Ok(ProxyHeader::Proxied {
+            version, source, ..
+        })) => {
+            let caller = SocketAddr::new(source.ip().to_canonical(), source.port());
+            tracing::debug!(%forwarder, peer = %caller, %version, "PROXY protocol header read");
+            Ok(caller)
+        }
+        Ok(Ok(ProxyHeader::Local)) => {
+            tracing::debug!(%forwarder, "PROXY protocol LOCAL: the forwarder's own connection");
+            Ok(forwarder)
+        }
+        Ok(Ok(header)) => {
+            tracing::debug!(%forwarder, ?header, "connection closed: its PROXY protocol header names no TCP client");
+            Err(ProxyHeaderRefusal::UnknownClient)
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(%forwarder, %error, "connection closed: no valid PROXY protocol header");
+            Err(ProxyHeaderRefusal::Invalid)
+        }
+        Err(_) => {
+            tracing::debug!(%forwarder, ?timeout, "connection closed: no PROXY protocol header within --header-timeout");
+            Err(ProxyHeaderRefusal::Timeout)
+        }
     }
 }
 
@@ -126,5 +223,104 @@ async fn serve_connection(
     };
     if let Err(error) = result {
         tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tlsedge::proxy_protocol::{v1_header, v2_header, v2_local_header};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A connection to a fresh listener: the client's end and the server's, with the client's
+    /// address.
+    async fn pair() -> (TcpStream, TcpStream, SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        (client, server, peer)
+    }
+
+    #[tokio::test]
+    async fn the_caller_is_the_headers_source_and_the_client_hello_stays_unread() {
+        let caller: SocketAddr = "100.64.0.7:50123".parse().unwrap();
+        let here: SocketAddr = "127.0.0.1:443".parse().unwrap();
+        for header in [
+            v1_header(caller, here),
+            v2_header(caller, here, b"\x04\x00\x01x"),
+        ] {
+            let (mut client, mut server, forwarder) = pair().await;
+            client.write_all(&header).await.unwrap();
+            client.write_all(b"\x16\x03\x01").await.unwrap();
+            let got = caller_from_header(&mut server, forwarder, Duration::from_secs(5)).await;
+            assert_eq!(got, Ok(caller));
+            let mut hello = [0u8; 3];
+            server.read_exact(&mut hello).await.unwrap();
+            assert_eq!(&hello, b"\x16\x03\x01");
+        }
+        // An IPv4 client in a TCP6 header counts as IPv4 (as tailscaled knows it).
+        let mapped: SocketAddr = "[::ffff:100.64.0.7]:50123".parse().unwrap();
+        let (mut client, mut server, forwarder) = pair().await;
+        client
+            .write_all(&v2_header(mapped, "[::1]:443".parse().unwrap(), b""))
+            .await
+            .unwrap();
+        let got = caller_from_header(&mut server, forwarder, Duration::from_secs(5)).await;
+        assert_eq!(got, Ok(caller));
+    }
+
+    #[tokio::test]
+    async fn local_is_the_forwarder_unknown_and_garbage_are_refused() {
+        let (mut client, mut server, forwarder) = pair().await;
+        client.write_all(&v2_local_header()).await.unwrap();
+        let got = caller_from_header(&mut server, forwarder, Duration::from_secs(5)).await;
+        assert_eq!(got, Ok(forwarder));
+
+        let (mut client, mut server, forwarder) = pair().await;
+        client.write_all(b"PROXY UNKNOWN\r\n").await.unwrap();
+        let got = caller_from_header(&mut server, forwarder, Duration::from_secs(5)).await;
+        assert_eq!(got, Err(ProxyHeaderRefusal::UnknownClient));
+
+        let (mut client, mut server, forwarder) = pair().await;
+        client
+            .write_all(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03xxxxx")
+            .await
+            .unwrap();
+        let got = caller_from_header(&mut server, forwarder, Duration::from_secs(5)).await;
+        assert_eq!(got, Err(ProxyHeaderRefusal::Invalid));
+
+        let (client, mut server, forwarder) = pair().await;
+        drop(client);
+        let got = caller_from_header(&mut server, forwarder, Duration::from_secs(5)).await;
+        assert_eq!(got, Err(ProxyHeaderRefusal::Invalid));
+    }
+
+    #[tokio::test]
+    async fn a_header_that_does_not_come_in_time_is_refused() {
+        let (mut client, mut server, forwarder) = pair().await;
+        client.write_all(b"PROXY TCP4 100.64.0.7").await.unwrap();
+        let got = caller_from_header(&mut server, forwarder, Duration::from_millis(200)).await;
+        assert_eq!(got, Err(ProxyHeaderRefusal::Timeout));
+    }
+
+    #[test]
+    fn trusted_sources() {
+        let trusted = ProxyProtocol::new(vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "fd7a:115c:a1e0::/48".parse().unwrap(),
+        ]);
+        for (ip, trusts) in [
+            ("127.0.0.1", true),
+            ("::ffff:127.0.0.1", true),
+            ("fd7a:115c:a1e0::5", true),
+            ("100.64.0.7", false),
+            ("::1", false),
+            ("::ffff:10.0.0.1", false),
+        ] {
+            assert_eq!(trusted.trusts(ip.parse().unwrap()), trusts, "{ip}");
+        }
     }
 }

@@ -11,13 +11,19 @@
 //!
 //! What a server does with a connection (TLS, HTTP, per-client limits, tasks) stays with the
 //! server.
+//!
+//! Behind an L4 forwarder that speaks the PROXY protocol, [`read_proxy_header`] reads the
+//! forwarder's header from a connection before TLS, and not one byte more.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+use crate::proxy_protocol::{self, ParseError, Parsed, ProxyHeader, MAX_HEADER_LEN};
 
 /// A [`TcpListener`] that hands out at most `max_connections` connections at once and stops on
 /// shutdown.
@@ -186,4 +192,66 @@ impl Draining {
 /// Resolves once `true` is sent, or at once when the sender is gone.
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Why [`read_proxy_header`] found no header.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyHeaderError {
+    /// The bytes are not a header (none was sent, or a malformed one).
+    #[error(transparent)]
+    Invalid(#[from] ParseError),
+    /// The connection ended before a whole header arrived.
+    #[error("the connection ended after {read} bytes, before a whole PROXY protocol header")]
+    Closed {
+        /// Bytes of the header read before the end.
+        read: usize,
+    },
+    /// Reading failed.
+    #[error("reading the PROXY protocol header: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads a PROXY protocol header (v1 or v2, see [`proxy_protocol`]) from the start of `reader`,
+/// and never a byte past it: what follows (a TLS ClientHello) is left in `reader` untouched. At
+/// most [`MAX_HEADER_LEN`] bytes are read, each read asks only for bytes that certainly belong to
+/// the header, and a malformed header is refused as soon as its bytes show it.
+///
+/// It has no deadline of its own: a server wraps it in one (`tokio::time::timeout`), so that a
+/// client that sends nothing cannot hold its connection slot.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tlsedge::accept::ProxyHeaderError> {
+/// use tlsedge::accept::read_proxy_header;
+/// use tlsedge::proxy_protocol::ProxyHeader;
+///
+/// let mut connection: &[u8] = b"PROXY TCP4 100.64.0.7 10.0.0.1 50123 443\r\n\x16\x03\x01";
+/// let header = read_proxy_header(&mut connection).await?;
+/// assert!(matches!(header, ProxyHeader::Proxied { source, .. } if source.port() == 50123));
+/// assert_eq!(connection, b"\x16\x03\x01");
+/// # Ok(())
+/// # }
+/// ```
+pub async fn read_proxy_header<R>(reader: &mut R) -> Result<ProxyHeader, ProxyHeaderError>
+where
+    R: AsyncRead + Unpin + ?Sized,
+{
+    let mut buffer = [0u8; MAX_HEADER_LEN];
+    let mut filled = 0;
+    loop {
+        let needed = match proxy_protocol::parse(&buffer[..filled])? {
+            Parsed::Complete { header, .. } => return Ok(header),
+            Parsed::Incomplete { needed } => needed,
+        };
+        // The parser never asks past MAX_HEADER_LEN; the bound is kept here all the same.
+        let end = filled.saturating_add(needed).min(buffer.len());
+        if end <= filled {
+            return Err(ParseError::V2TooLong(filled).into());
+        }
+        match reader.read(&mut buffer[filled..end]).await? {
+            0 => return Err(ProxyHeaderError::Closed { read: filled }),
+            n => filled += n,
+        }
+    }
 }

@@ -7,13 +7,20 @@
 //!   `insecure-skip-tls-verify` and tests against self-signed servers. **Insecure by design**:
 //!   it accepts any certificate and checks only the handshake signatures.
 //!
+//! - [`proxy_protocol`]: the PROXY protocol header (v1 and v2) an L4 forwarder writes before the
+//!   client's bytes, parsed without I/O and bounded; [`read_proxy_header`] reads exactly the
+//!   header from a connection.
+//!
 //! What a server does with a connection (its TLS handshake, HTTP, per-client limits, its own
 //! draining) stays in the server.
 
 pub mod accept;
+pub mod proxy_protocol;
 pub mod verify;
 
-pub use accept::{Accepted, BoundedListener, ConnectionSlot, Draining};
+pub use accept::{
+    read_proxy_header, Accepted, BoundedListener, ConnectionSlot, Draining, ProxyHeaderError,
+};
 pub use verify::AnyServerCertificate;
 
 /// The README's example is compiled as a doctest.
