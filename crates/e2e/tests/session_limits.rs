@@ -131,15 +131,20 @@ fn sigterm_gives_sessions_the_grace_then_ends_them_and_finishes_their_recordings
         ])?;
         session.wait_for("started", Duration::from_secs(60))?;
         stack.proxy.signal_terminate()?;
+        let exited_cleanly = stack.proxy.wait_exit(Duration::from_secs(60))?;
         let (success, stderr) = session.wait_exit(Duration::from_secs(60))?;
-        assert!(!success, "{name}: kubectl should fail");
+        assert!(
+            !success,
+            "{name}: kubectl should fail: {stderr}\n{}",
+            stack.logs()
+        );
         assert!(
             stderr.contains("the proxy is shutting down; the session was ended by the proxy"),
             "{name}: {stderr}\n{}",
             stack.logs()
         );
         assert!(
-            stack.proxy.wait_exit(Duration::from_secs(60))?,
+            exited_cleanly,
             "{name}: the proxy exits cleanly\n{}",
             stack.logs()
         );

@@ -410,13 +410,18 @@ where
             let mut held = Held::default();
             let ending = loop {
                 let read = tokio::select! {
-                    read = upstream_read.read(&mut buffer) => read,
+                    // An ending wins over bytes that are ready: its explanation must not be lost
+                    // to the upstream closing because the other direction already stopped.
+                    biased;
                     ending = stop.wait_for(Option::is_some) => {
                         break ending.ok().and_then(|e| e.clone());
                     }
+                    read = upstream_read.read(&mut buffer) => read,
                 };
                 let n = match read {
-                    Ok(0) | Err(_) => break None,
+                    // Upstream closed: because the session is being ended (the other direction
+                    // stopped first and shut upstream down), or on its own.
+                    Ok(0) | Err(_) => break stop.borrow().clone(),
                     Ok(n) => n,
                 };
                 if let Some(link) = &link {
