@@ -112,6 +112,14 @@ impl Recorder {
         let (abandon_tx, abandon_rx) = watch::channel(None);
         let (outcome_tx, outcome_rx) = watch::channel(None);
         let record_input = session.record_input.unwrap_or(self.config.record_input);
+        // A `kubectl cp` to the pod sends its archive on stdin: the writer needs those bytes for
+        // the listing even when input is not recorded (the encoder records none of them as text
+        // then, archive or not).
+        let reads_archive_on_stdin = session
+            .header
+            .file_copy
+            .as_ref()
+            .is_some_and(|copy| copy.direction == castfmt::FileCopyDirection::ToPod);
         let encoder = CastEncoder::new(
             session.header,
             EncoderOptions {
@@ -138,7 +146,7 @@ impl Recorder {
                     budget,
                     capacity,
                     start,
-                    record_input,
+                    record_input: record_input || reads_archive_on_stdin,
                     abandon: abandon_tx,
                     outcome: outcome_rx,
                 }),

@@ -77,11 +77,9 @@ pub(crate) fn session(
     header.file_copy = (target.session_type == SessionType::Exec)
         .then(|| file_copy(params))
         .flatten();
-    let reads_archive_on_stdin = header
-        .file_copy
-        .as_ref()
-        .is_some_and(|copy| copy.direction == FileCopyDirection::ToPod);
-    Session::new(header, params.tty).with_record_input(record_input || reads_archive_on_stdin)
+    // A copy to the pod has its archive read for the listing whatever the grant says of input
+    // (recorder-client takes care of it); other stdin is recorded only as the grant says.
+    Session::new(header, params.tty).with_record_input(record_input)
 }
 
 /// Whether the exec is `kubectl cp`'s `tar`, and which way it copies, from the command as
