@@ -11,6 +11,9 @@
 //!   `cmd/k8s-operator` derives them, including the legacy capability name and the
 //!   tags-as-groups fallback for tagged nodes.
 //!
+//! Callers identified otherwise (a TLS client certificate) get the same [`CallerPolicy`] from
+//! the proxy's policy file ([`PolicyFile`]), whose grants are capability rules.
+//!
 //! It is stricter than the reference where that can only prevent harm: a malformed rule is an
 //! error (the proxy answers 403 with the reason) and names that HTTP cannot carry unchanged, an
 //! empty user above all, are refused ([`NameProblem`]).
@@ -40,6 +43,7 @@ mod error;
 mod header_safe;
 mod impersonation;
 mod policy;
+mod policy_file;
 mod recording;
 mod rule;
 mod rule_decode;
@@ -53,6 +57,7 @@ pub use error::PolicyError;
 pub use header_safe::{group_name_problem, user_name_problem, NameProblem};
 pub use impersonation::Impersonation;
 pub use policy::CallerPolicy;
+pub use policy_file::{PolicyFile, PolicyFileError, PolicyRefusal, PolicyRule, Principal};
 pub use recording::RecordingPolicy;
 pub use rule::{ImpersonateRule, KubernetesCapRule};
 pub use rule_decode::{RuleError, RuleErrorKind};
