@@ -62,6 +62,8 @@ pub struct RecordingGrant {
     pub recorder_without_events: bool,
     /// `recordInput`: stdin is recorded (`i` events; in a tty session what the terminal echoes).
     pub record_input: bool,
+    /// `recordPortForwardData`: the bytes of each port-forward connection are stored as a capture.
+    pub record_port_forward_data: bool,
 }
 
 impl RecordingGrant {
@@ -75,6 +77,7 @@ impl RecordingGrant {
         events: false,
         recorder_without_events: false,
         record_input: false,
+        record_port_forward_data: false,
     };
 }
 
@@ -327,6 +330,9 @@ impl Stack {
             });
             if grant.record_input {
                 rule["recordInput"] = json!(true);
+            }
+            if grant.record_port_forward_data {
+                rule["recordPortForwardData"] = json!(true);
             }
             if let Some(entries) = whois.as_object_mut() {
                 for entry in entries.values_mut() {

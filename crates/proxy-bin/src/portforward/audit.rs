@@ -99,6 +99,11 @@ impl Audit {
         })
     }
 
+    /// The id of the session's events.
+    pub(super) fn id(&self) -> &str {
+        &self.base.id
+    }
+
     /// Resolves with the reason once a recorder stopped taking this session's events.
     pub(super) fn failed(&self) -> watch::Receiver<Option<String>> {
         self.failed.clone()

@@ -13,8 +13,12 @@
 //! event. A session the tap cannot read (another port-forward protocol, or bytes it cannot
 //! attribute) is refused or ended when the grant fails closed, and goes on unaudited when it fails
 //! open.
+//!
+//! A grant with `recordPortForwardData` also stores the bytes of each connection of an audited
+//! forward, one `kap-port-forward/1` capture per connection ([`capture`]).
 
 mod audit;
+mod capture;
 mod splice;
 
 use std::sync::Arc;
@@ -35,6 +39,7 @@ use crate::status::KubeStatus;
 use crate::upstream::UpstreamHeaders;
 
 use audit::{Audit, AuditStart};
+use capture::{CaptureStart, Captures};
 
 /// Whether `path` names a pod's `portforward` subresource, as the API server reads it.
 pub(crate) fn is_port_forward_path(path: &str) -> bool {
@@ -246,7 +251,29 @@ pub(crate) async fn port_forward(
     let client_upgrade = hyper::upgrade::on(&mut request);
     let name = caller.display_name().to_string();
     let fail_open = policy.fail_open;
-    let tap = transport.map(|t| PortForwardTap::new(t, PortForwardLimits::default()));
+    // Payload capture: only for audited sessions the tap reads, when the grant asks for it.
+    let captures = match (&audit, transport) {
+        (Some(audit), Some(observed)) if policy.port_forward_data => {
+            let target = requestinfo::parse("POST", request.uri().path(), "");
+            Some(Captures::new(CaptureStart {
+                recorder: app.recorder.clone(),
+                recorders: policy.recorders.clone(),
+                session_id: audit.id().to_owned(),
+                caller: castfmt::Caller::from(&caller.description),
+                pod: castfmt::CapturedPod {
+                    pod_name: target.name,
+                    namespace: target.namespace,
+                },
+                transport: transport_name(observed),
+                fail_open,
+            }))
+        }
+        _ => None,
+    };
+    let tap = transport.map(|t| {
+        PortForwardTap::new(t, PortForwardLimits::default())
+            .with_payload_capture(captures.is_some())
+    });
     tokio::spawn(async move {
         let admission = admission;
         let _active = app.metrics.session_started();
@@ -273,6 +300,7 @@ pub(crate) async fn port_forward(
             upstream_io,
             tap,
             audit,
+            captures,
             fail_open,
             admission.open.control.clone(),
         )

@@ -6,7 +6,10 @@
 //! recorders stop taking its events, a fail-closed session is ended (both connections closed; the
 //! chunk that could not be read is not forwarded) and a fail-open one goes on unobserved. The
 //! proxy's limits (idle time, maximum length, shutdown) end it the same way; data on a connection
-//! is what counts as activity.
+//! is what counts as activity. With payload capture (the grant's `recordPortForwardData`) the
+//! tap's data events carry the bytes, which go to each connection's capture before the chunk is
+//! forwarded (see [`super::capture`]); a capture that fails ends a fail-closed session the same
+//! way.
 
 use std::sync::Arc;
 
@@ -17,6 +20,7 @@ use tokio::sync::{watch, Mutex};
 use tokio::time::Instant;
 
 use super::audit::Audit;
+use super::capture::Captures;
 use crate::sessions::{Activity, SessionControl};
 
 /// Size of each direction's read buffer.
@@ -40,6 +44,8 @@ struct Observer {
     /// `None` once the tap stopped reading (fail open).
     tap: Option<PortForwardTap>,
     audit: Option<Audit>,
+    /// The connections' captures, when the grant records port-forward data.
+    captures: Option<Captures>,
     fail_open: bool,
     totals: (u64, u64, u64),
     /// Why the audit is incomplete (fail open), for the end event.
@@ -63,12 +69,19 @@ impl Shared {
         };
         let mut events = Vec::new();
         let fed = tap.feed(direction, chunk, &mut |event| events.push(event));
-        observer.apply(events, &self.activity).await;
+        if let Err(reason) = observer.apply(events, &self.activity).await {
+            // A fail-closed capture failed: the chunk is not forwarded.
+            self.end(reason);
+            return false;
+        }
         match fed {
             Ok(()) => true,
             Err(error) => {
                 let reason = format!("the port-forward session could not be read: {error}");
                 observer.tap = None;
+                if let Some(captures) = &mut observer.captures {
+                    captures.abandon_all(&reason);
+                }
                 if observer.fail_open {
                     tracing::warn!(%reason, "port-forward no longer audited; the grant allows the session to go on");
                     observer.note.get_or_insert(reason);
@@ -91,16 +104,37 @@ impl Shared {
 }
 
 impl Observer {
-    async fn apply(&mut self, events: Vec<PortForwardEvent>, activity: &Activity) {
+    /// Audits (and captures) what the tap reported. `Err`: a fail-closed session's capture
+    /// failed, and the session must end.
+    async fn apply(
+        &mut self,
+        events: Vec<PortForwardEvent>,
+        activity: &Activity,
+    ) -> Result<(), String> {
         for event in events {
             match event {
-                PortForwardEvent::Data { .. } => activity.touch(),
+                PortForwardEvent::Data {
+                    connection,
+                    direction,
+                    bytes,
+                    ..
+                } => {
+                    activity.touch();
+                    if let (Some(captures), Some(bytes)) = (&mut self.captures, bytes) {
+                        captures.data(connection, direction, bytes).await?;
+                    }
+                }
                 PortForwardEvent::ConnectionOpened {
                     connection,
                     request_id,
                     port,
                     ..
                 } => {
+                    if let Some(captures) = &mut self.captures {
+                        captures
+                            .opened(connection, request_id.clone(), port)
+                            .await?;
+                    }
                     if let Some(audit) = &mut self.audit {
                         audit.opened(connection, request_id, port);
                     }
@@ -110,6 +144,9 @@ impl Observer {
                     message,
                     ..
                 } => {
+                    if let Some(captures) = &mut self.captures {
+                        captures.error(connection, &message);
+                    }
                     if let Some(audit) = &mut self.audit {
                         audit.error(connection, message);
                     }
@@ -120,6 +157,9 @@ impl Observer {
                     server_to_client,
                     ..
                 } => {
+                    if let Some(captures) = &mut self.captures {
+                        captures.closed(connection);
+                    }
                     if let Some(audit) = &mut self.audit {
                         audit
                             .closed(connection, client_to_server, server_to_client)
@@ -134,6 +174,7 @@ impl Observer {
                 _ => {}
             }
         }
+        Ok(())
     }
 }
 
@@ -143,6 +184,7 @@ pub(super) async fn splice<C, U>(
     upstream: U,
     tap: Option<PortForwardTap>,
     audit: Option<Audit>,
+    captures: Option<Captures>,
     fail_open: bool,
     mut control: SessionControl,
 ) -> Spliced
@@ -155,10 +197,12 @@ where
     let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
     let (stop, stop_rx) = watch::channel(None::<String>);
     let audit_failed = audit.as_ref().map(Audit::failed);
+    let capture_failed = captures.as_ref().map(Captures::failed);
     let shared = Arc::new(Shared {
         observer: Mutex::new(Observer {
             tap,
             audit,
+            captures,
             fail_open,
             totals: (0, 0, 0),
             note: None,
@@ -190,8 +234,26 @@ where
                     _ => std::future::pending().await,
                 }
             };
+            // A capture's failure comes with the reason the session ends with.
+            let capture_lost = async {
+                match capture_failed {
+                    Some(mut failed) if !fail_open => {
+                        let reason = failed
+                            .wait_for(Option::is_some)
+                            .await
+                            .ok()
+                            .and_then(|r| r.clone());
+                        match reason {
+                            Some(reason) => reason,
+                            None => std::future::pending().await,
+                        }
+                    }
+                    _ => std::future::pending().await,
+                }
+            };
             let reason = tokio::select! {
                 reason = recorder_lost => reason,
+                reason = capture_lost => reason,
                 ending = control.ended(&shared.activity, started) => ending.message(),
             };
             shared.end(reason);
@@ -264,10 +326,21 @@ where
     if let Some(mut tap) = observer.tap.take() {
         let mut events = Vec::new();
         tap.finish(&mut |event| events.push(event));
-        observer.apply(events, &shared.activity).await;
+        // The session is over: a capture failing now only leaves it incomplete.
+        let _ = observer.apply(events, &shared.activity).await;
     }
     let totals = observer.totals;
-    let note = observer.note.take();
+    let mut note = observer.note.take();
+    if let Some(captures) = observer.captures.take() {
+        let lost = captures.end().await;
+        if lost > 0 {
+            let lost = format!("{lost} connection captures are incomplete (fail open)");
+            note = Some(match note {
+                Some(note) => format!("{note}; {lost}"),
+                None => lost,
+            });
+        }
+    }
     if let Some(audit) = observer.audit.take() {
         audit.end(totals, ended_because.clone().or(note)).await;
     }
