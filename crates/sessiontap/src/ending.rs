@@ -18,10 +18,18 @@ use crate::protocol::{Protocol, RemoteCommandVersion};
 use crate::status::failure_status_json;
 use crate::tap::SessionTap;
 
+/// A server's empty, final continuation frame (FIN, opcode 0, unmasked, no payload): ends a
+/// fragmented WebSocket message.
+const FINAL_EMPTY_CONTINUATION: [u8; 2] = [0x80, 0x00];
+
 /// Where a server-to-client stream is relative to frame (and WebSocket message) boundaries.
 #[derive(Debug)]
 pub struct FrameBoundary {
     state: State,
+    /// WebSocket: the header of the frame in progress (or the last one), and whether the channel
+    /// protocol is base64.
+    ws_frame: Option<wsframe::FrameHeader>,
+    base64: bool,
 }
 
 #[derive(Debug)]
@@ -43,7 +51,12 @@ impl FrameBoundary {
                 wsframe::Limits::default(),
             ))),
         };
-        FrameBoundary { state }
+        let base64 = matches!(protocol, Protocol::WebSocket(channels) if channels.is_base64());
+        FrameBoundary {
+            state,
+            ws_frame: None,
+            base64,
+        }
     }
 
     /// Follows bytes that were forwarded whole.
@@ -83,6 +96,88 @@ impl FrameBoundary {
         }
     }
 
+    /// The bytes that complete the data frame in progress (and, over WebSocket, its message)
+    /// without carrying anything the server wrote: the rest of the payload as filler (spaces; `A`
+    /// for base64 channels, which decodes to zero bytes; the stdout channel when even the channel
+    /// byte is still to come), then over WebSocket an empty final continuation frame if the
+    /// message was fragmented. After them the stream is at a boundary. `None` at a boundary, inside
+    /// a frame header or a control frame (which carry no output: complete those from the stream),
+    /// and when the stream cannot be followed.
+    ///
+    /// A proxy ending a session writes these instead of the server's own bytes, which nobody
+    /// recorded.
+    pub fn output_free_completion(&self) -> Option<Vec<u8>> {
+        match &self.state {
+            State::Spdy(parser) => {
+                let remaining = parser.data_remaining()?;
+                Some(vec![b' '; usize::try_from(remaining).ok()?])
+            }
+            State::WebSocket(parser) => {
+                let frame = self.ws_frame?;
+                let data = matches!(
+                    frame.opcode,
+                    wsframe::Opcode::Text | wsframe::Opcode::Binary | wsframe::Opcode::Continuation
+                );
+                let mut out = Vec::new();
+                match parser.payload_position() {
+                    Some(_) if !data => return None,
+                    Some((offset, remaining)) => {
+                        let remaining = usize::try_from(remaining).ok()?;
+                        let filler = if self.base64 { b'A' } else { b' ' };
+                        out.resize(remaining, filler);
+                        let opens_message = frame.opcode != wsframe::Opcode::Continuation;
+                        if offset == 0 && opens_message {
+                            out[0] = if self.base64 { b'1' } else { wsframe::STDOUT };
+                        }
+                        if !frame.fin {
+                            out.extend_from_slice(&FINAL_EMPTY_CONTINUATION);
+                        }
+                    }
+                    // Between frames of a fragmented message: end it.
+                    None if parser.is_at_frame_boundary() && parser.in_fragmented_message() => {
+                        out.extend_from_slice(&FINAL_EMPTY_CONTINUATION);
+                    }
+                    None => return None,
+                }
+                Some(out)
+            }
+            State::Lost => None,
+        }
+    }
+
+    /// Follows `chunk` up to the first place where the stream is at a boundary or inside a data
+    /// payload ([`FrameBoundary::output_free_completion`] then has the rest), and returns how many
+    /// of its bytes that took (bytes of frame headers and control frames, never of output); `None`
+    /// when the chunk ends first or the stream cannot be followed.
+    pub fn until_boundary_or_data(&mut self, chunk: &[u8]) -> Option<usize> {
+        let mut rest = chunk;
+        loop {
+            let position = chunk.len() - rest.len();
+            if self.at_boundary() || self.output_free_completion().is_some() {
+                return Some(position);
+            }
+            // A SPDY frame header is followed on its own: the parser would take the payload
+            // that comes with it in the same step.
+            let header_rest = match &self.state {
+                State::Spdy(parser) => parser.header_remaining(),
+                _ => None,
+            };
+            if let Some(header_rest) = header_rest.filter(|&k| k < rest.len()) {
+                let (header, after) = rest.split_at(header_rest);
+                let mut header = header;
+                while !header.is_empty() && self.step(&mut header) {}
+                if self.is_lost() {
+                    return None;
+                }
+                rest = after;
+                continue;
+            }
+            if matches!(self.state, State::Lost) || !self.step(&mut rest) {
+                return None;
+            }
+        }
+    }
+
     /// Whether the stream is SPDY (and still followed).
     pub(crate) fn is_spdy(&self) -> bool {
         matches!(self.state, State::Spdy(_))
@@ -93,7 +188,14 @@ impl FrameBoundary {
     pub(crate) fn step(&mut self, rest: &mut &[u8]) -> bool {
         let progressed = match &mut self.state {
             State::Spdy(parser) => matches!(parser.next_event(rest), Ok(Some(_))),
-            State::WebSocket(parser) => matches!(parser.next_event(rest), Ok(Some(_))),
+            State::WebSocket(parser) => match parser.next_event(rest) {
+                Ok(Some(wsframe::Event::FrameStart(header))) => {
+                    self.ws_frame = Some(header);
+                    true
+                }
+                Ok(Some(_)) => true,
+                _ => false,
+            },
             State::Lost => return false,
         };
         if !progressed && !rest.is_empty() {

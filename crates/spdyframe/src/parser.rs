@@ -147,6 +147,25 @@ impl FrameParser {
         matches!(self.state, State::Header) && self.header_len == 0
     }
 
+    /// Inside a frame header: how many of its 8 bytes are still to come. `None` between frames
+    /// (nothing held), inside a payload or a control frame, and after an error.
+    pub fn header_remaining(&self) -> Option<usize> {
+        match self.state {
+            State::Header if self.header_len > 0 => Some(FRAME_HEADER_LEN - self.header_len),
+            _ => None,
+        }
+    }
+
+    /// Inside a DATA frame's payload: how many of its bytes are still to come (the header and
+    /// the bytes before have been fed). `None` between frames, inside a header or a control frame,
+    /// and after an error.
+    pub fn data_remaining(&self) -> Option<u32> {
+        match self.state {
+            State::Data { remaining, .. } if remaining > 0 => Some(remaining),
+            _ => None,
+        }
+    }
+
     /// Consumes bytes from the front of `input` (advancing the slice) and returns the next event,
     /// or `Ok(None)` once all of `input` has been consumed (a partial header or a partial control
     /// frame is then held internally, and the next chunk continues it).

@@ -125,6 +125,16 @@ impl FrameParser {
         self.in_fragmented_message
     }
 
+    /// Inside a frame's payload: `(offset, remaining)`, how many of its bytes have been fed and
+    /// how many are still to come. `None` between frames, inside a header, when only the
+    /// `FrameEnd` is due, and after an error.
+    pub fn payload_position(&self) -> Option<(u64, u64)> {
+        match self.state {
+            State::Payload { len, offset } if offset < len => Some((offset, len - offset)),
+            _ => None,
+        }
+    }
+
     /// Consumes bytes from the front of `input` (advancing it) and returns the next event, or
     /// `Ok(None)` once `input` is used up. A header split across calls is held internally
     /// (at most 14 bytes). Call it until it returns `Ok(None)`, then feed the next chunk.

@@ -5,10 +5,13 @@
 //! client-go decodes a Failure status on that stream into an error carrying its message (v4+:
 //! `errorDecoderV4`), and kubectl prints it; earlier protocol versions carry plain text.
 //!
-//! [`explain_and_close`] completes the frame in progress first, starting with a server chunk the
-//! splice read but held back (the stream continues there, not at the next read); when the tap
-//! failed on that chunk nothing of it is forwarded, so the explanation only goes where a boundary
-//! was already reached, and a stream that cannot be followed gets nothing more.
+//! [`explain_and_close`] completes the frame in progress first, without the server's output: the
+//! rest of a data frame's payload is filler ([`FrameBoundary::output_free_completion`]), since
+//! nothing records the server's bytes once the session is being ended. Only frame headers and
+//! control frames, which carry no output, are completed from the server's stream, starting with
+//! a chunk the splice read but held back (the stream continues there, not at the next read); when
+//! the tap failed on that chunk none of it is forwarded, and a stream that cannot be followed gets
+//! nothing more.
 
 use std::time::Duration;
 
@@ -29,9 +32,10 @@ pub(super) struct Pending<'a> {
     pub(super) unread: bool,
 }
 
-/// Forwards upstream bytes up to the next frame boundary (within a deadline), starting with
-/// `pending`, then writes the session's ending there: the bytes `ending` gives for the message
-/// (the session tap's [`sessiontap::SessionTap::ending_bytes`]). Returns the bytes forwarded.
+/// Completes the frame in progress without the server's output (within a deadline), then writes
+/// the session's ending at the boundary: the bytes `ending` gives for the message (the session
+/// tap's [`sessiontap::SessionTap::ending_bytes`]). Returns the bytes of the server's stream that
+/// were forwarded (headers and control frames only).
 pub(super) async fn explain_and_close<R, W>(
     upstream: &mut R,
     client: &mut W,
@@ -46,27 +50,47 @@ where
 {
     let mut forwarded = 0u64;
     let reach = async {
-        if pending.unread {
-            // The bytes after what was forwarded are ones the tap could not read: only a
-            // boundary already reached can take the explanation.
-            return boundary.at_boundary();
-        }
-        match forward_to_boundary(client, boundary, pending.bytes, &mut forwarded).await {
-            Step::Reached => return true,
-            Step::Stop => return false,
-            Step::More => {}
-        }
+        // The chunk held back is where the stream continues, unless the tap could not read it.
+        let mut next: Vec<u8> = if pending.unread {
+            Vec::new()
+        } else {
+            pending.bytes.to_vec()
+        };
+        let mut may_read_more = !pending.unread;
         let mut buffer = vec![0u8; BUFFER];
         loop {
-            let n = match upstream.read(&mut buffer).await {
-                Ok(0) | Err(_) => return false,
-                Ok(n) => n,
-            };
-            match forward_to_boundary(client, boundary, &buffer[..n], &mut forwarded).await {
-                Step::Reached => return true,
-                Step::Stop => return false,
-                Step::More => {}
+            if boundary.at_boundary() {
+                return true;
             }
+            if let Some(filler) = boundary.output_free_completion() {
+                if client.write_all(&filler).await.is_err() {
+                    return false;
+                }
+                boundary.track(&filler);
+                continue;
+            }
+            if boundary.is_lost() || !may_read_more {
+                return false;
+            }
+            // Inside a frame header or a control frame: complete it from the stream.
+            if next.is_empty() {
+                match upstream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return false,
+                    Ok(n) => next = buffer[..n].to_vec(),
+                }
+            }
+            let taken = boundary.until_boundary_or_data(&next);
+            let len = taken.unwrap_or(next.len());
+            if boundary.is_lost() || client.write_all(&next[..len]).await.is_err() {
+                return false;
+            }
+            forwarded += len as u64;
+            if taken.is_some() {
+                // The rest of this chunk is the server's output (or after the boundary): never
+                // forwarded.
+                may_read_more = false;
+            }
+            next.clear();
         }
     };
     let at_boundary = tokio::time::timeout(BOUNDARY_DEADLINE, reach)
@@ -79,45 +103,6 @@ where
         }
     }
     forwarded
-}
-
-/// Where [`forward_to_boundary`] left the stream.
-enum Step {
-    /// At a boundary: the explanation can be written.
-    Reached,
-    /// The frame in progress goes on past these bytes.
-    More,
-    /// The client is gone, or the stream cannot be followed (nothing more is forwarded).
-    Stop,
-}
-
-/// Forwards the part of `bytes` that completes the frame in progress.
-async fn forward_to_boundary<W>(
-    client: &mut W,
-    boundary: &mut FrameBoundary,
-    bytes: &[u8],
-    forwarded: &mut u64,
-) -> Step
-where
-    W: AsyncWrite + Unpin,
-{
-    if boundary.at_boundary() {
-        return Step::Reached;
-    }
-    let cut = boundary.until_boundary(bytes, true);
-    if boundary.is_lost() {
-        return Step::Stop;
-    }
-    let len = cut.unwrap_or(bytes.len());
-    if client.write_all(&bytes[..len]).await.is_err() {
-        return Step::Stop;
-    }
-    *forwarded += len as u64;
-    if boundary.at_boundary() {
-        Step::Reached
-    } else {
-        Step::More
-    }
 }
 
 #[cfg(test)]
@@ -176,11 +161,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_held_chunk_completes_the_frame_before_the_explanation() {
+    async fn the_frame_in_progress_is_completed_with_filler_not_the_servers_output() {
         let (mut boundary, held, rest, protocol) = mid_frame();
         let (forwarded, client) = explain(&mut boundary, &held, false, protocol).await;
-        assert_eq!(forwarded, rest as u64, "only the frame's rest");
-        assert_eq!(client[..rest], held[..rest]);
+        assert_eq!(forwarded, 0, "none of the server's output is forwarded");
+        assert!(client[..rest].iter().all(|&b| b == b' '), "filler");
+        assert!(
+            !client.contains(&b'x'),
+            "the held output never reaches the client"
+        );
         let explanation = &client[rest..];
         assert!(
             String::from_utf8_lossy(explanation).contains("recording failed"),
@@ -190,10 +179,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_chunk_the_tap_could_not_read_is_never_forwarded() {
-        // Mid-frame: nothing can be added, not even the explanation.
-        let (mut boundary, held, _, protocol) = mid_frame();
+        // Mid-frame: the frame is filled, and the explanation follows.
+        let (mut boundary, held, rest, protocol) = mid_frame();
         let (forwarded, client) = explain(&mut boundary, &held, true, protocol).await;
-        assert_eq!((forwarded, client.len()), (0, 0));
+        assert_eq!(forwarded, 0);
+        assert!(client[..rest].iter().all(|&b| b == b' '));
+        assert!(String::from_utf8_lossy(&client).contains("recording failed"));
         // At a boundary: the explanation, and nothing of the chunk.
         let mut boundary = FrameBoundary::new(protocol);
         let (forwarded, client) = explain(&mut boundary, &held, true, protocol).await;
@@ -204,24 +195,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_stream_that_cannot_be_followed_gets_nothing_more() {
+    async fn headers_are_completed_from_the_stream_and_payloads_with_filler() {
         let protocol = Protocol::Spdy {
             version: RemoteCommandVersion::V4,
         };
+        // Forwarded so far: 3 bytes of a DATA frame header. The held chunk has the header's rest
+        // and its 2-byte payload: the header is completed from the stream, the payload filled.
         let mut boundary = FrameBoundary::new(protocol);
-        // Forwarded so far: a 2-byte data frame's header and first byte. The held chunk has
-        // its last byte, then garbage (a control frame of version 9): the frame is completed
-        // and the explanation goes right after it, before the garbage.
-        boundary.track(&[0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02, b'a']);
-        let held = [b'b', 0x80, 0x09, 0x00, 0x01, 0, 0, 0, 0, b'x'];
+        boundary.track(&[0x00, 0x00, 0x00]);
+        let held = [0x01, 0x00, 0x00, 0x00, 0x02, b'a', b'b', 0x80, 0x09];
         let (forwarded, client) = explain(&mut boundary, &held, false, protocol).await;
-        assert_eq!(forwarded, 1);
-        assert_eq!(client[0], b'b');
-        assert!(String::from_utf8_lossy(&client[1..]).contains("recording failed"));
+        assert_eq!(forwarded, 5);
+        assert_eq!(client[..7], [0x01, 0x00, 0x00, 0x00, 0x02, b' ', b' ']);
+        assert!(String::from_utf8_lossy(&client[7..]).contains("recording failed"));
         // A stream already lost: nothing is forwarded and nothing is added.
         let mut lost = FrameBoundary::new(protocol);
         lost.track(&[0x80, 0x09, 0x00, 0x01, 0, 0, 0, 0]);
         let (forwarded, client) = explain(&mut lost, b"more", false, protocol).await;
         assert_eq!((forwarded, client.len()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_fragmented_websocket_message_is_filled_and_ended() {
+        let protocol = Protocol::WebSocket(sessiontap::ChannelProtocol::V5);
+        // A binary stdout message in two fragments; the first is forwarded whole, the second
+        // (final) frame's header and 1 of its 4 payload bytes too.
+        let mut wire = vec![0x02, 0x03, 0x01, b'o', b'u'];
+        wire.extend_from_slice(&[0x80, 0x04, b't', b'1', b'2', b'3']);
+        let mut boundary = FrameBoundary::new(protocol);
+        boundary.track(&wire[..8]);
+        let (forwarded, client) = explain(&mut boundary, &wire[8..], false, protocol).await;
+        assert_eq!(forwarded, 0);
+        assert_eq!(client[..3], *b"   ");
+        let mut check = FrameBoundary::new(protocol);
+        check.track(&wire[..8]);
+        check.track(&client);
+        assert!(
+            check.at_boundary(),
+            "the message was completed and the Status framed"
+        );
+        // A fragment whose FIN is not set gets an empty final continuation after its filler.
+        let mut boundary = FrameBoundary::new(protocol);
+        boundary.track(&wire[..4]);
+        let (_, client) = explain(&mut boundary, &wire[4..], false, protocol).await;
+        assert_eq!(client[..3], [b' ', 0x80, 0x00]);
     }
 }
