@@ -5,7 +5,7 @@ use std::sync::Arc;
 use impersonate::Mode;
 use localapi::LocalApiClient;
 
-use crate::identity_cache::IdentityCache;
+use crate::identity::Identities;
 use crate::metrics::Metrics;
 use crate::upstream::Upstream;
 
@@ -16,8 +16,9 @@ pub struct App {
     pub(crate) mode: Mode,
     /// The identity source, for status and certificates.
     pub(crate) localapi: LocalApiClient,
-    /// Who callers are, asked of the identity source per request and reused briefly.
-    pub(crate) identities: IdentityCache,
+    /// Who callers are: the identity sources in `--identity` order (tailscaled's answers are
+    /// reused briefly).
+    pub(crate) identities: Identities,
     /// Sessions open per caller (`--max-sessions-per-caller`); `None` without a limit.
     pub(crate) sessions_per_caller: Option<crate::caller_limit::CallerLimit<String>>,
     /// Time the upstream has to answer an upgrade request.

@@ -55,6 +55,36 @@ pub struct Cli {
     )]
     pub(crate) localapi_socket: PathBuf,
 
+    /// Where callers' identities come from, asked in this order (repeated or comma-separated):
+    /// tailscale (tailscaled's whois for the caller's address; grants from the tailnet's
+    /// capability) and client-cert (a TLS client certificate verified against --client-ca; user =
+    /// CN, groups = O values; grants from --policy). A source that does not know the caller passes
+    /// it to the next; a caller no source knows gets 401.
+    #[arg(
+        long,
+        env = "KUBE_AUTH_PROXY_IDENTITY",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "tailscale"
+    )]
+    pub(crate) identity: Vec<IdentityArg>,
+
+    /// With --identity client-cert: the PEM CA certificates client certificates must chain to;
+    /// reloaded when the file changes. A certificate that fails verification gets a TLS alert.
+    #[arg(long, env = "KUBE_AUTH_PROXY_CLIENT_CA", value_name = "FILE")]
+    pub(crate) client_ca: Option<PathBuf>,
+
+    /// The grants of callers not identified by Tailscale (YAML or JSON: rules matched by user or
+    /// group, each with a grant of capability rule fields); reloaded when the file changes, a
+    /// broken file keeping the last good one. See docs/configuration.md, "Policy file".
+    #[arg(long, env = "KUBE_AUTH_PROXY_POLICY", value_name = "FILE")]
+    pub(crate) policy: Option<PathBuf>,
+
+    /// Let a caller no --policy rule matches through as itself (its own user and groups, no
+    /// recording) instead of refusing it with 403.
+    #[arg(long, env = "KUBE_AUTH_PROXY_POLICY_DEFAULT_ALLOW")]
+    pub(crate) policy_default_allow: bool,
+
     /// Address for /metrics, /healthz and /readyz (plain HTTP).
     #[arg(
         long,
@@ -174,6 +204,15 @@ pub enum ModeArg {
     Noauth,
 }
 
+/// `--identity` values: the identity sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IdentityArg {
+    /// tailscaled's whois for the caller's address; grants from the tailnet's capability.
+    Tailscale,
+    /// A TLS client certificate verified against --client-ca; grants from --policy.
+    ClientCert,
+}
+
 /// `--log-format` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -219,6 +258,46 @@ impl Cli {
                 "--proxy-protocol-from is given without --proxy-protocol"
             ),
         }
+    }
+}
+
+impl Cli {
+    /// The identity sources in the order to ask them, checked against the flags they need: a
+    /// source named twice, client-cert without --client-ca (or with neither --policy nor
+    /// --policy-default-allow, which would refuse every such caller), and the client-cert flags
+    /// without client-cert are start-up errors.
+    pub(crate) fn identity_sources(&self) -> anyhow::Result<Vec<IdentityArg>> {
+        let mut sources = Vec::new();
+        for source in &self.identity {
+            if sources.contains(source) {
+                anyhow::bail!("--identity names {source:?} twice");
+            }
+            sources.push(*source);
+        }
+        if sources.is_empty() {
+            anyhow::bail!("--identity names no identity source");
+        }
+        let certificates = sources.contains(&IdentityArg::ClientCert);
+        match (certificates, self.client_ca.is_some()) {
+            (true, false) => anyhow::bail!(
+                "--identity client-cert needs --client-ca: the CA client certificates must chain to"
+            ),
+            (false, true) => {
+                anyhow::bail!("--client-ca is given but --identity does not name client-cert")
+            }
+            _ => {}
+        }
+        if !certificates && (self.policy.is_some() || self.policy_default_allow) {
+            anyhow::bail!(
+                "--policy and --policy-default-allow grant callers of --identity client-cert, which is not named"
+            );
+        }
+        if certificates && self.policy.is_none() && !self.policy_default_allow {
+            anyhow::bail!(
+                "--identity client-cert needs --policy (the grants of certificate callers) or --policy-default-allow"
+            );
+        }
+        Ok(sources)
     }
 }
 
@@ -307,6 +386,54 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("invalid CIDR"), "{error}");
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn identity_flags() {
+        let base = [
+            "kube-auth-proxy",
+            "--tls-self-signed",
+            "--upstream-kubeconfig",
+            "x",
+        ];
+        let parse = |extra: &[&str]| Cli::try_parse_from(base.iter().chain(extra)).unwrap();
+        assert_eq!(
+            parse(&[]).identity_sources().unwrap(),
+            [IdentityArg::Tailscale]
+        );
+        let cli = parse(&[
+            "--identity",
+            "client-cert,tailscale",
+            "--client-ca",
+            "ca.crt",
+            "--policy",
+            "policy.yaml",
+        ]);
+        assert_eq!(
+            cli.identity_sources().unwrap(),
+            [IdentityArg::ClientCert, IdentityArg::Tailscale]
+        );
+        let cli = parse(&[
+            "--identity=client-cert",
+            "--client-ca=ca.crt",
+            "--policy-default-allow",
+        ]);
+        assert_eq!(cli.identity_sources().unwrap(), [IdentityArg::ClientCert]);
+        for (args, expected) in [
+            (&["--identity", "client-cert"][..], "needs --client-ca"),
+            (
+                &["--identity", "client-cert", "--client-ca", "c"][..],
+                "needs --policy",
+            ),
+            (&["--client-ca", "c"][..], "does not name client-cert"),
+            (&["--policy", "p"][..], "which is not named"),
+            (&["--identity", "tailscale,tailscale"][..], "twice"),
+        ] {
+            let error = parse(args).identity_sources().unwrap_err().to_string();
+            assert!(error.contains(expected), "{args:?}: {error}");
+        }
+        assert!(Cli::try_parse_from(base.iter().chain(&["--identity", "oidc"])).is_err());
     }
 
     #[test]

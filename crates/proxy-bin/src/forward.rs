@@ -111,14 +111,15 @@ pub(crate) async fn forward(
     }
 }
 
-/// The caller at this connection's address, asked for per request (briefly cached), or the
-/// error to answer with: the proxy never acts without an identity, nor on a grant it cannot read.
+/// The caller of this connection, asked of the identity sources per request (tailscaled's
+/// answers briefly cached), or the error to answer with: the proxy never acts without an
+/// identity, nor on a grant it cannot read.
 pub(crate) async fn authorize(
     app: &App,
     connection: &ConnectionContext,
 ) -> Result<Arc<Caller>, KubeStatus> {
     app.identities
-        .identify(&app.metrics, connection.peer)
+        .identify(&app.metrics, connection)
         .await
         .inspect_err(|status| {
             app.metrics.request_refused(match status.code {

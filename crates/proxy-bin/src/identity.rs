@@ -1,13 +1,33 @@
-//! Who is calling: the identity source's answer for a peer address, read into the caller's grants.
-//! Answers are asked for per request through `identity_cache`, so a changed grant applies within
-//! its TTL even on a connection that stays open.
+//! Who is calling: the identity sources asked in `--identity` order, their answer read into the
+//! caller's grants. Answers are asked for per request (tailscaled's through `identity_cache`),
+//! so a changed grant applies within its TTL even on a connection that stays open.
+//!
+//! - `tailscale`: tailscaled's whois for the caller's address; grants from the capability
+//!   `tailscale.com/cap/kubernetes`, exactly as always.
+//! - `client-cert`: the TLS client certificate the connection's handshake verified against
+//!   `--client-ca`, re-verified per request (`client_cert`); user = CN, groups = O values;
+//!   grants from the policy file (`policy_store`).
+//!
+//! A source that does not know the caller (whois: unknown address; client-cert: no certificate)
+//! passes it on to the next one; any other answer, an identity or a refusal, is final, so a
+//! caller is never identified by a later source because an earlier one was unavailable. A caller
+//! no source knows gets 401.
+
+mod client_cert;
+mod policy_store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use capmodel::{CallerDescription, CallerPolicy, WhoIs};
+use capmodel::{CallerDescription, CallerPolicy, PolicyRefusal, Principal, WhoIs};
 use localapi::{LocalApiClient, LocalApiError};
 
+pub(crate) use client_cert::{ClientCa, ClientCertificate, ReloadingVerifier};
+pub(crate) use policy_store::PolicyStore;
+
+use crate::cli::IdentityArg;
+use crate::identity_cache::{Identity, IdentityCache};
+use crate::metrics::Metrics;
 use crate::status::KubeStatus;
 
 /// A caller the identity source knows.
@@ -24,6 +44,8 @@ pub(crate) struct Caller {
 pub(crate) struct ConnectionContext {
     /// The client's address as seen by the proxy.
     pub(crate) peer: SocketAddr,
+    /// The client certificate the handshake verified, if the client presented one.
+    pub(crate) client_cert: Option<ClientCertificate>,
 }
 
 impl Caller {
@@ -35,12 +57,160 @@ impl Caller {
         }
     }
 
+    /// A caller identified by certificate: recordings and events name its user, and as its
+    /// node the address it connected from (it has no tailnet node).
+    pub(crate) fn from_principal(
+        principal: &Principal,
+        peer: SocketAddr,
+        policy: CallerPolicy,
+    ) -> Caller {
+        Caller {
+            policy,
+            description: CallerDescription {
+                node: peer.ip().to_canonical().to_string(),
+                node_id: String::new(),
+                user: Some(principal.user.clone()),
+                user_id: None,
+                tags: Vec::new(),
+            },
+        }
+    }
+
     /// A short name for logs: the login name or the node name.
     pub(crate) fn display_name(&self) -> &str {
         self.description
             .user
             .as_deref()
             .unwrap_or(&self.description.node)
+    }
+}
+
+/// The client-certificate source: the CA, and the policy file its callers' grants come from.
+#[derive(Debug)]
+pub(crate) struct CertificateSource {
+    /// `--client-ca`.
+    pub(crate) ca: Arc<ClientCa>,
+    /// `--policy`; without it every caller is unmatched.
+    pub(crate) policy: Option<Arc<PolicyStore>>,
+    /// `--policy-default-allow`: a caller no rule matches goes upstream as itself, ungranted.
+    pub(crate) allow_unmatched: bool,
+}
+
+/// The identity sources, in the order they are asked.
+#[derive(Debug)]
+pub(crate) struct Identities {
+    order: Vec<IdentityArg>,
+    tailscale: IdentityCache,
+    certificates: Option<CertificateSource>,
+}
+
+impl Identities {
+    /// `order` from `--identity`; `certificates` must be given when it names `client-cert`.
+    pub(crate) fn new(
+        order: Vec<IdentityArg>,
+        tailscale: IdentityCache,
+        certificates: Option<CertificateSource>,
+    ) -> Identities {
+        Identities {
+            order,
+            tailscale,
+            certificates,
+        }
+    }
+
+    /// The client-certificate source, when configured.
+    pub(crate) fn certificates(&self) -> Option<&CertificateSource> {
+        self.certificates.as_ref()
+    }
+
+    /// The caller of a request on `connection`, asking the sources in order.
+    pub(crate) async fn identify(
+        &self,
+        metrics: &Metrics,
+        connection: &ConnectionContext,
+    ) -> Identity {
+        let mut unknown: Vec<KubeStatus> = Vec::new();
+        for source in &self.order {
+            match source {
+                IdentityArg::Tailscale => {
+                    match self.tailscale.identify(metrics, connection.peer).await {
+                        Err(status) if status.code == http::StatusCode::UNAUTHORIZED => {
+                            unknown.push(status)
+                        }
+                        answer => return answer,
+                    }
+                }
+                // A presented certificate decides, whatever the answer: one that is no longer
+                // valid gets 401 even if a later source would know the caller.
+                IdentityArg::ClientCert => match (&self.certificates, &connection.client_cert) {
+                    (Some(source), Some(certificate)) => {
+                        return certificate_caller(source, certificate, connection.peer)
+                    }
+                    _ => unknown.push(KubeStatus::unauthorized(
+                        "the caller presented no client certificate",
+                    )),
+                },
+            }
+        }
+        if unknown.len() == 1 {
+            if let Some(only) = unknown.pop() {
+                return Err(only);
+            }
+        }
+        let reasons: Vec<String> = unknown.into_iter().map(|status| status.message).collect();
+        Err(KubeStatus::unauthorized(format!(
+            "no identity source knows the caller at {}: {}",
+            connection.peer,
+            reasons.join("; ")
+        ))
+        .closing_connection())
+    }
+}
+
+/// The caller a verified client certificate names, with its grants from the policy file.
+fn certificate_caller(
+    source: &CertificateSource,
+    certificate: &ClientCertificate,
+    peer: SocketAddr,
+) -> Identity {
+    if let Err(error) = source.ca.verify_now(certificate) {
+        tracing::info!(%peer, %error, "refusing caller: its client certificate is no longer valid");
+        return Err(KubeStatus::unauthorized(format!(
+            "the client certificate is not valid: {error}"
+        ))
+        .closing_connection());
+    }
+    let principal = certificate.principal().map_err(|why| {
+        tracing::info!(%peer, why, "refusing caller: its client certificate names no user");
+        KubeStatus::unauthorized(why.to_owned()).closing_connection()
+    })?;
+    let decision = match &source.policy {
+        Some(store) => store
+            .current()
+            .policy_for(principal, source.allow_unmatched)
+            .map_err(|refusal| (refusal, Some(store.path()))),
+        None => capmodel::PolicyFile::default()
+            .policy_for(principal, source.allow_unmatched)
+            .map_err(|refusal| (refusal, None)),
+    };
+    match decision {
+        Ok(policy) => {
+            tracing::debug!(%peer, user = principal.user, groups = ?principal.groups, "caller identified by client certificate");
+            Ok(Arc::new(Caller::from_principal(principal, peer, policy)))
+        }
+        Err((refusal, path)) => {
+            tracing::info!(%peer, user = principal.user, %refusal, "refusing certificate caller");
+            let policy = match path {
+                Some(path) => format!("the policy file {}", path.display()),
+                None => "the proxy (no --policy file)".to_owned(),
+            };
+            Err(KubeStatus::forbidden(match refusal {
+                PolicyRefusal::NoMatchingRule { .. } => {
+                    format!("{policy} grants the caller nothing: {refusal}")
+                }
+                _ => format!("{policy} gives the caller a grant that cannot be used: {refusal}"),
+            }))
+        }
     }
 }
 

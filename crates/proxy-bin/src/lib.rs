@@ -2,9 +2,9 @@
 //! library. The `kube-auth-proxy` binary parses its flags into a [`Cli`] and calls [`start`];
 //! tests and other programs can do the same in-process.
 //!
-//! The parts it assembles live in the workspace's crates: the identity source (`localapi`),
-//! policy (`capmodel`), header rewriting (`impersonate`), request classification
-//! (`requestinfo`), session observation (`sessiontap`) and recording (`recorder-client`). See
+//! The parts it assembles live in the workspace's crates: the identity source (`localapi`, or
+//! TLS client certificates), policy (`capmodel`, also for the `--policy` file), header rewriting
+//! (`impersonate`), request classification (`requestinfo`), session observation (`sessiontap`) and recording (`recorder-client`). See
 //! `docs/architecture.md`.
 //!
 //! ```no_run
@@ -45,6 +45,6 @@ mod sync_body;
 mod upstream;
 
 pub use app::App;
-pub use cli::{Cli, LogColor, LogFormat, ModeArg};
+pub use cli::{Cli, IdentityArg, LogColor, LogFormat, ModeArg};
 pub use logging::init as init_logging;
 pub use proxy::{router, start, RunningProxy};

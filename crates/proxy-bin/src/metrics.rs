@@ -120,6 +120,8 @@ pub(crate) struct Metrics {
     identity_lookups: AtomicU64,
     connections_over_caller_limit: AtomicU64,
     proxy_header_refused: [AtomicU64; 4],
+    policy_reload_failures: AtomicU64,
+    client_ca_reload_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -159,6 +161,17 @@ impl Metrics {
             .position(|r| *r == why)
             .unwrap_or(0);
         self.proxy_header_refused[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A changed `--policy` file could not be used; the last good one stays in force.
+    pub(crate) fn policy_reload_failed(&self) {
+        self.policy_reload_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A changed `--client-ca` file could not be used; the current CA stays in force.
+    pub(crate) fn client_ca_reload_failed(&self) {
+        self.client_ca_reload_failures
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// The identity source was asked about a caller (cache misses only).
@@ -273,6 +286,18 @@ impl Metrics {
             "k8s_auth_proxy_connections_over_caller_limit",
             "Client connections closed at once because their address had --max-connections-per-caller open.",
             self.connections_over_caller_limit.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "k8s_auth_proxy_policy_reload_failures",
+            "Changes of the --policy file that could not be used (the last good file stays in force).",
+            self.policy_reload_failures.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "k8s_auth_proxy_client_ca_reload_failures",
+            "Changes of the --client-ca file that could not be used (the current CA stays in force).",
+            self.client_ca_reload_failures.load(Ordering::Relaxed),
         );
         let _ = writeln!(
             out,
@@ -401,6 +426,7 @@ mod tests {
         metrics.request_proxied();
         metrics.request_proxied();
         metrics.request_refused(Refusal::Policy);
+        metrics.policy_reload_failed();
         let guard = metrics.connection_opened();
         let text = metrics.render();
         assert!(
@@ -413,6 +439,10 @@ mod tests {
         );
         assert!(
             text.contains("k8s_auth_proxy_connections_active 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nk8s_auth_proxy_policy_reload_failures 1\n"),
             "{text}"
         );
         drop(guard);

@@ -18,15 +18,19 @@ use axum::Extension;
 
 use crate::app::App;
 use crate::cli::Cli;
+use crate::cli::IdentityArg;
 use crate::identity::ConnectionContext;
 use crate::serving_cert::ServingCert;
 use crate::{
-    api_events, exec, forward, health, identity_cache, metrics, mode, portforward, server,
-    sessions, upstream,
+    api_events, exec, forward, health, identity, identity_cache, metrics, mode, portforward,
+    server, sessions, upstream,
 };
 
 /// How often served certificate files are checked for changes.
 const CERT_FILE_POLL: Duration = Duration::from_secs(10);
+/// How often `--client-ca` and `--policy` are checked for changes (a stat each; cheap, and a
+/// changed grant should apply within seconds).
+const IDENTITY_FILE_POLL: Duration = Duration::from_secs(2);
 /// How often the tailscaled certificate is fetched again (tailscaled renews it well before expiry).
 const TAILSCALE_CERT_REFRESH: Duration = Duration::from_secs(6 * 3600);
 
@@ -93,6 +97,8 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
     let env = |key: &str| std::env::var(key).ok();
     let mode = mode::resolve_mode(cli.mode, &env).map_err(anyhow::Error::msg)?;
     let proxy_protocol = cli.proxy_protocol_sources()?;
+    let identity_sources = cli.identity_sources()?;
+    let certificates = certificate_source(&cli, &identity_sources)?;
     let upstream_config = upstream::config::discover(
         cli.upstream_kubeconfig.as_deref(),
         cli.upstream_context.as_deref(),
@@ -108,13 +114,21 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
     }
     let localapi = LocalApiClient::new(cli.localapi_socket.clone());
     let serving = Arc::new(serving_cert(&cli, &localapi).await?);
-    let tls_config = serving.server_config()?;
+    let client_verifier = certificates.as_ref().map(|source| {
+        Arc::new(identity::ReloadingVerifier(source.ca.clone()))
+            as Arc<dyn rustls::server::danger::ClientCertVerifier>
+    });
+    let tls_config = serving.server_config(client_verifier)?;
 
     let destination = event_destination(&localapi).await;
     let metrics = Arc::new(metrics::Metrics::default());
     let app = Arc::new(App {
         mode,
-        identities: identity_cache::IdentityCache::new(localapi.clone(), cli.identity_ttl),
+        identities: identity::Identities::new(
+            identity_sources.clone(),
+            identity_cache::IdentityCache::new(localapi.clone(), cli.identity_ttl),
+            certificates,
+        ),
         upstream_handshake_timeout: cli.upstream_handshake_timeout,
         sessions_per_caller: (cli.max_sessions_per_caller > 0)
             .then(|| crate::caller_limit::CallerLimit::new(cli.max_sessions_per_caller)),
@@ -148,6 +162,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
         mode = %mode,
         upstream = %upstream_config.server,
         upstream_source = %upstream_config.source,
+        identity_sources = ?identity_sources,
         identity_source = %cli.localapi_socket.display(),
         "kube-auth-proxy serving"
     );
@@ -158,6 +173,12 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
         cli.tls_from_tailscale.then(|| app.localapi.clone()),
         shutdown_rx.clone(),
     ));
+    if app.identities.certificates().is_some() {
+        tokio::spawn(keep_identity_files_current(
+            app.clone(),
+            shutdown_rx.clone(),
+        ));
+    }
     let mut metrics_shutdown = shutdown_rx.clone();
     let metrics_router = health::router(app.clone());
     tokio::spawn(async move {
@@ -193,6 +214,87 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
         app,
         shutdown_grace: cli.shutdown_grace,
     })
+}
+
+/// The client-certificate identity source, when `--identity` names it: the CA and the policy
+/// file, read now (either unusable is a start-up error).
+fn certificate_source(
+    cli: &Cli,
+    sources: &[IdentityArg],
+) -> anyhow::Result<Option<identity::CertificateSource>> {
+    let (true, Some(ca)) = (sources.contains(&IdentityArg::ClientCert), &cli.client_ca) else {
+        return Ok(None);
+    };
+    let ca = Arc::new(identity::ClientCa::load(ca.clone())?);
+    let policy = cli
+        .policy
+        .clone()
+        .map(identity::PolicyStore::load)
+        .transpose()?
+        .map(Arc::new);
+    tracing::info!(
+        client_ca = %ca.path().display(),
+        policy = ?policy.as_ref().map(|p| p.path().display().to_string()),
+        policy_rules = policy.as_ref().map_or(0, |p| p.current().rules().len()),
+        default_allow = cli.policy_default_allow,
+        "client certificate identities enabled"
+    );
+    if cli.policy_default_allow {
+        tracing::warn!("--policy-default-allow: certificate callers no policy rule matches go upstream as themselves");
+    }
+    Ok(Some(identity::CertificateSource {
+        ca,
+        policy,
+        allow_unmatched: cli.policy_default_allow,
+    }))
+}
+
+/// Re-reads `--client-ca` and `--policy` when they change, until shutdown. A changed file that
+/// cannot be used keeps the one in force, and is logged and counted once per change.
+async fn keep_identity_files_current(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let Some(source) = app.identities.certificates() else {
+        return;
+    };
+    let mut ticks = tokio::time::interval(IDENTITY_FILE_POLL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        match source.ca.reload_if_changed() {
+            Ok(true) => {
+                tracing::info!(client_ca = %source.ca.path().display(), "client CA reloaded")
+            }
+            Ok(false) => {}
+            Err(error) => {
+                app.metrics.client_ca_reload_failed();
+                tracing::warn!(
+                    client_ca = %source.ca.path().display(),
+                    "client CA not reloaded, keeping the current one: {error:#}"
+                );
+            }
+        }
+        let Some(policy) = &source.policy else {
+            continue;
+        };
+        match policy.reload_if_changed() {
+            Ok(true) => tracing::info!(
+                policy = %policy.path().display(),
+                rules = policy.current().rules().len(),
+                "policy file reloaded"
+            ),
+            Ok(false) => {}
+            Err(error) => {
+                app.metrics.policy_reload_failed();
+                tracing::warn!(
+                    policy = %policy.path().display(),
+                    "policy file not reloaded, keeping the last good one: {error:#}"
+                );
+            }
+        }
+    }
 }
 
 /// This proxy's node as API events name it (`destination`), from tailscaled's status. Events are

@@ -1,6 +1,7 @@
-//! The client-facing listener: the PROXY protocol header when behind a forwarder, TLS, HTTP/1.1
-//! with upgrades, limits (in all and per client address) and graceful shutdown. Who the caller
-//! is gets decided per request (`identity_cache`).
+//! The client-facing listener: the PROXY protocol header when behind a forwarder, TLS (with the
+//! client certificate the handshake verified, under `--identity client-cert`), HTTP/1.1 with
+//! upgrades, limits (in all and per client address) and graceful shutdown. Who the caller is gets
+//! decided per request (`identity`).
 //!
 //! Under `--proxy-protocol` the caller's address is the one the forwarder's header names: a
 //! connection from outside `--proxy-protocol-from` is closed at once (its header could claim any
@@ -31,7 +32,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
 use crate::caller_limit::CallerLimit;
-use crate::identity::ConnectionContext;
+use crate::identity::{ClientCertificate, ConnectionContext};
 use crate::metrics::ProxyHeaderRefusal;
 
 /// `--proxy-protocol`: every connection starts with a PROXY protocol header, accepted only from
@@ -194,7 +195,18 @@ async fn serve_connection(
             return;
         }
     };
-    let context = Arc::new(ConnectionContext { peer });
+    let client_cert = ClientCertificate::from_handshake(tls.get_ref().1.peer_certificates());
+    if let Some(certificate) = &client_cert {
+        match certificate.principal() {
+            Ok(principal) => {
+                tracing::debug!(%peer, user = principal.user, groups = ?principal.groups, "client certificate verified")
+            }
+            Err(why) => {
+                tracing::debug!(%peer, why, "client certificate verified, but names no user")
+            }
+        }
+    }
+    let context = Arc::new(ConnectionContext { peer, client_cert });
     // The router serves every request of the connection, each carrying who the connection is.
     let service = TowerToHyperService::new(
         tower::ServiceBuilder::new()

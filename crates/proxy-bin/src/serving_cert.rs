@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
@@ -111,13 +112,19 @@ impl ServingCert {
     }
 
     /// A rustls server config serving this certificate with ALPN `http/1.1` only (SPDY upgrades cannot
-    /// run over HTTP/2, and kubectl would pick h2 if offered).
-    pub(crate) fn server_config(self: &Arc<Self>) -> anyhow::Result<rustls::ServerConfig> {
-        let mut config =
-            rustls::ServerConfig::builder_with_provider(crate::upstream::tls::provider())
-                .with_safe_default_protocol_versions()?
-                .with_no_client_auth()
-                .with_cert_resolver(self.clone());
+    /// run over HTTP/2, and kubectl would pick h2 if offered). With `client_verifier`, clients may
+    /// present a certificate, which it verifies (`--identity client-cert`).
+    pub(crate) fn server_config(
+        self: &Arc<Self>,
+        client_verifier: Option<Arc<dyn ClientCertVerifier>>,
+    ) -> anyhow::Result<rustls::ServerConfig> {
+        let builder = rustls::ServerConfig::builder_with_provider(crate::upstream::tls::provider())
+            .with_safe_default_protocol_versions()?;
+        let builder = match client_verifier {
+            Some(verifier) => builder.with_client_cert_verifier(verifier),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(self.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)
     }
