@@ -4,8 +4,8 @@
 //!
 //! The parts it assembles live in the workspace's crates: the identity source (`localapi`, or
 //! TLS client certificates), policy (`capmodel`, also for the `--policy` file), header rewriting
-//! (`impersonate`), request classification (`requestinfo`), session observation (`sessiontap`) and recording (`recorder-client`). See
-//! `docs/architecture.md`.
+//! (`impersonate`), request classification (`requestinfo`), session observation (`sessiontap`)
+//! and recording (`recorder-client`). See `docs/architecture.md`.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
