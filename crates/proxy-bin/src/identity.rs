@@ -249,3 +249,196 @@ fn status_for(error: &LocalApiError, peer: SocketAddr) -> KubeStatus {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::client_cert::tests::{ca, client, utf8};
+    use super::*;
+    use rcgen::DnType;
+    use std::time::Duration;
+    use testkit::localapi_standin::{LocalApiStandIn, StandInOptions, WhoIsTable};
+
+    /// An address tailscaled knows (as alice), and one it does not.
+    const TAILNET_PEER: &str = "100.64.0.7:50123";
+    const OTHER_PEER: &str = "192.0.2.1:40000";
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        _standin: LocalApiStandIn,
+        localapi: LocalApiClient,
+        ca_path: std::path::PathBuf,
+        policy_path: std::path::PathBuf,
+        carol: CertificateDer,
+        expired: CertificateDer,
+    }
+
+    type CertificateDer = rustls::pki_types::CertificateDer<'static>;
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let whois = format!(
+            "{}/../../testdata/whois/user-node.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut table = WhoIsTable::new();
+        table.insert(
+            TAILNET_PEER,
+            serde_json::from_slice(&std::fs::read(whois).unwrap()).unwrap(),
+        );
+        let standin = LocalApiStandIn::start(
+            &dir.path().join("tailscaled.sock"),
+            table,
+            StandInOptions::default(),
+        )
+        .await
+        .unwrap();
+        let localapi = LocalApiClient::new(standin.socket());
+        let authority = ca("test-ca");
+        let ca_path = dir.path().join("ca.crt");
+        std::fs::write(&ca_path, authority.cert.pem()).unwrap();
+        let policy_path = dir.path().join("policy.yaml");
+        std::fs::write(
+            &policy_path,
+            "rules: [{users: [carol], grant: {impersonate: {groups: [eng]}, enableEvents: true}}]\n",
+        )
+        .unwrap();
+        let subject = [
+            (DnType::CommonName, utf8("carol")),
+            (DnType::OrganizationName, utf8("team-a")),
+        ];
+        Fixture {
+            carol: client(&authority, &subject, false),
+            expired: client(&authority, &subject, true),
+            _dir: dir,
+            _standin: standin,
+            localapi,
+            ca_path,
+            policy_path,
+        }
+    }
+
+    impl Fixture {
+        fn identities(&self, order: &[IdentityArg], allow_unmatched: bool) -> Identities {
+            Identities::new(
+                order.to_vec(),
+                IdentityCache::new(self.localapi.clone(), Duration::from_secs(60)),
+                Some(CertificateSource {
+                    ca: Arc::new(ClientCa::load(self.ca_path.clone()).unwrap()),
+                    policy: Some(Arc::new(
+                        PolicyStore::load(self.policy_path.clone()).unwrap(),
+                    )),
+                    allow_unmatched,
+                }),
+            )
+        }
+    }
+
+    fn connection(peer: &str, cert: Option<&CertificateDer>) -> ConnectionContext {
+        ConnectionContext {
+            peer: peer.parse().unwrap(),
+            client_cert: ClientCertificate::from_handshake(cert.map(std::slice::from_ref)),
+        }
+    }
+
+    #[tokio::test]
+    async fn sources_are_asked_in_order_and_only_an_unknown_caller_passes_on() {
+        let f = fixture().await;
+        let metrics = Metrics::default();
+        let cert_first = f.identities(&[IdentityArg::ClientCert, IdentityArg::Tailscale], false);
+        let tailscale_first =
+            f.identities(&[IdentityArg::Tailscale, IdentityArg::ClientCert], false);
+
+        // A certificate first: the certificate's identity and the policy file's grant.
+        let caller = cert_first
+            .identify(&metrics, &connection(TAILNET_PEER, Some(&f.carol)))
+            .await
+            .unwrap();
+        assert_eq!(caller.display_name(), "carol");
+        assert_eq!(caller.policy.impersonation.groups, ["team-a", "eng"]);
+        assert!(caller.policy.recording.events);
+        assert_eq!(caller.description.node, "100.64.0.7");
+        // No certificate: the next source.
+        let caller = cert_first
+            .identify(&metrics, &connection(TAILNET_PEER, None))
+            .await
+            .unwrap();
+        assert_eq!(caller.display_name(), "alice@example.com");
+        // Tailscale first: a tailnet address is its node's, certificate or not...
+        let caller = tailscale_first
+            .identify(&metrics, &connection(TAILNET_PEER, Some(&f.carol)))
+            .await
+            .unwrap();
+        assert_eq!(caller.display_name(), "alice@example.com");
+        // ... and an address tailscaled does not know goes on to the certificate.
+        let caller = tailscale_first
+            .identify(&metrics, &connection(OTHER_PEER, Some(&f.carol)))
+            .await
+            .unwrap();
+        assert_eq!(caller.display_name(), "carol");
+
+        // Nobody: 401 naming every source's reason.
+        let status = tailscale_first
+            .identify(&metrics, &connection(OTHER_PEER, None))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code, http::StatusCode::UNAUTHORIZED);
+        assert!(
+            status.message.contains("not known to the tailnet"),
+            "{}",
+            status.message
+        );
+        assert!(
+            status.message.contains("no client certificate"),
+            "{}",
+            status.message
+        );
+    }
+
+    #[tokio::test]
+    async fn a_certificate_that_no_longer_verifies_is_401_even_if_a_later_source_knows_the_address()
+    {
+        let f = fixture().await;
+        let metrics = Metrics::default();
+        let identities = f.identities(&[IdentityArg::ClientCert, IdentityArg::Tailscale], true);
+        let status = identities
+            .identify(&metrics, &connection(TAILNET_PEER, Some(&f.expired)))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code, http::StatusCode::UNAUTHORIZED);
+        assert!(status.message.contains("not valid"), "{}", status.message);
+        assert!(status.close_connection);
+    }
+
+    #[tokio::test]
+    async fn an_unmatched_certificate_caller_is_403_naming_the_policy_unless_allowed() {
+        let f = fixture().await;
+        let metrics = Metrics::default();
+        let policy = f.policy_path.display().to_string();
+        std::fs::write(&f.policy_path, "rules: [{users: [dave]}]\n").unwrap();
+        let refused = f.identities(&[IdentityArg::ClientCert], false);
+        let status = refused
+            .identify(&metrics, &connection(OTHER_PEER, Some(&f.carol)))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code, http::StatusCode::FORBIDDEN);
+        assert!(status.message.contains(&policy), "{}", status.message);
+        assert!(status.message.contains("\"carol\""), "{}", status.message);
+
+        let allowed = f.identities(&[IdentityArg::ClientCert], true);
+        let caller = allowed
+            .identify(&metrics, &connection(OTHER_PEER, Some(&f.carol)))
+            .await
+            .unwrap();
+        assert_eq!(caller.policy.impersonation.groups, ["team-a"]);
+        assert!(!caller.policy.recording.is_recorded() && !caller.policy.recording.events);
+
+        // Only a client-cert source: no certificate is its own 401.
+        let status = allowed
+            .identify(&metrics, &connection(OTHER_PEER, None))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code, http::StatusCode::UNAUTHORIZED);
+        assert_eq!(status.message, "the caller presented no client certificate");
+    }
+}

@@ -310,7 +310,7 @@ fn read_tlv<'a>(input: &mut &'a [u8]) -> Result<(u8, &'a [u8]), DerError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use rcgen::{
@@ -318,12 +318,14 @@ mod tests {
         KeyPair, KeyUsagePurpose,
     };
 
-    struct Ca {
-        cert: rcgen::Certificate,
+    /// A test CA.
+    pub(crate) struct Ca {
+        pub(crate) cert: rcgen::Certificate,
         key: KeyPair,
     }
 
-    fn ca(name: &str) -> Ca {
+    /// A self-signed CA named `name`.
+    pub(crate) fn ca(name: &str) -> Ca {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name.push(DnType::CommonName, name);
@@ -336,7 +338,12 @@ mod tests {
         Ca { cert, key }
     }
 
-    fn client(ca: &Ca, subject: &[(DnType, DnValue)], expired: bool) -> CertificateDer<'static> {
+    /// A client certificate for `subject` signed by `ca`, valid now unless `expired`.
+    pub(crate) fn client(
+        ca: &Ca,
+        subject: &[(DnType, DnValue)],
+        expired: bool,
+    ) -> CertificateDer<'static> {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name = rcgen::DistinguishedName::new();
@@ -355,7 +362,7 @@ mod tests {
             .clone()
     }
 
-    fn utf8(text: &str) -> DnValue {
+    pub(crate) fn utf8(text: &str) -> DnValue {
         DnValue::Utf8String(text.into())
     }
 
