@@ -400,14 +400,15 @@ fn recording_is_enforced_for_a_certificate_caller_whose_rule_says_so() -> anyhow
         .clone()
         .context("the stack started no recorder")?;
     // The recorder's address is known once the stack runs: grant it by changing the file.
-    let grant = |addr: &str| {
+    let grant = |addr: &str, events: bool| {
         serde_json::to_string(&json!({"rules": [{"users": ["carol"], "grant": {
             "impersonate": {"groups": ["recorded", addr]},
             "recorderAddrs": [addr],
             "enforceRecorder": true,
+            "enableEvents": events,
         }}]}))
     };
-    replace_policy(&policy, &grant(&recorder)?)?;
+    replace_policy(&policy, &grant(&recorder, true)?)?;
     wait_until(&stack, "the recording grant", || {
         Ok(whoami(&carol, &[])?.1.contains(&recorder))
     })?;
@@ -420,10 +421,21 @@ fn recording_is_enforced_for_a_certificate_caller_whose_rule_says_so() -> anyhow
     let cast = stack.recording_cast(recordings[0]["id"].as_str().unwrap_or_default())?;
     let header = header_of(&cast)?;
     assert_eq!(header["srcNodeUser"], "carol", "{header}");
+    // enableEvents: API requests are recorded as events naming the certificate user.
+    let events = stack.events("type=kubernetes-api-request")?;
+    let whoami_event = events
+        .iter()
+        .find(|e| e["source"]["nodeUser"] == "carol")
+        .with_context(|| format!("no API event of carol: {events:?}"))?;
+    // A certificate caller has no tailnet node: the event names the address it came from.
+    assert_eq!(
+        whoami_event["source"]["node"], "127.0.0.1",
+        "{whoami_event}"
+    );
 
     // Enforced: with no recorder reachable the session is refused, never run unrecorded.
     let dead = e2e::stack::dead_address()?;
-    replace_policy(&policy, &grant(&dead)?)?;
+    replace_policy(&policy, &grant(&dead, false)?)?;
     wait_until(&stack, "the dead recorder grant", || {
         Ok(whoami(&carol, &[])?.1.contains(&dead))
     })?;

@@ -186,7 +186,17 @@ async fn serve_connection(
         Ok(Ok(tls)) => tls,
         Ok(Err(error)) => {
             app.metrics.tls_handshake_failed();
-            tracing::debug!(%peer, %error, "TLS handshake failed");
+            let refused_certificate = error
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .is_some_and(|inner| matches!(inner, rustls::Error::InvalidCertificate(_)));
+            if refused_certificate {
+                // Worth an operator's attention (a caller with an expired or foreign
+                // certificate), unlike the scanners and aborted connections below.
+                tracing::info!(%peer, %error, "TLS handshake refused: the client certificate failed verification");
+            } else {
+                tracing::debug!(%peer, %error, "TLS handshake failed");
+            }
             return;
         }
         Err(_) => {
