@@ -27,6 +27,10 @@
 //! `<id>.pfcap` beside the casts, indexed with `kind` `port-forward-capture` and its connection
 //! and bytes each way ([`PortForwardCaptureMeta`]), and served back as it is.
 //!
+//! Each recording is sealed when it ends ([`seal`]): a hash chain over its bytes and a manifest
+//! signed with the recorder's Ed25519 key, linked into an append-only, hash-chained index, which
+//! `kube-recorder verify` checks.
+//!
 //! See [`Store`] for the directory layout and [`events`] for the event log.
 //!
 //! ```no_run
@@ -55,6 +59,7 @@ mod line_splitter;
 mod playback;
 mod recording_id;
 mod recording_meta;
+pub mod seal;
 mod server;
 mod store;
 

@@ -6,6 +6,7 @@ mod events;
 mod ls;
 mod play;
 mod serve;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -55,6 +56,11 @@ enum Command {
     /// `--direction c`: what the client sent to the pod; `--direction s`: what the pod sent
     /// back. For example `kube-recorder capture ID --direction s --dir DIR > out.bin`.
     Capture(capture::CaptureArgs),
+    /// Check the recordings' seals: signatures, contents and the chain.
+    ///
+    /// Prints one line per problem, `ID: reason` (a cast changed or truncated, a recording
+    /// deleted, chain entries reordered, ...), and exits non-zero when there is any.
+    Verify(verify::VerifyArgs),
 }
 
 /// Where to read recordings and events from.
@@ -86,6 +92,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         Command::Play(args) => play::run(args).await,
         Command::Events(args) => events::run(args).await,
         Command::Capture(args) => capture::run(args).await,
+        Command::Verify(args) => verify::run(args).await,
     }
 }
 

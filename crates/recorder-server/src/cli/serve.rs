@@ -40,6 +40,10 @@ pub(crate) struct ServeArgs {
     /// Seconds in-flight uploads get on SIGTERM/SIGINT before they are cut.
     #[arg(long, default_value_t = 10.0)]
     shutdown_grace: f64,
+    /// Ed25519 key (PKCS#8 PEM) recordings are sealed with; created (mode 0600, with FILE.pub
+    /// beside it) when missing. Default DIR/signing-key.pem; keep it outside DIR in production.
+    #[arg(long, env = "KUBE_RECORDER_SIGNING_KEY", value_name = "FILE")]
+    signing_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -71,6 +75,7 @@ impl ServeArgs {
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let options = args.options()?;
+    recorder_server::seal::set_signing_key(args.signing_key.clone());
     let server = RecorderServer::start(options)
         .await
         .context("starting the recorder")?;

@@ -7,8 +7,10 @@
 //!     <id>.pfcap    a port-forward capture (kap-port-forward/1) exactly as received, instead
 //!                   of a cast (index entry kind `port-forward-capture`)
 //!     <id>.json     its index entry (RecordingMeta), replaced atomically
+//!     <id>.manifest.json  its seal, when the store seals (see [`crate::seal`])
 //!   events/
 //!     YYYY-MM-DD.jsonl   API events received that UTC day, one JSON object per line
+//!   chain.jsonl          the hash-chained index of seals; signing-key.pem(.pub) by default
 //! ```
 //!
 //! Several readers (the server, `kube-recorder ls --dir`) may use one directory at once; only one
@@ -31,6 +33,7 @@ use crate::error::StoreError;
 use crate::events::{self, EventFilter};
 use crate::recording_id::{is_valid_id, new_id};
 use crate::recording_meta::{RecordingKind, RecordingMeta};
+use crate::seal::{self, Sealer};
 
 /// Subdirectory holding casts and index entries.
 const RECORDINGS: &str = "recordings";
@@ -41,6 +44,8 @@ const EVENTS: &str = "events";
 #[derive(Debug, Clone)]
 pub struct Store {
     root: Arc<Path>,
+    /// Seals recordings as they end, when set ([`Store::seal_with`]).
+    sealer: Option<Arc<Sealer>>,
 }
 
 impl Store {
@@ -57,10 +62,15 @@ impl Store {
                 source: std::io::Error::other("not a directory"),
             });
         }
-        Ok(Self { root: root.into() })
+        Ok(Self {
+            root: root.into(),
+            sealer: None,
+        })
     }
 
-    /// Opens a recording directory, creating it and its subdirectories if needed.
+    /// Opens a recording directory for writing, creating it and its subdirectories if needed.
+    /// Recordings that end are sealed ([`crate::seal`]) with the key
+    /// [`seal::set_signing_key`] names, by default `DIR/signing-key.pem`, created when missing.
     pub async fn create(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let root: PathBuf = dir.into();
         for sub in [RECORDINGS, EVENTS] {
@@ -69,7 +79,29 @@ impl Store {
                 .await
                 .map_err(StoreError::io("create", &path))?;
         }
-        Ok(Self { root: root.into() })
+        let store = Self {
+            root: root.into(),
+            sealer: None,
+        };
+        let key = seal::signing_key_path(&store.root);
+        store.seal_with(&key).await
+    }
+
+    /// Seals every recording that ends from now on (and, in [`Store::recover`], those an
+    /// earlier run left unsealed) with the Ed25519 key at `key`, created (mode 0600, with
+    /// `<key>.pub` beside it) when missing. See [`crate::seal`].
+    pub async fn seal_with(mut self, key: &Path) -> Result<Self, StoreError> {
+        let root = self.root.to_path_buf();
+        let key = key.to_owned();
+        let sealer = blocking(move || Ok(Sealer::open(&root, &key)?)).await?;
+        tracing::info!(key_id = %sealer.public_key().key_id(), "sealing recordings");
+        self.sealer = Some(Arc::new(sealer));
+        Ok(self)
+    }
+
+    /// The sealer, when the store seals.
+    pub fn sealer(&self) -> Option<&Sealer> {
+        self.sealer.as_deref()
     }
 
     /// The directory.
@@ -92,7 +124,10 @@ impl Store {
         blocking(move || {
             let mut entries = Vec::new();
             for (name, path) in dir_entries(&dir)? {
-                if name.starts_with('.') || !name.ends_with(index_file::INDEX_SUFFIX) {
+                if name.starts_with('.')
+                    || !name.ends_with(index_file::INDEX_SUFFIX)
+                    || name.ends_with(seal::MANIFEST_SUFFIX)
+                {
                     continue;
                 }
                 match index_file::read(&path) {
@@ -249,20 +284,24 @@ impl Store {
             }
         })
         .await?;
-        Ok(RecordingWriter::new(
-            meta,
-            tokio::fs::File::from_std(file),
-            self.recordings_dir(),
-        ))
+        Ok(
+            RecordingWriter::new(meta, tokio::fs::File::from_std(file), self.recordings_dir())
+                .sealed_by(self.sealer.clone()),
+        )
     }
 
     /// Repairs what a crash or kill left behind, for a server about to start writing: entries
     /// still `recording` become `incomplete` (their numbers read again from the cast), casts
     /// without an entry get one, leftover temporary files go. Returns the entries it changed.
     ///
+    /// When the store seals, recordings it repairs are sealed (as incomplete), and so is every
+    /// finished recording the chain does not name yet (a crash between its end and its seal, or
+    /// recordings stored before sealing was turned on).
+    ///
     /// Only call this when no other server writes to the directory.
     pub async fn recover(&self) -> Result<Vec<RecordingMeta>, StoreError> {
         let dir = self.recordings_dir();
+        let sealer = self.sealer.clone();
         blocking(move || {
             let mut repaired = Vec::new();
             let entries = dir_entries(&dir)?;
@@ -304,9 +343,20 @@ impl Store {
                 meta.outcome = Outcome::Incomplete;
                 meta.reason = Some("the recorder stopped before the upload ended".to_owned());
                 meta.finished_at = Some(crate::recording_meta::round_to(unix_now(), 1e3));
+                // Sealed, but stopped before its final index entry: the seal says how it ended.
+                if let Some(sealed) = sealer
+                    .as_ref()
+                    .filter(|s| s.is_chained(id))
+                    .and_then(|_| seal::read_manifest(&dir, id))
+                {
+                    sealed.restore_outcome(&mut meta);
+                }
                 index_file::write(&dir, &meta)?;
                 tracing::info!(id = %meta.id, "recording left unfinished by an earlier run marked incomplete");
                 repaired.push(meta);
+            }
+            if let Some(sealer) = &sealer {
+                seal_unsealed(sealer, &dir, &entries)?;
             }
             Ok(repaired)
         })
@@ -320,6 +370,34 @@ impl Store {
         let filter = filter.clone();
         blocking(move || events::query(&dir, &filter)).await
     }
+}
+
+/// Seals every finished recording among `entries` that the chain does not name.
+fn seal_unsealed(
+    sealer: &Sealer,
+    dir: &Path,
+    entries: &[(String, PathBuf)],
+) -> Result<(), StoreError> {
+    for (name, path) in entries {
+        let Some(id) = name
+            .strip_suffix(index_file::CAST_SUFFIX)
+            .or_else(|| name.strip_suffix(index_file::CAPTURE_SUFFIX))
+        else {
+            continue;
+        };
+        if sealer.is_chained(id) {
+            continue;
+        }
+        let Ok(meta) = index_file::read(&index_file::index_path(dir, id)) else {
+            continue;
+        };
+        if meta.outcome == Outcome::Recording {
+            continue;
+        }
+        sealer.seal(&meta, path, None, "recovery")?;
+        tracing::info!(id, "sealed a recording left unsealed");
+    }
+    Ok(())
 }
 
 fn check_id(id: &str) -> Result<(), StoreError> {

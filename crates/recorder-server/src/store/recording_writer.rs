@@ -1,6 +1,7 @@
 //! Writing one recording as it arrives.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use castfmt::Outcome;
 use tokio::io::AsyncWriteExt as _;
@@ -11,6 +12,7 @@ use crate::cast_scan::CastScanner;
 use crate::civil_time::unix_now;
 use crate::error::StoreError;
 use crate::recording_meta::{round_to, RecordingKind, RecordingMeta};
+use crate::seal::{ChainHasher, Sealer};
 
 /// Buffer between the network and the cast file: large writes, bounded memory.
 const WRITE_BUFFER: usize = 256 * 1024;
@@ -45,6 +47,11 @@ pub struct RecordingWriter {
     scanner: Scanner,
     recordings: PathBuf,
     cast_path: PathBuf,
+    /// Seals the recording at its end, when the store seals.
+    sealer: Option<Arc<Sealer>>,
+    /// The hash chain over the bytes written; `None` once a write failed (the seal then reads
+    /// the file again).
+    hasher: Option<ChainHasher>,
 }
 
 impl RecordingWriter {
@@ -60,12 +67,20 @@ impl RecordingWriter {
             ),
         };
         Self {
-            meta,
             file: tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file),
             scanner,
+            hasher: Some(ChainHasher::new(&meta.id)),
+            meta,
             recordings,
             cast_path,
+            sealer: None,
         }
+    }
+
+    /// Seals the recording at its end with `sealer`.
+    pub(crate) fn sealed_by(mut self, sealer: Option<Arc<Sealer>>) -> Self {
+        self.sealer = sealer;
+        self
     }
 
     /// The recording's ID.
@@ -83,10 +98,13 @@ impl RecordingWriter {
 
     /// Appends received bytes.
     pub async fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
-        self.file
-            .write_all(data)
-            .await
-            .map_err(StoreError::io("write", &self.cast_path))?;
+        if let Err(error) = self.file.write_all(data).await {
+            self.hasher = None;
+            return Err(StoreError::io("write", &self.cast_path)(error));
+        }
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(data);
+        }
         let header_completed = match &mut self.scanner {
             Scanner::Cast(scanner) => {
                 let completed = scanner.feed(data);
@@ -138,6 +156,23 @@ impl RecordingWriter {
                 (Outcome::Incomplete, Some(format!("storage error: {error}")))
             }
         };
+        // Sealed before the final index entry, so a finished entry means a sealed recording.
+        if let Some(sealer) = self.sealer.clone() {
+            let digest = match &synced {
+                Ok(()) => self.hasher.take().map(ChainHasher::finish),
+                Err(_) => None,
+            };
+            let (meta, path) = (self.meta.clone(), self.cast_path.clone());
+            let sealed =
+                super::blocking(move || Ok(sealer.seal(&meta, &path, digest, "upload")?)).await;
+            if let Err(error) = sealed {
+                tracing::error!(id = %self.meta.id, %error, "cannot seal the recording");
+                self.meta.outcome = Outcome::Incomplete;
+                self.meta.reason = Some(format!("storage error: cannot seal: {error}"));
+                self.write_index().await?;
+                return Err(error);
+            }
+        }
         self.write_index().await?;
         synced?;
         Ok(self.meta)

@@ -1,0 +1,375 @@
+//! Checking a recording directory's seals.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use super::chain::{ChainEntry, EntryType};
+use super::chain_hash::{hash_file, hex, sha256};
+use super::key::PublicKey;
+use super::manifest::Manifest;
+use super::{SealError, CHAIN_FILE, MANIFEST_SUFFIX};
+use crate::recording_meta::RecordingMeta;
+
+/// One thing wrong (or, among [`VerifyReport::notes`], worth saying).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The recording ID, or `chain.jsonl line N` for a line that names none.
+    pub subject: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.subject, self.reason)
+    }
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Everything wrong, by recording (in ID order), chain problems first.
+    pub problems: Vec<Problem>,
+    /// Not wrong, but not verified either: recordings still being written.
+    pub notes: Vec<Problem>,
+    /// Recordings whose seal checked out.
+    pub verified: usize,
+    /// Lines in the chain.
+    pub entries: u64,
+    /// Hex SHA-256 of the chain's last line (64 zeros for an empty chain): write it down
+    /// elsewhere to notice later if the chain's end is cut off.
+    pub head: String,
+}
+
+impl VerifyReport {
+    /// Whether nothing is wrong.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+fn problem(subject: impl Into<String>, reason: impl Into<String>) -> Problem {
+    Problem {
+        subject: subject.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A chain line that could be read.
+struct Line {
+    number: usize,
+    entry: ChainEntry,
+}
+
+/// Checks the recording directory `dir` against `key`: every manifest's signature, every stored
+/// file against its manifest's hash chain, every chain line's signature, sequence number and link
+/// to the line before, that every recording has exactly one `sealed` entry naming its manifest
+/// and every entry's recording still exists (unless a `removed` entry says it was removed).
+/// With `ids`, only those recordings are checked (and the chain's links). Blocking.
+pub fn verify(dir: &Path, key: &PublicKey, ids: &[String]) -> Result<VerifyReport, SealError> {
+    let mut report = VerifyReport::default();
+    let chain_path = dir.join(CHAIN_FILE);
+    let bytes = match std::fs::read(&chain_path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => return Err(SealError::io("read", &chain_path)(error)),
+    };
+
+    // The chain, line by line.
+    let mut lines: BTreeMap<String, Vec<Line>> = BTreeMap::new();
+    let mut head = super::GENESIS;
+    let mut chain_problems = Vec::new();
+    let mut pieces: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    if let Some(last) = pieces.pop() {
+        if !last.is_empty() {
+            chain_problems.push(problem(
+                format!("{CHAIN_FILE} line {}", pieces.len() + 1),
+                "the last line is unfinished (no line break)",
+            ));
+        }
+    }
+    for (index, line) in pieces.iter().enumerate() {
+        let number = index + 1;
+        report.entries += 1;
+        let expected_prev = hex(&head);
+        head = sha256(line);
+        let entry: ChainEntry = match serde_json::from_slice(line) {
+            Ok(entry) => entry,
+            Err(error) => {
+                chain_problems.push(problem(
+                    format!("{CHAIN_FILE} line {number}"),
+                    format!("unreadable chain entry: {error}"),
+                ));
+                continue;
+            }
+        };
+        let id = entry.id.clone();
+        if !entry.signature_valid(key) {
+            chain_problems.push(problem(
+                &id,
+                format!("chain entry at line {number} (seq {}): signature invalid (changed, or not signed by this key)", entry.seq),
+            ));
+        }
+        if entry.seq != number as u64 {
+            chain_problems.push(problem(
+                &id,
+                format!(
+                    "chain entry seq {} is at line {number}: chain entries reordered, inserted or removed",
+                    entry.seq
+                ),
+            ));
+        }
+        if entry.prev != expected_prev {
+            chain_problems.push(problem(
+                &id,
+                format!(
+                    "chain link broken at line {number} (seq {}): it does not follow the line before it",
+                    entry.seq
+                ),
+            ));
+        }
+        lines.entry(id).or_default().push(Line { number, entry });
+    }
+    report.head = hex(&head);
+
+    // The recordings directory.
+    let recordings = dir.join("recordings");
+    let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut manifests = BTreeSet::new();
+    let read_dir = match std::fs::read_dir(&recordings) {
+        Ok(read_dir) => Some(read_dir),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+        Err(error) => return Err(SealError::io("list", &recordings)(error)),
+    };
+    for entry in read_dir.into_iter().flatten() {
+        let entry = entry.map_err(SealError::io("list", &recordings))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Some(id) = name.strip_suffix(MANIFEST_SUFFIX) {
+            manifests.insert(id.to_owned());
+        } else if let Some(id) = name
+            .strip_suffix(".cast")
+            .or_else(|| name.strip_suffix(".pfcap"))
+        {
+            files.entry(id.to_owned()).or_default().push(name.clone());
+        }
+    }
+
+    let mut all: BTreeSet<String> = files.keys().cloned().collect();
+    all.extend(manifests.iter().cloned());
+    all.extend(lines.keys().cloned());
+    let selected: Vec<String> = if ids.is_empty() {
+        all.into_iter().collect()
+    } else {
+        ids.to_vec()
+    };
+    report.problems = chain_problems;
+    for id in selected {
+        let before = report.problems.len();
+        let open = check_recording(
+            &mut report.problems,
+            &recordings,
+            key,
+            &id,
+            files.get(&id).map(Vec::as_slice).unwrap_or_default(),
+            manifests.contains(&id),
+            lines.get(&id).map(Vec::as_slice).unwrap_or_default(),
+        );
+        if open {
+            report
+                .notes
+                .push(problem(&id, "still recording: not sealed yet"));
+        } else if report.problems.len() == before {
+            report.verified += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// Checks one recording; returns true when it is still being recorded (not sealed yet).
+fn check_recording(
+    problems: &mut Vec<Problem>,
+    recordings: &Path,
+    key: &PublicKey,
+    id: &str,
+    files: &[String],
+    has_manifest: bool,
+    lines: &[Line],
+) -> bool {
+    let mut report = |reason: String| problems.push(problem(id, reason));
+    let sealed: Vec<&Line> = lines
+        .iter()
+        .filter(|l| l.entry.entry_type == EntryType::Sealed)
+        .collect();
+    let removed = lines
+        .iter()
+        .find(|l| l.entry.entry_type == EntryType::Removed);
+
+    if let Some(removed) = removed {
+        if !files.is_empty() {
+            report(format!(
+                "removed at chain line {} ({}) but {} is still stored",
+                removed.number,
+                removed.entry.reason.as_deref().unwrap_or("no reason"),
+                files.join(", ")
+            ));
+        }
+        if sealed.is_empty() {
+            report(format!(
+                "removed at chain line {} but never sealed",
+                removed.number
+            ));
+        }
+        return false;
+    }
+    if files.is_empty() && !has_manifest && sealed.is_empty() {
+        report("no such recording: no file, manifest or chain entry".to_owned());
+        return false;
+    }
+    if files.len() > 1 {
+        report(format!("stored twice: {}", files.join(", ")));
+    }
+    let index = std::fs::read(recordings.join(format!("{id}.json")))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<RecordingMeta>(&bytes).ok());
+    let lines_text = |lines: &[&Line]| {
+        lines
+            .iter()
+            .map(|l| l.number.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+
+    if !has_manifest {
+        let recording = index
+            .as_ref()
+            .is_some_and(|m| m.outcome == castfmt::Outcome::Recording);
+        if !files.is_empty() && sealed.is_empty() && recording {
+            return true;
+        }
+        if files.is_empty() {
+            report(format!(
+                "recording deleted: chain line {} names it, but its file and manifest are gone",
+                lines_text(&sealed)
+            ));
+        } else if sealed.is_empty() {
+            report(format!(
+                "not sealed: no {id}{MANIFEST_SUFFIX} and no chain entry"
+            ));
+        } else {
+            report(format!(
+                "manifest deleted: no {id}{MANIFEST_SUFFIX}, though chain line {} seals it",
+                lines_text(&sealed)
+            ));
+        }
+        return false;
+    }
+
+    let manifest_path = super::manifest_path(recordings, id);
+    let manifest_bytes = match std::fs::read(&manifest_path) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            report(format!("manifest unreadable: {error}"));
+            return false;
+        }
+    };
+    let manifest: Manifest = match serde_json::from_slice(&manifest_bytes) {
+        Ok(manifest) => manifest,
+        Err(error) => {
+            report(format!("manifest unreadable: {error}"));
+            return false;
+        }
+    };
+    if !manifest.signature_valid(key) {
+        if manifest.key_id != key.key_id() {
+            report(format!(
+                "manifest signed by another key ({}, not {})",
+                manifest.key_id,
+                key.key_id()
+            ));
+        } else {
+            report("manifest signature invalid: the manifest was changed".to_owned());
+        }
+    }
+    if manifest.id != id {
+        report(format!("manifest is of recording {}", manifest.id));
+    }
+    let what = if manifest.kind == "port-forward-capture" {
+        "capture"
+    } else {
+        "cast"
+    };
+    match files.first() {
+        None => report(format!(
+            "recording deleted: {} is missing (sealed with {} bytes)",
+            manifest.file, manifest.size
+        )),
+        Some(name) => {
+            if *name != manifest.file {
+                report(format!("stored as {name}, but sealed as {}", manifest.file));
+            }
+            match hash_file(id, &recordings.join(name)) {
+                Err(error) => report(format!("{what} unreadable: {error}")),
+                Ok(digest) if digest.size < manifest.size => report(format!(
+                    "{what} truncated: {} bytes stored, {} sealed",
+                    digest.size, manifest.size
+                )),
+                Ok(digest) if digest.size > manifest.size => report(format!(
+                    "{what} grown: {} bytes stored, {} sealed",
+                    digest.size, manifest.size
+                )),
+                Ok(digest) if hex(&digest.hash) != manifest.hash => report(format!(
+                    "{what} changed: its bytes do not match the sealed hash ({} bytes, same size)",
+                    digest.size
+                )),
+                Ok(_) => {}
+            }
+        }
+    }
+    match sealed.as_slice() {
+        [] => report(format!(
+            "not in the chain: {CHAIN_FILE} has no entry for it"
+        )),
+        [line] => {
+            let manifest_hash = hex(&sha256(&manifest_bytes));
+            if line.entry.manifest.as_deref() != Some(manifest_hash.as_str()) {
+                report(format!(
+                    "manifest replaced or changed since chain line {} sealed it",
+                    line.number
+                ));
+            }
+            if line.entry.prev != manifest.prev_chain_head {
+                report(format!(
+                    "chain line {} does not follow the chain head the manifest was sealed after",
+                    line.number
+                ));
+            }
+        }
+        more => report(format!(
+            "in the chain {} times (lines {})",
+            more.len(),
+            lines_text(more)
+        )),
+    }
+    if let Some(meta) = index {
+        if meta.id != id {
+            report(format!("index entry {id}.json is of recording {}", meta.id));
+        } else if meta.outcome != castfmt::Outcome::Recording
+            && (meta.bytes != manifest.size || meta.outcome.as_str() != manifest.outcome)
+        {
+            report(format!(
+                "index entry {id}.json disagrees with the seal: {} {} bytes, sealed {} {} bytes",
+                meta.outcome.as_str(),
+                meta.bytes,
+                manifest.outcome,
+                manifest.size
+            ));
+        }
+    }
+    false
+}
