@@ -23,6 +23,8 @@ pub(crate) fn ci() -> anyhow::Result<()> {
         "warnings",
     ]))?;
     crate::standalone::standalone()?;
+    eprintln!("$ cargo xtask deploy-check");
+    crate::deploy_check::deploy_check()?;
     ensure_cargo_tool("deny", "cargo-deny")?;
     // Advisories need the advisory database from the network, which these machines do not reach.
     run(cargo().args(["deny", "check", "licenses", "bans", "sources"]))?;

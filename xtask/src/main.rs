@@ -13,10 +13,13 @@
 //! - `fresh-clone-check [--keep]`: `ci` in a fresh clone of `HEAD` with nothing beside it.
 //! - `standalone`: the reusable crates package together and build as path dependencies of a
 //!   scratch crate outside the workspace.
+//! - `deploy-check`: every kustomize overlay under `deploy/overlays/` renders and keeps the
+//!   deployment's invariants (RBAC, security contexts, probes, the binaries' flags).
 
 mod bench;
 mod ci;
 mod demo;
+mod deploy_check;
 mod events_bench;
 mod fresh_clone;
 mod fuzz;
@@ -105,6 +108,14 @@ enum Task {
     /// temporary directory outside the checkout, depending on spdyframe and sessiontap by path,
     /// is built and run.
     Standalone,
+    /// The Kubernetes manifests under deploy/ render and keep their invariants.
+    ///
+    /// Renders every overlay with `kubectl kustomize` and checks: no `*` in RBAC and
+    /// impersonation only; every container's security context and resources; probes on paths
+    /// and ports the binaries serve; every flag in the proxy's and the recorder's args is one the
+    /// binary accepts (the proxy's own parser; the built kube-recorder); the recorder reachable
+    /// only from the proxy (NetworkPolicy).
+    DeployCheck,
 }
 
 impl Task {
@@ -134,6 +145,7 @@ impl Task {
             }),
             Task::FreshCloneCheck { keep } => fresh_clone::fresh_clone_check(keep),
             Task::Standalone => standalone::standalone(),
+            Task::DeployCheck => deploy_check::deploy_check(),
         }
     }
 }
@@ -180,6 +192,7 @@ mod tests {
             "bench",
             "fresh-clone-check",
             "standalone",
+            "deploy-check",
         ] {
             assert_eq!(
                 parse(&[command, "--help"]),
