@@ -46,6 +46,9 @@ proxy sends response events), once you have run the commands above:
   {bin}/kube-recorder events --dir {dir}/recordings --user demo@example.com
   {bin}/kube-recorder events --dir {dir}/recordings --verb watch      # kubectl get pods -w
   {bin}/kube-recorder events --dir {dir}/recordings --type response -o json
+or over its read API, which needs a viewer token (each read is itself recorded):
+  KUBE_RECORDER_TOKEN={token} {bin}/kube-recorder ls --server http://{recorder}
+  curl -s -H 'Authorization: Bearer {token}' http://{recorder}/api/recordings
 
 Press Ctrl-C to stop."#,
         proxy = stack.proxy_url,
@@ -53,6 +56,7 @@ Press Ctrl-C to stop."#,
         apiserver = stack.apiserver_url,
         dir = dir.display(),
         recorder = stack.recorder_addr.as_deref().unwrap_or("-"),
+        token = e2e::stack::RECORDER_VIEWER_TOKEN,
         bin = e2e::binaries::bin_dir().display(),
     );
     let status = stack.proxy.wait()?;

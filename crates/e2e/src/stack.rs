@@ -20,6 +20,9 @@ pub const PROXY_USER: &str = "system:serviceaccount:tailscale:kube-auth-proxy";
 pub const CALLER_TOKEN: &str = "caller-own-token";
 /// The user the stand-in maps [`CALLER_TOKEN`] to.
 pub const CALLER_TOKEN_USER: &str = "caller-own-token-user";
+/// The viewer token of the stack's `kube-recorder` (every namespace): reading its API needs it.
+/// `kube-recorder ls|play|events|capture --server` take it as `KUBE_RECORDER_TOKEN`.
+pub const RECORDER_VIEWER_TOKEN: &str = "e2e-recorder-viewer-token";
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -298,9 +301,18 @@ impl Stack {
 
         let (recorder, recorder_addr) = match options.recording {
             Some(grant) if !grant.all_dead => {
+                // Both surfaces on one port: the proxy uploads from loopback (allowed by
+                // default), the harness reads with the viewer token.
+                let viewers = write(
+                    &dir,
+                    "recorder-viewers",
+                    format!("{RECORDER_VIEWER_TOKEN} e2e *\n").as_bytes(),
+                )?;
                 let mut command = Command::new(binary("kube-recorder")?);
                 command
-                    .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
+                    .args(["serve", "--listen", "127.0.0.1:0", "--viewer-tokens"])
+                    .arg(&viewers)
+                    .arg("--dir")
                     .arg(dir.join("recordings"));
                 if grant.v1_only {
                     command.arg("--v1-only");
@@ -562,13 +574,24 @@ impl Stack {
         Ok(())
     }
 
-    /// The recorder's index of recordings, newest first.
-    pub fn recordings(&self) -> anyhow::Result<Vec<Value>> {
+    /// GET `path` on the recorder's read API with the viewer token.
+    pub fn recorder_get(&self, path: &str) -> anyhow::Result<http::HttpResponse> {
         let addr = self
             .recorder_addr
             .as_deref()
             .ok_or_else(|| anyhow!("no recorder in this stack"))?;
-        match http::request("GET", &format!("http://{addr}/api/recordings"), None)?.json()? {
+        recorder_get(addr, path, Some(RECORDER_VIEWER_TOKEN))
+    }
+
+    /// The recorder's index of recordings, newest first.
+    pub fn recordings(&self) -> anyhow::Result<Vec<Value>> {
+        let response = self.recorder_get("/api/recordings")?;
+        anyhow::ensure!(
+            response.status == 200,
+            "/api/recordings: {}",
+            response.text()
+        );
+        match response.json()? {
             Value::Array(items) => Ok(items),
             other => Err(anyhow!("unexpected /api/recordings answer: {other}")),
         }
@@ -601,11 +624,7 @@ impl Stack {
     /// The recorder's API events matching `query` (e.g. `type=kubernetes-api-request`), oldest
     /// first.
     pub fn events(&self, query: &str) -> anyhow::Result<Vec<Value>> {
-        let addr = self
-            .recorder_addr
-            .as_deref()
-            .ok_or_else(|| anyhow!("no recorder in this stack"))?;
-        let response = http::request("GET", &format!("http://{addr}/api/events?{query}"), None)?;
+        let response = self.recorder_get(&format!("/api/events?{query}"))?;
         anyhow::ensure!(response.status == 200, "/api/events: {}", response.text());
         match response.json()? {
             Value::Array(items) => Ok(items),
@@ -615,11 +634,7 @@ impl Stack {
 
     /// One recording's asciicast text.
     pub fn recording_cast(&self, id: &str) -> anyhow::Result<String> {
-        let addr = self
-            .recorder_addr
-            .as_deref()
-            .ok_or_else(|| anyhow!("no recorder in this stack"))?;
-        let response = http::request("GET", &format!("http://{addr}/api/recordings/{id}"), None)?;
+        let response = self.recorder_get(&format!("/api/recordings/{id}"))?;
         anyhow::ensure!(
             response.status == 200,
             "recording {id}: {}",
@@ -647,6 +662,42 @@ impl Stack {
             self.apiserver.log_text()
         )
     }
+}
+
+/// GET `path` from a `kube-recorder` at `addr` (`127.0.0.1:PORT`), with a viewer token or without.
+/// HTTP/1.0, so the answer (a cast may be streamed) ends when the connection closes.
+pub fn recorder_get(
+    addr: &str,
+    path: &str,
+    token: Option<&str>,
+) -> anyhow::Result<http::HttpResponse> {
+    use std::io::{Read as _, Write as _};
+    let mut stream =
+        std::net::TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
+    let authorization = token
+        .map(|token| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{authorization}\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| anyhow!("no HTTP head in the recorder's answer to {path}"))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("bad status line from the recorder: {head}"))?;
+    Ok(http::HttpResponse {
+        status,
+        body: raw[split + 4..].to_vec(),
+    })
 }
 
 /// The certificate the LocalAPI stand-in issues for [`TAILNET_NAME`], asked over its socket as the

@@ -163,6 +163,7 @@ fn extract(stack: &Stack, id: &str, direction: &str) -> anyhow::Result<Vec<u8>> 
         .as_deref()
         .ok_or_else(|| anyhow::anyhow!("no recorder"))?;
     let output = Command::new(e2e::binaries::binary("kube-recorder")?)
+        .env("KUBE_RECORDER_TOKEN", e2e::stack::RECORDER_VIEWER_TOKEN)
         .args(["capture", id, "--direction", direction, "--server"])
         .arg(format!("http://{addr}"))
         .output()?;

@@ -19,8 +19,13 @@ const CAST: &str = concat!(
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let server =
-        RecorderServer::start(ServerOptions::new("127.0.0.1:0".parse()?, dir.path())).await?;
+    // Reading needs a viewer: here a token that sees every namespace.
+    let token = "example-viewer-token-0123";
+    let tokens = dir.path().join("viewer-tokens");
+    std::fs::write(&tokens, format!("{token} example *\n"))?;
+    let mut options = ServerOptions::new("127.0.0.1:0".parse()?, dir.path());
+    options.access.viewer_tokens = Some(tokens);
+    let server = RecorderServer::start(options).await?;
     println!(
         "recorder at http://{}, storing in {}",
         server.addr(),
@@ -32,7 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     recording.write(CAST.as_bytes()).await?;
     recording.finish(RecordingEnd::Complete).await?;
 
-    let client = RecorderApiClient::new(&format!("http://{}", server.addr()))?;
+    let client = RecorderApiClient::new(&format!("http://{}", server.addr()))?.with_token(token);
     for meta in client.recordings().await? {
         println!(
             "{}  {}  {}/{}  exit {:?}  {:?}  {} bytes",

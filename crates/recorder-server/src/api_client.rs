@@ -60,6 +60,17 @@ pub enum ApiError {
 pub struct RecorderApiClient {
     base: String,
     client: Client<HttpConnector, Empty<Bytes>>,
+    token: Option<Token>,
+}
+
+/// A viewer token, kept out of debug output.
+#[derive(Clone)]
+struct Token(String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(..)")
+    }
 }
 
 /// A cast being downloaded.
@@ -108,7 +119,17 @@ impl RecorderApiClient {
         Ok(Self {
             base: trimmed.to_owned(),
             client,
+            token: None,
         })
+    }
+
+    /// Sends `Authorization: Bearer TOKEN` with every request: a viewer token of the recorder's
+    /// `--viewer-tokens` file.
+    pub fn with_token(self, token: impl Into<String>) -> Self {
+        Self {
+            token: Some(Token(token.into())),
+            ..self
+        }
     }
 
     /// `GET /api/recordings`: every index entry, newest first.
@@ -155,14 +176,21 @@ impl RecorderApiClient {
     async fn get(&self, path: &str) -> Result<(String, Incoming), ApiError> {
         let url = format!("{}{path}", self.base);
         let uri: Uri = url.parse().map_err(|_| ApiError::BadUrl(url.clone()))?;
-        let response = self
-            .client
-            .get(uri)
-            .await
-            .map_err(|error| ApiError::Unreachable {
-                url: url.clone(),
-                message: error_chain(&error),
-            })?;
+        let mut request = http::Request::get(uri);
+        if let Some(Token(token)) = &self.token {
+            request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request
+            .body(Empty::new())
+            .map_err(|_| ApiError::BadUrl(url.clone()))?;
+        let response =
+            self.client
+                .request(request)
+                .await
+                .map_err(|error| ApiError::Unreachable {
+                    url: url.clone(),
+                    message: error_chain(&error),
+                })?;
         let status = response.status();
         if status.is_success() {
             return Ok((url, response.into_body()));

@@ -77,7 +77,10 @@ pub use line_splitter::{Line, LineSplitter};
 pub use playback::{Playback, PlaybackOptions, PlaybackStep};
 pub use recording_id::is_valid_id;
 pub use recording_meta::{FileCopyMeta, PortForwardCaptureMeta, RecordingKind, RecordingMeta};
-pub use server::{RecorderServer, ServerOptions};
+pub use server::{
+    AccessOptions, CidrError, IpCidr, RecorderServer, ServerOptions, RECORDER_CAPABILITY,
+    VIEW_EVENT_TYPE,
+};
 pub use store::{RecordingEnd, RecordingWriter, Store};
 
 /// Renders a Unix time as RFC 3339 in UTC to the second, as listings show it.

@@ -17,6 +17,8 @@ fn kube_recorder() -> Command {
         .env_remove("KUBE_RECORDER_DIR")
         .env_remove("KUBE_RECORDER_SERVER")
         .env_remove("KUBE_RECORDER_LISTEN")
+        .env_remove("KUBE_RECORDER_TOKEN_FILE")
+        .env("KUBE_RECORDER_TOKEN", common::ADMIN_TOKEN)
         .env_remove("RUST_LOG")
         .kill_on_drop(true);
     command
@@ -149,7 +151,7 @@ async fn serve_no_events_answers_404_on_the_event_endpoint() {
         .strip_prefix("listening on ")
         .map(str::to_owned);
     let url = url.unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    let client = reqwest::Client::new();
+    let client = common::client();
     for (method, path, expected) in [
         (
             reqwest::Method::HEAD,
@@ -181,7 +183,7 @@ async fn ls_play_and_events_read_a_directory() {
     let server = common::start(&dir).await;
     let session = store_cast(server.store(), "session.cast").await;
     let tagged = store_cast(server.store(), "tagged.cast").await;
-    let client = reqwest::Client::new();
+    let client = common::client();
     for name in [
         "events/get-pods-alice.json",
         "events/create-deploy-ci.json",
@@ -273,7 +275,7 @@ async fn ls_play_and_events_read_a_directory() {
 /// Posts the fixtures to a fresh recorder in `dir`, in order, and returns it still running.
 async fn server_with_events(dir: &tempfile::TempDir, names: &[&str]) -> RecorderServer {
     let server = common::start(dir).await;
-    let client = reqwest::Client::new();
+    let client = common::client();
     for name in names {
         let status = client
             .post(format!("http://{}/v2/event", server.addr()))
@@ -390,9 +392,13 @@ async fn events_pair_each_response_with_its_request() {
     }
     let (ok, out, err) = run(&["events", "--dir", dir_arg, "-o", "json"]).await;
     assert!(ok, "{err}");
+    // The reads through --server above are recorded too, after the API events.
     let printed: Vec<serde_json::Value> = lines(&out)
         .iter()
-        .map(|line| serde_json::from_str(line).expect("a JSON object per line"))
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).expect("a JSON object per line")
+        })
+        .filter(|event| event["type"] != recorder_server::VIEW_EVENT_TYPE)
         .collect();
     let sent: Vec<serde_json::Value> = [
         "events/get-pods-alice.json",
@@ -436,7 +442,13 @@ async fn ls_and_play_read_a_running_server() {
     let (ok, out, err) = run(&["play", &session.id, "--server", &url, "--speed", "1e6"]).await;
     assert!(ok, "{err}");
     assert_eq!(out, output_text(&fixture("session.cast")));
+    // No API events; the reads above are recorded as view events of the token's viewer.
     let (ok, out, err) = run(&["events", "--server", &url]).await;
+    assert!(ok, "{err}");
+    let views = lines(&out);
+    assert_eq!(views.len(), 2, "ls and play: {out}");
+    assert!(views.iter().all(|l| l.contains("  admin  ")), "{out}");
+    let (ok, out, err) = run(&["events", "--server", &url, "--type", "request"]).await;
     assert!(ok, "{err}");
     assert_eq!(out, "");
     server.shutdown().await;

@@ -48,7 +48,7 @@ async fn events_are_stored_in_order_and_filtered() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = common::start(&dir).await;
     let url = format!("http://{}", server.addr());
-    let client = reqwest::Client::new();
+    let client = common::client();
 
     let probe = client
         .head(format!("{url}/v2/event"))
@@ -119,9 +119,21 @@ async fn events_are_stored_in_order_and_filtered() {
     assert_eq!(ids(&creates), ["0a1b2c3d-0002", "0a1b2c3d-0004"]);
     let prod = query(&client, &url, "?namespace=prod").await;
     assert_eq!(ids(&prod), ["0a1b2c3d-0002", "0a1b2c3d-0003"]);
-    let since = query(&client, &url, "?since=2024-05-02T00:00:00Z").await;
+    // Each read is itself recorded (an event of type kube-recorder-view, time now): queries that
+    // would match those name the API events' type.
+    let since = query(
+        &client,
+        &url,
+        "?since=2024-05-02T00:00:00Z&type=kubernetes-api-request",
+    )
+    .await;
     assert_eq!(ids(&since), ["0a1b2c3d-0003", "0a1b2c3d-0004"]);
-    let since_unix = query(&client, &url, "?since=1714568400").await;
+    let since_unix = query(
+        &client,
+        &url,
+        "?since=1714568400&type=kubernetes-api-request",
+    )
+    .await;
     assert_eq!(
         ids(&since_unix),
         ["0a1b2c3d-0002", "0a1b2c3d-0003", "0a1b2c3d-0004"]
@@ -133,7 +145,7 @@ async fn events_are_stored_in_order_and_filtered() {
     )
     .await;
     assert_eq!(ids(&combined), ["0a1b2c3d-0003"]);
-    let last_two = query(&client, &url, "?limit=2").await;
+    let last_two = query(&client, &url, "?limit=2&type=kubernetes-api-request").await;
     assert_eq!(ids(&last_two), ["0a1b2c3d-0003", "0a1b2c3d-0004"]);
 
     let bad_since = client
@@ -161,7 +173,7 @@ async fn bad_events_are_refused() {
     options.max_event_bytes = 1024;
     let server = RecorderServer::start(options).await.expect("start");
     let url = format!("http://{}", server.addr());
-    let client = reqwest::Client::new();
+    let client = common::client();
 
     assert_eq!(
         post_event(&client, &url, b"not json".to_vec()).await,
@@ -203,7 +215,7 @@ async fn concurrent_events_are_all_stored() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = common::start(&dir).await;
     let url = format!("http://{}", server.addr());
-    let client = reqwest::Client::new();
+    let client = common::client();
     let posts = (0..200).map(|i| {
         let client = client.clone();
         let url = url.clone();
@@ -241,7 +253,7 @@ async fn the_event_probe_answers_200_over_http1_and_h2c() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = common::start(&dir).await;
     let url = format!("http://{}", server.addr());
-    let probe = reqwest::Client::new()
+    let probe = common::client()
         .head(format!("{url}/v2/event"))
         .send()
         .await
@@ -265,7 +277,7 @@ async fn without_events_the_event_endpoint_answers_404_and_stores_nothing() {
     options.events = false;
     let server = RecorderServer::start(options).await.expect("start");
     let url = format!("http://{}", server.addr());
-    let client = reqwest::Client::new();
+    let client = common::client();
 
     let probe = client
         .head(format!("{url}/v2/event"))
@@ -285,11 +297,13 @@ async fn without_events_the_event_endpoint_answers_404_and_stores_nothing() {
         .expect("HEAD");
     assert_eq!(recordings.status(), reqwest::StatusCode::OK);
     assert!(query(&client, &url, "").await.is_empty());
-    assert!(server
+    // Only the record of that read is stored.
+    let stored = server
         .store()
         .events(&EventFilter::default())
         .await
-        .expect("events")
-        .is_empty());
+        .expect("events");
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(stored[0].get().contains(recorder_server::VIEW_EVENT_TYPE));
     server.shutdown().await;
 }

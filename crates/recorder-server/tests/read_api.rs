@@ -28,7 +28,7 @@ async fn lists_newest_first_and_serves_casts() {
     .await;
     let third = store_cast(store, "malformed.cast", RecordingEnd::Complete).await;
     let url = format!("http://{}", server.addr());
-    let client = reqwest::Client::new();
+    let client = common::client();
 
     let list: Vec<RecordingMeta> = common::json(
         client
@@ -126,7 +126,8 @@ async fn the_api_client_reads_what_the_store_holds() {
     let server = common::start(&dir).await;
     let stored = store_cast(server.store(), "session.cast", RecordingEnd::Complete).await;
     let client = recorder_server::RecorderApiClient::new(&format!("http://{}", server.addr()))
-        .expect("client");
+        .expect("client")
+        .with_token(common::ADMIN_TOKEN);
     assert_eq!(
         client.recordings().await.expect("list"),
         vec![stored.clone()]

@@ -23,7 +23,13 @@ pub(crate) enum CastReader {
 impl Archive {
     pub(crate) async fn open(source: &SourceArgs) -> anyhow::Result<Self> {
         match (&source.server, &source.dir) {
-            (Some(url), _) => Ok(Self::Remote(Box::new(RecorderApiClient::new(url)?))),
+            (Some(url), _) => {
+                let mut client = RecorderApiClient::new(url)?;
+                if let Some(token) = source.token()? {
+                    client = client.with_token(token);
+                }
+                Ok(Self::Remote(Box::new(client)))
+            }
             (None, Some(dir)) => Ok(Self::Local(
                 Store::open(dir)
                     .await

@@ -36,7 +36,8 @@ enum LogColor {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the recorder: /v2/record, /record and /v2/event on one port (HTTP/1.1 and h2c).
+    /// Run the recorder: uploads (/v2/record, /record, /v2/event) and the read API, on one port
+    /// (--listen) or two (--ingest-listen, --read-listen), HTTP/1.1 and h2c.
     Serve(serve::ServeArgs),
     /// List recordings, newest first.
     Ls(ls::LsArgs),
@@ -72,6 +73,34 @@ pub(crate) struct SourceArgs {
     /// A recording directory (as given to `serve --dir`).
     #[arg(long, env = "KUBE_RECORDER_DIR")]
     dir: Option<PathBuf>,
+    /// A viewer token for --server (a line of the recorder's --viewer-tokens file).
+    #[arg(
+        long,
+        env = "KUBE_RECORDER_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
+    token: Option<String>,
+    /// A file holding the viewer token for --server.
+    #[arg(long, env = "KUBE_RECORDER_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
+}
+
+impl SourceArgs {
+    /// The viewer token to send, if one was given.
+    pub(crate) fn token(&self) -> anyhow::Result<Option<String>> {
+        if let Some(token) = &self.token {
+            return Ok(Some(token.trim().to_owned()));
+        }
+        match &self.token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("--token-file {}: {e}", path.display()))?;
+                Ok(Some(text.trim().to_owned()))
+            }
+            None => Ok(None),
+        }
+    }
 }
 
 /// Runs the chosen subcommand.

@@ -11,9 +11,37 @@ use recorder_server::{RecorderServer, ServerOptions};
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// Address to listen on (HTTP/1.1 and h2c); port 0 picks a free port.
-    #[arg(long, env = "KUBE_RECORDER_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    /// Address for both surfaces on one port (HTTP/1.1 and h2c): uploads and the read API;
+    /// port 0 picks a free port. Default 127.0.0.1:8080 unless --ingest-listen and
+    /// --read-listen are given.
+    #[arg(long, env = "KUBE_RECORDER_LISTEN", conflicts_with_all = ["ingest_listen", "read_listen"])]
+    listen: Option<SocketAddr>,
+    /// Address of the ingest surface alone: /record, /v2/record, /v2/event (recordings, port-forward
+    /// captures, API events). Needs --read-listen.
+    #[arg(long, requires = "read_listen")]
+    ingest_listen: Option<SocketAddr>,
+    /// Address of the read surface alone: the read API. Needs --ingest-listen.
+    #[arg(long, requires = "ingest_listen")]
+    read_listen: Option<SocketAddr>,
+    /// Addresses allowed to upload (CIDRs or addresses, repeatable or space-separated); others
+    /// need a tailnet grant with "write": true (--localapi-socket), else get 403.
+    #[arg(long, num_args = 1.., value_name = "CIDR", default_values_t = ["127.0.0.0/8".to_owned(), "::1/128".to_owned()])]
+    ingest_allow: Vec<String>,
+    /// tailscaled's LocalAPI socket: tailnet callers are identified by whois, and the capability
+    /// tailscale.com/cap/kube-recorder says who may write ({"write": true}) and what each may
+    /// view ({"view": {"namespaces": [...], "users": [...]}}, "*" = all).
+    #[arg(long, value_name = "PATH")]
+    localapi_socket: Option<PathBuf>,
+    /// Seconds a whois answer is reused for the same caller address.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    whois_ttl: f64,
+    /// Viewer bearer tokens, one per line: TOKEN NAME NAMESPACES (NAMESPACES `*` or a,b,c; `#`
+    /// comments); read again when the file changes.
+    #[arg(long, value_name = "FILE")]
+    viewer_tokens: Option<PathBuf>,
+    /// Let anyone who reaches the read surface read everything, unauthenticated. For demos only.
+    #[arg(long)]
+    read_anonymous: bool,
     /// Recording directory; created if missing.
     #[arg(long, env = "KUBE_RECORDER_DIR")]
     dir: PathBuf,
@@ -61,7 +89,28 @@ impl ServeArgs {
         ] {
             anyhow::ensure!(value > 0, "{flag} {value}: must be at least 1");
         }
-        let mut options = ServerOptions::new(self.listen, &self.dir);
+        let whois_ttl = Duration::try_from_secs_f64(self.whois_ttl).map_err(|_| {
+            anyhow::anyhow!("--whois-ttl {}: expected seconds >= 0", self.whois_ttl)
+        })?;
+        let default_listen = SocketAddr::from(([127, 0, 0, 1], 8080));
+        let (listen, read_listen) = match (self.listen, self.ingest_listen, self.read_listen) {
+            (_, Some(ingest), Some(read)) => (ingest, Some(read)),
+            (listen, _, _) => (listen.unwrap_or(default_listen), None),
+        };
+        let mut options = ServerOptions::new(listen, &self.dir);
+        options.read_listen = read_listen;
+        options.access.ingest_allow = self
+            .ingest_allow
+            .iter()
+            .flat_map(|list| list.split([',', ' ']))
+            .filter(|cidr| !cidr.is_empty())
+            .map(|cidr| cidr.parse())
+            .collect::<Result<_, _>>()
+            .context("--ingest-allow")?;
+        options.access.localapi_socket = self.localapi_socket.clone();
+        options.access.whois_ttl = whois_ttl;
+        options.access.viewer_tokens = self.viewer_tokens.clone();
+        options.access.read_anonymous = self.read_anonymous;
         options.max_uploads = self.max_uploads;
         options.max_connections = self.max_connections;
         options.max_event_bytes = self.max_event_bytes;
@@ -76,12 +125,18 @@ impl ServeArgs {
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let options = args.options()?;
     recorder_server::seal::set_signing_key(args.signing_key.clone());
+    let read_listen = options.read_listen.is_some();
     let server = RecorderServer::start(options)
         .await
         .context("starting the recorder")?;
     {
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on http://{}", server.addr())?;
+        if read_listen {
+            writeln!(stdout, "ingest listening on http://{}", server.addr())?;
+            writeln!(stdout, "read listening on http://{}", server.read_addr())?;
+        } else {
+            writeln!(stdout, "listening on http://{}", server.addr())?;
+        }
         stdout.flush()?;
     }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

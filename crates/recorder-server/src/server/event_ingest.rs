@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
+use super::audit::VIEW_EVENT_TYPE;
 use super::routes::error_response;
 use super::App;
 use crate::events::event_line;
@@ -41,6 +42,14 @@ pub(crate) async fn post_event(State(app): State<Arc<App>>, request: Request) ->
         Ok(line) => line,
         Err(error) => return error_response(StatusCode::BAD_REQUEST, error.to_string()),
     };
+    if claims_view_type(&body) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "event type {VIEW_EVENT_TYPE:?} is the recorder's own, for the reads it records"
+            ),
+        );
+    }
     match app.events.append(line).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(error) => {
@@ -51,4 +60,18 @@ pub(crate) async fn post_event(State(app): State<Arc<App>>, request: Request) ->
             )
         }
     }
+}
+
+/// Whether an uploaded event says it is one of the recorder's view events (a writer must not
+/// forge the record of reads).
+fn claims_view_type(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|event| {
+            event
+                .get("type")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned)
+        })
+        .is_some_and(|t| t == VIEW_EVENT_TYPE)
 }

@@ -11,6 +11,9 @@ use tlsedge::accept::BoundedListener;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
+use tower::ServiceExt as _;
+
+use super::auth::Peer;
 
 /// Time cut uploads get to store their data and tell their clients, before connections are
 /// dropped.
@@ -75,6 +78,7 @@ pub(crate) async fn serve(
         connections.spawn(async move {
             serve_connection(
                 stream,
+                peer,
                 router,
                 &builder,
                 limits.header_read_timeout,
@@ -128,6 +132,7 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 
 async fn serve_connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     builder: &auto::Builder<TokioExecutor>,
     header_read_timeout: Duration,
@@ -142,7 +147,13 @@ async fn serve_connection(
     {
         return;
     }
-    let service = TowerToHyperService::new(router);
+    // The access checks need the caller's address.
+    let service = TowerToHyperService::new(router.map_request(
+        move |mut request: http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(Peer(peer));
+            request
+        },
+    ));
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let result = tokio::select! {

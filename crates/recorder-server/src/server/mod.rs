@@ -1,4 +1,7 @@
-//! The recorder server: Tailscale's recorder endpoints and a read API on one port.
+//! The recorder server: Tailscale's recorder endpoints (the ingest surface) and a read API (the
+//! read surface), on one port or on two ([`ServerOptions::read_listen`]). Writers and viewers
+//! are checked as [`AccessOptions`] says; every read is recorded as an event of type
+//! [`VIEW_EVENT_TYPE`].
 //!
 //! | Request | Protocol | Answer |
 //! |---|---|---|
@@ -7,16 +10,22 @@
 //! | `POST /record` | HTTP/1.1, `Expect: 100-continue` | 100 when the body is first read, 200 when it has ended and is stored |
 //! | `HEAD /v2/event` | either | 200 (404 without [`ServerOptions::events`]) |
 //! | `POST /v2/event` | either | 200 once the event is durable; 400 not a JSON object; 413 too large (404 without [`ServerOptions::events`]) |
-//! | `GET /api/recordings` | either | index entries, newest first |
-//! | `GET /api/recordings/{id}` | either | the cast, `application/x-asciicast` |
-//! | `GET /api/recordings/{id}/meta` | either | one index entry |
-//! | `GET /api/events?user=&verb=&namespace=&since=&type=&id=&limit=` | either | matching events, oldest first |
-//! | `GET /healthz` | either | 200 |
+//! | `GET /api/recordings` | either | the index entries the viewer may see, newest first |
+//! | `GET /api/recordings/{id}` | either | the cast, `application/x-asciicast` (404 when the viewer may not see it) |
+//! | `GET /api/recordings/{id}/meta` | either | one index entry (likewise) |
+//! | `GET /api/events?user=&verb=&namespace=&since=&type=&id=&limit=` | either | matching events the viewer may see, oldest first |
+//! | `GET /healthz` | either | 200, on both listeners, unauthenticated |
+//!
+//! The upload routes answer 403 (JSON) to callers that are not writers; the read routes answer
+//! 401 to callers that are not viewers. A listener answers 404 (JSON) to the other surface's
+//! paths.
 //!
 //! The protocol is told apart per connection from its first bytes (the HTTP/2 preface), as
 //! Tailscale's clients speak HTTP/2 with prior knowledge (protocols section 5).
 
 mod ack_stream;
+mod audit;
+mod auth;
 mod event_ingest;
 mod listener;
 mod read_api;
@@ -33,6 +42,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
+pub use audit::VIEW_EVENT_TYPE;
+pub use auth::{AccessOptions, CidrError, IpCidr, RECORDER_CAPABILITY};
+
 use crate::error::ServerError;
 use crate::events::appender::EventAppender;
 use crate::store::Store;
@@ -41,8 +53,14 @@ use crate::store::Store;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServerOptions {
-    /// Address to listen on; port 0 picks a free port (see [`RecorderServer::addr`]).
+    /// Address to listen on; port 0 picks a free port (see [`RecorderServer::addr`]). The ingest
+    /// surface; also the read surface unless [`read_listen`](Self::read_listen) is given.
     pub listen: SocketAddr,
+    /// Address of a separate listener for the read surface (the read API); `listen` then serves
+    /// only uploads. Default none.
+    pub read_listen: Option<SocketAddr>,
+    /// Who may write and who may read (default: writers from loopback, no viewers).
+    pub access: AccessOptions,
     /// The recording directory; created if missing.
     pub dir: PathBuf,
     /// Recordings streaming in at once; more are refused with 503 (a client then tries its next
@@ -72,6 +90,9 @@ pub struct ServerOptions {
     /// On shutdown, time in-flight uploads get to end by themselves before they are cut and
     /// marked incomplete. Default 10 s.
     pub shutdown_grace: Duration,
+    /// The Ed25519 key recordings are sealed with (PKCS#8 PEM), created with `<key>.pub` beside
+    /// it when missing. Default `DIR/signing-key.pem` (see [`crate::seal`]).
+    pub signing_key: Option<PathBuf>,
 }
 
 impl ServerOptions {
@@ -79,6 +100,8 @@ impl ServerOptions {
     pub fn new(listen: SocketAddr, dir: impl Into<PathBuf>) -> Self {
         Self {
             listen,
+            read_listen: None,
+            access: AccessOptions::default(),
             dir: dir.into(),
             max_uploads: 1024,
             max_connections: 4096,
@@ -90,6 +113,7 @@ impl ServerOptions {
             events: true,
             header_read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            signing_key: None,
         }
     }
 }
@@ -98,6 +122,7 @@ impl ServerOptions {
 #[derive(Debug)]
 pub(crate) struct App {
     pub(crate) store: Store,
+    pub(crate) access: auth::Access,
     pub(crate) events: EventAppender,
     pub(crate) uploads: Arc<Semaphore>,
     pub(crate) event_slots: Semaphore,
@@ -113,10 +138,23 @@ pub(crate) struct App {
 #[derive(Debug)]
 pub struct RecorderServer {
     addr: SocketAddr,
+    read_addr: SocketAddr,
     store: Store,
     shutdown: watch::Sender<bool>,
     serve: JoinHandle<()>,
+    serve_read: Option<JoinHandle<()>>,
+    token_watcher: Option<JoinHandle<()>>,
     event_writer: JoinHandle<()>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    Ok((listener, bound))
 }
 
 impl RecorderServer {
@@ -125,24 +163,20 @@ impl RecorderServer {
     pub async fn start(options: ServerOptions) -> Result<Self, ServerError> {
         let store = Store::create(&options.dir).await?;
         store.recover().await?;
-        let listener =
-            TcpListener::bind(options.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: options.listen,
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
-            addr: options.listen,
-            source,
-        })?;
-        let (events, event_writer) = EventAppender::spawn(store.events_dir());
+        let (listener, addr) = bind(options.listen).await?;
+        let read_listener = match options.read_listen {
+            Some(read_listen) => Some(bind(read_listen).await?),
+            None => None,
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let (access, token_watcher) = auth::Access::new(&options.access, shutdown_rx.clone())?;
+        let (events, event_writer) = EventAppender::spawn(store.events_dir());
         let (cut, cut_rx) = watch::channel(false);
         let max_uploads = options.max_uploads.min(Semaphore::MAX_PERMITS);
         let uploads = Arc::new(Semaphore::new(max_uploads));
         let app = Arc::new(App {
             store: store.clone(),
+            access,
             events,
             uploads: uploads.clone(),
             event_slots: Semaphore::new(options.max_concurrent_events.max(1)),
@@ -151,14 +185,43 @@ impl RecorderServer {
             max_recording_bytes: options.max_recording_bytes,
             ack_interval: options.ack_interval,
         });
+        let limits = listener::Limits {
+            max_connections: options.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+            header_read_timeout: options.header_read_timeout,
+            shutdown_grace: options.shutdown_grace,
+        };
+        let (router, read_addr, serve_read) = match read_listener {
+            Some((read_listener, read_addr)) => {
+                // The read listener runs no uploads: its shutdown has none to wait for or cut.
+                let no_uploads = listener::Uploads {
+                    slots: Arc::new(Semaphore::new(0)),
+                    max: 0,
+                    cut: watch::channel(false).0,
+                };
+                let serve_read = tokio::spawn(listener::serve(
+                    read_listener,
+                    routes::read_router(app.clone()),
+                    limits,
+                    no_uploads,
+                    shutdown_rx.clone(),
+                ));
+                tracing::info!(addr = %read_addr, "read listener");
+                (
+                    routes::ingest_router(app, options.v2, options.events),
+                    read_addr,
+                    Some(serve_read),
+                )
+            }
+            None => (
+                routes::shared_router(app, options.v2, options.events),
+                addr,
+                None,
+            ),
+        };
         let serve = tokio::spawn(listener::serve(
             listener,
-            routes::router(app, options.v2, options.events),
-            listener::Limits {
-                max_connections: options.max_connections.clamp(1, Semaphore::MAX_PERMITS),
-                header_read_timeout: options.header_read_timeout,
-                shutdown_grace: options.shutdown_grace,
-            },
+            router,
+            limits,
             listener::Uploads {
                 slots: uploads,
                 max: max_uploads,
@@ -169,16 +232,26 @@ impl RecorderServer {
         tracing::info!(%addr, dir = %store.dir().display(), "recorder listening");
         Ok(Self {
             addr,
+            read_addr,
             store,
             shutdown,
             serve,
+            serve_read,
+            token_watcher,
             event_writer,
         })
     }
 
-    /// The address the server listens on.
+    /// The address the server listens on: the ingest surface (and the read surface, unless it
+    /// has a listener of its own).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the read surface: [`addr`](Self::addr) unless
+    /// [`ServerOptions::read_listen`] was given.
+    pub fn read_addr(&self) -> SocketAddr {
+        self.read_addr
     }
 
     /// The recording directory the server writes.
@@ -193,6 +266,14 @@ impl RecorderServer {
         self.shutdown.send_replace(true);
         if let Err(error) = self.serve.await {
             tracing::error!(%error, "server task failed");
+        }
+        if let Some(serve_read) = self.serve_read {
+            if let Err(error) = serve_read.await {
+                tracing::error!(%error, "read listener task failed");
+            }
+        }
+        if let Some(watcher) = self.token_watcher {
+            let _ = watcher.await;
         }
         if let Err(error) = self.event_writer.await {
             tracing::error!(%error, "event writer failed");

@@ -3,51 +3,115 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use bytes::{Bytes, BytesMut};
 use castfmt::protocol::CAST_CONTENT_TYPE;
 use castfmt::PORT_FORWARD_CAPTURE_CONTENT_TYPE;
 use http::{header, StatusCode};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use tokio::io::AsyncReadExt as _;
 
+use super::audit::{self, View};
+use super::auth::Viewer;
 use super::routes::error_response;
 use super::App;
 use crate::error::StoreError;
 use crate::events::{parse_instant, EventFilter};
-use crate::recording_meta::RecordingKind;
+use crate::recording_meta::{RecordingKind, RecordingMeta};
 
 /// Events returned when the query gives no `limit`.
 pub(crate) const DEFAULT_EVENT_LIMIT: usize = 1000;
 /// Most events one query returns.
 pub(crate) const MAX_EVENT_LIMIT: usize = 100_000;
+/// Most of the latest matching events looked at for a viewer limited to some namespaces or users.
+pub(crate) const MAX_EVENT_SCAN: usize = 400_000;
 
-/// `GET /api/recordings`
-pub(crate) async fn list_recordings(State(app): State<Arc<App>>) -> Response {
-    match app.store.list().await {
-        Ok(list) => Json(list).into_response(),
-        Err(error) => store_error(error),
+/// `GET /api/recordings`: the entries the viewer may see.
+pub(crate) async fn list_recordings(
+    State(app): State<Arc<App>>,
+    Extension(viewer): Extension<Viewer>,
+) -> Response {
+    let list = match app.store.list().await {
+        Ok(list) => list,
+        Err(error) => return store_error(error),
+    };
+    let visible: Vec<RecordingMeta> = list
+        .into_iter()
+        .filter(|meta| viewer.may_see_recording(meta))
+        .collect();
+    let view = View {
+        action: "list-recordings",
+        recording: None,
+        query: None,
+        status: StatusCode::OK,
+        results: Some(visible.len()),
+    };
+    if let Err(message) = audit::record(&app, &viewer, view).await {
+        return error_response(StatusCode::INTERNAL_SERVER_ERROR, message);
     }
+    Json(visible).into_response()
+}
+
+/// The index entry of `id` when the viewer may see it. A recording the viewer may not see is
+/// answered as one that does not exist, so its existence is not told either. Either way the read
+/// is recorded.
+async fn visible_meta(
+    app: &App,
+    viewer: &Viewer,
+    id: &str,
+    action: &'static str,
+) -> Result<RecordingMeta, Response> {
+    let (result, status) = match app.store.get(id).await {
+        Ok(meta) if viewer.may_see_recording(&meta) => (Ok(meta), StatusCode::OK),
+        Ok(_) => {
+            tracing::warn!(viewer = %viewer.name, %id, "recording outside the viewer's namespaces and users");
+            let error = StoreError::NotFound(id.to_owned());
+            (Err(store_error(error)), StatusCode::NOT_FOUND)
+        }
+        Err(error) => {
+            let response = store_error(error);
+            let status = response.status();
+            (Err(response), status)
+        }
+    };
+    let view = View {
+        action,
+        recording: Some(id),
+        query: None,
+        status,
+        results: None,
+    };
+    audit::record(app, viewer, view)
+        .await
+        .map_err(|message| error_response(StatusCode::INTERNAL_SERVER_ERROR, message))?;
+    result
 }
 
 /// `GET /api/recordings/{id}/meta`
 pub(crate) async fn recording_meta(
     State(app): State<Arc<App>>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
 ) -> Response {
-    match app.store.get(&id).await {
+    match visible_meta(&app, &viewer, &id, "recording-meta").await {
         Ok(meta) => Json(meta).into_response(),
-        Err(error) => store_error(error),
+        Err(response) => response,
     }
 }
 
 /// `GET /api/recordings/{id}`: the cast (or port-forward capture) as stored so far, streamed.
 pub(crate) async fn recording_cast(
     State(app): State<Arc<App>>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
 ) -> Response {
+    if let Err(response) = visible_meta(&app, &viewer, &id, "download").await {
+        return response;
+    }
     let (kind, file) = match app.store.open_recording(&id).await {
         Ok(opened) => opened,
         Err(error) => return store_error(error),
@@ -85,9 +149,11 @@ pub(crate) struct EventQuery {
     limit: Option<usize>,
 }
 
-/// `GET /api/events`: a JSON array of the matching events, each as stored.
+/// `GET /api/events`: a JSON array of the matching events the viewer may see, each as stored.
 pub(crate) async fn list_events(
     State(app): State<Arc<App>>,
+    Extension(viewer): Extension<Viewer>,
+    RawQuery(raw_query): RawQuery,
     Query(query): Query<EventQuery>,
 ) -> Response {
     let since = match query
@@ -108,16 +174,67 @@ pub(crate) async fn list_events(
         since,
         event_type: non_empty(query.event_type),
         id: non_empty(query.id),
-        limit: Some(
-            query
-                .limit
-                .unwrap_or(DEFAULT_EVENT_LIMIT)
-                .min(MAX_EVENT_LIMIT),
-        ),
+        limit: None,
     };
-    match app.store.events(&filter).await {
-        Ok(events) => Json(events).into_response(),
-        Err(error) => store_error(error),
+    let limit = query
+        .limit
+        .unwrap_or(DEFAULT_EVENT_LIMIT)
+        .min(MAX_EVENT_LIMIT);
+    let events = match visible_events(&app, &viewer, filter, limit).await {
+        Ok(events) => events,
+        Err(error) => return store_error(error),
+    };
+    let view = View {
+        action: "list-events",
+        recording: None,
+        query: Some(raw_query.as_deref().unwrap_or("")),
+        status: StatusCode::OK,
+        results: Some(events.len()),
+    };
+    if let Err(message) = audit::record(&app, &viewer, view).await {
+        return error_response(StatusCode::INTERNAL_SERVER_ERROR, message);
+    }
+    Json(events).into_response()
+}
+
+/// The last `limit` events matching `filter` that the viewer may see. A viewer of everything
+/// asks the store once; a viewer of one namespace asks for that namespace; otherwise the store
+/// is asked for ever more of the latest matches until `limit` of them are visible, all have been
+/// seen, or [`MAX_EVENT_SCAN`] were looked at.
+async fn visible_events(
+    app: &App,
+    viewer: &Viewer,
+    mut filter: EventFilter,
+    limit: usize,
+) -> Result<Vec<Box<RawValue>>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    if viewer.sees_all() {
+        filter.limit = Some(limit);
+        return app.store.events(&filter).await;
+    }
+    if let Some(namespace) = viewer.only_namespace() {
+        match &filter.namespace {
+            Some(asked) if asked != namespace => return Ok(Vec::new()),
+            _ => filter.namespace = Some(namespace.to_owned()),
+        }
+    }
+    let mut fetch = limit;
+    loop {
+        filter.limit = Some(fetch);
+        let events = app.store.events(&filter).await?;
+        let exhausted = events.len() < fetch;
+        let mut kept: Vec<Box<RawValue>> = events
+            .into_iter()
+            .filter(|event| viewer.may_see_event(event))
+            .collect();
+        if kept.len() >= limit || exhausted || fetch >= MAX_EVENT_SCAN {
+            let skip = kept.len().saturating_sub(limit);
+            kept.drain(..skip);
+            return Ok(kept);
+        }
+        fetch = fetch.saturating_mul(4).min(MAX_EVENT_SCAN);
     }
 }
 

@@ -37,8 +37,29 @@ pub fn output_text(cast: &[u8]) -> String {
         .collect()
 }
 
+/// A viewer token of every namespace, in the token file [`options`] gives the server.
+pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
+
+/// A server in `dir` on a free loopback port, reading allowed with [`ADMIN_TOKEN`].
 pub fn options(dir: &tempfile::TempDir) -> ServerOptions {
-    ServerOptions::new(SocketAddr::from(([127, 0, 0, 1], 0)), dir.path())
+    let tokens = dir.path().join("viewer-tokens");
+    std::fs::write(&tokens, format!("{ADMIN_TOKEN} admin *\n")).expect("token file");
+    let mut options = ServerOptions::new(SocketAddr::from(([127, 0, 0, 1], 0)), dir.path());
+    options.access.viewer_tokens = Some(tokens);
+    options
+}
+
+/// A reqwest client sending [`ADMIN_TOKEN`].
+pub fn client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {ADMIN_TOKEN}")).expect("header"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
 
 pub async fn start(dir: &tempfile::TempDir) -> RecorderServer {
