@@ -503,3 +503,23 @@ async fn recovery_seals_what_a_crash_left_open_and_what_predates_sealing() {
         fixture("session.cast")
     );
 }
+
+#[tokio::test]
+async fn a_key_kept_outside_the_directory_seals_and_verifies() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let keys = tempfile::tempdir().expect("key dir");
+    let key = keys.path().join("recorder.pem");
+    let store = Store::create_sealed_with(temp.path(), Some(&key))
+        .await
+        .expect("create");
+    let meta = store_bytes(&store, RecordingKind::Cast, &[&fixture("session.cast")]).await;
+    assert!(key.exists(), "the key is created where it was named");
+    assert!(
+        !temp.path().join("signing-key.pem").exists(),
+        "no key inside the recordings directory"
+    );
+    let public = format!("{}.pub", key.display());
+    let (ok, out, err) = verify(temp.path(), &["--public-key", &public]).await;
+    assert!(ok && out.is_empty(), "{out}\n{err}");
+    assert!(err.contains("1 recordings verified"), "{err}\n{}", meta.id);
+}

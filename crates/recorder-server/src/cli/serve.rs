@@ -118,13 +118,13 @@ impl ServeArgs {
         options.shutdown_grace = grace;
         options.v2 = !self.v1_only;
         options.events = !self.no_events;
+        options.signing_key = self.signing_key.clone();
         Ok(options)
     }
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let options = args.options()?;
-    recorder_server::seal::set_signing_key(args.signing_key.clone());
     let read_listen = options.read_listen.is_some();
     let server = RecorderServer::start(options)
         .await

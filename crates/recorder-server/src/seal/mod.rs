@@ -51,26 +51,6 @@ pub fn default_key_path(dir: &Path) -> PathBuf {
     dir.join(DEFAULT_KEY_FILE)
 }
 
-/// The signing key [`crate::Store::create`] seals with, when set.
-static SIGNING_KEY: Mutex<Option<PathBuf>> = Mutex::new(None);
-
-/// Sets the signing key stores opened for writing from now on ([`crate::Store::create`], so
-/// [`crate::RecorderServer::start`]) seal with: `kube-recorder serve --signing-key`. `None`: each
-/// directory's own `DIR/signing-key.pem`.
-pub fn set_signing_key(key: Option<PathBuf>) {
-    *SIGNING_KEY.lock().unwrap_or_else(PoisonError::into_inner) = key;
-}
-
-/// The key a store opened for writing in `dir` seals with: the one [`set_signing_key`] set, else
-/// `DIR/signing-key.pem`.
-pub fn signing_key_path(dir: &Path) -> PathBuf {
-    SIGNING_KEY
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
-        .unwrap_or_else(|| default_key_path(dir))
-}
-
 /// Path of the manifest of `id` in the `recordings` directory.
 pub(crate) fn manifest_path(recordings: &Path, id: &str) -> PathBuf {
     recordings.join(format!("{id}{MANIFEST_SUFFIX}"))

@@ -161,7 +161,7 @@ impl RecorderServer {
     /// Prepares the directory (creating it, and marking recordings an earlier run left unfinished
     /// as incomplete), binds the listener and starts serving.
     pub async fn start(options: ServerOptions) -> Result<Self, ServerError> {
-        let store = Store::create(&options.dir).await?;
+        let store = Store::create_sealed_with(&options.dir, options.signing_key.as_deref()).await?;
         store.recover().await?;
         let (listener, addr) = bind(options.listen).await?;
         let read_listener = match options.read_listen {

@@ -69,9 +69,18 @@ impl Store {
     }
 
     /// Opens a recording directory for writing, creating it and its subdirectories if needed.
-    /// Recordings that end are sealed ([`crate::seal`]) with the key
-    /// [`seal::set_signing_key`] names, by default `DIR/signing-key.pem`, created when missing.
+    /// Recordings that end are sealed ([`crate::seal`]) with the directory's own key,
+    /// `DIR/signing-key.pem`, created when missing.
     pub async fn create(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        Self::create_sealed_with(dir, None).await
+    }
+
+    /// [`Store::create`], sealing with the key at `key` (created when missing) instead of the
+    /// directory's own when one is given: `kube-recorder serve --signing-key`.
+    pub async fn create_sealed_with(
+        dir: impl Into<PathBuf>,
+        key: Option<&Path>,
+    ) -> Result<Self, StoreError> {
         let root: PathBuf = dir.into();
         for sub in [RECORDINGS, EVENTS] {
             let path = root.join(sub);
@@ -83,7 +92,7 @@ impl Store {
             root: root.into(),
             sealer: None,
         };
-        let key = seal::signing_key_path(&store.root);
+        let key = key.map_or_else(|| seal::default_key_path(&store.root), Path::to_path_buf);
         store.seal_with(&key).await
     }
 
