@@ -57,9 +57,10 @@ pub struct Cli {
 
     /// Where callers' identities come from, asked in this order (repeated or comma-separated):
     /// tailscale (tailscaled's whois for the caller's address; grants from the tailnet's
-    /// capability) and client-cert (a TLS client certificate verified against --client-ca; user =
-    /// CN, groups = O values; grants from --policy). A source that does not know the caller passes
-    /// it to the next; a caller no source knows gets 401.
+    /// capability), client-cert (a TLS client certificate verified against --client-ca; user =
+    /// CN, groups = O values; grants from --policy) and oidc (an `Authorization: Bearer` JWT from
+    /// --oidc-issuer-url; grants from --policy). A source that does not know the caller (no
+    /// certificate, no bearer token) passes it to the next; a caller no source knows gets 401.
     #[arg(
         long,
         env = "KUBE_AUTH_PROXY_IDENTITY",
@@ -73,6 +74,57 @@ pub struct Cli {
     /// reloaded when the file changes. A certificate that fails verification gets a TLS alert.
     #[arg(long, env = "KUBE_AUTH_PROXY_CLIENT_CA", value_name = "FILE")]
     pub(crate) client_ca: Option<PathBuf>,
+
+    /// With --identity oidc: the OIDC issuer; tokens' `iss` must equal it exactly. Its keys are
+    /// fetched from <URL>/.well-known/openid-configuration (https, or http to a loopback address)
+    /// unless --oidc-jwks-file is given.
+    #[arg(long, env = "KUBE_AUTH_PROXY_OIDC_ISSUER_URL", value_name = "URL")]
+    pub(crate) oidc_issuer_url: Option<String>,
+
+    /// With --identity oidc: the client id tokens must be issued for (in their `aud`).
+    #[arg(long, env = "KUBE_AUTH_PROXY_OIDC_CLIENT_ID", value_name = "ID")]
+    pub(crate) oidc_client_id: Option<String>,
+
+    /// With --identity oidc: the issuer's signing keys as a JWK set file, instead of fetching
+    /// them (air-gapped clusters); reloaded when the file changes.
+    #[arg(long, env = "KUBE_AUTH_PROXY_OIDC_JWKS_FILE", value_name = "FILE")]
+    pub(crate) oidc_jwks_file: Option<PathBuf>,
+
+    /// With --identity oidc: PEM CA certificates to verify the issuer's HTTPS certificate with
+    /// [default: the system's CA bundle].
+    #[arg(long, env = "KUBE_AUTH_PROXY_OIDC_CA_FILE", value_name = "FILE")]
+    pub(crate) oidc_ca_file: Option<PathBuf>,
+
+    /// With --identity oidc: the claim naming the user.
+    #[arg(
+        long,
+        env = "KUBE_AUTH_PROXY_OIDC_USERNAME_CLAIM",
+        value_name = "CLAIM",
+        default_value = "sub"
+    )]
+    pub(crate) oidc_username_claim: String,
+
+    /// With --identity oidc: prepended to user names [default: "<issuer URL>#", or none for the
+    /// email claim]; "-" for no prefix.
+    #[arg(
+        long,
+        env = "KUBE_AUTH_PROXY_OIDC_USERNAME_PREFIX",
+        value_name = "PREFIX"
+    )]
+    pub(crate) oidc_username_prefix: Option<String>,
+
+    /// With --identity oidc: the claim listing the user's groups (a string or a list of
+    /// strings) [default: no groups].
+    #[arg(long, env = "KUBE_AUTH_PROXY_OIDC_GROUPS_CLAIM", value_name = "CLAIM")]
+    pub(crate) oidc_groups_claim: Option<String>,
+
+    /// With --identity oidc: prepended to each group.
+    #[arg(
+        long,
+        env = "KUBE_AUTH_PROXY_OIDC_GROUPS_PREFIX",
+        value_name = "PREFIX"
+    )]
+    pub(crate) oidc_groups_prefix: Option<String>,
 
     /// The grants of callers not identified by Tailscale (YAML or JSON: rules matched by user or
     /// group, each with a grant of capability rule fields); reloaded when the file changes, a
@@ -211,6 +263,8 @@ pub enum IdentityArg {
     Tailscale,
     /// A TLS client certificate verified against --client-ca; grants from --policy.
     ClientCert,
+    /// An OIDC ID token (`Authorization: Bearer`) from --oidc-issuer-url; grants from --policy.
+    Oidc,
 }
 
 /// `--log-format` values.
@@ -287,17 +341,83 @@ impl Cli {
             }
             _ => {}
         }
-        if !certificates && (self.policy.is_some() || self.policy_default_allow) {
+        let oidc = sources.contains(&IdentityArg::Oidc);
+        self.check_oidc_flags(oidc)?;
+        if !certificates && !oidc && (self.policy.is_some() || self.policy_default_allow) {
             anyhow::bail!(
-                "--policy and --policy-default-allow grant callers of --identity client-cert, which is not named"
+                "--policy and --policy-default-allow grant callers of --identity client-cert or oidc, neither of which is named"
             );
         }
-        if certificates && self.policy.is_none() && !self.policy_default_allow {
-            anyhow::bail!(
-                "--identity client-cert needs --policy (the grants of certificate callers) or --policy-default-allow"
-            );
+        if self.policy.is_none() && !self.policy_default_allow {
+            if certificates {
+                anyhow::bail!(
+                    "--identity client-cert needs --policy (the grants of certificate callers) or --policy-default-allow"
+                );
+            }
+            if oidc {
+                anyhow::bail!(
+                    "--identity oidc needs --policy (the grants of OIDC callers) or --policy-default-allow"
+                );
+            }
         }
         Ok(sources)
+    }
+
+    /// The OIDC flags: the issuer URL and client id with `oidc`, none of them without it.
+    fn check_oidc_flags(&self, oidc: bool) -> anyhow::Result<()> {
+        if !oidc {
+            let given = [
+                ("--oidc-issuer-url", self.oidc_issuer_url.is_some()),
+                ("--oidc-client-id", self.oidc_client_id.is_some()),
+                ("--oidc-jwks-file", self.oidc_jwks_file.is_some()),
+                ("--oidc-ca-file", self.oidc_ca_file.is_some()),
+                (
+                    "--oidc-username-prefix",
+                    self.oidc_username_prefix.is_some(),
+                ),
+                ("--oidc-groups-claim", self.oidc_groups_claim.is_some()),
+                ("--oidc-groups-prefix", self.oidc_groups_prefix.is_some()),
+                ("--oidc-username-claim", self.oidc_username_claim != "sub"),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+                anyhow::bail!("{flag} is given but --identity does not name oidc");
+            }
+            return Ok(());
+        }
+        let Some(issuer) = &self.oidc_issuer_url else {
+            anyhow::bail!(
+                "--identity oidc needs --oidc-issuer-url: the issuer tokens must come from"
+            );
+        };
+        let parsed = url::Url::parse(issuer)
+            .map_err(|e| anyhow::anyhow!("--oidc-issuer-url {issuer:?}: {e}"))?;
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            anyhow::bail!("--oidc-issuer-url {issuer:?}: an issuer URL has no query or fragment");
+        }
+        if !crate::identity::fetchable(&parsed) {
+            anyhow::bail!(
+                "--oidc-issuer-url {issuer:?}: must be https (plain http only to a loopback address)"
+            );
+        }
+        if self
+            .oidc_client_id
+            .as_deref()
+            .unwrap_or_default()
+            .is_empty()
+        {
+            anyhow::bail!(
+                "--identity oidc needs --oidc-client-id: the audience tokens must be for"
+            );
+        }
+        if self.oidc_username_claim.is_empty() {
+            anyhow::bail!("--oidc-username-claim is empty");
+        }
+        if self.oidc_jwks_file.is_some() && self.oidc_ca_file.is_some() {
+            anyhow::bail!(
+                "--oidc-ca-file is for fetching the issuer's keys, which --oidc-jwks-file replaces"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -427,13 +547,121 @@ mod tests {
                 "needs --policy",
             ),
             (&["--client-ca", "c"][..], "does not name client-cert"),
-            (&["--policy", "p"][..], "which is not named"),
+            (&["--policy", "p"][..], "neither of which is named"),
             (&["--identity", "tailscale,tailscale"][..], "twice"),
         ] {
             let error = parse(args).identity_sources().unwrap_err().to_string();
             assert!(error.contains(expected), "{args:?}: {error}");
         }
-        assert!(Cli::try_parse_from(base.iter().chain(&["--identity", "oidc"])).is_err());
+        assert!(Cli::try_parse_from(base.iter().chain(&["--identity", "ldap"])).is_err());
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn oidc_flags() {
+        let base = [
+            "kube-auth-proxy",
+            "--tls-self-signed",
+            "--upstream-kubeconfig",
+            "x",
+        ];
+        let parse = |extra: &[&str]| Cli::try_parse_from(base.iter().chain(extra)).unwrap();
+        let oidc = [
+            "--identity",
+            "oidc,tailscale",
+            "--oidc-issuer-url",
+            "https://issuer.example",
+            "--oidc-client-id",
+            "kube",
+        ];
+        let with = |extra: &[&str]| parse(&[&oidc[..], extra].concat());
+        let cli = with(&["--policy", "p.yaml", "--oidc-groups-claim", "groups"]);
+        assert_eq!(
+            cli.identity_sources().unwrap(),
+            [IdentityArg::Oidc, IdentityArg::Tailscale]
+        );
+        assert_eq!(cli.oidc_username_claim, "sub");
+        assert!(
+            with(&["--policy-default-allow", "--oidc-jwks-file", "k.json"])
+                .identity_sources()
+                .is_ok()
+        );
+        // Loopback http is accepted, for test issuers.
+        let cli = parse(&[
+            "--identity=oidc",
+            "--oidc-issuer-url=http://127.0.0.1:5556/dex",
+            "--oidc-client-id=kube",
+            "--policy=p",
+        ]);
+        assert!(cli.identity_sources().is_ok());
+        for (args, expected) in [
+            (&oidc[..], "needs --policy"),
+            (
+                &["--identity", "oidc", "--policy", "p"][..],
+                "needs --oidc-issuer-url",
+            ),
+            (
+                &[
+                    "--identity",
+                    "oidc",
+                    "--policy",
+                    "p",
+                    "--oidc-issuer-url",
+                    "https://i",
+                ][..],
+                "needs --oidc-client-id",
+            ),
+            (
+                &[
+                    "--identity",
+                    "oidc",
+                    "--policy",
+                    "p",
+                    "--oidc-client-id",
+                    "k",
+                    "--oidc-issuer-url",
+                    "http://issuer.example",
+                ][..],
+                "must be https",
+            ),
+            (
+                &[
+                    "--identity",
+                    "oidc",
+                    "--policy",
+                    "p",
+                    "--oidc-client-id",
+                    "k",
+                    "--oidc-issuer-url",
+                    "https://i/?a=b",
+                ][..],
+                "no query",
+            ),
+            (
+                &["--oidc-issuer-url", "https://i"][..],
+                "does not name oidc",
+            ),
+            (&["--oidc-groups-claim", "groups"][..], "does not name oidc"),
+            (
+                &["--oidc-username-claim", "email"][..],
+                "does not name oidc",
+            ),
+        ] {
+            let error = parse(args).identity_sources().unwrap_err().to_string();
+            assert!(error.contains(expected), "{args:?}: {error}");
+        }
+        let error = with(&[
+            "--policy",
+            "p",
+            "--oidc-jwks-file",
+            "k",
+            "--oidc-ca-file",
+            "c",
+        ])
+        .identity_sources()
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("--oidc-jwks-file replaces"), "{error}");
     }
 
     #[test]

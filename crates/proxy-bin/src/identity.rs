@@ -7,15 +7,23 @@
 //! - `client-cert`: the TLS client certificate the connection's handshake verified against
 //!   `--client-ca`, re-verified per request (`client_cert`); user = CN, groups = O values;
 //!   grants from the policy file (`policy_store`).
+//! - `oidc`: an `Authorization: Bearer` JWT verified against the OIDC issuer's keys (`oidc`,
+//!   `jwt`, `jwks`); user and groups from its claims as kube-apiserver maps them; grants from the
+//!   policy file. The router hands each request's bearer token to this module
+//!   ([`with_request_credentials`]) for the request's identification.
 //!
-//! A source that does not know the caller (whois: unknown address; client-cert: no certificate)
-//! passes it on to the next one; any other answer, an identity or a refusal, is final, so a
+//! A source that does not know the caller (whois: unknown address; client-cert: no certificate;
+//! oidc: no bearer token) passes it on to the next one; any other answer, an identity or a refusal, is final, so a
 //! caller is never identified by a later source because an earlier one was unavailable. A caller
 //! no source knows gets 401.
 
 mod client_cert;
+mod jwks;
+mod jwt;
+mod oidc;
 mod policy_store;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -23,6 +31,8 @@ use capmodel::{CallerDescription, CallerPolicy, PolicyRefusal, Principal, WhoIs}
 use localapi::{LocalApiClient, LocalApiError};
 
 pub(crate) use client_cert::{ClientCa, ClientCertificate, ReloadingVerifier};
+pub(crate) use jwks::{fetchable, Discovery, Jwks, JwksFile};
+pub(crate) use oidc::{ClaimMapping, OidcSource};
 pub(crate) use policy_store::PolicyStore;
 
 use crate::cli::IdentityArg;
@@ -57,8 +67,8 @@ impl Caller {
         }
     }
 
-    /// A caller identified by certificate: recordings and events name its user, and as its
-    /// node the address it connected from (it has no tailnet node).
+    /// A caller identified by certificate or OIDC token: recordings and events name its user, and
+    /// as its node the address it connected from (it has no tailnet node).
     pub(crate) fn from_principal(
         principal: &Principal,
         peer: SocketAddr,
@@ -96,12 +106,36 @@ pub(crate) struct CertificateSource {
     pub(crate) allow_unmatched: bool,
 }
 
+tokio::task_local! {
+    /// The bearer token of the request being served, for the `oidc` source.
+    static REQUEST_BEARER: Option<Arc<str>>;
+}
+
+/// Runs `handler` (a request's handling) with the request's bearer token (read from its headers
+/// with [`bearer_token`]) available to [`Identities::identify`].
+pub(crate) async fn with_request_credentials<F: Future>(
+    bearer: Option<Arc<str>>,
+    handler: F,
+) -> F::Output {
+    REQUEST_BEARER.scope(bearer, handler).await
+}
+
+/// The token of the first `Authorization` header if it is `Bearer <token>` (scheme in any case),
+/// as kube-apiserver reads it; an empty token is none.
+pub(crate) fn bearer_token(headers: &http::HeaderMap) -> Option<Arc<str>> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| Arc::from(token))
+}
+
 /// The identity sources, in the order they are asked.
 #[derive(Debug)]
 pub(crate) struct Identities {
     order: Vec<IdentityArg>,
     tailscale: IdentityCache,
     certificates: Option<CertificateSource>,
+    oidc: Option<OidcSource>,
 }
 
 impl Identities {
@@ -115,7 +149,27 @@ impl Identities {
             order,
             tailscale,
             certificates,
+            oidc: None,
         }
+    }
+
+    /// With the OIDC source; must be given when the order names `oidc`.
+    pub(crate) fn with_oidc(mut self, oidc: Option<OidcSource>) -> Identities {
+        self.oidc = oidc;
+        self
+    }
+
+    /// The OIDC source, when configured.
+    pub(crate) fn oidc(&self) -> Option<&OidcSource> {
+        self.oidc.as_ref()
+    }
+
+    /// The policy file the certificate and OIDC sources share, when configured.
+    pub(crate) fn policy(&self) -> Option<&Arc<PolicyStore>> {
+        self.certificates
+            .as_ref()
+            .and_then(|source| source.policy.as_ref())
+            .or_else(|| self.oidc.as_ref().and_then(|source| source.policy.as_ref()))
     }
 
     /// The client-certificate source, when configured.
@@ -123,11 +177,24 @@ impl Identities {
         self.certificates.as_ref()
     }
 
-    /// The caller of a request on `connection`, asking the sources in order.
+    /// The caller of a request on `connection`, asking the sources in order; the request's bearer
+    /// token is the one [`with_request_credentials`] was given.
     pub(crate) async fn identify(
         &self,
         metrics: &Metrics,
         connection: &ConnectionContext,
+    ) -> Identity {
+        let bearer = REQUEST_BEARER.try_with(Clone::clone).ok().flatten();
+        self.identify_request(metrics, connection, bearer.as_deref())
+            .await
+    }
+
+    /// The caller of a request on `connection` with the bearer token `bearer`.
+    pub(crate) async fn identify_request(
+        &self,
+        metrics: &Metrics,
+        connection: &ConnectionContext,
+        bearer: Option<&str>,
     ) -> Identity {
         let mut unknown: Vec<KubeStatus> = Vec::new();
         for source in &self.order {
@@ -149,6 +216,14 @@ impl Identities {
                     _ => unknown.push(KubeStatus::unauthorized(
                         "the caller presented no client certificate",
                     )),
+                },
+                // A bearer token decides, whatever the answer: one that is not valid gets 401
+                // with the reason, never a later source's identity.
+                IdentityArg::Oidc => match (&self.oidc, bearer) {
+                    (Some(source), Some(token)) => {
+                        return oidc_caller(source, token, connection.peer).await
+                    }
+                    _ => unknown.push(KubeStatus::unauthorized("the caller sent no bearer token")),
                 },
             }
         }
@@ -184,22 +259,54 @@ fn certificate_caller(
         tracing::info!(%peer, why, "refusing caller: its client certificate names no user");
         KubeStatus::unauthorized(why.to_owned()).closing_connection()
     })?;
-    let decision = match &source.policy {
+    granted_caller(
+        source.policy.as_deref(),
+        source.allow_unmatched,
+        principal,
+        peer,
+        "certificate",
+    )
+}
+
+/// The caller an OIDC token names, with its grants from the policy file.
+async fn oidc_caller(source: &OidcSource, token: &str, peer: SocketAddr) -> Identity {
+    let principal = source.principal(token).await.inspect_err(|status| {
+        tracing::info!(%peer, reason = status.message, "refusing bearer token caller");
+    })?;
+    granted_caller(
+        source.policy.as_deref(),
+        source.allow_unmatched,
+        &principal,
+        peer,
+        "OIDC",
+    )
+}
+
+/// `principal` with its grants from the policy file (`policy`, or none), for a caller identified
+/// by the `kind` source.
+fn granted_caller(
+    policy: Option<&PolicyStore>,
+    allow_unmatched: bool,
+    principal: &Principal,
+    peer: SocketAddr,
+    kind: &str,
+) -> Identity {
+    let decision = match policy {
         Some(store) => store
             .current()
-            .policy_for(principal, source.allow_unmatched)
+            .policy_for(principal, allow_unmatched)
             .map_err(|refusal| (refusal, Some(store.path()))),
         None => capmodel::PolicyFile::default()
-            .policy_for(principal, source.allow_unmatched)
+            .policy_for(principal, allow_unmatched)
             .map_err(|refusal| (refusal, None)),
     };
     match decision {
         Ok(policy) => {
-            tracing::debug!(%peer, user = principal.user, groups = ?principal.groups, "caller identified by client certificate");
+            tracing::debug!(%peer, user = principal.user, groups = ?principal.groups, kind, "caller identified");
             Ok(Arc::new(Caller::from_principal(principal, peer, policy)))
         }
         Err((refusal, path)) => {
-            tracing::info!(%peer, user = principal.user, %refusal, "refusing certificate caller");
+            tracing::info!(%peer, user = principal.user, %refusal, kind, "refusing caller: no grant");
             let policy = match path {
                 Some(path) => format!("the policy file {}", path.display()),
                 None => "the proxy (no --policy file)".to_owned(),
@@ -440,5 +547,130 @@ mod tests {
             .unwrap_err();
         assert_eq!(status.code, http::StatusCode::UNAUTHORIZED);
         assert_eq!(status.message, "the caller presented no client certificate");
+    }
+
+    #[test]
+    fn the_bearer_token_is_read_as_kube_apiserver_reads_it() {
+        let token = |values: &[&str]| {
+            let mut headers = http::HeaderMap::new();
+            for value in values {
+                headers.append(http::header::AUTHORIZATION, value.parse().unwrap());
+            }
+            bearer_token(&headers).map(|t| t.to_string())
+        };
+        assert_eq!(token(&["Bearer abc"]).as_deref(), Some("abc"));
+        assert_eq!(token(&["bearer  abc "]).as_deref(), Some("abc"));
+        assert_eq!(token(&["Bearer one", "Bearer two"]).as_deref(), Some("one"));
+        assert_eq!(token(&["Basic dTpw"]), None);
+        assert_eq!(token(&["Bearer "]), None);
+        assert_eq!(token(&["Bearer"]), None);
+        assert_eq!(token(&[]), None);
+    }
+
+    #[tokio::test]
+    async fn a_bearer_token_decides_and_only_its_absence_passes_on() {
+        use super::jwt::tests::{claims, Signer};
+        use super::oidc::tests::file_source;
+        let f = fixture().await;
+        let metrics = Metrics::default();
+        let signer = Signer::es256("k1");
+        let policy = Arc::new(PolicyStore::load(f.policy_path.clone()).unwrap());
+        std::fs::write(
+            &f.policy_path,
+            "rules: [{groups: [team-a], grant: {impersonate: {groups: [eng]}}}]\n",
+        )
+        .unwrap();
+        policy.reload_if_changed().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let source = file_source(
+            dir.path(),
+            &[&signer],
+            ClaimMapping::new(
+                "https://issuer.example",
+                "email",
+                None,
+                Some("groups"),
+                None,
+            ),
+            Some(policy),
+        );
+        let identities = Identities::new(
+            vec![IdentityArg::Oidc, IdentityArg::Tailscale],
+            IdentityCache::new(f.localapi.clone(), Duration::from_secs(60)),
+            None,
+        )
+        .with_oidc(Some(source));
+        assert!(identities.policy().is_some());
+
+        // A valid token: its user and groups, and the policy file's grant.
+        let token = signer.sign(&claims());
+        let caller = identities
+            .identify_request(&metrics, &connection(TAILNET_PEER, None), Some(&token))
+            .await
+            .unwrap();
+        assert_eq!(caller.display_name(), "carol@example.com");
+        assert_eq!(
+            caller.policy.impersonation.groups,
+            ["team-a", "devs", "eng"]
+        );
+        // Through the request scope, as the router runs a request.
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        let caller = with_request_credentials(
+            bearer_token(&headers),
+            identities.identify(&metrics, &connection(OTHER_PEER, None)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(caller.display_name(), "carol@example.com");
+        // No token: the next source.
+        let caller = identities
+            .identify(&metrics, &connection(TAILNET_PEER, None))
+            .await
+            .unwrap();
+        assert_eq!(caller.display_name(), "alice@example.com");
+        // A token that is not valid: 401 with the reason, though tailscaled knows the address.
+        let mut expired = claims();
+        expired["exp"] = serde_json::json!(0);
+        let status = identities
+            .identify_request(
+                &metrics,
+                &connection(TAILNET_PEER, None),
+                Some(&signer.sign(&expired)),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(status.code, http::StatusCode::UNAUTHORIZED);
+        assert!(status.message.contains("expired"), "{}", status.message);
+        // A valid token no rule matches: 403 naming the policy file.
+        let mut stranger = claims();
+        stranger["groups"] = serde_json::json!(["nobody"]);
+        let status = identities
+            .identify_request(
+                &metrics,
+                &connection(OTHER_PEER, None),
+                Some(&signer.sign(&stranger)),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(status.code, http::StatusCode::FORBIDDEN);
+        assert!(
+            status.message.contains("grants the caller nothing"),
+            "{}",
+            status.message
+        );
+        // Nobody: every source's reason.
+        let status = identities
+            .identify(&metrics, &connection(OTHER_PEER, None))
+            .await
+            .unwrap_err();
+        assert!(
+            status.message.contains("no bearer token"),
+            "{}",
+            status.message
+        );
     }
 }

@@ -83,6 +83,15 @@ async fn route(
     connection: Extension<Arc<ConnectionContext>>,
     request: Request,
 ) -> Response {
+    let bearer = identity::bearer_token(request.headers());
+    identity::with_request_credentials(bearer, dispatch(state, connection, request)).await
+}
+
+async fn dispatch(
+    state: State<Arc<App>>,
+    connection: Extension<Arc<ConnectionContext>>,
+    request: Request,
+) -> Response {
     if exec::is_session_path(request.uri().path()) {
         exec::exec_or_attach(state, connection, request).await
     } else if portforward::is_port_forward_path(request.uri().path()) {
@@ -98,7 +107,14 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
     let mode = mode::resolve_mode(cli.mode, &env).map_err(anyhow::Error::msg)?;
     let proxy_protocol = cli.proxy_protocol_sources()?;
     let identity_sources = cli.identity_sources()?;
-    let certificates = certificate_source(&cli, &identity_sources)?;
+    let policy = policy_store(&cli)?;
+    let certificates = certificate_source(&cli, &identity_sources, policy.clone())?;
+    let oidc = oidc_source(&cli, &identity_sources, policy)?;
+    if mode == Mode::NoAuth && oidc.is_some() {
+        anyhow::bail!(
+            "--identity oidc needs --mode auth: in noauth mode callers' Authorization headers, the tokens, would be passed upstream"
+        );
+    }
     let upstream_config = upstream::config::discover(
         cli.upstream_kubeconfig.as_deref(),
         cli.upstream_context.as_deref(),
@@ -128,7 +144,8 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
             identity_sources.clone(),
             identity_cache::IdentityCache::new(localapi.clone(), cli.identity_ttl),
             certificates,
-        ),
+        )
+        .with_oidc(oidc),
         upstream_handshake_timeout: cli.upstream_handshake_timeout,
         sessions_per_caller: (cli.max_sessions_per_caller > 0)
             .then(|| crate::caller_limit::CallerLimit::new(cli.max_sessions_per_caller)),
@@ -173,7 +190,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
         cli.tls_from_tailscale.then(|| app.localapi.clone()),
         shutdown_rx.clone(),
     ));
-    if app.identities.certificates().is_some() {
+    if app.identities.certificates().is_some() || app.identities.oidc().is_some() {
         tokio::spawn(keep_identity_files_current(
             app.clone(),
             shutdown_rx.clone(),
@@ -216,22 +233,78 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
     })
 }
 
-/// The client-certificate identity source, when `--identity` names it: the CA and the policy
-/// file, read now (either unusable is a start-up error).
+/// The policy file (`--policy`), read now (unusable is a start-up error); the certificate and
+/// OIDC sources share it.
+fn policy_store(cli: &Cli) -> anyhow::Result<Option<Arc<identity::PolicyStore>>> {
+    Ok(cli
+        .policy
+        .clone()
+        .map(identity::PolicyStore::load)
+        .transpose()?
+        .map(Arc::new))
+}
+
+/// The OIDC identity source, when `--identity` names it: the issuer, its keys (the JWK set file
+/// read now; fetched keys are fetched at the first request) and the claim mapping.
+fn oidc_source(
+    cli: &Cli,
+    sources: &[IdentityArg],
+    policy: Option<Arc<identity::PolicyStore>>,
+) -> anyhow::Result<Option<identity::OidcSource>> {
+    let (true, Some(issuer), Some(client_id)) = (
+        sources.contains(&IdentityArg::Oidc),
+        &cli.oidc_issuer_url,
+        &cli.oidc_client_id,
+    ) else {
+        return Ok(None);
+    };
+    let keys = match &cli.oidc_jwks_file {
+        Some(path) => identity::Jwks::File(identity::JwksFile::load(path.clone())?),
+        None => identity::Jwks::Discovery(identity::Discovery::new(
+            issuer,
+            cli.oidc_ca_file.as_deref(),
+        )?),
+    };
+    let mapping = identity::ClaimMapping::new(
+        issuer,
+        &cli.oidc_username_claim,
+        cli.oidc_username_prefix.as_deref(),
+        cli.oidc_groups_claim.as_deref(),
+        cli.oidc_groups_prefix.as_deref(),
+    );
+    tracing::info!(
+        issuer,
+        client_id,
+        jwks_file = ?keys.file().map(|f| f.path().display().to_string()),
+        username_claim = mapping.username_claim,
+        username_prefix = mapping.username_prefix,
+        groups_claim = ?mapping.groups_claim,
+        groups_prefix = mapping.groups_prefix,
+        policy = ?policy.as_ref().map(|p| p.path().display().to_string()),
+        default_allow = cli.policy_default_allow,
+        "OIDC identities enabled"
+    );
+    Ok(Some(identity::OidcSource {
+        issuer: issuer.clone(),
+        client_id: client_id.clone(),
+        keys,
+        mapping,
+        policy,
+        allow_unmatched: cli.policy_default_allow,
+    }))
+}
+
+/// The client-certificate identity source, when `--identity` names it: the CA, read now
+/// (unusable is a start-up error), and the policy file.
 fn certificate_source(
     cli: &Cli,
     sources: &[IdentityArg],
+    policy: Option<Arc<identity::PolicyStore>>,
 ) -> anyhow::Result<Option<identity::CertificateSource>> {
     let (true, Some(ca)) = (sources.contains(&IdentityArg::ClientCert), &cli.client_ca) else {
         return Ok(None);
     };
     let ca = Arc::new(identity::ClientCa::load(ca.clone())?);
-    let policy = cli
-        .policy
-        .clone()
-        .map(identity::PolicyStore::load)
-        .transpose()?
-        .map(Arc::new);
     tracing::info!(
         client_ca = %ca.path().display(),
         policy = ?policy.as_ref().map(|p| p.path().display().to_string()),
@@ -249,12 +322,10 @@ fn certificate_source(
     }))
 }
 
-/// Re-reads `--client-ca` and `--policy` when they change, until shutdown. A changed file that
-/// cannot be used keeps the one in force, and is logged and counted once per change.
+/// Re-reads `--client-ca`, `--policy` and `--oidc-jwks-file` when they change, until shutdown. A
+/// changed file that cannot be used keeps the one in force, and is logged (and the first two
+/// counted) once per change.
 async fn keep_identity_files_current(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    let Some(source) = app.identities.certificates() else {
-        return;
-    };
     let mut ticks = tokio::time::interval(IDENTITY_FILE_POLL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
@@ -263,20 +334,24 @@ async fn keep_identity_files_current(app: Arc<App>, mut shutdown: watch::Receive
             _ = ticks.tick() => {}
             _ = shutdown.changed() => return,
         }
-        match source.ca.reload_if_changed() {
-            Ok(true) => {
-                tracing::info!(client_ca = %source.ca.path().display(), "client CA reloaded")
-            }
-            Ok(false) => {}
-            Err(error) => {
-                app.metrics.client_ca_reload_failed();
-                tracing::warn!(
-                    client_ca = %source.ca.path().display(),
-                    "client CA not reloaded, keeping the current one: {error:#}"
-                );
+        if let Some(file) = app.identities.oidc().and_then(|oidc| oidc.keys.file()) {
+            match file.reload_if_changed() {
+                Ok(true) => tracing::info!(
+                    jwks_file = %file.path().display(),
+                    keys = file.current().len(),
+                    "OIDC JWK set file reloaded"
+                ),
+                Ok(false) => {}
+                Err(error) => tracing::warn!(
+                    jwks_file = %file.path().display(),
+                    "OIDC JWK set file not reloaded, keeping the current keys: {error:#}"
+                ),
             }
         }
-        let Some(policy) = &source.policy else {
+        if let Some(source) = app.identities.certificates() {
+            reload_client_ca(&app, source);
+        }
+        let Some(policy) = app.identities.policy() else {
             continue;
         };
         match policy.reload_if_changed() {
@@ -293,6 +368,23 @@ async fn keep_identity_files_current(app: Arc<App>, mut shutdown: watch::Receive
                     "policy file not reloaded, keeping the last good one: {error:#}"
                 );
             }
+        }
+    }
+}
+
+/// Re-reads `--client-ca` if it changed.
+fn reload_client_ca(app: &App, source: &identity::CertificateSource) {
+    match source.ca.reload_if_changed() {
+        Ok(true) => {
+            tracing::info!(client_ca = %source.ca.path().display(), "client CA reloaded")
+        }
+        Ok(false) => {}
+        Err(error) => {
+            app.metrics.client_ca_reload_failed();
+            tracing::warn!(
+                client_ca = %source.ca.path().display(),
+                "client CA not reloaded, keeping the current one: {error:#}"
+            );
         }
     }
 }
