@@ -1,5 +1,5 @@
-//! The operations listener: `/metrics`, `/healthz` (the process is serving) and `/readyz` (the identity
-//! source and the upstream both answer).
+//! The operations listener: `/metrics`, `/healthz` (the process is serving) and `/readyz` (the
+//! upstream answers, and so does tailscaled's LocalAPI when it is an identity source).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +36,10 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
 
 async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
     let identity = async {
+        // Without tailscaled among the identity sources, its LocalAPI is not a dependency.
+        if !app.identities.uses_tailscale() {
+            return Ok(());
+        }
         match tokio::time::timeout(READINESS_TIMEOUT, app.localapi.status()).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(error)) => Err(format!("identity source: {error}")),

@@ -159,6 +159,12 @@ impl Identities {
         self
     }
 
+    /// Whether tailscaled is one of the sources (then its LocalAPI must answer for the proxy to
+    /// be ready).
+    pub(crate) fn uses_tailscale(&self) -> bool {
+        self.order.contains(&IdentityArg::Tailscale)
+    }
+
     /// The OIDC source, when configured.
     pub(crate) fn oidc(&self) -> Option<&OidcSource> {
         self.oidc.as_ref()
