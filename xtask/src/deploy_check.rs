@@ -37,7 +37,7 @@ use serde_yaml::Value;
 use crate::tools::{cargo, ensure_kubectl, run, workspace_root};
 
 /// The overlays that must exist (others found under deploy/overlays are checked too).
-const REQUIRED_OVERLAYS: [&str; 2] = ["tailscale-sidecar", "proxy-protocol"];
+const REQUIRED_OVERLAYS: [&str; 3] = ["tailscale-sidecar", "proxy-protocol", "client-cert-oidc"];
 
 /// Where the Containerfile installs the binaries.
 const BIN_DIR: &str = "/usr/local/bin";
@@ -289,11 +289,44 @@ fn check(documents: &[Value], recorder: &RecorderCli, containerfile: &str) -> Ve
         ));
     }
     check_services(documents, &workloads, &mut problems);
+    check_policy_files(documents, &mut problems);
     let proxy_labels: Vec<&Workload> = workloads.iter().filter(|w| w.runs_proxy()).collect();
     for (workload, port) in recorders {
         check_recorder_policy(documents, workload, port, &proxy_labels, &mut problems);
     }
     problems
+}
+
+/// Every policy file shipped in a ConfigMap (a data key ending in `policy.yaml` or
+/// `policy.json`) is one the proxy accepts: parsed by the proxy's own policy reader.
+fn check_policy_files(documents: &[Value], problems: &mut Vec<String>) {
+    for document in documents {
+        if str_at(document, &["kind"]) != Some("ConfigMap") {
+            continue;
+        }
+        let name = str_at(document, &["metadata", "name"]).unwrap_or("?");
+        let Some(Value::Mapping(data)) = at(document, &["data"]) else {
+            continue;
+        };
+        for (key, text) in data {
+            let (Some(key), Some(text)) = (key.as_str(), text.as_str()) else {
+                continue;
+            };
+            if !(key.ends_with("policy.yaml") || key.ends_with("policy.json")) {
+                continue;
+            }
+            let parsed = serde_yaml::from_str::<serde_json::Value>(text)
+                .map_err(|error| error.to_string())
+                .and_then(|value| {
+                    capmodel::PolicyFile::from_value(&value).map_err(|error| error.to_string())
+                });
+            if let Err(error) = parsed {
+                problems.push(format!(
+                    "ConfigMap {name}: {key} is not a policy file the proxy accepts: {error}"
+                ));
+            }
+        }
+    }
 }
 
 /// `value[k1][k2]...`.
@@ -1028,6 +1061,16 @@ mod tests {
             let problems = problems_in(&rendered_overlay(overlay));
             assert!(problems.is_empty(), "{overlay}: {problems:#?}");
         }
+    }
+
+    #[test]
+    fn a_policy_file_the_proxy_refuses_fails_the_check() {
+        let yaml = rendered_overlay("client-cert-oidc");
+        let broken = edit(&yaml, "enforceRecorder: true", "enforceRecorders: true");
+        assert_found(
+            &problems_in(&broken),
+            "is not a policy file the proxy accepts",
+        );
     }
 
     /// Replaces the first occurrence of `from`, which must be there.
