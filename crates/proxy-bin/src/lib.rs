@@ -42,6 +42,7 @@ mod serving_cert;
 mod sessions;
 mod status;
 mod sync_body;
+mod upgrade;
 mod upstream;
 
 pub use app::App;

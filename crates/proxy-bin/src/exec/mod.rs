@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use http::{header, HeaderMap, Method, StatusCode};
 
 use sessiontap::{Protocol, SessionParams};
 
@@ -23,7 +23,6 @@ use crate::forward::{authorize, forward};
 use crate::identity::{Caller, ConnectionContext};
 use crate::metrics::{RecordingFailure, Refusal};
 use crate::status::KubeStatus;
-use crate::upstream::UpstreamHeaders;
 
 mod cast;
 mod failure;
@@ -148,51 +147,21 @@ pub(crate) async fn exec_or_attach(
         None
     };
 
-    let upgrade = request
-        .headers()
-        .get(header::UPGRADE)
-        .cloned()
-        .unwrap_or_else(|| HeaderValue::from_static("websocket"));
-    let headers = match UpstreamHeaders::from_caller(
-        request.headers().clone(),
-        app.mode,
-        &caller.policy.impersonation,
-    ) {
-        Ok(headers) => headers,
-        Err(error) => {
-            app.metrics.request_refused(Refusal::Policy);
-            abandon(recording, "the caller could not be impersonated");
-            return KubeStatus::forbidden(format!("cannot impersonate the caller: {error}"))
-                .into_response();
-        }
-    };
-    let upstream = match app
-        .upstream
-        .send_upgrade(
-            request.method().clone(),
-            url,
-            headers,
-            upgrade,
-            app.upstream_handshake_timeout,
-        )
-        .await
+    let upstream = match crate::upgrade::upgrade_upstream(
+        &app,
+        &caller,
+        request.method().clone(),
+        request.headers(),
+        url,
+    )
+    .await
     {
-        Ok(response) => response,
-        Err(error) => {
-            app.metrics.request_refused(Refusal::UpstreamUnreachable);
-            abandon(recording, "the upstream API server was unreachable");
-            return KubeStatus::bad_gateway(error.to_string()).into_response();
+        Ok(upstream) => upstream,
+        Err(not_upgraded) => {
+            abandon(recording, not_upgraded.why);
+            return not_upgraded.response;
         }
     };
-    app.metrics.request_proxied();
-    if upstream.status() != StatusCode::SWITCHING_PROTOCOLS {
-        // Refused upstream (e.g. 403, or a WebSocket answer kubectl retries over SPDY): relay it.
-        abandon(recording, "the upstream API server refused the session");
-        let response: http::Response<reqwest::Body> = upstream.into();
-        let (mut parts, body) = response.into_parts();
-        impersonate::remove_hop_by_hop(&mut parts.headers);
-        return Response::from_parts(parts, Body::new(body));
-    }
     let negotiated = negotiated_protocol(stream_protocol, upstream.headers());
     let recorded = match (recording, negotiated) {
         (Some(recording), Some(_)) => Some(splice::Recorded {

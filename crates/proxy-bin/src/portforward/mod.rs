@@ -27,7 +27,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use http::{header, HeaderMap, StatusCode};
+use http::{HeaderMap, StatusCode};
 use sessiontap::portforward::{PortForwardLimits, PortForwardTap, PortForwardTransport};
 
 use crate::app::App;
@@ -36,7 +36,6 @@ use crate::forward::{authorize, forward};
 use crate::identity::{Caller, ConnectionContext};
 use crate::metrics::Refusal;
 use crate::status::KubeStatus;
-use crate::upstream::UpstreamHeaders;
 
 use audit::{Audit, AuditStart};
 use capture::{CaptureStart, Captures};
@@ -182,51 +181,21 @@ pub(crate) async fn port_forward(
         _ => None,
     };
 
-    let upgrade = request
-        .headers()
-        .get(header::UPGRADE)
-        .cloned()
-        .unwrap_or_else(|| http::HeaderValue::from_static("websocket"));
-    let headers = match UpstreamHeaders::from_caller(
-        request.headers().clone(),
-        app.mode,
-        &caller.policy.impersonation,
-    ) {
-        Ok(headers) => headers,
-        Err(error) => {
-            app.metrics.request_refused(Refusal::Policy);
-            end_audit(audit, "the caller could not be impersonated");
-            return KubeStatus::forbidden(format!("cannot impersonate the caller: {error}"))
-                .into_response();
-        }
-    };
-    let upstream = match app
-        .upstream
-        .send_upgrade(
-            request.method().clone(),
-            url,
-            headers,
-            upgrade,
-            app.upstream_handshake_timeout,
-        )
-        .await
+    let upstream = match crate::upgrade::upgrade_upstream(
+        &app,
+        &caller,
+        request.method().clone(),
+        request.headers(),
+        url,
+    )
+    .await
     {
-        Ok(response) => response,
-        Err(error) => {
-            app.metrics.request_refused(Refusal::UpstreamUnreachable);
-            end_audit(audit, "the upstream API server was unreachable");
-            return KubeStatus::bad_gateway(error.to_string()).into_response();
+        Ok(upstream) => upstream,
+        Err(not_upgraded) => {
+            end_audit(audit, not_upgraded.why);
+            return not_upgraded.response;
         }
     };
-    app.metrics.request_proxied();
-    if upstream.status() != StatusCode::SWITCHING_PROTOCOLS {
-        // Refused upstream (e.g. 403, or a tunnel kubectl retries over SPDY): relay it.
-        end_audit(audit, "the upstream API server refused the session");
-        let response: http::Response<reqwest::Body> = upstream.into();
-        let (mut parts, body) = response.into_parts();
-        impersonate::remove_hop_by_hop(&mut parts.headers);
-        return Response::from_parts(parts, Body::new(body));
-    }
     if let Some(observed) = transport {
         if !upstream_chose(observed, upstream.headers()) {
             if audit.is_some() && !policy.fail_open {
