@@ -22,6 +22,7 @@ mod jwks;
 mod jwt;
 mod oidc;
 mod policy_store;
+mod reloadable;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,10 +31,10 @@ use std::sync::Arc;
 use capmodel::{CallerDescription, CallerPolicy, PolicyRefusal, Principal, WhoIs};
 use localapi::{LocalApiClient, LocalApiError};
 
-pub(crate) use client_cert::{ClientCa, ClientCertificate, ReloadingVerifier};
-pub(crate) use jwks::{fetchable, Discovery, Jwks, JwksFile};
+pub(crate) use client_cert::{load_client_ca, ClientCa, ClientCertificate, ReloadingVerifier};
+pub(crate) use jwks::{fetchable, load_jwks_file, Discovery, Jwks};
 pub(crate) use oidc::{ClaimMapping, OidcSource};
-pub(crate) use policy_store::PolicyStore;
+pub(crate) use policy_store::{load_policy, PolicyStore};
 
 use crate::cli::IdentityArg;
 use crate::identity_cache::{Identity, IdentityCache};
@@ -437,9 +438,9 @@ mod tests {
                 order.to_vec(),
                 IdentityCache::new(self.localapi.clone(), Duration::from_secs(60)),
                 Some(CertificateSource {
-                    ca: Arc::new(ClientCa::load(self.ca_path.clone()).unwrap()),
+                    ca: Arc::new(client_cert::load_client_ca(self.ca_path.clone()).unwrap()),
                     policy: Some(Arc::new(
-                        PolicyStore::load(self.policy_path.clone()).unwrap(),
+                        policy_store::load_policy(self.policy_path.clone()).unwrap(),
                     )),
                     allow_unmatched,
                 }),
@@ -580,7 +581,7 @@ mod tests {
         let f = fixture().await;
         let metrics = Metrics::default();
         let signer = Signer::es256("k1");
-        let policy = Arc::new(PolicyStore::load(f.policy_path.clone()).unwrap());
+        let policy = Arc::new(policy_store::load_policy(f.policy_path.clone()).unwrap());
         std::fs::write(
             &f.policy_path,
             "rules: [{groups: [team-a], grant: {impersonate: {groups: [eng]}}}]\n",

@@ -239,7 +239,7 @@ fn policy_store(cli: &Cli) -> anyhow::Result<Option<Arc<identity::PolicyStore>>>
     Ok(cli
         .policy
         .clone()
-        .map(identity::PolicyStore::load)
+        .map(identity::load_policy)
         .transpose()?
         .map(Arc::new))
 }
@@ -259,7 +259,7 @@ fn oidc_source(
         return Ok(None);
     };
     let keys = match &cli.oidc_jwks_file {
-        Some(path) => identity::Jwks::File(identity::JwksFile::load(path.clone())?),
+        Some(path) => identity::Jwks::File(identity::load_jwks_file(path.clone())?),
         None => identity::Jwks::Discovery(identity::Discovery::new(
             issuer,
             cli.oidc_ca_file.as_deref(),
@@ -304,7 +304,7 @@ fn certificate_source(
     let (true, Some(ca)) = (sources.contains(&IdentityArg::ClientCert), &cli.client_ca) else {
         return Ok(None);
     };
-    let ca = Arc::new(identity::ClientCa::load(ca.clone())?);
+    let ca = Arc::new(identity::load_client_ca(ca.clone())?);
     tracing::info!(
         client_ca = %ca.path().display(),
         policy = ?policy.as_ref().map(|p| p.path().display().to_string()),

@@ -16,7 +16,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use capmodel::Principal;
 use rustls::client::danger::HandshakeSignatureValid;
@@ -25,8 +25,6 @@ use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
-
-use crate::upstream::token::FileStamp;
 
 /// The certificate a connection's client presented and the handshake verified.
 #[derive(Debug)]
@@ -58,56 +56,15 @@ impl ClientCertificate {
 
 /// The trusted client CA (`--client-ca`), replaceable while serving; also the handshake's
 /// client certificate verifier.
-#[derive(Debug)]
-pub(crate) struct ClientCa {
-    path: PathBuf,
-    verifier: RwLock<Arc<dyn ClientCertVerifier>>,
-    seen: Mutex<Option<FileStamp>>,
+pub(crate) type ClientCa = super::reloadable::ReloadableFile<dyn ClientCertVerifier>;
+
+/// Reads the client CA at `path` now (`--client-ca`): a file without a usable CA certificate is a
+/// start-up error.
+pub(crate) fn load_client_ca(path: PathBuf) -> anyhow::Result<ClientCa> {
+    ClientCa::load("--client-ca", path, read_verifier)
 }
 
 impl ClientCa {
-    /// Reads `path` now: a file without a usable CA certificate is a start-up error.
-    pub(crate) fn load(path: PathBuf) -> anyhow::Result<ClientCa> {
-        let stamp = FileStamp::of(&path)
-            .map_err(|e| anyhow::anyhow!("--client-ca {}: {e}", path.display()))?;
-        let verifier = read_verifier(&path)
-            .map_err(|e| anyhow::anyhow!("--client-ca {}: {e}", path.display()))?;
-        Ok(ClientCa {
-            path,
-            verifier: RwLock::new(verifier),
-            seen: Mutex::new(Some(stamp)),
-        })
-    }
-
-    /// The file.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Re-reads the file if it changed; whether a new CA is now in force. A file that cannot be
-    /// used keeps the current CA and is reported once per change.
-    pub(crate) fn reload_if_changed(&self) -> anyhow::Result<bool> {
-        let stamp = FileStamp::of(&self.path).ok();
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if *seen == stamp {
-            return Ok(false);
-        }
-        *seen = stamp;
-        if stamp.is_none() {
-            anyhow::bail!("cannot read {}", self.path.display());
-        }
-        let verifier = read_verifier(&self.path)?;
-        *self.verifier.write().unwrap_or_else(|p| p.into_inner()) = verifier;
-        Ok(true)
-    }
-
-    fn current(&self) -> Arc<dyn ClientCertVerifier> {
-        self.verifier
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
     /// Verifies `certificate` again, against the CA in force now and the current time.
     pub(crate) fn verify_now(&self, certificate: &ClientCertificate) -> Result<(), rustls::Error> {
         let Some((leaf, intermediates)) = certificate.chain.split_first() else {
@@ -412,7 +369,7 @@ pub(super) mod tests {
         let path = dir.path().join("ca.crt");
         let (trusted, foreign) = (ca("trusted"), ca("foreign"));
         std::fs::write(&path, trusted.cert.pem()).unwrap();
-        let client_ca = ClientCa::load(path.clone()).unwrap();
+        let client_ca = load_client_ca(path.clone()).unwrap();
         let carol = [(DnType::CommonName, utf8("carol"))];
         let good = client(&trusted, &carol, false);
         let of = |der: &CertificateDer<'static>| {
@@ -444,7 +401,7 @@ pub(super) mod tests {
 
         let empty = dir.path().join("empty.crt");
         std::fs::write(&empty, "").unwrap();
-        let error = ClientCa::load(empty).unwrap_err().to_string();
+        let error = load_client_ca(empty).unwrap_err().to_string();
         assert!(error.contains("no certificate"), "{error}");
     }
 }

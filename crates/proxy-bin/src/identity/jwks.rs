@@ -9,7 +9,7 @@
 //! tokens with made-up `kid`s cannot make the proxy hammer the issuer. Fetches are serialized.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
@@ -17,7 +17,6 @@ use rustls::pki_types::CertificateDer;
 use rustls::RootCertStore;
 
 use super::jwt::JwkSet;
-use crate::upstream::token::FileStamp;
 
 /// How long fetched keys are used before they are fetched again.
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(3600);
@@ -77,56 +76,14 @@ impl Jwks {
 
 /// A JWK set file, re-read when it changes; a changed file that cannot be used keeps the keys in
 /// force.
-#[derive(Debug)]
-pub(crate) struct JwksFile {
-    path: PathBuf,
-    current: RwLock<Arc<JwkSet>>,
-    seen: Mutex<Option<FileStamp>>,
-}
+pub(crate) type JwksFile = super::reloadable::ReloadableFile<JwkSet>;
 
-impl JwksFile {
-    /// Reads `path` now: a file without a usable key is a start-up error.
-    pub(crate) fn load(path: PathBuf) -> anyhow::Result<JwksFile> {
-        let stamp = FileStamp::of(&path)
-            .map_err(|e| anyhow::anyhow!("--oidc-jwks-file {}: {e}", path.display()))?;
-        let keys = read_file(&path)
-            .map_err(|e| anyhow::anyhow!("--oidc-jwks-file {}: {e}", path.display()))?;
-        Ok(JwksFile {
-            path,
-            current: RwLock::new(Arc::new(keys)),
-            seen: Mutex::new(Some(stamp)),
-        })
-    }
-
-    /// The file.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The keys in force.
-    pub(crate) fn current(&self) -> Arc<JwkSet> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Re-reads the file if it changed; whether new keys are in force. An unusable file is an
-    /// error, reported once per change, and keeps the current keys.
-    pub(crate) fn reload_if_changed(&self) -> anyhow::Result<bool> {
-        let stamp = FileStamp::of(&self.path).ok();
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if *seen == stamp {
-            return Ok(false);
-        }
-        *seen = stamp;
-        if stamp.is_none() {
-            anyhow::bail!("cannot read {}", self.path.display());
-        }
-        let keys = read_file(&self.path)?;
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
-        Ok(true)
-    }
+/// Reads the JWK set file at `path` now (`--oidc-jwks-file`): a file without a usable key is a
+/// start-up error.
+pub(crate) fn load_jwks_file(path: PathBuf) -> anyhow::Result<JwksFile> {
+    JwksFile::load("--oidc-jwks-file", path, |path| {
+        read_file(path).map(Arc::new)
+    })
 }
 
 fn read_file(path: &Path) -> anyhow::Result<JwkSet> {
@@ -375,7 +332,7 @@ mod tests {
         };
         let (one, two) = (Signer::es256("one"), Signer::es256("two"));
         std::fs::write(&path, json!({"keys": [one.jwk()]}).to_string()).unwrap();
-        let file = JwksFile::load(path.clone()).unwrap();
+        let file = load_jwks_file(path.clone()).unwrap();
         assert_eq!(file.current().len(), 1);
         assert!(!file.reload_if_changed().unwrap());
         replace(json!({"keys": [one.jwk(), two.jwk()]}).to_string());
@@ -386,7 +343,7 @@ mod tests {
         assert!(!file.reload_if_changed().unwrap());
         assert_eq!(file.current().len(), 2);
         std::fs::write(dir.path().join("bad.json"), "nope").unwrap();
-        let error = JwksFile::load(dir.path().join("bad.json"))
+        let error = load_jwks_file(dir.path().join("bad.json"))
             .unwrap_err()
             .to_string();
         assert!(error.starts_with("--oidc-jwks-file"), "{error}");

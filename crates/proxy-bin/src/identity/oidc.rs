@@ -170,7 +170,6 @@ fn now() -> i64 {
 #[cfg(test)]
 pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::super::jwks::JwksFile;
     use super::super::jwt::tests::{claims, Signer, CLIENT, ISSUER};
     use super::*;
     use serde_json::json;
@@ -248,7 +247,7 @@ pub(crate) mod tests {
         OidcSource {
             issuer: ISSUER.to_owned(),
             client_id: CLIENT.to_owned(),
-            keys: Jwks::File(JwksFile::load(path).unwrap()),
+            keys: Jwks::File(super::super::jwks::load_jwks_file(path).unwrap()),
             mapping,
             policy,
             allow_unmatched: false,

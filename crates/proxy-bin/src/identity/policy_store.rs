@@ -4,63 +4,18 @@
 //! force.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use capmodel::PolicyFile;
 
-use crate::upstream::token::FileStamp;
+use super::reloadable::ReloadableFile;
 
 /// The policy file and the rules in force.
-#[derive(Debug)]
-pub(crate) struct PolicyStore {
-    path: PathBuf,
-    current: RwLock<Arc<PolicyFile>>,
-    seen: Mutex<Option<FileStamp>>,
-}
+pub(crate) type PolicyStore = ReloadableFile<PolicyFile>;
 
-impl PolicyStore {
-    /// Reads `path` now.
-    pub(crate) fn load(path: PathBuf) -> anyhow::Result<PolicyStore> {
-        let stamp = FileStamp::of(&path)
-            .map_err(|e| anyhow::anyhow!("--policy {}: {e}", path.display()))?;
-        let policy =
-            read(&path).map_err(|e| anyhow::anyhow!("--policy {}: {e}", path.display()))?;
-        Ok(PolicyStore {
-            path,
-            current: RwLock::new(Arc::new(policy)),
-            seen: Mutex::new(Some(stamp)),
-        })
-    }
-
-    /// The file.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The rules in force.
-    pub(crate) fn current(&self) -> Arc<PolicyFile> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Re-reads the file if it changed; whether new rules are now in force. A file that cannot be
-    /// read or used is an error, reported once per change, and keeps the current rules.
-    pub(crate) fn reload_if_changed(&self) -> anyhow::Result<bool> {
-        let stamp = FileStamp::of(&self.path).ok();
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if *seen == stamp {
-            return Ok(false);
-        }
-        *seen = stamp;
-        if stamp.is_none() {
-            anyhow::bail!("cannot read {}", self.path.display());
-        }
-        let policy = read(&self.path)?;
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
-        Ok(true)
-    }
+/// Reads the policy file at `path` now (`--policy`).
+pub(crate) fn load_policy(path: PathBuf) -> anyhow::Result<PolicyStore> {
+    ReloadableFile::load("--policy", path, |path| read(path).map(Arc::new))
 }
 
 fn read(path: &Path) -> anyhow::Result<PolicyFile> {
@@ -122,7 +77,7 @@ rules:
             std::fs::rename(dir.path().join("new"), &path).unwrap();
         };
         std::fs::write(&path, YAML).unwrap();
-        let store = PolicyStore::load(path.clone()).unwrap();
+        let store = load_policy(path.clone()).unwrap();
         assert_eq!(store.current().rules()[0].users, ["carol"]);
         assert!(!store.reload_if_changed().unwrap());
 
@@ -146,7 +101,7 @@ rules:
         assert_eq!(store.current().rules()[0].users, ["carol"]);
 
         std::fs::write(dir.path().join("bad.yaml"), "rules: 3").unwrap();
-        let error = PolicyStore::load(dir.path().join("bad.yaml"))
+        let error = load_policy(dir.path().join("bad.yaml"))
             .unwrap_err()
             .to_string();
         assert!(error.starts_with("--policy "), "{error}");
