@@ -10,6 +10,7 @@ pub mod cast;
 pub mod demo;
 pub mod http;
 pub mod kubectl;
+pub mod port_forward;
 pub mod process;
 pub mod raw;
 pub mod raw_spdy;

@@ -3,84 +3,21 @@
 //! `KUBECTL_PORT_FORWARD_WEBSOCKETS=false`), to a real TCP server behind the stand-in apiserver,
 //! audited to the real `kube-recorder`.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 
-use e2e::stack::{admin_caller, default_apiserver_config, RecordingGrant, Stack, StackOptions};
+use e2e::port_forward::{
+    echo_server, round_trip, stack_forwarding_to as stack, start_forward, TRANSPORTS,
+};
+use e2e::stack::{RecordingGrant, Stack};
 use serde_json::Value;
 
-const TRANSPORTS: [(&str, &str); 2] = [("websocket", "true"), ("spdy", "false")];
 const PAYLOAD: usize = 10 * 1024 * 1024;
-
-/// A TCP server that echoes every connection back to itself, on a thread per connection.
-fn echo_server() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            std::thread::spawn(move || {
-                let Ok(mut reader) = stream.try_clone() else {
-                    return;
-                };
-                let _ = std::io::copy(&mut reader, &mut stream);
-                let _ = stream.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    Ok(port)
-}
-
-fn stack(grant: RecordingGrant, echo_port: u16) -> anyhow::Result<Stack> {
-    let mut options = StackOptions::for_caller(admin_caller()?);
-    options.recording = Some(grant);
-    options.apiserver_config = format!(
-        "{}portForward: {{\"8080\": \"127.0.0.1:{echo_port}\"}}\n",
-        default_apiserver_config(0)
-    );
-    Stack::start(options)
-}
-
-/// Sends `payload` through a forwarded connection and reads the echo back, at the same time.
-fn round_trip(local_port: u16, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut stream = TcpStream::connect(("127.0.0.1", local_port))?;
-    let mut writer = stream.try_clone()?;
-    let payload = payload.to_vec();
-    let sending = std::thread::spawn(move || -> std::io::Result<()> {
-        writer.write_all(&payload)?;
-        writer.shutdown(Shutdown::Write)
-    });
-    let mut echoed = Vec::with_capacity(payload_len_hint());
-    stream.read_to_end(&mut echoed)?;
-    sending
-        .join()
-        .map_err(|_| anyhow::anyhow!("the sending thread panicked"))??;
-    Ok(echoed)
-}
-
-fn payload_len_hint() -> usize {
-    PAYLOAD
-}
 
 /// Printable bytes that differ per connection, so crossed connections would show.
 fn payload(seed: u8) -> Vec<u8> {
     (0..PAYLOAD)
         .map(|i| b'a' + ((i / 7 + usize::from(seed)) % 26) as u8)
         .collect()
-}
-
-fn forwarding_port(line: &str) -> anyhow::Result<u16> {
-    // "Forwarding from 127.0.0.1:43567 -> 8080"
-    let address = line
-        .split_whitespace()
-        .nth(2)
-        .ok_or_else(|| anyhow::anyhow!("unexpected line {line:?}"))?;
-    let port = address
-        .rsplit_once(':')
-        .ok_or_else(|| anyhow::anyhow!("unexpected address {address:?}"))?
-        .1;
-    Ok(port.parse()?)
 }
 
 #[test]
@@ -94,15 +31,7 @@ fn two_connections_of_ten_megabytes_each_way_are_forwarded_byte_exact_and_audite
             websockets.to_owned(),
         )];
         let events_before = stack.events("type=kubernetes-port-forward")?.len();
-        let mut forward = stack.kubectl.spawn_lines(&[
-            "port-forward",
-            "--address",
-            "127.0.0.1",
-            "pod/demo",
-            ":8080",
-        ])?;
-        let line = forward.wait_for("Forwarding from", Duration::from_secs(60))?;
-        let local_port = forwarding_port(&line)?;
+        let (forward, local_port) = start_forward(&stack)?;
         let (first, second) = (payload(1), payload(2));
         let threads = [first.clone(), second.clone()]
             .map(|payload| std::thread::spawn(move || round_trip(local_port, &payload)));
@@ -235,15 +164,7 @@ fn a_fail_closed_forward_ends_when_its_recorder_is_lost() -> anyhow::Result<()> 
             "KUBECTL_PORT_FORWARD_WEBSOCKETS".into(),
             websockets.to_owned(),
         )];
-        let mut forward = stack.kubectl.spawn_lines(&[
-            "port-forward",
-            "--address",
-            "127.0.0.1",
-            "pod/demo",
-            ":8080",
-        ])?;
-        let line = forward.wait_for("Forwarding from", Duration::from_secs(60))?;
-        let local_port = forwarding_port(&line)?;
+        let (mut forward, local_port) = start_forward(&stack)?;
         assert_eq!(round_trip(local_port, b"before")?, b"before", "{name}");
         // The recorder goes away: the next connection's event cannot be stored, so the forward
         // is ended rather than left running unaudited.

@@ -3,62 +3,16 @@
 //! behind the stand-in apiserver, stored by the real `kube-recorder`: one capture per connection,
 //! whose bytes each way `kube-recorder capture` gives back exactly; none without the grant field.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::stack::{admin_caller, default_apiserver_config, RecordingGrant, Stack, StackOptions};
+use e2e::port_forward::{
+    echo_server, round_trip, stack_forwarding_to as stack, start_forward, TRANSPORTS,
+};
+use e2e::stack::{RecordingGrant, Stack};
 use serde_json::Value;
 
-const TRANSPORTS: [(&str, &str); 2] = [("websocket", "true"), ("spdy", "false")];
 const PAYLOAD: usize = 1024 * 1024;
-
-/// A TCP server that echoes every connection back to itself, on a thread per connection.
-fn echo_server() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            std::thread::spawn(move || {
-                let Ok(mut reader) = stream.try_clone() else {
-                    return;
-                };
-                let _ = std::io::copy(&mut reader, &mut stream);
-                let _ = stream.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    Ok(port)
-}
-
-fn stack(grant: RecordingGrant, echo_port: u16) -> anyhow::Result<Stack> {
-    let mut options = StackOptions::for_caller(admin_caller()?);
-    options.recording = Some(grant);
-    options.apiserver_config = format!(
-        "{}portForward: {{\"8080\": \"127.0.0.1:{echo_port}\"}}\n",
-        default_apiserver_config(0)
-    );
-    Stack::start(options)
-}
-
-/// Sends `payload` through a forwarded connection and reads the echo back, at the same time.
-fn round_trip(local_port: u16, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut stream = TcpStream::connect(("127.0.0.1", local_port))?;
-    let mut writer = stream.try_clone()?;
-    let payload = payload.to_vec();
-    let sending = std::thread::spawn(move || -> std::io::Result<()> {
-        writer.write_all(&payload)?;
-        writer.shutdown(Shutdown::Write)
-    });
-    let mut echoed = Vec::with_capacity(PAYLOAD);
-    stream.read_to_end(&mut echoed)?;
-    sending
-        .join()
-        .map_err(|_| anyhow::anyhow!("the sending thread panicked"))??;
-    Ok(echoed)
-}
 
 /// Random binary bytes (every byte value, NULs and invalid UTF-8 included), different per seed.
 fn random_bytes(seed: u64) -> Vec<u8> {
@@ -75,32 +29,11 @@ fn random_bytes(seed: u64) -> Vec<u8> {
     bytes
 }
 
-fn forwarding_port(line: &str) -> anyhow::Result<u16> {
-    // "Forwarding from 127.0.0.1:43567 -> 8080"
-    let address = line
-        .split_whitespace()
-        .nth(2)
-        .ok_or_else(|| anyhow::anyhow!("unexpected line {line:?}"))?;
-    let port = address
-        .rsplit_once(':')
-        .ok_or_else(|| anyhow::anyhow!("unexpected address {address:?}"))?
-        .1;
-    Ok(port.parse()?)
-}
-
 /// Forwards `payloads.len()` connections at once through one `kubectl port-forward`, checks each
 /// echo, and returns the session's audit id once its `end` event is stored.
 fn forward(stack: &mut Stack, name: &str, payloads: &[Vec<u8>]) -> anyhow::Result<String> {
     let events_before = stack.events("type=kubernetes-port-forward")?.len();
-    let mut forward = stack.kubectl.spawn_lines(&[
-        "port-forward",
-        "--address",
-        "127.0.0.1",
-        "pod/demo",
-        ":8080",
-    ])?;
-    let line = forward.wait_for("Forwarding from", Duration::from_secs(60))?;
-    let local_port = forwarding_port(&line)?;
+    let (forward, local_port) = start_forward(stack)?;
     let threads: Vec<_> = payloads
         .iter()
         .cloned()
