@@ -118,3 +118,49 @@ fn resetting_stdout_does_not_stop_the_recording() -> anyhow::Result<()> {
     session.data(3, FIN, b"")?;
     verdict(&stack, session, 5, 1, "reset-secret")
 }
+
+/// Fail open, the same trick: the session goes on unrecorded from there, the recording is kept
+/// but marked incomplete, and the failure is counted as the tap's (`unreadable`), not the
+/// upload's.
+#[test]
+fn a_fail_open_session_the_tap_cannot_read_goes_on_and_is_counted_as_unreadable(
+) -> anyhow::Result<()> {
+    let mut options = StackOptions::for_caller(admin_caller()?);
+    options.recording = Some(RecordingGrant {
+        enforce: false,
+        ..RecordingGrant::ENFORCED
+    });
+    let stack = Stack::start(options)?;
+    let mut session = SpdySession::start(&stack.proxy_url, CAT)?;
+    session.open(1, "error")?;
+    session.open(3, "stdin")?;
+    session.open(5, "stdout")?;
+    session.data(3, 0, b"first\n")?;
+    anyhow::ensure!(
+        session.read_until(|s| s.received(5).ends_with(b"first\n"))?,
+        "the session did not start\n{}",
+        stack.logs()
+    );
+    session.open(7, "stdout")?;
+    session.data(3, 0, b"after\n")?;
+    anyhow::ensure!(
+        session.read_until(|s| s.received(5).ends_with(b"after\n"))?,
+        "a fail-open session must go on\n{}",
+        stack.logs()
+    );
+    session.data(3, FIN, b"")?;
+    session.read_to_end()?;
+    session.close();
+    let recordings = stack.finished_recordings(1)?;
+    assert_eq!(recordings[0]["outcome"], "incomplete", "{recordings:?}");
+    let metrics = stack.metrics()?;
+    assert!(
+        metrics.contains("k8s_auth_proxy_session_recordings_failed{reason=\"unreadable\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("k8s_auth_proxy_session_recordings_failed{reason=\"upload\"} 1"),
+        "{metrics}"
+    );
+    Ok(())
+}

@@ -227,7 +227,13 @@ pub(crate) async fn exec_or_attach(
                 app.metrics.recording_uploaded(*bytes)
             }
             Some(outcome) => {
-                app.metrics.recording_failed(RecordingFailure::Upload);
+                // Why the recording is incomplete: the tap could not read the session, or the
+                // upload failed.
+                app.metrics.recording_failed(if spliced.unreadable {
+                    RecordingFailure::Unreadable
+                } else {
+                    RecordingFailure::Upload
+                });
                 tracing::warn!(caller = name, %outcome, "session recording incomplete");
             }
             None => {}

@@ -77,6 +77,8 @@ pub(crate) struct Spliced {
     pub(crate) recording: Option<recorder_client::Outcome>,
     /// Why a fail-closed session was ended early.
     pub(crate) ended_because: Option<String>,
+    /// The tap could not read the session (the recording stopped for that, not for the upload).
+    pub(crate) unreadable: bool,
 }
 
 /// What both directions share about the session: its tap, and the recording if there is one.
@@ -91,6 +93,8 @@ struct Link {
     stop: watch::Sender<Option<Ending>>,
     /// Fail open: why recording stopped, to abandon the recording with at the end.
     stopped_because: Mutex<Option<String>>,
+    /// The tap failed on the session's bytes.
+    unreadable: std::sync::atomic::AtomicBool,
     /// When the session last had input, output or a resize.
     activity: Activity,
     /// The notice still to be recorded before the first output.
@@ -147,6 +151,8 @@ impl Link {
             self.record_notice_before_output(&mut events);
         }
         if let Err(error) = tapped {
+            self.unreadable
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             if self.fail_open {
                 // The chunk is forwarded: what the tap reported before the error stands.
                 self.feed_all(events).await;
@@ -322,6 +328,7 @@ where
             stopped: std::sync::atomic::AtomicBool::new(false),
             stop: stop_tx.clone(),
             stopped_because: Mutex::new(None),
+            unreadable: std::sync::atomic::AtomicBool::new(false),
             activity: Activity::new(),
             notice: Mutex::new(notice.clone()),
         })
@@ -516,6 +523,9 @@ where
         down,
         recording,
         ended_because: ending.map(|ending| ending.message),
+        unreadable: link
+            .as_ref()
+            .is_some_and(|link| link.unreadable.load(std::sync::atomic::Ordering::Relaxed)),
     }
 }
 
