@@ -81,7 +81,7 @@ pub use server::{
     AccessOptions, CidrError, IpCidr, RecorderServer, ServerOptions, RECORDER_CAPABILITY,
     VIEW_EVENT_TYPE,
 };
-pub use store::{RecordingEnd, RecordingWriter, Store};
+pub use store::{Hold, RecordingEnd, RecordingWriter, Store, SweepReport, HOLDS_FILE};
 
 /// Renders a Unix time as RFC 3339 in UTC to the second, as listings show it.
 pub fn format_unix_time(unix_seconds: f64) -> String {

@@ -18,7 +18,13 @@ pub(crate) struct LsArgs {
 }
 
 pub(crate) async fn run(args: LsArgs) -> anyhow::Result<()> {
-    let recordings = Archive::open(&args.source).await?.recordings().await?;
+    let archive = Archive::open(&args.source).await?;
+    let recordings = archive.recordings().await?;
+    // Holds are the directory's: a recorder's read API does not serve them.
+    let holds = match &archive {
+        Archive::Local(store) => store.holds().await?,
+        Archive::Remote(_) => Default::default(),
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &recordings)?;
@@ -28,7 +34,10 @@ pub(crate) async fn run(args: LsArgs) -> anyhow::Result<()> {
     let header = [
         "ID", "STARTED", "DURATION", "WHO", "POD", "TYPE", "COMMAND", "EXIT", "OUTCOME", "BYTES",
     ];
-    let rows: Vec<[String; 10]> = recordings.iter().map(row).collect();
+    let rows: Vec<[String; 10]> = recordings
+        .iter()
+        .map(|meta| row(meta, holds.contains_key(&meta.id)))
+        .collect();
     let mut widths = header.map(str::len);
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -67,7 +76,7 @@ fn session_kind(meta: &RecordingMeta) -> Option<String> {
     })
 }
 
-fn row(meta: &RecordingMeta) -> [String; 10] {
+fn row(meta: &RecordingMeta, held: bool) -> [String; 10] {
     let started = meta.start.map_or(meta.received_at, |s| s as f64);
     let pod = match (&meta.namespace, &meta.pod) {
         (Some(ns), Some(pod)) => match &meta.container {
@@ -78,11 +87,14 @@ fn row(meta: &RecordingMeta) -> [String; 10] {
         _ => "-".to_owned(),
     };
     let outcome = meta.outcome.as_str();
-    let outcome = if meta.malformed.is_some() {
+    let mut outcome = if meta.malformed.is_some() {
         format!("{outcome},malformed")
     } else {
         outcome.to_owned()
     };
+    if held {
+        outcome.push_str(",held");
+    }
     let dash = |value: Option<String>| {
         value
             .filter(|v| !v.is_empty())

@@ -3,6 +3,7 @@
 mod archive;
 mod capture;
 mod events;
+mod hold;
 mod ls;
 mod play;
 mod serve;
@@ -62,6 +63,12 @@ enum Command {
     /// Prints one line per problem, `ID: reason` (a cast changed or truncated, a recording
     /// deleted, chain entries reordered, ...), and exits non-zero when there is any.
     Verify(verify::VerifyArgs),
+    /// Keep a recording regardless of retention (`serve --retain-days`) until released.
+    ///
+    /// Held IDs are stored in DIR/holds.json; `ls --dir` marks them `held`.
+    Hold(hold::HoldArgs),
+    /// Release a hold: retention may remove the recording again once it is old enough.
+    Release(hold::ReleaseArgs),
 }
 
 /// Where to read recordings and events from.
@@ -122,6 +129,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         Command::Events(args) => events::run(args).await,
         Command::Capture(args) => capture::run(args).await,
         Command::Verify(args) => verify::run(args).await,
+        Command::Hold(args) => hold::hold(args).await,
+        Command::Release(args) => hold::release(args).await,
     }
 }
 

@@ -72,6 +72,11 @@ pub(crate) struct ServeArgs {
     /// beside it) when missing. Default DIR/signing-key.pem; keep it outside DIR in production.
     #[arg(long, env = "KUBE_RECORDER_SIGNING_KEY", value_name = "FILE")]
     signing_key: Option<PathBuf>,
+    /// Remove finished recordings (casts and captures) that ended more than N days ago, unless
+    /// held (`kube-recorder hold`); each removal is recorded in the chain first, so `verify`
+    /// tells it from a deletion. Swept at start and then hourly. Default: keep everything.
+    #[arg(long, env = "KUBE_RECORDER_RETAIN_DAYS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    retain_days: Option<u32>,
 }
 
 impl ServeArgs {
@@ -119,6 +124,7 @@ impl ServeArgs {
         options.v2 = !self.v1_only;
         options.events = !self.no_events;
         options.signing_key = self.signing_key.clone();
+        options.retain_days = self.retain_days;
         Ok(options)
     }
 }

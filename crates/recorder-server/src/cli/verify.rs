@@ -50,8 +50,15 @@ pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     for note in &report.notes {
         eprintln!("note: {note}");
     }
+    for removed in &report.removed {
+        eprintln!("removed: {removed}");
+    }
+    let removed = match report.removed.len() {
+        0 => String::new(),
+        n => format!(", {n} removed on purpose (retention)"),
+    };
     eprintln!(
-        "{} recordings verified, chain of {} entries, head {}",
+        "{} recordings verified{removed}, chain of {} entries, head {}",
         report.verified, report.entries, report.head
     );
     let problems = report.problems.len();

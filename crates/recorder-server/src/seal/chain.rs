@@ -95,6 +95,8 @@ pub(crate) struct Chain {
     head: [u8; 32],
     /// Every recording an entry names.
     ids: HashSet<String>,
+    /// Every recording a `removed` entry names.
+    removed: HashSet<String>,
 }
 
 impl Chain {
@@ -120,6 +122,7 @@ impl Chain {
         let mut head = GENESIS;
         let mut next_seq = 1;
         let mut ids = HashSet::new();
+        let mut removed = HashSet::new();
         for line in bytes[..whole].split(|&b| b == b'\n') {
             if line.is_empty() {
                 continue;
@@ -128,6 +131,9 @@ impl Chain {
             match serde_json::from_slice::<ChainEntry>(line) {
                 Ok(entry) => {
                     next_seq = entry.seq + 1;
+                    if entry.entry_type == EntryType::Removed {
+                        removed.insert(entry.id.clone());
+                    }
                     ids.insert(entry.id);
                 }
                 Err(error) => {
@@ -144,6 +150,7 @@ impl Chain {
             next_seq,
             head,
             ids,
+            removed,
         })
     }
 
@@ -155,6 +162,16 @@ impl Chain {
     /// Whether an entry names `id`.
     pub(crate) fn names(&self, id: &str) -> bool {
         self.ids.contains(id)
+    }
+
+    /// Whether a `removed` entry names `id`.
+    pub(crate) fn is_removed(&self, id: &str) -> bool {
+        self.removed.contains(id)
+    }
+
+    /// Every recording a `removed` entry names.
+    pub(crate) fn removed(&self) -> impl Iterator<Item = &String> {
+        self.removed.iter()
     }
 
     /// Appends an entry (its `seq`, `prev` and `sig` filled in here), durably.
@@ -186,6 +203,9 @@ impl Chain {
         self.len += bytes.len() as u64;
         self.next_seq += 1;
         self.head = sha256(&line);
+        if entry.entry_type == EntryType::Removed {
+            self.removed.insert(entry.id.clone());
+        }
         self.ids.insert(entry.id.clone());
         Ok(entry)
     }

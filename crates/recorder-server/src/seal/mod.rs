@@ -51,6 +51,11 @@ pub fn default_key_path(dir: &Path) -> PathBuf {
     dir.join(DEFAULT_KEY_FILE)
 }
 
+/// Lower-case hex of a hash, as manifests and chain entries write it.
+pub(crate) fn hex_digest(hash: &[u8]) -> String {
+    chain_hash::hex(hash)
+}
+
 /// Path of the manifest of `id` in the `recordings` directory.
 pub(crate) fn manifest_path(recordings: &Path, id: &str) -> PathBuf {
     recordings.join(format!("{id}{MANIFEST_SUFFIX}"))
@@ -158,6 +163,16 @@ impl Sealer {
     /// Whether the chain names `id` (sealed or removed).
     pub fn is_chained(&self, id: &str) -> bool {
         self.lock().names(id)
+    }
+
+    /// Whether the chain has a `removed` entry for `id`.
+    pub fn is_removed(&self, id: &str) -> bool {
+        self.lock().is_removed(id)
+    }
+
+    /// Every recording the chain has a `removed` entry for.
+    pub fn removed_ids(&self) -> Vec<String> {
+        self.lock().removed().cloned().collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, chain::Chain> {

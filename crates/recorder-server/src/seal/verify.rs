@@ -35,6 +35,9 @@ pub struct VerifyReport {
     pub notes: Vec<Problem>,
     /// Recordings whose seal checked out.
     pub verified: usize,
+    /// Recordings removed on purpose, cleanly: a signed `removed` entry follows their `sealed`
+    /// one and their file is gone. The reason is the entry's (`retention: older than N days`).
+    pub removed: Vec<Problem>,
     /// Lines in the chain.
     pub entries: u64,
     /// Hex SHA-256 of the chain's last line (64 zeros for an empty chain): write it down
@@ -171,7 +174,7 @@ pub fn verify(dir: &Path, key: &PublicKey, ids: &[String]) -> Result<VerifyRepor
     report.problems = chain_problems;
     for id in selected {
         let before = report.problems.len();
-        let open = check_recording(
+        let state = check_recording(
             &mut report.problems,
             &recordings,
             key,
@@ -180,18 +183,36 @@ pub fn verify(dir: &Path, key: &PublicKey, ids: &[String]) -> Result<VerifyRepor
             manifests.contains(&id),
             lines.get(&id).map(Vec::as_slice).unwrap_or_default(),
         );
-        if open {
-            report
+        match state {
+            State::Open => report
                 .notes
-                .push(problem(&id, "still recording: not sealed yet"));
-        } else if report.problems.len() == before {
-            report.verified += 1;
+                .push(problem(&id, "still recording: not sealed yet")),
+            State::Removed(reason) => {
+                if report.problems.len() == before {
+                    report.removed.push(problem(&id, reason));
+                }
+            }
+            State::Checked => {
+                if report.problems.len() == before {
+                    report.verified += 1;
+                }
+            }
         }
     }
     Ok(report)
 }
 
-/// Checks one recording; returns true when it is still being recorded (not sealed yet).
+/// What [`check_recording`] found the recording to be.
+enum State {
+    /// Still being recorded: not sealed yet.
+    Open,
+    /// Removed by a `removed` chain entry, for this reason.
+    Removed(String),
+    /// Checked (with or without problems).
+    Checked,
+}
+
+/// Checks one recording.
 fn check_recording(
     problems: &mut Vec<Problem>,
     recordings: &Path,
@@ -200,7 +221,7 @@ fn check_recording(
     files: &[String],
     has_manifest: bool,
     lines: &[Line],
-) -> bool {
+) -> State {
     let mut report = |reason: String| problems.push(problem(id, reason));
     let sealed: Vec<&Line> = lines
         .iter()
@@ -211,11 +232,11 @@ fn check_recording(
         .find(|l| l.entry.entry_type == EntryType::Removed);
 
     if let Some(removed) = removed {
+        let reason = removed.entry.reason.as_deref().unwrap_or("no reason");
         if !files.is_empty() {
             report(format!(
-                "removed at chain line {} ({}) but {} is still stored",
+                "removed at chain line {} ({reason}) but {} is still stored (an unfinished removal: the next retention sweep deletes it)",
                 removed.number,
-                removed.entry.reason.as_deref().unwrap_or("no reason"),
                 files.join(", ")
             ));
         }
@@ -225,11 +246,14 @@ fn check_recording(
                 removed.number
             ));
         }
-        return false;
+        return State::Removed(format!(
+            "removed at chain line {} ({reason})",
+            removed.number
+        ));
     }
     if files.is_empty() && !has_manifest && sealed.is_empty() {
         report("no such recording: no file, manifest or chain entry".to_owned());
-        return false;
+        return State::Checked;
     }
     if files.len() > 1 {
         report(format!("stored twice: {}", files.join(", ")));
@@ -250,7 +274,7 @@ fn check_recording(
             .as_ref()
             .is_some_and(|m| m.outcome == castfmt::Outcome::Recording);
         if !files.is_empty() && sealed.is_empty() && recording {
-            return true;
+            return State::Open;
         }
         if files.is_empty() {
             report(format!(
@@ -267,7 +291,7 @@ fn check_recording(
                 lines_text(&sealed)
             ));
         }
-        return false;
+        return State::Checked;
     }
 
     let manifest_path = super::manifest_path(recordings, id);
@@ -275,14 +299,14 @@ fn check_recording(
         Ok(bytes) => bytes,
         Err(error) => {
             report(format!("manifest unreadable: {error}"));
-            return false;
+            return State::Checked;
         }
     };
     let manifest: Manifest = match serde_json::from_slice(&manifest_bytes) {
         Ok(manifest) => manifest,
         Err(error) => {
             report(format!("manifest unreadable: {error}"));
-            return false;
+            return State::Checked;
         }
     };
     if !manifest.signature_valid(key) {
@@ -371,5 +395,5 @@ fn check_recording(
             ));
         }
     }
-    false
+    State::Checked
 }

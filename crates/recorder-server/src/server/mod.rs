@@ -93,6 +93,11 @@ pub struct ServerOptions {
     /// The Ed25519 key recordings are sealed with (PKCS#8 PEM), created with `<key>.pub` beside
     /// it when missing. Default `DIR/signing-key.pem` (see [`crate::seal`]).
     pub signing_key: Option<PathBuf>,
+    /// Remove finished recordings that ended more than this many days ago, unless held (see
+    /// [`Store::sweep_retention`]). Default none: keep everything.
+    pub retain_days: Option<u32>,
+    /// Time between two retention sweeps (the first runs at start). Default 1 h.
+    pub retention_interval: Duration,
 }
 
 impl ServerOptions {
@@ -114,6 +119,8 @@ impl ServerOptions {
             header_read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             signing_key: None,
+            retain_days: None,
+            retention_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -145,6 +152,35 @@ pub struct RecorderServer {
     serve_read: Option<JoinHandle<()>>,
     token_watcher: Option<JoinHandle<()>>,
     event_writer: JoinHandle<()>,
+    retention: Option<JoinHandle<()>>,
+}
+
+/// Sweeps `store` every `interval` (the first time at once) until `shutdown` turns true.
+async fn retention_loop(
+    store: Store,
+    days: u32,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        match store
+            .sweep_retention(days, crate::civil_time::unix_now())
+            .await
+        {
+            Ok(report) => tracing::info!(
+                days,
+                removed = report.removed.len(),
+                held = report.held.len(),
+                finished = report.finished.len(),
+                "retention sweep"
+            ),
+            Err(error) => tracing::error!(%error, "retention sweep failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
@@ -171,6 +207,18 @@ impl RecorderServer {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (access, token_watcher) = auth::Access::new(&options.access, shutdown_rx.clone())?;
         let (events, event_writer) = EventAppender::spawn(store.events_dir());
+        let retention = options.retain_days.map(|days| {
+            tracing::info!(
+                days,
+                "retention: removing recordings older than this, unless held"
+            );
+            tokio::spawn(retention_loop(
+                store.clone(),
+                days,
+                options.retention_interval,
+                shutdown_rx.clone(),
+            ))
+        });
         let (cut, cut_rx) = watch::channel(false);
         let max_uploads = options.max_uploads.min(Semaphore::MAX_PERMITS);
         let uploads = Arc::new(Semaphore::new(max_uploads));
@@ -239,6 +287,7 @@ impl RecorderServer {
             serve_read,
             token_watcher,
             event_writer,
+            retention,
         })
     }
 
@@ -274,6 +323,9 @@ impl RecorderServer {
         }
         if let Some(watcher) = self.token_watcher {
             let _ = watcher.await;
+        }
+        if let Some(retention) = self.retention {
+            let _ = retention.await;
         }
         if let Err(error) = self.event_writer.await {
             tracing::error!(%error, "event writer failed");

@@ -11,6 +11,7 @@
 //!   events/
 //!     YYYY-MM-DD.jsonl   API events received that UTC day, one JSON object per line
 //!   chain.jsonl          the hash-chained index of seals; signing-key.pem(.pub) by default
+//!   holds.json           recordings retention keeps regardless (see `Store::hold`)
 //! ```
 //!
 //! Several readers (the server, `kube-recorder ls --dir`) may use one directory at once; only one
@@ -18,6 +19,7 @@
 
 mod index_file;
 mod recording_writer;
+mod retention;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use serde_json::value::RawValue;
 
 pub(crate) use index_file::sync_dir;
 pub use recording_writer::{RecordingEnd, RecordingWriter};
+pub use retention::{Hold, SweepReport, HOLDS_FILE};
 
 use crate::civil_time::unix_now;
 use crate::error::StoreError;
@@ -307,11 +310,17 @@ impl Store {
     /// finished recording the chain does not name yet (a crash between its end and its seal, or
     /// recordings stored before sealing was turned on).
     ///
+    /// Removals a crash left unfinished (a `removed` chain entry, files still there) are
+    /// finished first ([`Store::finish_removals`]).
+    ///
     /// Only call this when no other server writes to the directory.
     pub async fn recover(&self) -> Result<Vec<RecordingMeta>, StoreError> {
         let dir = self.recordings_dir();
         let sealer = self.sealer.clone();
         blocking(move || {
+            if let Some(sealer) = &sealer {
+                retention::finish_removals(sealer, &dir)?;
+            }
             let mut repaired = Vec::new();
             let entries = dir_entries(&dir)?;
             for (name, path) in &entries {
