@@ -19,7 +19,6 @@ use http::{header, HeaderMap, Method, StatusCode};
 use sessiontap::{Protocol, SessionParams};
 
 use crate::app::App;
-use crate::forward::{authorize, forward};
 use crate::identity::{Caller, ConnectionContext};
 use crate::metrics::{RecordingFailure, Refusal};
 use crate::status::KubeStatus;
@@ -82,35 +81,17 @@ pub(crate) fn is_session_path(path: &str) -> bool {
 pub(crate) async fn exec_or_attach(
     State(app): State<Arc<App>>,
     Extension(connection): Extension<Arc<ConnectionContext>>,
-    mut request: Request,
+    request: Request,
 ) -> Response {
-    let stream_protocol = match requested_upgrade(request.method(), request.headers()) {
-        // Not an upgrade: upstream answers it like any other request (usually 400).
-        Ok(None) => {
-            return forward(State(app), Extension(connection), request).await;
-        }
-        Ok(Some(protocol)) => protocol,
-        Err(reason) => {
-            return KubeStatus::bad_request(reason).response_for(request.uri().path());
-        }
-    };
-    // Asked for afresh (or at most --identity-ttl old) before every upgrade: a session never
-    // starts on a grant that has since changed.
-    let caller = match authorize(&app, &connection).await {
-        Ok(caller) => caller,
-        Err(refusal) => return refusal.response_for(request.uri().path()),
-    };
-    if let Err(reason) = refuse_body_framing(request.headers()) {
-        return KubeStatus::bad_request(reason).into_response();
-    }
-    let url = match app.upstream.url_for(request.uri()) {
-        Ok(url) => url,
-        Err(error) => return KubeStatus::bad_request(error.to_string()).into_response(),
-    };
-    // Held by the session until it ends.
-    let admission = match crate::admission::admit_session(&app, &caller) {
-        Ok(admission) => admission,
-        Err(refusal) => return refusal.into_response(),
+    let crate::admission::AdmittedUpgrade {
+        mut request,
+        protocol: stream_protocol,
+        caller,
+        url,
+        admission,
+    } = match crate::admission::admit_upgrade(app.clone(), connection, request).await {
+        Ok(admitted) => admitted,
+        Err(answer) => return answer,
     };
     let policy = &caller.policy.recording;
 

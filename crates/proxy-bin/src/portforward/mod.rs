@@ -31,8 +31,7 @@ use http::{HeaderMap, StatusCode};
 use sessiontap::portforward::{PortForwardLimits, PortForwardTap, PortForwardTransport};
 
 use crate::app::App;
-use crate::exec::{refuse_body_framing, requested_upgrade, StreamProtocol};
-use crate::forward::{authorize, forward};
+use crate::exec::StreamProtocol;
 use crate::identity::{Caller, ConnectionContext};
 use crate::metrics::Refusal;
 use crate::status::KubeStatus;
@@ -116,30 +115,17 @@ fn transport_name(transport: PortForwardTransport) -> &'static str {
 pub(crate) async fn port_forward(
     State(app): State<Arc<App>>,
     Extension(connection): Extension<Arc<ConnectionContext>>,
-    mut request: Request,
+    request: Request,
 ) -> Response {
-    let stream_protocol = match requested_upgrade(request.method(), request.headers()) {
-        // Not an upgrade: upstream answers it like any other request (400).
-        Ok(None) => return forward(State(app), Extension(connection), request).await,
-        Ok(Some(protocol)) => protocol,
-        Err(reason) => {
-            return KubeStatus::bad_request(reason).response_for(request.uri().path());
-        }
-    };
-    let caller = match authorize(&app, &connection).await {
-        Ok(caller) => caller,
-        Err(refusal) => return refusal.response_for(request.uri().path()),
-    };
-    if let Err(reason) = refuse_body_framing(request.headers()) {
-        return KubeStatus::bad_request(reason).into_response();
-    }
-    let url = match app.upstream.url_for(request.uri()) {
-        Ok(url) => url,
-        Err(error) => return KubeStatus::bad_request(error.to_string()).into_response(),
-    };
-    let admission = match crate::admission::admit_session(&app, &caller) {
-        Ok(admission) => admission,
-        Err(refusal) => return refusal.into_response(),
+    let crate::admission::AdmittedUpgrade {
+        mut request,
+        protocol: stream_protocol,
+        caller,
+        url,
+        admission,
+    } = match crate::admission::admit_upgrade(app.clone(), connection, request).await {
+        Ok(admitted) => admitted,
+        Err(answer) => return answer,
     };
     let policy = &caller.policy.recording;
     let mut transport = observable_transport(stream_protocol, request.headers());
