@@ -193,8 +193,8 @@ where
     U: AsyncRead + AsyncWrite + Send + Unpin,
 {
     let started = Instant::now();
-    let (mut client_read, mut client_write) = tokio::io::split(client);
-    let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
+    let (client_read, client_write) = tokio::io::split(client);
+    let (upstream_read, upstream_write) = tokio::io::split(upstream);
     let (stop, stop_rx) = watch::channel(None::<String>);
     let audit_failed = audit.as_ref().map(Audit::failed);
     let capture_failed = captures.as_ref().map(Captures::failed);
@@ -261,61 +261,20 @@ where
         }
     };
 
-    let client_to_upstream = {
-        let shared = Arc::clone(&shared);
-        let mut stop = stop_rx.clone();
-        async move {
-            let mut buffer = vec![0u8; BUFFER];
-            let mut forwarded = 0u64;
-            loop {
-                let n = tokio::select! {
-                    read = client_read.read(&mut buffer) => match read {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    },
-                    _ = stop.wait_for(Option::is_some) => break,
-                };
-                if !shared
-                    .observe(Direction::ClientToServer, &buffer[..n])
-                    .await
-                    || upstream_write.write_all(&buffer[..n]).await.is_err()
-                {
-                    break;
-                }
-                forwarded += n as u64;
-            }
-            let _ = upstream_write.shutdown().await;
-            forwarded
-        }
-    };
-
-    let upstream_to_client = {
-        let shared = Arc::clone(&shared);
-        let mut stop = stop_rx.clone();
-        async move {
-            let mut buffer = vec![0u8; BUFFER];
-            let mut forwarded = 0u64;
-            loop {
-                let n = tokio::select! {
-                    read = upstream_read.read(&mut buffer) => match read {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    },
-                    _ = stop.wait_for(Option::is_some) => break,
-                };
-                if !shared
-                    .observe(Direction::ServerToClient, &buffer[..n])
-                    .await
-                    || client_write.write_all(&buffer[..n]).await.is_err()
-                {
-                    break;
-                }
-                forwarded += n as u64;
-            }
-            let _ = client_write.shutdown().await;
-            forwarded
-        }
-    };
+    let client_to_upstream = pump(
+        Arc::clone(&shared),
+        Direction::ClientToServer,
+        client_read,
+        upstream_write,
+        stop_rx.clone(),
+    );
+    let upstream_to_client = pump(
+        Arc::clone(&shared),
+        Direction::ServerToClient,
+        upstream_read,
+        client_write,
+        stop_rx.clone(),
+    );
 
     let (up, down) = tokio::select! {
         (up, down) = async { tokio::join!(client_to_upstream, upstream_to_client) } => (up, down),
@@ -350,4 +309,38 @@ where
         ended_because,
         connections: totals.0,
     }
+}
+
+/// Forwards one direction until it ends or the session is stopped, each chunk shown to the tap
+/// first; shuts the other side's write half down at the end. Returns the bytes forwarded.
+async fn pump<R, W>(
+    shared: Arc<Shared>,
+    direction: Direction,
+    mut from: R,
+    mut to: W,
+    mut stop: watch::Receiver<Option<String>>,
+) -> u64
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buffer = vec![0u8; BUFFER];
+    let mut forwarded = 0u64;
+    loop {
+        let n = tokio::select! {
+            read = from.read(&mut buffer) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            _ = stop.wait_for(Option::is_some) => break,
+        };
+        if !shared.observe(direction, &buffer[..n]).await
+            || to.write_all(&buffer[..n]).await.is_err()
+        {
+            break;
+        }
+        forwarded += n as u64;
+    }
+    let _ = to.shutdown().await;
+    forwarded
 }
