@@ -1,36 +1,43 @@
 //! `cargo xtask bench`: every benchmark, in one run, for `docs/performance.md`.
 
+use crate::compare_bench::CompareOptions;
 use crate::tools::{cargo, run};
 
 /// The crates with benchmarks.
 const BENCHED: [&str; 4] = ["spdyframe", "wsframe", "sessiontap", "recorder-client"];
 
-/// Which benchmarks to run (`cargo xtask bench [--sessions-only | --events-only]`).
+/// Which benchmarks to run (`cargo xtask bench [--compare-only | --events-only | --scale-only]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BenchSelection {
-    /// The crates' benchmarks, then the session benchmark, then the API events benchmark.
-    All,
-    /// `--sessions-only`: the 1 GiB session benchmark.
-    Sessions,
+    /// The crates' benchmarks, then the comparison benchmark, the API events benchmark and the
+    /// scale benchmark.
+    All(CompareOptions),
+    /// `--compare-only` (formerly `--sessions-only`): direct, nginx and kube-auth-proxy side by
+    /// side.
+    Compare(CompareOptions),
     /// `--events-only`: the API request events benchmark.
     Events,
+    /// `--scale-only`: 1,000 recorded sessions at once, then 1 GiB through one.
+    Scale,
 }
 
-/// Runs the benchmarks of every benched crate, the 1 GiB session benchmark and the API events
-/// benchmark, or only one of the last two.
+/// Runs the benchmarks of every benched crate, the comparison benchmark, the API events
+/// benchmark and the scale benchmark, or only one of the last three.
 pub(crate) fn bench(selection: BenchSelection) -> anyhow::Result<()> {
     match selection {
-        BenchSelection::Sessions => crate::session_bench::session_bench(),
+        BenchSelection::Compare(options) => crate::compare_bench::compare_bench(options),
         BenchSelection::Events => crate::events_bench::events_bench(),
-        BenchSelection::All => {
+        BenchSelection::Scale => crate::scale_bench::scale_bench(),
+        BenchSelection::All(options) => {
             let mut command = cargo();
             command.arg("bench");
             for krate in BENCHED {
                 command.args(["--package", krate]);
             }
             run(&mut command)?;
-            crate::session_bench::session_bench()?;
-            crate::events_bench::events_bench()
+            crate::compare_bench::compare_bench(options)?;
+            crate::events_bench::events_bench()?;
+            crate::scale_bench::scale_bench()
         }
     }
 }

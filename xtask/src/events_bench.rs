@@ -6,13 +6,12 @@
 //! request.
 
 use std::path::Path;
-use std::process::Command;
 
-use anyhow::{bail, ensure, Context as _};
+use anyhow::{anyhow, ensure, Context as _};
 use e2e::stack::{admin_caller, RecordingGrant, Stack, StackOptions};
-use serde_json::Value;
 
-use crate::session_bench::peak_rss_kib;
+use crate::load_client::Load;
+use crate::proc_stats::{cpu_seconds, mebibytes, peak_rss_kib};
 use crate::tools::use_release_binaries;
 
 /// The request measured: one small object, so that the proxy's own cost per request dominates.
@@ -95,10 +94,7 @@ pub(crate) fn events_bench() -> anyhow::Result<()> {
             result.rate / base,
             micros(result.proxy_cpu_us),
             micros(result.recorder_cpu_us),
-            result
-                .proxy_peak_kib
-                .map(|kib| format!("{:.1} MiB", kib as f64 / 1024.0))
-                .unwrap_or_else(|| "-".into())
+            mebibytes(result.proxy_peak_kib)
         );
     }
     Ok(())
@@ -112,51 +108,27 @@ fn measure(label: &'static str, load: &Path, stack: &Stack) -> anyhow::Result<Me
         proxy_pid.and_then(cpu_seconds),
         recorder_pid.and_then(cpu_seconds),
     );
-    let output = Command::new(load)
-        .arg("--url")
-        .arg(format!("{}{PATH}", stack.proxy_url))
-        .args(["--connections", &CONNECTIONS.to_string()])
-        .args(["--warmup", WARMUP, "--duration", DURATION])
-        // The stack's proxy serves a self-signed certificate.
-        .arg("--insecure")
-        .output()
-        .with_context(|| format!("starting {}", load.display()))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    eprintln!("{label}: {}", stdout.trim());
-    if !output.status.success() {
-        bail!(
-            "{label}: testkit-load {}: {}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr),
-            logs(stack)
-        );
+    let result = Load {
+        binary: load,
+        url: format!("{}{PATH}", stack.proxy_url),
+        connections: CONNECTIONS,
+        warmup: WARMUP,
+        duration: DURATION,
+        headers: Vec::new(),
     }
-    let report: Value = serde_json::from_str(stdout.trim())
-        .with_context(|| format!("{label}: testkit-load printed {stdout:?}"))?;
-    let number = |name: &str| {
-        report[name]
-            .as_f64()
-            .with_context(|| format!("{label}: no {name} in {report}"))
-    };
-    let (non_2xx, errors) = (number("non_2xx")?, number("errors")?);
-    if non_2xx != 0.0 || errors != 0.0 {
-        bail!(
-            "{label}: {non_2xx} non-2xx answers and {errors} errors (first: {})\n{}",
-            report["first_error"],
-            logs(stack)
-        );
-    }
-    let sent = number("sent")?;
+    .run(label)
+    .map_err(|error| anyhow!("{error:#}\n{}", logs(stack)))?;
+    let sent = result.sent as f64;
     let per_request = |pid: Option<u32>, before: Option<f64>| {
         let used = pid.and_then(cpu_seconds)? - before?;
         (sent > 0.0).then(|| used / sent * 1e6)
     };
     Ok(Measured {
         label,
-        rate: number("rate")?,
-        p50_ms: number("p50_ms")?,
-        p99_ms: number("p99_ms")?,
-        sent: sent as u64,
+        rate: result.rate,
+        p50_ms: result.p50_ms,
+        p99_ms: result.p99_ms,
+        sent: result.sent,
         proxy_cpu_us: per_request(proxy_pid, cpu_before.0),
         recorder_cpu_us: per_request(recorder_pid, cpu_before.1),
         proxy_peak_kib: proxy_pid.and_then(peak_rss_kib),
@@ -180,16 +152,6 @@ fn stored_request_events(stack: &Stack) -> anyhow::Result<u64> {
         }
     }
     Ok(count)
-}
-
-/// User and system CPU time a process has used, from `/proc/PID/stat` (fields 14 and 15, in
-/// clock ticks of 1/100 s: `USER_HZ`, which Linux fixes at 100 for this interface).
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces; fields 3 on follow it.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = |index: usize| fields.get(index)?.parse::<u64>().ok();
-    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
 }
 
 /// The stack's logs and the recorder's, for failure messages.

@@ -8,8 +8,10 @@
 //! - `e2e`: only the end-to-end suite.
 //! - `demo [--script]`: the stand-in stack with the proxy in front, for a person or a script.
 //! - `fuzz [--seconds N] [TARGET...]`: the fuzz targets under `fuzz/`.
-//! - `bench [--sessions-only | --events-only]`: every benchmark, or only the 1 GiB session
-//!   benchmark, or only the API request events benchmark.
+//! - `bench [--compare-only | --events-only] [--exec-bytes N] [--rounds N]`: every benchmark, or
+//!   only the comparison of kube-auth-proxy with direct access and nginx (exec sessions and GET
+//!   load), or only the API request events benchmark.
+//! - `bench --scale-only`: only the scale benchmark (1,000 recorded sessions at once).
 //! - `fresh-clone-check [--keep]`: `ci` in a fresh clone of `HEAD` with nothing beside it.
 //! - `standalone`: the reusable crates package together and build as path dependencies of a
 //!   scratch crate outside the workspace.
@@ -18,13 +20,21 @@
 
 mod bench;
 mod ci;
+mod compare_bench;
+mod compare_paths;
+mod compare_report;
 mod demo;
 mod deploy_check;
 mod events_bench;
+mod exec_session;
 mod fresh_clone;
 mod fuzz;
+mod load_client;
+mod nginx;
+mod nginx_conf;
 mod outside_paths;
-mod session_bench;
+mod proc_stats;
+mod scale_bench;
 mod standalone;
 mod tools;
 
@@ -81,15 +91,38 @@ enum Task {
     },
     /// Every benchmark, or one of two, with release builds.
     ///
-    /// The crates' benchmarks, the 1 GiB session benchmark and the API request events benchmark,
-    /// for docs/performance.md.
+    /// The crates' benchmarks, the comparison benchmark and the API request events benchmark,
+    /// for docs/performance.md. The comparison runs `kubectl exec` sessions (WebSocket and SPDY)
+    /// and a GET load directly against the apiserver stand-in, through nginx (installed with
+    /// apt-get when missing), through kube-auth-proxy and through kube-auth-proxy recorded.
     Bench {
-        /// Only the 1 GiB session benchmark.
-        #[arg(long, conflicts_with = "events_only")]
-        sessions_only: bool,
+        /// Only the comparison benchmark (`--sessions-only` is its former name).
+        #[arg(long, visible_alias = "sessions-only", conflicts_with = "events_only")]
+        compare_only: bool,
         /// Only the API request events benchmark.
         #[arg(long)]
         events_only: bool,
+        /// Only the scale benchmark: 1,000 recorded sessions at once (memory per idle session,
+        /// every recording byte-exact), then 1 GiB through one (memory flat).
+        #[arg(long, conflicts_with_all = ["compare_only", "events_only"])]
+        scale_only: bool,
+        /// Bytes of stdout per exec session of the comparison.
+        #[arg(
+            long,
+            value_name = "N",
+            env = "KAP_BENCH_EXEC_BYTES",
+            default_value_t = compare_bench::DEFAULT_EXEC_BYTES,
+            value_parser = clap::value_parser!(u64).range(1..)
+        )]
+        exec_bytes: u64,
+        /// Rounds of the comparison, interleaved across the paths; medians are reported.
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = compare_bench::DEFAULT_ROUNDS,
+            value_parser = clap::value_parser!(u64).range(1..)
+        )]
+        rounds: u64,
     },
     /// `cargo xtask ci` in a fresh clone of HEAD, with nothing beside it.
     ///
@@ -136,13 +169,20 @@ impl Task {
                 fuzz::fuzz(&args)
             }
             Task::Bench {
-                sessions_only,
+                compare_only,
                 events_only,
-            } => bench::bench(match (sessions_only, events_only) {
-                (true, _) => bench::BenchSelection::Sessions,
-                (_, true) => bench::BenchSelection::Events,
-                _ => bench::BenchSelection::All,
-            }),
+                scale_only,
+                exec_bytes,
+                rounds,
+            } => {
+                let options = compare_bench::CompareOptions { exec_bytes, rounds };
+                bench::bench(match (compare_only, events_only) {
+                    _ if scale_only => bench::BenchSelection::Scale,
+                    (true, _) => bench::BenchSelection::Compare(options),
+                    (_, true) => bench::BenchSelection::Events,
+                    _ => bench::BenchSelection::All(options),
+                })
+            }
             Task::FreshCloneCheck { keep } => fresh_clone::fresh_clone_check(keep),
             Task::Standalone => standalone::standalone(),
             Task::DeployCheck => deploy_check::deploy_check(),
@@ -295,17 +335,57 @@ mod tests {
 
     #[test]
     fn bench_runs_everything_or_one_of_two() {
-        let bench = |sessions_only, events_only| {
+        let defaults = compare_bench::CompareOptions::default();
+        let bench = |compare_only, events_only| {
             Ok(Task::Bench {
-                sessions_only,
+                compare_only,
                 events_only,
+                scale_only: false,
+                exec_bytes: defaults.exec_bytes,
+                rounds: defaults.rounds,
             })
         };
         assert_eq!(parse(&["bench"]), bench(false, false));
+        assert_eq!(parse(&["bench", "--compare-only"]), bench(true, false));
+        // The former name of the session benchmark runs the comparison, which includes it.
         assert_eq!(parse(&["bench", "--sessions-only"]), bench(true, false));
         assert_eq!(parse(&["bench", "--events-only"]), bench(false, true));
         assert_eq!(
-            parse(&["bench", "--sessions-only", "--events-only"]),
+            parse(&["bench", "--compare-only", "--events-only"]),
+            Err(ErrorKind::ArgumentConflict)
+        );
+        assert_eq!(
+            parse(&[
+                "bench",
+                "--compare-only",
+                "--exec-bytes",
+                "20000000",
+                "--rounds",
+                "1"
+            ]),
+            Ok(Task::Bench {
+                compare_only: true,
+                events_only: false,
+                scale_only: false,
+                exec_bytes: 20_000_000,
+                rounds: 1,
+            })
+        );
+        assert_eq!(
+            parse(&["bench", "--rounds", "0"]),
+            Err(ErrorKind::ValueValidation)
+        );
+        assert!(matches!(
+            parse(&["bench", "--scale-only"]),
+            Ok(Task::Bench {
+                scale_only: true,
+                compare_only: false,
+                events_only: false,
+                ..
+            })
+        ));
+        assert_eq!(
+            parse(&["bench", "--scale-only", "--events-only"]),
             Err(ErrorKind::ArgumentConflict)
         );
     }

@@ -1,0 +1,143 @@
+//! The comparison benchmark's results and the Markdown tables printed from them: medians over
+//! the rounds, ratios against the direct path.
+
+use crate::compare_bench::{CompareOptions, GET_CONNECTIONS, GET_DURATION, GET_PATH};
+use crate::compare_paths::PathKind;
+use crate::exec_session::{ExecSample, Protocol};
+use crate::load_client::LoadResult;
+use crate::proc_stats::mebibytes;
+
+/// Everything measured, by path ([`PathKind::index`]) and protocol (`Protocol as usize`).
+#[derive(Debug)]
+pub(crate) struct Results {
+    /// What was asked for.
+    pub(crate) options: CompareOptions,
+    /// Exec sessions: `[path][protocol]`, one sample per round.
+    pub(crate) exec: [[Vec<ExecSample>; 2]; 4],
+    /// GET load: `[path]`, one result per round; empty for a path without load.
+    pub(crate) get: [Vec<LoadResult>; 4],
+    /// `VmHWM` of the unrecorded and the recorded proxy after the exec rounds.
+    pub(crate) proxy_peak_kib: [Option<u64>; 2],
+}
+
+impl Results {
+    /// No samples yet.
+    pub(crate) fn new(options: CompareOptions) -> Results {
+        Results {
+            options,
+            exec: Default::default(),
+            get: Default::default(),
+            proxy_peak_kib: [None, None],
+        }
+    }
+
+    /// Median seconds of a path's sessions over `protocol`.
+    fn exec_seconds(&self, kind: PathKind, protocol: Protocol) -> Option<f64> {
+        median(
+            self.exec[kind.index()][protocol as usize]
+                .iter()
+                .map(|sample| sample.seconds),
+        )
+    }
+
+    /// Median CPU seconds per GB (10^9 bytes) of stdout that `cpu` picks from each session.
+    fn cpu_per_gb(
+        &self,
+        kind: PathKind,
+        protocol: Protocol,
+        cpu: impl Fn(&ExecSample) -> Option<f64>,
+    ) -> Option<f64> {
+        let gigabytes = self.options.exec_bytes as f64 / 1e9;
+        median(
+            self.exec[kind.index()][protocol as usize]
+                .iter()
+                .filter_map(cpu)
+                .map(|seconds| seconds / gigabytes),
+        )
+    }
+}
+
+/// The median (the mean of the middle two for an even count); `None` without values.
+pub(crate) fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
+/// Prints the comparison table and the recording cost table.
+pub(crate) fn print_report(results: &Results) {
+    let CompareOptions { exec_bytes, rounds } = results.options;
+    let mib = exec_bytes as f64 / (1024.0 * 1024.0);
+    println!(
+        "\nkubectl exec streaming {exec_bytes} bytes ({mib:.0} MiB) of stdout, and GET {GET_PATH} \
+         with {GET_CONNECTIONS} connections for {GET_DURATION}; medians of {rounds} interleaved \
+         round(s); TLS from the client on every path; ratios against direct (higher is faster)\n"
+    );
+    println!("| path | exec WebSocket | exec SPDY | GET pod req/s | GET p99 |");
+    println!("|---|---|---|---|---|");
+    for kind in PathKind::ALL {
+        let exec = Protocol::ALL.map(|protocol| {
+            let base = results.exec_seconds(PathKind::Direct, protocol);
+            match (results.exec_seconds(kind, protocol), base) {
+                (Some(seconds), Some(base)) => {
+                    format!("{:.2}x ({:.0} MiB/s)", base / seconds, mib / seconds)
+                }
+                _ => "–".into(),
+            }
+        });
+        let rate = |kind: PathKind| median(results.get[kind.index()].iter().map(|r| r.rate));
+        let p99 = median(results.get[kind.index()].iter().map(|r| r.p99_ms));
+        let get = match (rate(kind), rate(PathKind::Direct)) {
+            (Some(rate), Some(base)) => format!("{:.2}x ({rate:.0} req/s)", rate / base),
+            _ => "–".into(),
+        };
+        let p99 = p99.map_or_else(|| "–".into(), |ms| format!("{ms:.2} ms"));
+        println!(
+            "| {} | {} | {} | {get} | {p99} |",
+            kind.label(),
+            exec[0],
+            exec[1]
+        );
+    }
+
+    println!("\n| CPU seconds per GB (10^9 bytes) of exec stdout, median | WebSocket | SPDY |");
+    println!("|---|---|---|");
+    let row = |label: &str, value: &dyn Fn(Protocol) -> Option<f64>| {
+        let cells = Protocol::ALL.map(|protocol| {
+            value(protocol).map_or_else(|| "–".into(), |seconds| format!("{seconds:.2} s"))
+        });
+        println!("| {label} | {} | {} |", cells[0], cells[1]);
+    };
+    let proxy = |kind| move |protocol| results.cpu_per_gb(kind, protocol, |s| s.proxy_cpu);
+    row("nginx (master and workers)", &proxy(PathKind::Nginx));
+    row("kube-auth-proxy, unrecorded", &proxy(PathKind::Proxy));
+    row("kube-auth-proxy, recorded", &proxy(PathKind::Recorded));
+    row("kube-auth-proxy, extra for recording", &|protocol| {
+        Some(proxy(PathKind::Recorded)(protocol)? - proxy(PathKind::Proxy)(protocol)?)
+    });
+    row("kube-recorder (recorded sessions)", &|protocol| {
+        results.cpu_per_gb(PathKind::Recorded, protocol, |s| s.recorder_cpu)
+    });
+    println!(
+        "\nproxy peak RSS (VmHWM) after the exec rounds: unrecorded {}, recorded {}",
+        mebibytes(results.proxy_peak_kib[0]),
+        mebibytes(results.proxy_peak_kib[1])
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_of_odd_and_even_counts() {
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), Some(2.0));
+        assert_eq!(median([4.0, 1.0, 3.0, 2.0].into_iter()), Some(2.5));
+        assert_eq!(median(std::iter::empty()), None);
+    }
+}

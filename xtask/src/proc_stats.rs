@@ -1,0 +1,43 @@
+//! What the benchmarks read about a running process from `/proc`: CPU time used and peak memory.
+
+/// User and system CPU time a process has used, in seconds, from `/proc/PID/stat` (fields 14 and
+/// 15, in clock ticks of 1/100 s: `USER_HZ`, which Linux fixes at 100 for this interface); `None`
+/// once the process is gone.
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces; fields 3 on follow it.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index)?.parse::<u64>().ok();
+    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
+}
+
+/// `VmHWM` of a process: its peak resident memory, in KiB.
+pub(crate) fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// KiB as `12.3 MiB`, or `-` when unknown.
+pub(crate) fn mebibytes(kib: Option<u64>) -> String {
+    kib.map_or_else(
+        || "-".into(),
+        |kib| format!("{:.1} MiB", kib as f64 / 1024.0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_used_cpu_and_memory() {
+        let pid = std::process::id();
+        assert!(cpu_seconds(pid).is_some_and(|seconds| seconds >= 0.0));
+        assert!(peak_rss_kib(pid).is_some_and(|kib| kib > 0));
+        assert_eq!(mebibytes(Some(1536)), "1.5 MiB");
+        assert_eq!(mebibytes(None), "-");
+    }
+}
