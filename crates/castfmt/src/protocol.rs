@@ -6,6 +6,10 @@
 //! 100-continue` (v1); API events go to `POST /v2/event` (after a `HEAD /v2/event` probe). A v2
 //! recorder answers with NDJSON frames (Go's `v2ResponseFrame`, both fields `omitempty`):
 //! `{"ack":N}` with the bytes received so far, or `{"error":"..."}` when storing failed.
+//!
+//! Our extension, offered by kube-recorder: batches of API events, `POST /v2/events` with one
+//! event per line ([`EVENTS_PATH`], [`EventBatchAnswer`]), probed with `HEAD /v2/events`; a
+//! recorder that does not answer the probe with 200 gets one `POST /v2/event` per event.
 
 use serde::{Deserialize, Serialize};
 
@@ -125,6 +129,99 @@ pub fn error_json(message: &str) -> Vec<u8> {
     // Serialising a struct of one string cannot fail; the fallback keeps the line's shape.
     serde_json::to_vec(&ErrorOut { error: message })
         .unwrap_or_else(|_| b"{\"error\":\"\"}".to_vec())
+}
+
+/// Path of batches of API events (`POST`, NDJSON: one event per line) and of their probe
+/// (`HEAD`): this project's extension, offered by kube-recorder. A recorder that answers the
+/// probe with anything but 200 speaks only Tailscale's one-event-per-`POST` protocol
+/// ([`EVENT_PATH`]), which clients then use.
+pub const EVENTS_PATH: &str = "/v2/events";
+
+/// `Content-Type` of an event batch: NDJSON, one JSON object per line.
+pub const EVENT_BATCH_CONTENT_TYPE: &str = "application/x-ndjson";
+
+/// Header of a recorder's answer to `HEAD /v2/events`: the most events it takes in one batch.
+pub const EVENT_BATCH_MAX_EVENTS_HEADER: &str = "kap-max-batch-events";
+
+/// Header of a recorder's answer to `HEAD /v2/events`: the largest batch body it takes, in bytes.
+pub const EVENT_BATCH_MAX_BYTES_HEADER: &str = "kap-max-batch-bytes";
+
+/// The most events kube-recorder takes in one batch; more are refused (413) with nothing stored.
+pub const EVENT_BATCH_MAX_EVENTS: usize = 1024;
+
+/// A recorder's answer to `POST /v2/events` (status 200): every event of the batch not listed in
+/// `rejected` is stored and durable. Any other status means that none of the batch is known to
+/// be stored. JSON: `{"stored":N,"rejected":[{"index":I,"error":"..."}]}`, `rejected` left out
+/// when empty; `index` counts the batch's events (its non-blank lines) from 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventBatchAnswer {
+    /// How many events were stored.
+    pub stored: usize,
+    /// The events refused, in order, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<RejectedEvent>,
+}
+
+/// One event of a batch that a recorder refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedEvent {
+    /// The event's place in the batch, from 0.
+    pub index: usize,
+    /// Why it was refused, for people.
+    pub error: String,
+}
+
+/// An answer to `POST /v2/events` that does not fit the batch it answers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EventBatchAnswerError(String);
+
+impl EventBatchAnswer {
+    /// Reads the answer to a batch of `count` events, and checks that it accounts for each
+    /// exactly once: rejected indexes in order, below `count`, and `stored` the rest.
+    pub fn parse(body: &[u8], count: usize) -> Result<EventBatchAnswer, EventBatchAnswerError> {
+        let answer: EventBatchAnswer =
+            serde_json::from_slice(body).map_err(|e| EventBatchAnswerError(e.to_string()))?;
+        let mut next = 0;
+        for rejected in &answer.rejected {
+            if rejected.index < next || rejected.index >= count {
+                return Err(EventBatchAnswerError(format!(
+                    "rejected index {} out of order or beyond the batch of {count}",
+                    rejected.index
+                )));
+            }
+            next = rejected.index + 1;
+        }
+        if answer.stored.checked_add(answer.rejected.len()) != Some(count) {
+            return Err(EventBatchAnswerError(format!(
+                "{} stored and {} rejected of a batch of {count}",
+                answer.stored,
+                answer.rejected.len()
+            )));
+        }
+        Ok(answer)
+    }
+
+    /// The outcome of each of the batch's `count` events, in order: stored, or the reason it
+    /// was refused.
+    pub fn outcomes(self, count: usize) -> Vec<Result<(), String>> {
+        let mut outcomes = vec![Ok(()); count];
+        for rejected in self.rejected {
+            if let Some(outcome) = outcomes.get_mut(rejected.index) {
+                *outcome = Err(format!(
+                    "the recorder refused the event: {}",
+                    rejected.error
+                ));
+            }
+        }
+        outcomes
+    }
+
+    /// The answer's JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serialising a count and a list of strings cannot fail; the fallback is never used.
+        serde_json::to_vec(self).unwrap_or_else(|_| b"{\"stored\":0}".to_vec())
+    }
 }
 
 #[cfg(test)]

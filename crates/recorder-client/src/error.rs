@@ -90,6 +90,10 @@ pub enum AttemptError {
         /// The start of the answer's body (the recorder's reason), possibly empty.
         answer: String,
     },
+    /// An API event sent in a batch (`POST /v2/events`) is not stored: the recorder refused it,
+    /// or the batch failed (the reason says which and why).
+    #[error("{0}")]
+    EventBatch(String),
     /// The limit on one recorder (for an API event: dial, probe and `POST`) ran out.
     #[error("no answer within {0:?}")]
     NoAnswer(Duration),

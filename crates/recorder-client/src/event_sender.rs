@@ -19,9 +19,20 @@
 //!
 //! Connections per address are bounded by [`EventConfig::max_connections`]: a burst of events
 //! waits for a connection rather than opening more than a recorder accepts.
+//!
+//! **Batches** (our extension; `docs/protocols.md` section 5): before the first event to an
+//! address the sender asks `HEAD /v2/events`. A recorder that answers 200 (kube-recorder) takes
+//! many events in one `POST /v2/events` and stores them with one write and one sync: the events
+//! of concurrent requests then wait in a queue while the address's batches are out
+//! ([`EventConfig::max_batches_in_flight`]) and leave together (see `batcher`). Each send still
+//! waits for its own event's answer, so an event is stored (durable) before `send` returns
+//! `Stored`. A recorder that answers anything else speaks only Tailscale's protocol and gets one
+//! `POST /v2/event` per event, as above; that answer is cached like the event probe's.
 
 mod answer_body;
 mod attempt;
+mod batch_post;
+mod batcher;
 mod connection_pool;
 mod exchange;
 mod probe_cache;
@@ -37,6 +48,8 @@ use tokio::time::{timeout_at, Instant};
 use crate::dial::{Dialer, TcpDialer};
 use crate::error::AttemptError;
 use attempt::{Answer, UNSUPPORTED_REASON};
+use batch_post::BatchLimits;
+use batcher::{BatchSettings, Batchers};
 use connection_pool::ConnectionPool;
 use probe_cache::ProbeCache;
 
@@ -58,6 +71,22 @@ pub struct EventConfig {
     /// one when all are in use, and the wait counts against
     /// [`request_timeout`](Self::request_timeout). Default 64; 0 is taken as 1.
     pub max_connections: usize,
+    /// Send events in batches (`POST /v2/events`) to recorders that offer them. Default true;
+    /// false sends every event alone (`POST /v2/event`), as Tailscale's proxy does.
+    pub batches: bool,
+    /// Events in one batch at most (lowered to what the recorder announces). Default 256; 0 is
+    /// taken as 1.
+    pub max_batch_events: usize,
+    /// Bytes of one batch's body at most (lowered to what the recorder announces); an event
+    /// larger than this goes alone. Default 1 MiB.
+    pub max_batch_bytes: usize,
+    /// Batches out to one recorder address at once; events that arrive while they are all out
+    /// wait and leave together in the next. Default 2 (while the recorder syncs one batch, the
+    /// next is on its way); 0 is taken as 1.
+    pub max_batches_in_flight: usize,
+    /// Events waiting for a batch to one address at most; a send waits for room, within
+    /// [`request_timeout`](Self::request_timeout). Default 4096.
+    pub max_queued_events: usize,
 }
 
 impl Default for EventConfig {
@@ -69,6 +98,11 @@ impl Default for EventConfig {
             probe_cache: Duration::from_secs(30),
             max_idle_connections: 16,
             max_connections: 64,
+            batches: true,
+            max_batch_events: 256,
+            max_batch_bytes: 1024 * 1024,
+            max_batches_in_flight: 2,
+            max_queued_events: 4096,
         }
     }
 }
@@ -128,9 +162,13 @@ pub struct EventSender {
 
 struct Inner {
     config: EventConfig,
-    probes: ProbeCache,
+    /// Answers to `HEAD /v2/event`: whether the recorder supports events.
+    probes: ProbeCache<bool>,
+    /// Answers to `HEAD /v2/events`: whether the recorder takes batches, and how large.
+    batch_probes: ProbeCache<Option<BatchLimits>>,
     /// Shared with the tasks that finish reading answer bodies before keeping a connection.
     pool: Arc<ConnectionPool>,
+    batchers: Batchers,
 }
 
 impl fmt::Debug for EventSender {
@@ -156,11 +194,22 @@ impl EventSender {
             config.max_connections,
         ));
         let probes = ProbeCache::new(config.probe_cache);
+        let batch_probes = ProbeCache::new(config.probe_cache);
+        let batchers = Batchers::new(
+            Arc::clone(&pool),
+            BatchSettings {
+                max_in_flight: config.max_batches_in_flight,
+                max_queued: config.max_queued_events,
+                request_timeout: config.request_timeout,
+            },
+        );
         EventSender {
             inner: Arc::new(Inner {
                 config,
                 probes,
+                batch_probes,
                 pool,
+                batchers,
             }),
         }
     }
@@ -220,18 +269,15 @@ impl EventSender {
                 continue;
             }
             let attempt_deadline = deadline.min(now + config.request_timeout);
-            let result = timeout_at(
-                attempt_deadline,
-                attempt::attempt(&self.inner.probes, &self.inner.pool, addr, &json),
-            )
-            .await
-            .unwrap_or_else(|_| {
-                Err(if attempt_deadline < deadline {
-                    AttemptError::NoAnswer(config.request_timeout)
-                } else {
-                    AttemptError::Timeout(config.total_timeout)
-                })
-            });
+            let result = timeout_at(attempt_deadline, self.inner.offer(addr, &json))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(if attempt_deadline < deadline {
+                        AttemptError::NoAnswer(config.request_timeout)
+                    } else {
+                        AttemptError::Timeout(config.total_timeout)
+                    })
+                });
             match result {
                 Ok(Answer::Stored) => {
                     tracing::trace!(%addr, "API event stored");
@@ -246,6 +292,7 @@ impl EventSender {
                     // Whatever the recorder said before, ask again next time: it may have been
                     // replaced by one that answers differently.
                     self.inner.probes.forget(addr);
+                    self.inner.batch_probes.forget(addr);
                     let reason = error.reason();
                     tracing::debug!(%addr, %reason, "API event attempt failed");
                     attempts.push((addr, reason));
@@ -257,5 +304,35 @@ impl EventSender {
             Some(recorder) if !any_failed => Ok(EventDelivery::Unsupported { recorder }),
             _ => Err(EventSendError { attempts }),
         }
+    }
+}
+
+impl Inner {
+    /// Offers the event to the recorder at `addr`: in a batch if it takes batches (asked once
+    /// per [`EventConfig::probe_cache`]), else alone.
+    async fn offer(&self, addr: SocketAddr, json: &Bytes) -> Result<Answer, AttemptError> {
+        if self.config.batches && self.probes.get(addr) != Some(false) {
+            let limits = match self.batch_probes.get(addr) {
+                Some(limits) => limits,
+                None => {
+                    let own = BatchLimits {
+                        max_events: self.config.max_batch_events.max(1),
+                        max_bytes: self.config.max_batch_bytes,
+                    };
+                    let limits = batch_post::probe_batches(&self.pool, addr, own).await?;
+                    self.batch_probes.set(addr, limits);
+                    if limits.is_some() {
+                        // A recorder that takes batches takes events.
+                        self.probes.set(addr, true);
+                    }
+                    limits
+                }
+            };
+            if let Some(limits) = limits {
+                self.batchers.submit(addr, limits, json.clone()).await?;
+                return Ok(Answer::Stored);
+            }
+        }
+        attempt::attempt(&self.probes, &self.pool, addr, json).await
     }
 }

@@ -17,7 +17,7 @@ use super::connection_pool::{Connection, ConnectionPool, ConnectionSlot};
 
 /// How long an answer's body may take to end. A recorder answers an event with an empty body,
 /// or a refusal with a one-line reason, at once.
-const BODY_WAIT: Duration = Duration::from_secs(1);
+pub(super) const BODY_WAIT: Duration = Duration::from_secs(1);
 
 /// How much of a refusal's body goes into the error: enough for the recorder's one-line reason.
 const ANSWER_EXCERPT: usize = 200;

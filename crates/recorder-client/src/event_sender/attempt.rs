@@ -32,7 +32,7 @@ pub(super) enum Answer {
 /// Offers the event (`json`) to the recorder at `addr`. Waiting for a free connection slot counts
 /// against the caller's time limit for the attempt, as the dial does.
 pub(super) async fn attempt(
-    probes: &ProbeCache,
+    probes: &ProbeCache<bool>,
     pool: &Arc<ConnectionPool>,
     addr: SocketAddr,
     json: &Bytes,

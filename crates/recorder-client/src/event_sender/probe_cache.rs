@@ -1,5 +1,5 @@
-//! The recorders' answers to `HEAD /v2/event`, kept for a while so that events do not pay a probe
-//! each.
+//! The recorders' answers to `HEAD /v2/event` and `HEAD /v2/events`, kept for a while so that
+//! events do not pay a probe each.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Whether each recorder supports events, as it last answered, for `ttl`.
-pub(super) struct ProbeCache {
+/// What each recorder last answered to a probe (whether it supports events; whether and how it
+/// takes batches), for `ttl`.
+pub(super) struct ProbeCache<T> {
     ttl: Duration,
-    answers: Mutex<HashMap<SocketAddr, (bool, Instant)>>,
+    answers: Mutex<HashMap<SocketAddr, (T, Instant)>>,
 }
 
-impl ProbeCache {
+impl<T: Copy> ProbeCache<T> {
     pub(super) fn new(ttl: Duration) -> Self {
         ProbeCache {
             ttl,
@@ -22,18 +23,18 @@ impl ProbeCache {
         }
     }
 
-    /// `Some(supported)` while the recorder's last answer is fresh.
-    pub(super) fn get(&self, addr: SocketAddr) -> Option<bool> {
+    /// `Some(answer)` while the recorder's last answer is fresh.
+    pub(super) fn get(&self, addr: SocketAddr) -> Option<T> {
         let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
         self.prune(&mut answers, Instant::now());
-        answers.get(&addr).map(|&(supported, _)| supported)
+        answers.get(&addr).map(|&(answer, _)| answer)
     }
 
-    pub(super) fn set(&self, addr: SocketAddr, supported: bool) {
+    pub(super) fn set(&self, addr: SocketAddr, answer: T) {
         let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         self.prune(&mut answers, now);
-        answers.insert(addr, (supported, now));
+        answers.insert(addr, (answer, now));
     }
 
     pub(super) fn forget(&self, addr: SocketAddr) {
@@ -43,7 +44,7 @@ impl ProbeCache {
 
     /// Drops expired answers, so that the map does not grow with a rotating set of recorder
     /// addresses. A sweep of every entry: the proxy has a handful of recorder addresses.
-    fn prune(&self, answers: &mut HashMap<SocketAddr, (bool, Instant)>, now: Instant) {
+    fn prune(&self, answers: &mut HashMap<SocketAddr, (T, Instant)>, now: Instant) {
         answers.retain(|_, &mut (_, at)| now.duration_since(at) < self.ttl);
     }
 }
@@ -56,7 +57,7 @@ mod tests {
         SocketAddr::from(([100, 64, 0, 1], port))
     }
 
-    fn len(cache: &ProbeCache) -> usize {
+    fn len(cache: &ProbeCache<bool>) -> usize {
         cache.answers.lock().expect("answers").len()
     }
 

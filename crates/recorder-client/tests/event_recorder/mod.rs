@@ -1,7 +1,7 @@
 //! A small in-test recorder for API events that counts what it sees (connections, probes, posts)
 //! and answers as told, reachable over real TCP or over an in-memory network ([`MemNet`]) whose
 //! dialer lets time-based cases run on Tokio's paused clock.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 mod mem_net;
 
@@ -141,6 +141,24 @@ struct State {
     heads: AtomicUsize,
     posts: AtomicUsize,
     received: Mutex<Vec<Received>>,
+    /// Answer `HEAD /v2/events` with 200 and take `POST /v2/events` (else 404, as Tailscale's
+    /// recorder does).
+    offer_batches: AtomicBool,
+    /// Announce this many events per batch at most in the probe's answer (0: no limit said).
+    announce_max_batch_events: AtomicUsize,
+    /// `HEAD /v2/events` seen, answered 200 or 404.
+    batch_probes: AtomicUsize,
+    /// The events of every `POST /v2/events`, as they arrived.
+    batches: Mutex<Vec<Vec<Bytes>>>,
+    /// A batch that arrived waits while this is true.
+    hold_batches: tokio::sync::watch::Sender<bool>,
+    /// Told each time a batch arrives.
+    batch_arrived: tokio::sync::Notify,
+    /// Ids of events to refuse in a batch (the others are stored).
+    reject_ids: Mutex<Vec<String>>,
+    /// Store each batch, then drop its connection without answering (a recorder that dies
+    /// between its sync and its answer).
+    die_after_storing_batches: AtomicBool,
 }
 
 /// A recorder that answers `HEAD /v2/event` and `POST /v2/event` with the statuses it is told
@@ -173,6 +191,14 @@ impl CountingRecorder {
                 heads: AtomicUsize::new(0),
                 posts: AtomicUsize::new(0),
                 received: Mutex::new(Vec::new()),
+                offer_batches: AtomicBool::new(false),
+                announce_max_batch_events: AtomicUsize::new(0),
+                batch_probes: AtomicUsize::new(0),
+                batches: Mutex::new(Vec::new()),
+                hold_batches: tokio::sync::watch::Sender::new(false),
+                batch_arrived: tokio::sync::Notify::new(),
+                reject_ids: Mutex::new(Vec::new()),
+                die_after_storing_batches: AtomicBool::new(false),
             }),
         }
     }
@@ -211,6 +237,57 @@ impl CountingRecorder {
     /// Answers stored events with 200 and a body that never ends.
     pub fn hang_answer_bodies(&self, hang: bool) {
         self.state.hang_answer_bodies.store(hang, Ordering::SeqCst);
+    }
+
+    /// Takes batches (`/v2/events`), as kube-recorder does, announcing at most `max_events`
+    /// events per batch when given.
+    pub fn offer_batches(&self, max_events: Option<usize>) {
+        self.state.offer_batches.store(true, Ordering::SeqCst);
+        self.state
+            .announce_max_batch_events
+            .store(max_events.unwrap_or(0), Ordering::SeqCst);
+    }
+
+    /// Batches that arrive wait (`true`) until told otherwise.
+    pub fn hold_batches(&self, hold: bool) {
+        self.state.hold_batches.send_replace(hold);
+    }
+
+    /// Waits until a batch arrives (or one did since the last wait).
+    pub async fn batch_arrived(&self) {
+        self.state.batch_arrived.notified().await;
+    }
+
+    /// Refuses the event with id `id` when it comes in a batch.
+    pub fn reject_in_batches(&self, id: &str) {
+        self.state
+            .reject_ids
+            .lock()
+            .expect("reject ids")
+            .push(id.to_owned());
+    }
+
+    /// Stores every batch, then drops its connection unanswered.
+    pub fn die_after_storing_batches(&self) {
+        self.state
+            .die_after_storing_batches
+            .store(true, Ordering::SeqCst);
+    }
+
+    /// `HEAD /v2/events` probes seen.
+    pub fn batch_probes(&self) -> usize {
+        self.state.batch_probes.load(Ordering::SeqCst)
+    }
+
+    /// The number of events in each batch, in order of arrival.
+    pub fn batch_sizes(&self) -> Vec<usize> {
+        self.state
+            .batches
+            .lock()
+            .expect("batches")
+            .iter()
+            .map(Vec::len)
+            .collect()
     }
 
     /// Connections accepted so far.
@@ -330,7 +407,79 @@ impl CountingRecorder {
                 }
                 answer(200, String::new())
             }
+            (&Method::HEAD, "/v2/events") => {
+                state.batch_probes.fetch_add(1, Ordering::SeqCst);
+                if !state.offer_batches.load(Ordering::SeqCst) {
+                    return answer(404, String::new());
+                }
+                let mut response = answer(200, String::new());
+                let max = state.announce_max_batch_events.load(Ordering::SeqCst);
+                if max > 0 {
+                    response
+                        .headers_mut()
+                        .insert("kap-max-batch-events", max.into());
+                }
+                response
+            }
+            (&Method::POST, "/v2/events") if state.offer_batches.load(Ordering::SeqCst) => {
+                self.handle_batch(request, kill).await
+            }
             _ => answer(404, String::new()),
         }
+    }
+
+    /// `POST /v2/events`: records the batch, waits while batches are held, stores the events not
+    /// to be refused and answers as kube-recorder does.
+    async fn handle_batch(
+        &self,
+        request: Request<Incoming>,
+        kill: mpsc::UnboundedSender<()>,
+    ) -> Response<AnswerBody> {
+        let state = &self.state;
+        let content_type = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = request
+            .into_body()
+            .collect()
+            .await
+            .expect("batch body")
+            .to_bytes();
+        let lines: Vec<Bytes> = body
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(Bytes::copy_from_slice)
+            .collect();
+        state.batches.lock().expect("batches").push(lines.clone());
+        state.batch_arrived.notify_one();
+        let mut held = state.hold_batches.subscribe();
+        let _ = held.wait_for(|hold| !hold).await;
+        let reject = state.reject_ids.lock().expect("reject ids").clone();
+        let mut answer = castfmt::protocol::EventBatchAnswer::default();
+        for (index, line) in lines.into_iter().enumerate() {
+            let id = serde_json::from_slice::<ApiRequestEvent>(&line)
+                .map(|e| e.id)
+                .unwrap_or_default();
+            if reject.contains(&id) {
+                answer.rejected.push(castfmt::protocol::RejectedEvent {
+                    index,
+                    error: format!("told to refuse {id}"),
+                });
+                continue;
+            }
+            answer.stored += 1;
+            state.received.lock().expect("received").push(Received {
+                content_type: content_type.clone(),
+                host: None,
+                body: line,
+            });
+        }
+        if state.die_after_storing_batches.load(Ordering::SeqCst) {
+            let _ = kill.send(());
+            std::future::pending::<()>().await;
+        }
+        Response::new(Either::Left(Full::new(Bytes::from(answer.encode()))))
     }
 }

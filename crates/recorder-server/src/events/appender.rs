@@ -4,7 +4,8 @@
 //! written and `fdatasync`ed, so an acknowledged event survives a crash or power loss. Events that
 //! arrive while a sync is in progress are written together and share the next sync (group commit),
 //! up to [`MAX_BATCH_EVENTS`] events or [`MAX_BATCH_BYTES`] bytes per sync; so durability per event
-//! costs one sync per batch, not one per event, under load.
+//! costs one sync per batch, not one per event, under load. The lines of one client batch
+//! (`POST /v2/events`) come as one item and are never split between syncs.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -24,7 +25,10 @@ pub(crate) const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
 const QUEUE: usize = 4096;
 
 struct Pending {
-    line: Vec<u8>,
+    /// One or more event lines, each ending in a newline.
+    lines: Vec<u8>,
+    /// How many events `lines` holds.
+    events: usize,
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -44,7 +48,18 @@ impl EventAppender {
     }
 
     /// Appends one event line (no newline) and waits until it is durable.
-    pub(crate) async fn append(&self, line: Vec<u8>) -> Result<(), StoreError> {
+    pub(crate) async fn append(&self, mut line: Vec<u8>) -> Result<(), StoreError> {
+        line.push(b'\n');
+        self.append_lines(line, 1).await
+    }
+
+    /// Appends `events` event lines, each already ending in a newline, with one write, and waits
+    /// until they are durable.
+    pub(crate) async fn append_lines(
+        &self,
+        lines: Vec<u8>,
+        events: usize,
+    ) -> Result<(), StoreError> {
         let (done, result) = oneshot::channel();
         let gone = || StoreError::Io {
             op: "append to",
@@ -52,7 +67,11 @@ impl EventAppender {
             source: std::io::Error::other("event writer stopped"),
         };
         self.tx
-            .send(Pending { line, done })
+            .send(Pending {
+                lines,
+                events,
+                done,
+            })
             .await
             .map_err(|_| gone())?;
         match result.await {
@@ -73,22 +92,30 @@ impl EventAppender {
 async fn write_loop(dir: PathBuf, mut rx: mpsc::Receiver<Pending>) {
     let mut current: Option<(String, File)> = None;
     while let Some(first) = rx.recv().await {
-        let mut bytes = first.line.len() + 1;
+        let mut bytes = first.lines.len();
+        let mut events = first.events;
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH_EVENTS && bytes < MAX_BATCH_BYTES {
+        while events < MAX_BATCH_EVENTS && bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
                 Ok(next) => {
-                    bytes += next.line.len() + 1;
+                    bytes += next.lines.len();
+                    events += next.events;
                     batch.push(next);
                 }
                 Err(_) => break,
             }
         }
-        let mut buffer = Vec::with_capacity(bytes);
-        for pending in &batch {
-            buffer.extend_from_slice(&pending.line);
-            buffer.push(b'\n');
-        }
+        // One item (a client batch, or a lone event at low load) is written as it is.
+        let buffer = match batch.as_mut_slice() {
+            [only] => std::mem::take(&mut only.lines),
+            several => {
+                let mut buffer = Vec::with_capacity(bytes);
+                for pending in several.iter() {
+                    buffer.extend_from_slice(&pending.lines);
+                }
+                buffer
+            }
+        };
         let batch_dir = dir.clone();
         let written = tokio::task::spawn_blocking(move || {
             let result = write_batch(&batch_dir, &mut current, &buffer);

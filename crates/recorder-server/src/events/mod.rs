@@ -9,7 +9,9 @@
 //! Fsync policy (group commit): `POST /v2/event` is answered 200 only after the line holding the
 //! event has been written and `fdatasync`ed, so an acknowledged event survives a crash. Events
 //! arriving while a sync is in progress are written together and share the next sync (at most
-//! 1024 events or 32 MiB per sync), so under load durability costs one sync per batch.
+//! 1024 events or 32 MiB per sync, a batch from `POST /v2/events` never split), so under load
+//! durability costs one sync per batch. A client batch (`POST /v2/events`) is answered likewise
+//! only after all of its stored lines are synced.
 
 pub(crate) mod appender;
 mod filter;
@@ -24,6 +26,7 @@ pub use filter::{parse_instant, EventFilter, FilterError};
 
 use crate::error::StoreError;
 use crate::line_splitter::{Line, LineSplitter};
+use crate::server::VIEW_EVENT_TYPE;
 use crate::store::dir_entries;
 
 pub use castfmt::{API_REQUEST_EVENT_TYPE, API_RESPONSE_EVENT_TYPE};
@@ -41,22 +44,54 @@ pub enum EventError {
     /// The body is JSON but not an object.
     #[error("event is not a JSON object")]
     NotObject,
+    /// The event claims the recorder's own type for the reads it records.
+    #[error("event type {VIEW_EVENT_TYPE:?} is the recorder's own, for the reads it records")]
+    ViewType,
 }
 
-/// Checks an event body and turns it into the line to store.
-pub(crate) fn event_line(body: &[u8]) -> Result<Vec<u8>, EventError> {
-    let raw: &RawValue =
-        serde_json::from_slice(body).map_err(|e| EventError::NotJson(e.to_string()))?;
-    if !raw.get().starts_with('{') {
-        return Err(EventError::NotObject);
+/// Checks one event body and appends the line to store, newline included, to `lines`. An event
+/// is a JSON object that does not claim the recorder's own view type ([`VIEW_EVENT_TYPE`]: a
+/// writer must not forge the record of reads). One parse does both checks: the object's fields
+/// other than `type` are only validated, not built.
+pub(crate) fn push_event_line(body: &[u8], lines: &mut Vec<u8>) -> Result<(), EventError> {
+    /// An event's `type`, if any, left raw: only a string equal to the view type matters.
+    #[derive(serde::Deserialize)]
+    struct TypeOnly<'a> {
+        #[serde(borrow, rename = "type")]
+        kind: Option<&'a RawValue>,
+    }
+    let text = std::str::from_utf8(body).map_err(|e| EventError::NotJson(e.to_string()))?;
+    let trimmed = text.trim_matches(|c: char| c.is_ascii_whitespace());
+    if !trimmed.starts_with('{') {
+        // serde would read a struct from an array too; an event must be an object. Only this
+        // refusal needs telling JSON that is not an object from text that is not JSON.
+        return Err(
+            match serde_json::from_str::<serde::de::IgnoredAny>(trimmed) {
+                Ok(_) => EventError::NotObject,
+                Err(e) => EventError::NotJson(e.to_string()),
+            },
+        );
+    }
+    let event: TypeOnly<'_> =
+        serde_json::from_str(trimmed).map_err(|e| EventError::NotJson(e.to_string()))?;
+    if let Some(kind) = event.kind {
+        if serde_json::from_str::<&str>(kind.get()).is_ok_and(|k| k == VIEW_EVENT_TYPE)
+            || serde_json::from_str::<String>(kind.get()).is_ok_and(|k| k == VIEW_EVENT_TYPE)
+        {
+            return Err(EventError::ViewType);
+        }
     }
     // JSON strings cannot hold raw control characters, so every CR or LF is whitespace between
     // tokens, and a space does the same job.
-    Ok(raw
-        .get()
-        .bytes()
-        .map(|b| if b == b'\n' || b == b'\r' { b' ' } else { b })
-        .collect())
+    let start = lines.len();
+    lines.extend_from_slice(trimmed.as_bytes());
+    for byte in &mut lines[start..] {
+        if *byte == b'\n' || *byte == b'\r' {
+            *byte = b' ';
+        }
+    }
+    lines.push(b'\n');
+    Ok(())
 }
 
 /// Reads the event files of `dir` in order and keeps the last `filter.limit` matches.
@@ -114,12 +149,48 @@ pub(crate) fn query(dir: &Path, filter: &EventFilter) -> Result<Vec<Box<RawValue
 mod tests {
     use super::*;
 
+    fn event_line(body: &[u8]) -> Result<Vec<u8>, EventError> {
+        let mut lines = b"before\n".to_vec();
+        push_event_line(body, &mut lines)?;
+        let line = lines.strip_prefix(b"before\n").expect("appended").to_vec();
+        Ok(line.strip_suffix(b"\n").expect("newline").to_vec())
+    }
+
     #[test]
     fn stores_objects_on_one_line() {
         let line = event_line(b"{\n  \"a\": \"x\\ny\",\r\n  \"b\": [1,\n2]\n}").expect("event");
         assert_eq!(line, b"{   \"a\": \"x\\ny\",    \"b\": [1, 2] }");
+        assert_eq!(event_line(b" \r\n{}\n\t"), Ok(b"{}".to_vec()));
         assert_eq!(event_line(b"[1]"), Err(EventError::NotObject));
+        assert_eq!(event_line(b" 7 "), Err(EventError::NotObject));
         assert!(matches!(event_line(b"{"), Err(EventError::NotJson(_))));
         assert!(matches!(event_line(b"{} {}"), Err(EventError::NotJson(_))));
+        assert!(matches!(event_line(b"nope"), Err(EventError::NotJson(_))));
+        assert!(matches!(
+            event_line(b"{\"a\":\"\xff\"}"),
+            Err(EventError::NotJson(_))
+        ));
+    }
+
+    #[test]
+    fn the_view_type_is_refused_however_it_is_written() {
+        for body in [
+            &br#"{"type":"kube-recorder-view"}"#[..],
+            br#"{"id":1,"type":"kube-recorder\u002dview"}"#,
+        ] {
+            assert_eq!(event_line(body), Err(EventError::ViewType));
+        }
+        for body in [
+            &br#"{"type":"kubernetes-api-request"}"#[..],
+            br#"{"type":5}"#,
+            br#"{"kind":"kube-recorder-view"}"#,
+            br#"{"nested":{"type":"kube-recorder-view"}}"#,
+        ] {
+            assert!(
+                event_line(body).is_ok(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 }

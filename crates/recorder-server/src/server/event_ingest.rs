@@ -1,4 +1,5 @@
-//! `POST /v2/event`: one API event per request.
+//! `POST /v2/event`: one API event per request (Tailscale's protocol). Batches of events,
+//! our extension, are in `event_batch`.
 
 use std::sync::Arc;
 
@@ -7,10 +8,9 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
-use super::audit::VIEW_EVENT_TYPE;
 use super::routes::error_response;
 use super::App;
-use crate::events::event_line;
+use crate::events::push_event_line;
 
 /// Stores the event and answers 200 once it is durable (see [`crate::events`] for the fsync
 /// policy). The `Content-Type` is not checked: Tailscale's client sends `application/json`, and
@@ -38,19 +38,11 @@ pub(crate) async fn post_event(State(app): State<Arc<App>>, request: Request) ->
             );
         }
     };
-    let line = match event_line(&body) {
-        Ok(line) => line,
-        Err(error) => return error_response(StatusCode::BAD_REQUEST, error.to_string()),
-    };
-    if claims_view_type(&body) {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "event type {VIEW_EVENT_TYPE:?} is the recorder's own, for the reads it records"
-            ),
-        );
+    let mut line = Vec::with_capacity(body.len() + 1);
+    if let Err(error) = push_event_line(&body, &mut line) {
+        return error_response(StatusCode::BAD_REQUEST, error.to_string());
     }
-    match app.events.append(line).await {
+    match app.events.append_lines(line, 1).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(error) => {
             tracing::error!(%error, "event not stored");
@@ -60,18 +52,4 @@ pub(crate) async fn post_event(State(app): State<Arc<App>>, request: Request) ->
             )
         }
     }
-}
-
-/// Whether an uploaded event says it is one of the recorder's view events (a writer must not
-/// forge the record of reads).
-fn claims_view_type(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|event| {
-            event
-                .get("type")
-                .and_then(|t| t.as_str())
-                .map(str::to_owned)
-        })
-        .is_some_and(|t| t == VIEW_EVENT_TYPE)
 }

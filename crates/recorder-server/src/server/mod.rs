@@ -10,6 +10,8 @@
 //! | `POST /record` | HTTP/1.1, `Expect: 100-continue` | 100 when the body is first read, 200 when it has ended and is stored |
 //! | `HEAD /v2/event` | either | 200 (404 without [`ServerOptions::events`]) |
 //! | `POST /v2/event` | either | 200 once the event is durable; 400 not a JSON object; 413 too large (404 without [`ServerOptions::events`]) |
+//! | `HEAD /v2/events` | either | 200 with `kap-max-batch-events` and `kap-max-batch-bytes` (our batch extension; 404 without [`ServerOptions::events`]) |
+//! | `POST /v2/events` | either | NDJSON, one event per line: 200 once the good lines are durable, `{"stored":N,"rejected":[{"index":I,"error":".."}]}`; 413 over [`ServerOptions::max_event_bytes`] or 1024 events, 500 not stored: nothing of the batch is stored (404 without [`ServerOptions::events`]) |
 //! | `GET /api/recordings` | either | the index entries the viewer may see, newest first |
 //! | `GET /api/recordings/{id}` | either | the cast, `application/x-asciicast` (404 when the viewer may not see it) |
 //! | `GET /api/recordings/{id}/meta` | either | one index entry (likewise) |
@@ -26,6 +28,7 @@
 mod ack_stream;
 mod audit;
 mod auth;
+mod event_batch;
 mod event_ingest;
 mod listener;
 mod read_api;

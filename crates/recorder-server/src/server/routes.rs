@@ -10,23 +10,28 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use castfmt::protocol::{
-    error_json, EVENT_PATH, JSON_CONTENT_TYPE, V1_RECORD_PATH, V2_RECORD_PATH,
+    error_json, EVENTS_PATH, EVENT_PATH, JSON_CONTENT_TYPE, V1_RECORD_PATH, V2_RECORD_PATH,
 };
 use http::{header, StatusCode};
 
-use super::{auth, event_ingest, read_api, record, App};
+use super::{auth, event_batch, event_ingest, read_api, record, App};
 
 /// The upload routes: recordings and port-forward captures (`/record`, `/v2/record`) and API
-/// events (`/v2/event`), for writers only. Without `v2`, `/v2/record` is not served (404), as by
-/// recorders before v2; without `events`, `/v2/event` is not served (404), as by recorders
-/// without event support.
+/// events (`/v2/event`, and batches of them at `/v2/events`), for writers only. Without `v2`,
+/// `/v2/record` is not served (404), as by recorders before v2; without `events`, neither event
+/// path is served (404), as by recorders without event support.
 fn ingest(app: &Arc<App>, v2: bool, events: bool) -> Router<Arc<App>> {
     let mut router = Router::new();
     if v2 {
         router = router.route(V2_RECORD_PATH, post(record::record_v2).head(ok));
     }
     if events {
-        router = router.route(EVENT_PATH, post(event_ingest::post_event).head(ok));
+        router = router
+            .route(EVENT_PATH, post(event_ingest::post_event).head(ok))
+            .route(
+                EVENTS_PATH,
+                post(event_batch::post_events).head(event_batch::probe_events),
+            );
     }
     router
         .route(V1_RECORD_PATH, post(record::record_v1))
