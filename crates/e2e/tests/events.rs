@@ -335,3 +335,138 @@ fn a_grant_enforcing_events_to_unreachable_recorders_is_refused() -> anyhow::Res
     assert!(upstream.is_empty(), "upstream saw {upstream:?}");
     Ok(())
 }
+
+/// Requests from one client thread of the kill test: each path, and whether it succeeded.
+type Outcomes = Vec<(String, bool)>;
+
+/// Requests that succeed before the kill test kills the recorder.
+const KILL_AFTER: usize = 300;
+
+/// One keep-alive client sending `GET pod?kill-test=T-I` until it has seen three failures once
+/// `killed` is set (or a bound, should the kill never take effect); the client whose success is
+/// the [`KILL_AFTER`]th says so on `ready`.
+fn kill_test_client(
+    url: &str,
+    thread: usize,
+    succeeded: &std::sync::atomic::AtomicUsize,
+    killed: &std::sync::atomic::AtomicBool,
+    ready: &std::sync::mpsc::Sender<()>,
+) -> Outcomes {
+    use std::sync::atomic::Ordering;
+    let mut outcomes = Vec::new();
+    let mut client = None;
+    let mut failures_after_kill = 0;
+    for i in 0..20_000 {
+        if failures_after_kill >= 3 {
+            break;
+        }
+        let path = format!("/api/v1/namespaces/default/pods/demo?kill-test={thread}-{i}");
+        let was_killed = killed.load(Ordering::SeqCst);
+        let status = (|| -> anyhow::Result<u16> {
+            if client.is_none() {
+                client = Some(e2e::raw::RawClient::connect(url)?);
+            }
+            let raw = client
+                .as_mut()
+                .ok_or_else(|| anyhow::anyhow!("no client"))?;
+            raw.send(&e2e::raw::request_bytes("GET", &path, &[], b""))?;
+            Ok(raw.read_response()?.0.status)
+        })();
+        let ok = matches!(status, Ok(200..=299));
+        if status.is_err() {
+            // The proxy may close a connection after refusing on it: open another.
+            client = None;
+        }
+        if ok {
+            if succeeded.fetch_add(1, Ordering::SeqCst) + 1 == KILL_AFTER {
+                let _ = ready.send(());
+            }
+        } else if was_killed {
+            failures_after_kill += 1;
+        }
+        outcomes.push((path, ok));
+    }
+    outcomes
+}
+
+/// The paths of the request events in the recorder's event files (read from disk: the recorder
+/// is dead). A line cut short by the kill is skipped.
+fn stored_request_paths(stack: &Stack) -> anyhow::Result<std::collections::HashSet<String>> {
+    let mut paths = std::collections::HashSet::new();
+    for entry in std::fs::read_dir(stack.dir.join("recordings/events"))? {
+        let text = std::fs::read_to_string(entry?.path())?;
+        for line in text.lines() {
+            let Ok(event) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            if let Some(path) = event["request"]["path"].as_str() {
+                paths.insert(path.to_owned());
+            }
+        }
+    }
+    Ok(paths)
+}
+
+/// The recorder is killed while many requests' events travel in batches: every request that
+/// reached the apiserver, and every one the client saw succeed, has its event durably stored;
+/// the requests after the kill are refused.
+#[test]
+fn a_recorder_killed_under_load_lets_no_request_upstream_unrecorded() -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    const CLIENTS: usize = 8;
+    let mut stack = events_stack(EVENTS)?;
+    let succeeded = AtomicUsize::new(0);
+    let killed = AtomicBool::new(false);
+    let (ready, in_full_flight) = std::sync::mpsc::channel();
+    let outcomes: Vec<Outcomes> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|thread| {
+                let (url, succeeded, killed) = (&stack.proxy_url, &succeeded, &killed);
+                let ready = ready.clone();
+                scope.spawn(move || kill_test_client(url, thread, succeeded, killed, &ready))
+            })
+            .collect();
+        // Kill it in full flight: once a few hundred requests have gone through.
+        let _ = in_full_flight.recv_timeout(Duration::from_secs(60));
+        if let Some(recorder) = stack.recorder.as_mut() {
+            recorder.kill();
+        }
+        killed.store(true, Ordering::SeqCst);
+        clients
+            .into_iter()
+            .map(|client| client.join().expect("client thread"))
+            .collect()
+    });
+    let outcomes: Outcomes = outcomes.into_iter().flatten().collect();
+    let stored = stored_request_paths(&stack)?;
+    let succeeded: Vec<&String> = outcomes
+        .iter()
+        .filter(|(_, ok)| *ok)
+        .map(|(p, _)| p)
+        .collect();
+    assert!(
+        succeeded.len() >= KILL_AFTER,
+        "{} succeeded",
+        succeeded.len()
+    );
+    let refused = outcomes.len() - succeeded.len();
+    assert!(refused >= CLIENTS * 3, "{refused} refused");
+    let unrecorded_successes: Vec<_> = succeeded.iter().filter(|p| !stored.contains(**p)).collect();
+    assert!(
+        unrecorded_successes.is_empty(),
+        "succeeded without a stored event: {unrecorded_successes:?}"
+    );
+    let upstream: Vec<String> = stack
+        .upstream_requests()?
+        .into_iter()
+        .filter_map(|r| r["path"].as_str().map(str::to_owned))
+        .filter(|p| p.contains("kill-test="))
+        .collect();
+    assert!(upstream.len() >= succeeded.len(), "{}", upstream.len());
+    let unrecorded_upstream: Vec<_> = upstream.iter().filter(|p| !stored.contains(*p)).collect();
+    assert!(
+        unrecorded_upstream.is_empty(),
+        "reached upstream without a stored event: {unrecorded_upstream:?}"
+    );
+    Ok(())
+}

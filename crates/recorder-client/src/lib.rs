@@ -31,7 +31,9 @@
 //!   over HTTP/1.1 and posts each event to `POST /v2/event`, trying the addresses in order, with
 //!   the probe's answer cached and keep-alive connections kept per recorder. A recorder answering
 //!   404 to the probe does not support events and is skipped; when none does, the send is
-//!   [`EventDelivery::Unsupported`].
+//!   [`EventDelivery::Unsupported`]. A recorder that offers batches (`HEAD /v2/events` answered
+//!   200: kube-recorder, our extension) gets the events of concurrent sends together in one
+//!   `POST /v2/events`, stored with one sync; each send still waits for its own event.
 //!
 //! - **Port-forward captures**: [`Recorder::start_capture`] uploads the bytes of one
 //!   `kubectl port-forward` connection as castfmt's binary-safe `kap-port-forward/1` over the
