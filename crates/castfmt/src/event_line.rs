@@ -4,7 +4,7 @@
 //! start of the recording as a JSON number, `code` one of `o` (output), `i` (input), `r` (resize,
 //! data `COLSxROWS`) and `m` (marker, data a label), and `data` a JSON string.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 use std::time::Duration;
 
 /// The code of an asciicast v2 event. Only the spec's codes can be written; a recorder reads any
@@ -39,23 +39,20 @@ impl EventCode {
 /// The time is written with microsecond precision in plain decimal notation (`12.000345`), never
 /// in exponent form, so that every asciicast reader parses it the same way.
 pub fn write_event_line(out: &mut Vec<u8>, at: Duration, code: EventCode, data: &str) {
-    let mut time = String::with_capacity(24);
-    // Writing to a String cannot fail.
-    let _ = write!(time, "{}.{:06}", at.as_secs(), at.subsec_micros());
-    out.reserve(time.len() + data.len() + 12);
+    out.reserve(data.len() + 40);
     out.push(b'[');
-    out.extend_from_slice(time.as_bytes());
+    write_time(out, at);
     out.extend_from_slice(b",\"");
     out.extend_from_slice(code.as_str().as_bytes());
     out.extend_from_slice(b"\",");
-    write_json_string(out, data);
+    crate::write_json_string(out, data);
     out.extend_from_slice(b"]\n");
 }
 
-/// Appends `text` as a JSON string literal.
-fn write_json_string(out: &mut Vec<u8>, text: &str) {
-    // Serialising a &str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, text);
+/// Writes `at` as seconds with six decimals, `12.000345`.
+fn write_time(out: &mut Vec<u8>, at: Duration) {
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{}.{:06}", at.as_secs(), at.subsec_micros());
 }
 
 #[cfg(test)]

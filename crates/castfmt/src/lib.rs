@@ -68,6 +68,7 @@ mod event_line;
 mod event_reader;
 mod header;
 mod header_reader;
+mod json_string;
 mod outcome;
 mod port_forward_capture;
 pub mod protocol;
@@ -86,6 +87,7 @@ pub use header::{
     SessionType, ASCIICAST_VERSION,
 };
 pub use header_reader::{HeaderError, LenientFileCopy, LenientHeader};
+pub use json_string::write_json_string;
 pub use outcome::Outcome;
 pub use port_forward_capture::{
     CaptureConnection, CaptureDirection, CaptureEvent, CaptureLineError, CapturedPod,

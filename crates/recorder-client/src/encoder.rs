@@ -231,6 +231,15 @@ impl CastEncoder {
             OutputStream::Stdout => &mut self.stdout,
             OutputStream::Stderr => &mut self.stderr,
         };
+        // The common case, whole characters and nothing carried from the last output, is
+        // written straight from the session's bytes (no copy into `text`); the decoder is then
+        // in the state decoding these bytes would leave it: nothing carried.
+        if decoder.pending().is_empty() {
+            if let Ok(text) = std::str::from_utf8(bytes) {
+                self.emit_str(at, EventCode::Output, text, out);
+                return;
+            }
+        }
         self.text.clear();
         decoder.decode(bytes, &mut self.text);
         self.emit_text(at, EventCode::Output, out);
@@ -421,8 +430,15 @@ impl CastEncoder {
             return;
         }
         let text = std::mem::take(&mut self.text);
-        self.emit_line(out, |line| write_event_line(line, at, code, &text));
+        self.emit_str(at, code, &text, out);
         self.text = text;
+    }
+
+    /// Writes an event line with `text`, unless it is empty.
+    fn emit_str(&mut self, at: Duration, code: EventCode, text: &str, out: &mut Vec<u8>) {
+        if !text.is_empty() {
+            self.emit_line(out, |line| write_event_line(line, at, code, text));
+        }
     }
 
     /// Writes a line to `out`, or keeps it while the header waits.

@@ -19,6 +19,9 @@ use crate::transport::{Upload, UploadAborted};
 
 /// Lines are gathered into body frames of about this size while events are waiting.
 const BATCH_BYTES: usize = 64 * 1024;
+/// Room beyond [`BATCH_BYTES`] for the line that crosses it: an output event of one read (up to
+/// 32 KiB of a frame, a little more once escaped) usually fits.
+const BATCH_SLACK: usize = 48 * 1024;
 
 pub(crate) struct Writer {
     pub(crate) encoder: CastEncoder,
@@ -102,6 +105,9 @@ impl Writer {
                         // Every handle is gone without finishing.
                         return Outcome::Abandoned { reason: AbandonReason::Dropped };
                     };
+                    // A batch starts with room for all of it, so filling it does not reallocate
+                    // and copy as it grows; between batches (an idle session) nothing is held.
+                    out.reserve(BATCH_BYTES + BATCH_SLACK);
                     let mut next = Some(message);
                     while let Some(message) = next.take() {
                         if let Some(at) = self.encode(message, &mut out) {

@@ -46,7 +46,7 @@ impl CaptureScanner {
     pub(crate) fn feed(&mut self, mut data: &[u8]) -> bool {
         self.summary.bytes += data.len() as u64;
         let mut header_completed = false;
-        while let Some(newline) = data.iter().position(|&b| b == b'\n') {
+        while let Some(newline) = memchr::memchr(b'\n', data) {
             self.keep(&data[..newline]);
             header_completed |= self.lines == 0;
             self.end_line();

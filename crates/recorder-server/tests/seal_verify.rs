@@ -143,10 +143,17 @@ async fn untouched_storage_verifies_and_casts_stay_byte_identical() {
         let manifest: Manifest =
             serde_json::from_slice(&std::fs::read(&path).expect("manifest")).expect("json");
         assert!(manifest.signature_valid(&key), "{manifest:?}");
-        let digest = seal::hash_file(&meta.id, &recording_file(temp.path(), meta)).expect("hash");
+        let digest = seal::hash_file(
+            &meta.id,
+            &recording_file(temp.path(), meta),
+            seal::ChainAlgorithm::CURRENT,
+        )
+        .expect("hash");
         assert_eq!(manifest.size, digest.size);
         assert_eq!(manifest.size, meta.bytes, "{manifest:?}");
         assert_eq!(manifest.chunk_size, 65_536);
+        assert_eq!(manifest.hash_algorithm, seal::ChainAlgorithm::Blake3);
+        assert_eq!(manifest.version, seal::MANIFEST_VERSION);
         assert_eq!(manifest.sealed_by, "upload");
         let expected = if index == 3 { "incomplete" } else { "complete" };
         assert_eq!(manifest.outcome, expected);
@@ -522,4 +529,31 @@ async fn a_key_kept_outside_the_directory_seals_and_verifies() {
     let (ok, out, err) = verify(temp.path(), &["--public-key", &public]).await;
     assert!(ok && out.is_empty(), "{out}\n{err}");
     assert!(err.contains("1 recordings verified"), "{err}\n{}", meta.id);
+}
+
+/// A store sealed by the first release (version 1 manifests, SHA-256 file chains): its seals
+/// still verify now that new ones are BLAKE3, and tampering with it is still found.
+#[tokio::test]
+async fn seals_of_version_1_still_verify() {
+    let fixture_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sealed-v1");
+    let temp = tempfile::tempdir().expect("temp dir");
+    copy_dir(&fixture_dir, temp.path());
+    let key = temp.path().join("public-key.pem");
+    let key = key.to_str().expect("UTF-8 path");
+    let (ok, out, err) = verify(temp.path(), &["--public-key", key]).await;
+    assert!(ok && out.is_empty(), "{out}\n{err}");
+    assert!(err.contains("1 recordings verified"), "{err}");
+
+    let id = "20261206T180940Z-e9cce541";
+    let cast = temp.path().join("recordings").join(format!("{id}.cast"));
+    let mut bytes = std::fs::read(&cast).expect("cast");
+    let at = bytes.len() - 10;
+    bytes[at] ^= 1;
+    std::fs::write(&cast, bytes).expect("write");
+    let (ok, out, _) = verify(temp.path(), &["--public-key", key]).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(id) && out.contains("cast changed"),
+        "names the recording and the change: {out}"
+    );
 }

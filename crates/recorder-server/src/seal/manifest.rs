@@ -3,12 +3,13 @@
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::chain_hash::{hex, FileDigest, CHUNK_SIZE};
+use super::chain_hash::{hex, ChainAlgorithm, FileDigest, CHUNK_SIZE};
 use super::key::{PublicKey, SigningKey};
 use crate::recording_meta::{RecordingKind, RecordingMeta};
 
-/// Version of the manifest format.
-pub const MANIFEST_VERSION: u32 = 1;
+/// Version of the manifest format: 2 since file chains are BLAKE3 (`hashAlgorithm`); version 1
+/// manifests, SHA-256 chains without the field, are still read and verified.
+pub const MANIFEST_VERSION: u32 = 2;
 /// What a manifest signature covers, before the manifest's JSON.
 const SIGNATURE_CONTEXT: &[u8] = b"kube-recorder manifest v1\n";
 
@@ -18,7 +19,7 @@ const SIGNATURE_CONTEXT: &[u8] = b"kube-recorder manifest v1\n";
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Manifest {
-    /// Format version, 1.
+    /// Format version ([`MANIFEST_VERSION`] when written; 1 for the first seals).
     pub version: u32,
     /// The recording's ID.
     pub id: String,
@@ -68,8 +69,12 @@ pub struct Manifest {
     pub chunk_size: u64,
     /// Chunks hashed.
     pub chunks: u64,
-    /// The hash chain's last link over the file, hex SHA-256.
+    /// The hash chain's last link over the file, hex.
     pub hash: String,
+    /// The chain's hash function; absent (SHA-256) in version 1 manifests, which therefore keep
+    /// their signed bytes.
+    #[serde(default, skip_serializing_if = "ChainAlgorithm::is_sha256")]
+    pub hash_algorithm: ChainAlgorithm,
     /// The head of `chain.jsonl` (hash of its last entry, or 64 zeros) when this recording was
     /// sealed: the `prev` of its own chain entry.
     pub prev_chain_head: String,
@@ -120,6 +125,7 @@ impl Manifest {
             chunk_size: CHUNK_SIZE,
             chunks: digest.chunks,
             hash: hex(&digest.hash),
+            hash_algorithm: digest.algorithm,
             prev_chain_head,
             sealed_by: sealed_by.to_owned(),
             key_id,

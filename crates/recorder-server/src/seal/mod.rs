@@ -8,8 +8,9 @@
 //!   recordings/<id>.manifest.json      the seal of <id>.cast or <id>.pfcap
 //! ```
 //!
-//! - **The file**: a hash chain over its bytes in 64 KiB chunks ([`ChainHasher`]), computed as
-//!   the upload is written (no second read, constant memory). Casts stay plain asciicast files.
+//! - **The file**: a hash chain over its bytes in 64 KiB chunks ([`ChainHasher`]; BLAKE3, or
+//!   SHA-256 in the first release's seals, see [`ChainAlgorithm`]), computed as the upload is
+//!   written (no second read, constant memory). Casts stay plain asciicast files.
 //! - **The manifest** ([`Manifest`]): id, caller, pod, times, outcome (an incomplete recording is
 //!   sealed too), size, the chain's last link, and the chain head it follows, signed with the
 //!   recorder's key.
@@ -30,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 pub use chain::{ChainEntry, EntryType, GENESIS};
-pub use chain_hash::{hash_file, ChainHasher, FileDigest, CHUNK_SIZE};
+pub use chain_hash::{hash_file, ChainAlgorithm, ChainHasher, FileDigest, CHUNK_SIZE};
 pub use key::{public_key_path, PublicKey, SigningKey};
 pub use manifest::{Manifest, MANIFEST_VERSION};
 pub use verify::{verify, Problem, VerifyReport};
@@ -191,7 +192,8 @@ impl Sealer {
     ) -> Result<Manifest, SealError> {
         let digest = match digest {
             Some(digest) => digest,
-            None => hash_file(&meta.id, file).map_err(SealError::io("read", file))?,
+            None => hash_file(&meta.id, file, ChainAlgorithm::CURRENT)
+                .map_err(SealError::io("read", file))?,
         };
         let file_name = file
             .file_name()

@@ -337,7 +337,7 @@ fn check_recording(
             if *name != manifest.file {
                 report(format!("stored as {name}, but sealed as {}", manifest.file));
             }
-            match hash_file(id, &recordings.join(name)) {
+            match hash_file(id, &recordings.join(name), manifest.hash_algorithm) {
                 Err(error) => report(format!("{what} unreadable: {error}")),
                 Ok(digest) if digest.size < manifest.size => report(format!(
                     "{what} truncated: {} bytes stored, {} sealed",

@@ -15,6 +15,14 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 use super::App;
 use crate::store::{RecordingEnd, RecordingWriter};
 
+/// How long an upload may pause before what it sent is handed to the file.
+const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// How an upload ends when the recorder shuts down under it.
+fn shut_down() -> RecordingEnd {
+    RecordingEnd::Incomplete("the recorder shut down during the upload".to_owned())
+}
+
 /// Progress of an upload, watched by the `/v2/record` ack stream.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Progress {
@@ -37,22 +45,32 @@ pub(crate) async fn run(
     let id = writer.id().to_owned();
     let mut cut = app.cut.clone();
     let end = loop {
-        // Bytes are buffered while they keep coming; when the client pauses they go to the file,
-        // so a live cast is readable and an idle session's data is not held only in memory.
+        // Bytes are buffered while they keep coming; when the client pauses for
+        // [`FLUSH_AFTER`] they go to the file, so a live cast is readable and an idle session's
+        // data is not held only in memory. (Flushing at every momentary pause would hand each
+        // small frame of a fast stream to the blocking pool on its own.)
         let frame = match body.frame().now_or_never() {
             Some(frame) => frame,
             None => {
-                if let Err(error) = writer.flush().await {
-                    break RecordingEnd::Incomplete(format!("storage error: {error}"));
-                }
-                tokio::select! {
+                let paused = tokio::select! {
                     biased;
-                    _ = cut.wait_for(|cut| *cut) => {
-                        break RecordingEnd::Incomplete(
-                            "the recorder shut down during the upload".to_owned(),
-                        );
+                    _ = cut.wait_for(|cut| *cut) => None,
+                    frame = body.frame() => Some(Some(frame)),
+                    () = tokio::time::sleep(FLUSH_AFTER) => Some(None),
+                };
+                match paused {
+                    None => break shut_down(),
+                    Some(Some(frame)) => frame,
+                    Some(None) => {
+                        if let Err(error) = writer.flush().await {
+                            break RecordingEnd::Incomplete(format!("storage error: {error}"));
+                        }
+                        tokio::select! {
+                            biased;
+                            _ = cut.wait_for(|cut| *cut) => break shut_down(),
+                            frame = body.frame() => frame,
+                        }
                     }
-                    frame = body.frame() => frame,
                 }
             }
         };
@@ -71,10 +89,11 @@ pub(crate) async fn run(
                 break RecordingEnd::Incomplete(format!("recording larger than {max} bytes"));
             }
         }
-        if let Err(error) = writer.write(&data).await {
+        let received = data.len() as u64;
+        if let Err(error) = writer.write_bytes(data).await {
             break RecordingEnd::Incomplete(format!("storage error: {error}"));
         }
-        progress.send_modify(|p| p.received += data.len() as u64);
+        progress.send_modify(|p| p.received += received);
     };
     // Stop reading before the final fsync, so a client is not kept sending into a dead upload.
     drop(body);

@@ -296,10 +296,7 @@ impl Store {
             }
         })
         .await?;
-        Ok(
-            RecordingWriter::new(meta, tokio::fs::File::from_std(file), self.recordings_dir())
-                .sealed_by(self.sealer.clone()),
-        )
+        Ok(RecordingWriter::new(meta, file, self.recordings_dir()).sealed_by(self.sealer.clone()))
     }
 
     /// Repairs what a crash or kill left behind, for a server about to start writing: entries

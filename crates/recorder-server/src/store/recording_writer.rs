@@ -1,10 +1,11 @@
 //! Writing one recording as it arrives.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use castfmt::Outcome;
-use tokio::io::AsyncWriteExt as _;
 
 use super::index_file;
 use crate::capture_scan::CaptureScanner;
@@ -14,7 +15,8 @@ use crate::error::StoreError;
 use crate::recording_meta::{round_to, RecordingKind, RecordingMeta};
 use crate::seal::{ChainHasher, Sealer};
 
-/// Buffer between the network and the cast file: large writes, bounded memory.
+/// Received bytes held before they go to the cast file in one trip to the blocking pool: large
+/// writes, bounded memory.
 const WRITE_BUFFER: usize = 256 * 1024;
 
 /// How an upload ended.
@@ -43,7 +45,12 @@ enum Scanner {
 #[derive(Debug)]
 pub struct RecordingWriter {
     meta: RecordingMeta,
-    file: tokio::io::BufWriter<tokio::fs::File>,
+    /// The cast file, shared with the blocking pool's writes (`&File` writes).
+    file: Arc<std::fs::File>,
+    /// Received bytes not yet written, kept as the network gave them (no copy).
+    pending: Vec<Bytes>,
+    /// Bytes in `pending`.
+    pending_len: usize,
     scanner: Scanner,
     recordings: PathBuf,
     cast_path: PathBuf,
@@ -55,7 +62,7 @@ pub struct RecordingWriter {
 }
 
 impl RecordingWriter {
-    pub(crate) fn new(meta: RecordingMeta, file: tokio::fs::File, recordings: PathBuf) -> Self {
+    pub(crate) fn new(meta: RecordingMeta, file: std::fs::File, recordings: PathBuf) -> Self {
         let (cast_path, scanner) = match meta.kind {
             RecordingKind::PortForwardCapture => (
                 index_file::capture_path(&recordings, &meta.id),
@@ -67,7 +74,9 @@ impl RecordingWriter {
             ),
         };
         Self {
-            file: tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file),
+            file: Arc::new(file),
+            pending: Vec::new(),
+            pending_len: 0,
             scanner,
             hasher: Some(ChainHasher::new(&meta.id)),
             meta,
@@ -98,29 +107,36 @@ impl RecordingWriter {
 
     /// Appends received bytes.
     pub async fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
-        if let Err(error) = self.file.write_all(data).await {
-            self.hasher = None;
-            return Err(StoreError::io("write", &self.cast_path)(error));
-        }
+        self.write_bytes(Bytes::copy_from_slice(data)).await
+    }
+
+    /// Appends received bytes, keeping them as they are until they are written.
+    pub async fn write_bytes(&mut self, data: Bytes) -> Result<(), StoreError> {
         if let Some(hasher) = &mut self.hasher {
-            hasher.update(data);
+            hasher.update(&data);
         }
         let header_completed = match &mut self.scanner {
             Scanner::Cast(scanner) => {
-                let completed = scanner.feed(data);
+                let completed = scanner.feed(&data);
                 if completed {
                     self.meta.absorb(scanner.summary());
                 }
                 completed
             }
             Scanner::Capture(scanner) => {
-                let completed = scanner.feed(data);
+                let completed = scanner.feed(&data);
                 if completed {
                     self.meta.absorb_capture(scanner.summary());
                 }
                 completed
             }
         };
+        self.pending_len += data.len();
+        self.pending.push(data);
+        // The header is in the file before the index says it has arrived.
+        if header_completed || self.pending_len >= WRITE_BUFFER {
+            self.flush().await?;
+        }
         if header_completed {
             self.write_index().await?;
         }
@@ -130,20 +146,39 @@ impl RecordingWriter {
     /// Hands buffered bytes to the operating system (without an fsync), so readers of the cast
     /// file see them. The upload loop calls this whenever the client pauses.
     pub async fn flush(&mut self) -> Result<(), StoreError> {
-        self.file
-            .flush()
-            .await
-            .map_err(StoreError::io("write", &self.cast_path))
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_len = 0;
+        let (file, path) = (self.file.clone(), self.cast_path.clone());
+        let written = super::blocking(move || {
+            for piece in &pending {
+                (&*file)
+                    .write_all(piece)
+                    .map_err(StoreError::io("write", &path))?;
+            }
+            Ok(())
+        })
+        .await;
+        if written.is_err() {
+            // What reached the file is unknown: the seal reads it again.
+            self.hasher = None;
+        }
+        written
     }
 
     /// Flushes and fsyncs the cast and writes the final index entry. A storage failure at the end
     /// still leaves an `incomplete` entry (when the index can be written at all) and is returned.
     pub async fn finish(mut self, end: RecordingEnd) -> Result<RecordingMeta, StoreError> {
-        let synced = match self.file.flush().await {
-            Ok(()) => self.file.get_ref().sync_all().await,
+        let synced = match self.flush().await {
+            Ok(()) => {
+                let (file, path) = (self.file.clone(), self.cast_path.clone());
+                super::blocking(move || file.sync_all().map_err(StoreError::io("sync", &path)))
+                    .await
+            }
             Err(error) => Err(error),
-        }
-        .map_err(StoreError::io("sync", &self.cast_path));
+        };
         match std::mem::replace(&mut self.scanner, Scanner::Cast(CastScanner::new())) {
             Scanner::Cast(scanner) => self.meta.absorb(&scanner.finish()),
             Scanner::Capture(scanner) => self.meta.absorb_capture(&scanner.finish()),

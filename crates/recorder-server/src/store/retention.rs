@@ -215,7 +215,8 @@ pub(super) fn finish_removals(sealer: &Sealer, dir: &Path) -> Result<Vec<String>
 fn intact(dir: &Path, id: &str) -> Result<(), String> {
     let manifest = seal::read_manifest(dir, id).ok_or("no readable manifest")?;
     let file = dir.join(&manifest.file);
-    let digest = seal::hash_file(id, &file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let digest = seal::hash_file(id, &file, manifest.hash_algorithm)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
     if digest.size != manifest.size || seal::hex_digest(&digest.hash) != manifest.hash {
         return Err(format!("{} differs from its seal", manifest.file));
     }
