@@ -52,6 +52,7 @@ pub(crate) fn compare_bench(options: CompareOptions) -> anyhow::Result<()> {
     let release = use_release_binaries()?;
     let paths = Paths::start()?;
     let mut results = Results::new(options);
+    results.nginx_version = crate::nginx::version()?;
 
     // Exec first: the stand-ins' request logs (bounded) then hold only these sessions' upgrades,
     // which check_upgrades counts.

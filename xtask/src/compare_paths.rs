@@ -74,12 +74,13 @@ pub(crate) struct BenchPath {
 pub(crate) struct Paths {
     /// The four paths, in [`PathKind::ALL`] order.
     pub(crate) paths: Vec<BenchPath>,
+    /// Before the stacks, so that it stops first (fields drop in order): it forwards to
+    /// `plain`'s stand-in.
+    pub(crate) nginx: Nginx,
     /// Direct, nginx and the unrecorded proxy lead to this stack's stand-in.
     pub(crate) plain: Stack,
     /// The recorded proxy and its own stand-in and recorder.
     pub(crate) recorded: Stack,
-    /// Dropped first (fields drop in order): it forwards to `plain`'s stand-in.
-    pub(crate) nginx: Nginx,
 }
 
 impl Paths {

@@ -18,6 +18,8 @@ pub(crate) struct Results {
     pub(crate) get: [Vec<LoadResult>; 4],
     /// `VmHWM` of the unrecorded and the recorded proxy after the exec rounds.
     pub(crate) proxy_peak_kib: [Option<u64>; 2],
+    /// The nginx compared with (`nginx/1.22.1`).
+    pub(crate) nginx_version: String,
 }
 
 impl Results {
@@ -28,6 +30,7 @@ impl Results {
             exec: Default::default(),
             get: Default::default(),
             proxy_peak_kib: [None, None],
+            nginx_version: String::new(),
         }
     }
 
@@ -76,7 +79,9 @@ pub(crate) fn print_report(results: &Results) {
     println!(
         "\nkubectl exec streaming {exec_bytes} bytes ({mib:.0} MiB) of stdout, and GET {GET_PATH} \
          with {GET_CONNECTIONS} connections for {GET_DURATION}; medians of {rounds} interleaved \
-         round(s); TLS from the client on every path; ratios against direct (higher is faster)\n"
+         round(s); TLS from the client on every path; ratios against direct (higher is faster); \
+         {} with worker_processes auto\n",
+        results.nginx_version
     );
     println!("| path | exec WebSocket | exec SPDY | GET pod req/s | GET p99 |");
     println!("|---|---|---|---|---|");

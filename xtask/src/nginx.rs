@@ -81,6 +81,21 @@ fn is_root() -> anyhow::Result<bool> {
     Ok(uid == "0")
 }
 
+/// `nginx/1.22.1`: the version of the installed nginx, for the benchmark's report.
+pub(crate) fn version() -> anyhow::Result<String> {
+    let output = Command::new(NGINX)
+        .arg("-v")
+        .output()
+        .with_context(|| format!("running {NGINX} -v"))?;
+    // `nginx version: nginx/1.22.1` on stderr.
+    let text = String::from_utf8_lossy(&output.stderr);
+    Ok(text
+        .trim()
+        .trim_start_matches("nginx version:")
+        .trim()
+        .to_owned())
+}
+
 /// Where nginx forwards to: the apiserver stand-in over TLS, verified against its CA.
 #[derive(Debug, Clone)]
 pub(crate) struct Upstream {
