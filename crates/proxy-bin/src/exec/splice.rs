@@ -44,6 +44,21 @@ use crate::sessions::{Activity, SessionControl};
 /// Size of each direction's read buffer (client-go writes at most 32 KiB per frame).
 pub(super) const BUFFER: usize = 32 * 1024;
 
+/// Size each direction's read buffer starts at; it grows to [`BUFFER`] the first time a read fills
+/// it. A busy session then reads 32 KiB at a time as before, while an idle one (a shell at its
+/// prompt, most of an interactive session's life) holds two small buffers instead of two of
+/// 32 KiB: at 1,000 idle recorded sessions the full-size buffers were the largest part of the
+/// proxy's memory (issue 13; `cargo xtask bench --scale-only`).
+const FIRST_BUFFER: usize = 1024;
+
+/// Grows `buffer` to [`BUFFER`] once a read of `read` bytes has filled it: the peer sends more than
+/// fits. It never shrinks again; a session that was busy once may well be again.
+fn grow_when_filled(buffer: &mut Vec<u8>, read: usize) {
+    if read == buffer.len() && buffer.len() < BUFFER {
+        buffer.resize(BUFFER, 0);
+    }
+}
+
 /// A recording attached to a session.
 #[derive(Debug)]
 pub(crate) struct Recorded {
@@ -378,7 +393,7 @@ where
         let link = link.clone();
         let mut stop = stop_rx.clone();
         async move {
-            let mut buffer = vec![0u8; BUFFER];
+            let mut buffer = vec![0u8; FIRST_BUFFER];
             let mut forwarded = 0u64;
             loop {
                 let read = tokio::select! {
@@ -398,6 +413,7 @@ where
                     break;
                 }
                 forwarded += n as u64;
+                grow_when_filled(&mut buffer, n);
             }
             let _ = upstream_write.shutdown().await;
             forwarded
@@ -408,7 +424,7 @@ where
         let link = link.clone();
         let mut stop = stop_rx.clone();
         async move {
-            let mut buffer = vec![0u8; BUFFER];
+            let mut buffer = vec![0u8; FIRST_BUFFER];
             let mut forwarded = 0u64;
             let mut boundary = protocol.map(FrameBoundary::new);
             // The notice still to be shown, before the server's first output.
@@ -469,6 +485,7 @@ where
                     break None;
                 }
                 forwarded += n as u64;
+                grow_when_filled(&mut buffer, n);
             };
             if let (Some(ending), Some(boundary), Some(link)) = (&ending, &mut boundary, &link) {
                 let pending = &buffer[..held.len];
