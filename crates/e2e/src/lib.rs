@@ -14,6 +14,7 @@ pub mod port_forward;
 pub mod process;
 pub mod raw;
 pub mod raw_spdy;
+pub mod scale;
 pub mod stack;
 pub mod terminal;
 
