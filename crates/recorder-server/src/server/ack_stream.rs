@@ -4,7 +4,8 @@
 //! `{"ack": <bytes received so far>}` frames and gives up after 30 s without one, and a recorder
 //! acks "even if there is no new data to ack" so an idle session's recorder connection is known
 //! to be alive. The last frame is `{"error": "..."}` when storing failed. An ack is sent after
-//! data arrives (several arrivals between two polls share one ack) and at least every
+//! data arrives (the upload publishes what arrived in steps, see `upload::Received`, and
+//! several steps between two polls share one ack) and at least every
 //! `interval` while idle; the first ack comes with the first data or after one interval.
 
 use std::convert::Infallible;

@@ -6,7 +6,7 @@
 //! | Request | Protocol | Answer |
 //! |---|---|---|
 //! | `HEAD /v2/record` | h2c (clients check for HTTP/2) | 200 |
-//! | `POST /v2/record` | h2c | 200 at once, then NDJSON `{"ack":N}` lines (N = bytes received so far) after data arrives and at least every [`ServerOptions::ack_interval`] while idle; `{"error":"..."}` and end on failure |
+//! | `POST /v2/record` | h2c | 200 at once, then NDJSON `{"ack":N}` lines (N = bytes received so far) after data arrives (at most every 50 ms or 1 MiB while it keeps coming, and when it pauses) and at least every [`ServerOptions::ack_interval`] while idle; `{"error":"..."}` and end on failure |
 //! | `POST /record` | HTTP/1.1, `Expect: 100-continue` | 100 when the body is first read, 200 when it has ended and is stored |
 //! | `HEAD /v2/event` | either | 200 (404 without [`ServerOptions::events`]) |
 //! | `POST /v2/event` | either | 200 once the event is durable; 400 not a JSON object; 413 too large (404 without [`ServerOptions::events`]) |

@@ -18,6 +18,49 @@ use crate::store::{RecordingEnd, RecordingWriter};
 /// How long an upload may pause before what it sent is handed to the file.
 const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
 
+/// Received bytes are published for the ack stream at most this often while they keep coming...
+const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+/// ...or once this many more have arrived; and whenever the upload pauses, and at its end.
+const PUBLISH_BYTES: u64 = 1 << 20;
+
+/// The count of received bytes, published to the ack stream in steps: an ack per body frame
+/// would cost a frame to the client, and a wake-up on both sides, for every 16-256 KiB.
+struct Received<'a> {
+    progress: &'a watch::Sender<Progress>,
+    total: u64,
+    published: u64,
+    published_at: tokio::time::Instant,
+}
+
+impl<'a> Received<'a> {
+    fn new(progress: &'a watch::Sender<Progress>) -> Self {
+        Self {
+            progress,
+            total: 0,
+            published: 0,
+            published_at: tokio::time::Instant::now(),
+        }
+    }
+
+    fn add(&mut self, len: u64) {
+        self.total += len;
+        if self.total - self.published >= PUBLISH_BYTES
+            || self.published_at.elapsed() >= PUBLISH_EVERY
+        {
+            self.publish();
+        }
+    }
+
+    fn publish(&mut self) {
+        if self.total > self.published {
+            let total = self.total;
+            self.progress.send_modify(|p| p.received = total);
+            self.published = total;
+            self.published_at = tokio::time::Instant::now();
+        }
+    }
+}
+
 /// How an upload ends when the recorder shuts down under it.
 fn shut_down() -> RecordingEnd {
     RecordingEnd::Incomplete("the recorder shut down during the upload".to_owned())
@@ -44,6 +87,7 @@ pub(crate) async fn run(
 ) -> Result<(), String> {
     let id = writer.id().to_owned();
     let mut cut = app.cut.clone();
+    let mut received = Received::new(&progress);
     let end = loop {
         // Bytes are buffered while they keep coming; when the client pauses for
         // [`FLUSH_AFTER`] they go to the file, so a live cast is readable and an idle session's
@@ -62,6 +106,7 @@ pub(crate) async fn run(
                     None => break shut_down(),
                     Some(Some(frame)) => frame,
                     Some(None) => {
+                        received.publish();
                         if let Err(error) = writer.flush().await {
                             break RecordingEnd::Incomplete(format!("storage error: {error}"));
                         }
@@ -89,12 +134,13 @@ pub(crate) async fn run(
                 break RecordingEnd::Incomplete(format!("recording larger than {max} bytes"));
             }
         }
-        let received = data.len() as u64;
+        let len = data.len() as u64;
         if let Err(error) = writer.write_bytes(data).await {
             break RecordingEnd::Incomplete(format!("storage error: {error}"));
         }
-        progress.send_modify(|p| p.received += received);
+        received.add(len);
     };
+    received.publish();
     // Stop reading before the final fsync, so a client is not kept sending into a dead upload.
     drop(body);
     let result = match writer.finish(end).await {
