@@ -93,6 +93,8 @@ impl Paths {
             // in-cluster kubeconfig has them. kubectl's direct path uses the same kubeconfig.
             options.upstream = UpstreamAuth::TlsCaDataTokenFile;
             options.recording = recording;
+            // What a deployment logs (the tests' per-request debug lines would be measured too).
+            options.proxy_log = "info".into();
             options
         };
         let plain = Stack::start(options(None))?;

@@ -45,11 +45,15 @@ pub(crate) fn events_bench() -> anyhow::Result<()> {
 
     let whois = admin_caller()?;
 
-    let plain = Stack::start(StackOptions::for_caller(whois.clone()))?;
+    // What a deployment logs (the tests' per-request debug lines would be measured too).
+    let mut plain_options = StackOptions::for_caller(whois.clone());
+    plain_options.proxy_log = "info".into();
+    let plain = Stack::start(plain_options)?;
     let off = measure("events off", &load, &plain)?;
     drop(plain);
 
     let mut events_options = StackOptions::for_caller(whois);
+    events_options.proxy_log = "info".into();
     events_options.recording = Some(RecordingGrant {
         events: true,
         ..RecordingGrant::ENFORCED

@@ -46,6 +46,9 @@ pub struct StackOptions {
     /// Point the proxy at this `http://` URL instead of the apiserver stand-in (which still
     /// starts): for upstreams that misbehave in ways the stand-in does not.
     pub upstream_override: Option<String>,
+    /// The proxy's `RUST_LOG`. Tests log the proxy's debug lines (one per request, kept for
+    /// failure messages); benchmarks use the default a deployment has, `info`.
+    pub proxy_log: String,
 }
 
 /// A recording grant added to the caller's capabilities, naming the stack's `kube-recorder`.
@@ -135,6 +138,7 @@ impl StackOptions {
             upstream: UpstreamAuth::HttpToken,
             recording: None,
             upstream_override: None,
+            proxy_log: "info,kube_auth_proxy=debug".into(),
         }
     }
 }
@@ -460,7 +464,7 @@ impl Stack {
             .arg("--localapi-socket")
             .arg(&socket)
             .args(&options.proxy_args)
-            .env("RUST_LOG", "info,kube_auth_proxy=debug")
+            .env("RUST_LOG", &options.proxy_log)
             .env_remove("APISERVER_PROXY")
             .env_remove("AUTH_PROXY")
             .env_remove("KUBERNETES_SERVICE_HOST");
