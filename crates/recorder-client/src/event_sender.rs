@@ -53,6 +53,10 @@ use batcher::{BatchSettings, Batchers};
 use connection_pool::ConnectionPool;
 use probe_cache::ProbeCache;
 
+/// The size of a request event without a body (a `GET`), give or take: what the buffer an
+/// event is serialised into starts with.
+const TYPICAL_EVENT_BYTES: usize = 1024;
+
 /// Limits and caching of an [`EventSender`], set once when the proxy starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventConfig {
@@ -81,8 +85,10 @@ pub struct EventConfig {
     /// larger than this goes alone. Default 1 MiB.
     pub max_batch_bytes: usize,
     /// Batches out to one recorder address at once; events that arrive while they are all out
-    /// wait and leave together in the next. Default 2 (while the recorder syncs one batch, the
-    /// next is on its way); 0 is taken as 1.
+    /// wait and leave together in the next. Default 1: the recorder syncs one batch at a time
+    /// anyway, and measured on kube-recorder one batch out gave batches about twice as large as
+    /// two, halving the recorder's CPU per event for little more latency (the sync dominates
+    /// the round trip). 0 is taken as 1.
     pub max_batches_in_flight: usize,
     /// Events waiting for a batch to one address at most; a send waits for room, within
     /// [`request_timeout`](Self::request_timeout). Default 4096.
@@ -101,7 +107,7 @@ impl Default for EventConfig {
             batches: true,
             max_batch_events: 256,
             max_batch_bytes: 1024 * 1024,
-            max_batches_in_flight: 2,
+            max_batches_in_flight: 1,
             max_queued_events: 4096,
         }
     }
@@ -226,8 +232,11 @@ impl EventSender {
         addrs: &[SocketAddr],
         event: &E,
     ) -> Result<EventDelivery, EventSendError> {
-        match serde_json::to_vec(event) {
-            Ok(json) => self.send_json(addrs, Bytes::from(json)).await,
+        // Room for a typical event at once, rather than growing the buffer a few times per
+        // event: every API request of an events-enabled caller comes here.
+        let mut json = Vec::with_capacity(TYPICAL_EVENT_BYTES);
+        match serde_json::to_writer(&mut json, event) {
+            Ok(()) => self.send_json(addrs, Bytes::from(json)).await,
             Err(error) if addrs.is_empty() => {
                 tracing::debug!(%error, "API event not serialisable");
                 Err(EventSendError {
