@@ -57,6 +57,8 @@ pub(crate) fn scale_bench() -> anyhow::Result<()> {
     let own_limit = raise_open_file_limit()?;
     let mut options = StackOptions::for_caller(admin_caller()?);
     options.recording = Some(RecordingGrant::ENFORCED);
+    // The log level a deployment has: the tests' debug lines are not what is measured.
+    options.proxy_log = "info".into();
     let stack = Stack::start(options)?;
     check_open_file_limits(&stack, own_limit)?;
     let proxy = stack

@@ -27,17 +27,19 @@ pub const PAYLOAD_LINES: usize = 64;
 /// What a session prints before it waits: a session is open and idle once this came through.
 const READY: &[u8] = b"ready\n";
 
-/// The script: `$1` is the session's index.
-const SCRIPT: &str = "printf 'ready\\n'; read line; i=0; while [ $i -lt 64 ]; do \
+/// The script: `$1` is the session's index, `$2` the number of lines ([`PAYLOAD_LINES`]).
+const SCRIPT: &str = "printf 'ready\\n'; read line; i=0; while [ $i -lt \"$2\" ]; do \
      printf 'session %05d line %02d %s abcdefghijklmnopqrstuvwxyz0123456789\\n' \"$1\" \"$i\" \"$line\"; \
      i=$((i+1)); done";
 
 /// A thread's stack: the raw clients need little, and a thousand of them run at once.
 const THREAD_STACK: usize = 256 * 1024;
 
-/// The SPDY stream ids the client opens (client-go's order: error first).
+/// The SPDY stream ids the client opens, in client-go's order (error first): the error stream.
 const SPDY_ERROR: u32 = 1;
+/// The stdin stream.
 const SPDY_STDIN: u32 = 3;
+/// The stdout stream.
 const SPDY_STDOUT: u32 = 5;
 
 /// How a session reaches the proxy.
@@ -159,6 +161,7 @@ impl WebSocketSession {
         Ok(true)
     }
 
+    /// Shows server bytes to the client's tap: output goes to `on_output`, the exit status is kept.
     fn observe(&mut self, bytes: &[u8], on_output: &mut dyn FnMut(&[u8])) -> anyhow::Result<()> {
         let exit = &mut self.exit;
         self.tap
@@ -205,6 +208,7 @@ impl WebSocketSession {
     }
 }
 
+/// The client of one session, by transport.
 enum Client {
     WebSocket(WebSocketSession),
     Spdy(SpdySession),
@@ -232,7 +236,8 @@ impl IdleSession {
     /// come through.
     pub fn open(proxy_url: &str, index: usize) -> anyhow::Result<IdleSession> {
         let index_arg = index.to_string();
-        let path = exec_path(SCRIPT, &["sh", &index_arg], true);
+        let lines_arg = PAYLOAD_LINES.to_string();
+        let path = exec_path(SCRIPT, &["sh", &index_arg, &lines_arg], true);
         let client = match transport_of(index) {
             Transport::WebSocket => {
                 let mut session = WebSocketSession::start(proxy_url, &path)?;

@@ -4,7 +4,7 @@
 //! payload, byte for byte. `cargo xtask bench --scale-only` runs the same with 1,000 and measures
 //! memory.
 
-use e2e::scale::{check_clients, check_recordings, run_sessions};
+use e2e::scale::{check_clients, check_recordings, raise_open_file_limit, run_sessions};
 use e2e::stack::{admin_caller, metric_value, RecordingGrant, Stack, StackOptions};
 
 /// Sessions open at once.
@@ -16,6 +16,8 @@ const OPENING_AT_ONCE: usize = 32;
 
 #[test]
 fn two_hundred_concurrent_recorded_sessions_are_all_recorded_byte_exact() -> anyhow::Result<()> {
+    // Before the stack starts: its processes inherit the limit (some systems start at 1,024).
+    raise_open_file_limit()?;
     let mut options = StackOptions::for_caller(admin_caller()?);
     options.recording = Some(RecordingGrant::ENFORCED);
     let stack = Stack::start(options)?;
