@@ -205,3 +205,16 @@ async fn with_batches_turned_off_the_batch_endpoint_is_not_used() {
     assert_eq!(recorder.posts(), 8);
     assert_eq!(recorder.batch_probes(), 0);
 }
+
+#[tokio::test]
+async fn a_bare_200_to_the_batch_probe_is_no_offer_of_batches() {
+    let recorder = CountingRecorder::new();
+    recorder.answer_batch_probe_without_offer();
+    let addr = recorder.listen().await;
+    let sender = EventSender::new(EventConfig::default());
+    for delivery in send_concurrently(&sender, addr, 4).await {
+        assert_eq!(delivery, Ok(EventDelivery::Stored { recorder: addr }));
+    }
+    assert!(recorder.batch_sizes().is_empty());
+    assert_eq!(recorder.posts(), 4);
+}

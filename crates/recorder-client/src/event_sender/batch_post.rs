@@ -34,22 +34,23 @@ pub(super) struct BatchLimits {
 }
 
 impl BatchLimits {
-    /// `own` lowered to the limits a recorder announced in `headers` (absent or unreadable ones
-    /// are not limits).
-    pub(super) fn announced(own: BatchLimits, headers: &HeaderMap) -> BatchLimits {
+    /// `own` lowered to the limits a recorder announced in `headers`; `None` when it announced
+    /// no event count: a 200 without it is not an offer of batches (a server that answers 200 to
+    /// any path, say), and batches sent there could never be acknowledged. An unreadable byte
+    /// limit is no limit.
+    pub(super) fn announced(own: BatchLimits, headers: &HeaderMap) -> Option<BatchLimits> {
         let announced = |name: &str| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<usize>().ok())
         };
-        BatchLimits {
-            max_events: announced(EVENT_BATCH_MAX_EVENTS_HEADER)
-                .map_or(own.max_events, |n| n.min(own.max_events))
-                .max(1),
+        let max_events = announced(EVENT_BATCH_MAX_EVENTS_HEADER)?;
+        Some(BatchLimits {
+            max_events: max_events.min(own.max_events).max(1),
             max_bytes: announced(EVENT_BATCH_MAX_BYTES_HEADER)
                 .map_or(own.max_bytes, |n| n.min(own.max_bytes)),
-        }
+        })
     }
 }
 
@@ -57,9 +58,10 @@ fn host(addr: SocketAddr) -> Result<HeaderValue, AttemptError> {
     HeaderValue::try_from(addr.to_string()).map_err(|e| AttemptError::Request(http::Error::from(e)))
 }
 
-/// `HEAD /v2/events`: `Some(limits)` when the recorder answers 200, `None` when it answers
-/// anything else (a recorder that speaks only Tailscale's one-event-per-`POST` protocol answers
-/// 404, or 405 if it routes the path to something else). Only a failed exchange is an error.
+/// `HEAD /v2/events`: `Some(limits)` when the recorder answers 200 with the batch limits, `None`
+/// when it answers anything else (a recorder that speaks only Tailscale's one-event-per-`POST`
+/// protocol answers 404, or 405 if it routes the path to something else). Only a failed
+/// exchange is an error.
 pub(super) async fn probe_batches(
     pool: &Arc<ConnectionPool>,
     addr: SocketAddr,
@@ -86,8 +88,10 @@ pub(super) async fn probe_batches(
     .await?;
     // A HEAD answer has no body: the connection is free again.
     pool.checkin(addr, connection);
-    Ok((response.status() == StatusCode::OK)
-        .then(|| BatchLimits::announced(own, response.headers())))
+    if response.status() != StatusCode::OK {
+        return Ok(None);
+    }
+    Ok(BatchLimits::announced(own, response.headers()))
 }
 
 /// `POST /v2/events` with `body` holding `count` events: the outcome of each event, in order, or

@@ -144,7 +144,8 @@ struct State {
     /// Answer `HEAD /v2/events` with 200 and take `POST /v2/events` (else 404, as Tailscale's
     /// recorder does).
     offer_batches: AtomicBool,
-    /// Announce this many events per batch at most in the probe's answer (0: no limit said).
+    /// Announce this many events per batch at most in the probe's answer (0: no header, a 200
+    /// that offers nothing).
     announce_max_batch_events: AtomicUsize,
     /// `HEAD /v2/events` seen, answered 200 or 404.
     batch_probes: AtomicUsize,
@@ -240,12 +241,21 @@ impl CountingRecorder {
     }
 
     /// Takes batches (`/v2/events`), as kube-recorder does, announcing at most `max_events`
-    /// events per batch when given.
+    /// events per batch (1024 when not given).
     pub fn offer_batches(&self, max_events: Option<usize>) {
         self.state.offer_batches.store(true, Ordering::SeqCst);
         self.state
             .announce_max_batch_events
-            .store(max_events.unwrap_or(0), Ordering::SeqCst);
+            .store(max_events.unwrap_or(1024), Ordering::SeqCst);
+    }
+
+    /// Answers `HEAD /v2/events` with a bare 200 (no limits announced), as a server that answers
+    /// 200 to any path would, and takes no batches.
+    pub fn answer_batch_probe_without_offer(&self) {
+        self.state.offer_batches.store(true, Ordering::SeqCst);
+        self.state
+            .announce_max_batch_events
+            .store(0, Ordering::SeqCst);
     }
 
     /// Batches that arrive wait (`true`) until told otherwise.
@@ -421,7 +431,10 @@ impl CountingRecorder {
                 }
                 response
             }
-            (&Method::POST, "/v2/events") if state.offer_batches.load(Ordering::SeqCst) => {
+            (&Method::POST, "/v2/events")
+                if state.offer_batches.load(Ordering::SeqCst)
+                    && state.announce_max_batch_events.load(Ordering::SeqCst) > 0 =>
+            {
                 self.handle_batch(request, kill).await
             }
             _ => answer(404, String::new()),
