@@ -529,23 +529,11 @@ pub fn stream_session(proxy_url: &str, bytes: u64, received: &AtomicU64) -> anyh
 }
 
 /// Raises this process's soft limit on open files to its hard limit, so that it, and the stack's
-/// processes it starts afterwards (they inherit it), can hold thousands of connections: many
-/// systems start programs with a soft limit of 1,024. Returns the soft limit now (`None`:
-/// unlimited).
+/// processes it starts afterwards (they inherit it), can hold thousands of connections. Returns
+/// the soft limit now (`None`: unlimited).
 pub fn raise_open_file_limit() -> anyhow::Result<Option<u64>> {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let limit = getrlimit(Resource::Nofile);
-    if limit.current != limit.maximum {
-        setrlimit(
-            Resource::Nofile,
-            Rlimit {
-                current: limit.maximum,
-                maximum: limit.maximum,
-            },
-        )
-        .context("raising the soft limit on open files to the hard limit")?;
-    }
-    Ok(getrlimit(Resource::Nofile).current)
+    tlsedge::raise_open_file_limit()
+        .context("raising the soft limit on open files to the hard limit")
 }
 
 /// The soft limit on open files of process `pid`, from `/proc/PID/limits` (`None`: unlimited).

@@ -11,6 +11,12 @@ use kube_auth_proxy::Cli;
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     kube_auth_proxy::init_logging(&cli);
+    // A recorded session holds three connections: the usual soft limit of 1,024 open files
+    // would refuse connections at a few hundred sessions.
+    match tlsedge::raise_open_file_limit() {
+        Ok(limit) => tracing::debug!(?limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -11,16 +11,21 @@
 //!   client's bytes, parsed without I/O and bounded; [`read_proxy_header`] reads exactly the
 //!   header from a connection.
 //!
+//! - [`raise_open_file_limit`]: the soft limit on open files raised to the hard one, so a
+//!   server can hold thousands of connections.
+//!
 //! What a server does with a connection (its TLS handshake, HTTP, per-client limits, its own
 //! draining) stays in the server.
 
 pub mod accept;
+mod open_files;
 pub mod proxy_protocol;
 pub mod verify;
 
 pub use accept::{
     read_proxy_header, Accepted, BoundedListener, ConnectionSlot, Draining, ProxyHeaderError,
 };
+pub use open_files::raise_open_file_limit;
 pub use verify::AnyServerCertificate;
 
 /// The README's example is compiled as a doctest.

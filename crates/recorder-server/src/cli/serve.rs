@@ -131,6 +131,11 @@ impl ServeArgs {
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let options = args.options()?;
+    // Each upload holds a connection and a file: the usual soft limit of 1,024 would refuse
+    // uploads at a few hundred sessions.
+    if let Err(error) = tlsedge::raise_open_file_limit() {
+        tracing::warn!(%error, "cannot raise the open-file limit");
+    }
     let read_listen = options.read_listen.is_some();
     let server = RecorderServer::start(options)
         .await

@@ -20,11 +20,10 @@ use crate::error::{SpdyStreamError, TapError};
 use crate::event::{Direction, OutputStream, SessionEvent};
 use crate::tap::{Shared, TapLimits};
 
-/// One direction's framing and header compression context.
+/// One direction's framing.
 #[derive(Debug)]
 struct Half {
     parser: FrameParser,
-    inflater: HeaderInflater,
     direction: Direction,
 }
 
@@ -34,16 +33,20 @@ impl Half {
             parser: FrameParser::new(Limits {
                 max_control_payload: limits.max_control_frame,
             }),
-            inflater: HeaderInflater::new(limits.max_header_block),
             direction,
         }
     }
 }
 
 /// The SPDY observers of both directions.
+///
+/// Only the client's header blocks are inflated (their `streamtype` binds each stream to its
+/// role). The server's are framed but never inflated: nothing in them decides anything, so the
+/// tap keeps no zlib context for them, whose window would cost every session about 45 KiB.
 #[derive(Debug)]
 pub(crate) struct SpdyTap {
     client: Half,
+    client_headers: HeaderInflater,
     server: Half,
     streams: Streams,
 }
@@ -62,6 +65,7 @@ impl SpdyTap {
     pub(crate) fn new(limits: &TapLimits) -> Self {
         SpdyTap {
             client: Half::new(limits, Direction::ClientToServer),
+            client_headers: HeaderInflater::new(limits.max_header_block),
             server: Half::new(limits, Direction::ServerToClient),
             streams: Streams::default(),
         }
@@ -73,11 +77,8 @@ impl SpdyTap {
         shared: &mut Shared,
         sink: &mut dyn FnMut(SessionEvent<'_>),
     ) -> Result<(), TapError> {
-        let Half {
-            parser,
-            inflater,
-            direction,
-        } = &mut self.client;
+        let Half { parser, direction } = &mut self.client;
+        let inflater = &mut self.client_headers;
         let frame_error = |source| TapError::SpdyFrame {
             direction: *direction,
             source,
@@ -146,11 +147,7 @@ impl SpdyTap {
         shared: &mut Shared,
         sink: &mut dyn FnMut(SessionEvent<'_>),
     ) -> Result<(), TapError> {
-        let Half {
-            parser,
-            inflater,
-            direction,
-        } = &mut self.server;
+        let Half { parser, direction } = &mut self.server;
         let frame_error = |source| TapError::SpdyFrame {
             direction: *direction,
             source,
@@ -158,16 +155,7 @@ impl SpdyTap {
         while let Some(event) = parser.next_event(&mut input).map_err(frame_error)? {
             match event {
                 Event::Control(frame) => {
-                    if let Some(block) = frame.header_block() {
-                        // Only to keep the zlib context in step: the server's headers say nothing
-                        // the tap needs.
-                        inflater
-                            .inflate(block)
-                            .map_err(|source| TapError::SpdyHeaders {
-                                direction: *direction,
-                                source,
-                            })?;
-                    }
+                    // The server's header blocks are not inflated (see `SpdyTap`).
                     match frame {
                         // spdystream's Connection.Close sends GOAWAY after kubelet has written
                         // the status: nothing more comes on the error stream. (A RST_STREAM does
