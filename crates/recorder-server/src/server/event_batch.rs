@@ -23,7 +23,7 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use super::routes::error_response;
 use super::App;
-use crate::events::push_event_line;
+use crate::events::{is_json_whitespace, push_event_line};
 
 /// A rejected line's reason is cut to this many bytes in the answer, so that a batch of bad
 /// lines cannot make a large answer.
@@ -78,7 +78,7 @@ pub(crate) async fn post_events(State(app): State<Arc<App>>, request: Request) -
     let mut index = 0;
     for line in body.split(|&b| b == b'\n') {
         // Blank lines (the one after the last newline among them) are not events.
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if line.iter().all(|&b| is_json_whitespace(char::from(b))) {
             continue;
         }
         if index == EVENT_BATCH_MAX_EVENTS {
