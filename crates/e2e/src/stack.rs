@@ -289,7 +289,10 @@ impl Stack {
         let mut command = Command::new(binary("testkit-apiserver")?);
         command
             .args(["--listen", "127.0.0.1:0", "--config"])
-            .arg(&apiserver_config);
+            .arg(&apiserver_config)
+            // The stand-in's pods' directory goes inside the stack's, which is removed with the
+            // stack: the stand-in is killed, so its own clean-up never runs.
+            .env("TMPDIR", &dir);
         if options.upstream != UpstreamAuth::HttpToken {
             command.arg("--tls").arg("--pki-dir").arg(&pki);
         }
