@@ -28,7 +28,6 @@ use recorder_client::{
     EventResponse, EventSender, EventSource,
 };
 use requestinfo::RequestInfo;
-use ring::rand::SystemRandom;
 
 pub(crate) use observed_body::ObservedBody;
 
@@ -57,7 +56,8 @@ pub(crate) struct ApiEvents {
     response_events: bool,
     /// This proxy's node, as the events' `destination`.
     destination: EventDestination,
-    random: SystemRandom,
+    /// Where event ids come from.
+    ids: event_id::EventIds,
     /// Bounds the request bodies held for events at once.
     budget: body_capture::BodyBudget,
     /// Unix seconds of the last "recorder does not support events" warning.
@@ -120,7 +120,7 @@ impl ApiEvents {
             body_limit,
             response_events,
             destination,
-            random: SystemRandom::new(),
+            ids: event_id::EventIds::new(),
             budget: body_capture::BodyBudget::new(BODY_BUDGET_BYTES),
             last_unsupported_warning: AtomicU64::new(0),
         }
@@ -248,7 +248,7 @@ impl ApiEvents {
         let policy = &caller.policy.recording;
         let path = uri.path();
         let query = uri.query().unwrap_or_default();
-        let id = event_id::new_event_id(&self.random);
+        let id = self.ids.next();
         let kubernetes = requestinfo::parse(method.as_str(), path, query);
         let workload = castfmt::Workload::from_request(
             &kubernetes,
@@ -329,7 +329,7 @@ impl ApiEvents {
     /// caller as `source`, this proxy as `destination`, and the sender to the recorders.
     pub(crate) fn audit_context(&self, caller: &Caller) -> AuditContext {
         AuditContext {
-            id: event_id::new_event_id(&self.random),
+            id: self.ids.next(),
             source: event_source(caller),
             destination: self.destination.clone(),
             sender: self.sender.clone(),
