@@ -19,8 +19,8 @@ use castfmt::protocol::{
     EVENT_BATCH_MAX_EVENTS_HEADER, JSON_CONTENT_TYPE,
 };
 use http::{header, HeaderValue, StatusCode};
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
+use super::event_ingest::read_event_body;
 use super::routes::error_response;
 use super::App;
 use crate::events::{is_json_whitespace, push_event_line};
@@ -52,26 +52,9 @@ pub(crate) async fn probe_events(State(app): State<Arc<App>>) -> Response {
 pub(crate) async fn post_events(State(app): State<Arc<App>>, request: Request) -> Response {
     // A batch body is bounded like one event's and takes one of the same slots, so the memory
     // held by bodies being read is bounded as before.
-    let Ok(_slot) = app.event_slots.acquire().await else {
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
-    };
-    let body = match Limited::new(request.into_body(), app.max_event_bytes)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            return error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("event batch larger than {} bytes", app.max_event_bytes),
-            );
-        }
-        Err(error) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                format!("reading the event batch: {error}"),
-            );
-        }
+    let (_slot, body) = match read_event_body(&app, request, "event batch").await {
+        Ok(read) => read,
+        Err(response) => return response,
     };
     let mut lines = Vec::with_capacity(body.len());
     let mut answer = EventBatchAnswer::default();
