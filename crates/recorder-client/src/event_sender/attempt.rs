@@ -12,7 +12,7 @@ use http_body_util::Full;
 
 use super::answer_body::{answer_excerpt, keep_if_answer_ends};
 use super::connection_pool::ConnectionPool;
-use super::exchange::{exchange, Replay};
+use super::exchange::{exchange, head, Replay};
 use super::probe_cache::ProbeCache;
 use crate::error::AttemptError;
 
@@ -46,23 +46,7 @@ pub(super) async fn attempt(
     let slot = pool.slot(addr).await;
     let mut connection = pool.checkout(addr, &slot).await?;
     if supported.is_none() {
-        let probe = || {
-            Request::builder()
-                .method(Method::HEAD)
-                .uri(EVENT_PATH)
-                .header(HOST, host.clone())
-                .body(Full::new(Bytes::new()))
-        };
-        let response = exchange(
-            pool,
-            addr,
-            &slot,
-            &mut connection,
-            Replay::Idempotent,
-            probe,
-        )
-        .await?;
-        // A HEAD answer has no body: the connection is free again.
+        let response = head(pool, addr, &slot, &mut connection, &host, EVENT_PATH).await?;
         match response.status() {
             StatusCode::OK => probes.set(addr, true),
             StatusCode::NOT_FOUND => {

@@ -16,7 +16,7 @@ use tokio::time::timeout;
 
 use super::answer_body::{answer_excerpt, BODY_WAIT};
 use super::connection_pool::ConnectionPool;
-use super::exchange::{exchange, Replay};
+use super::exchange::{exchange, head, Replay};
 use crate::error::AttemptError;
 
 /// The most of a batch answer read: a count and the rejected events' reasons, which the recorder
@@ -70,23 +70,7 @@ pub(super) async fn probe_batches(
     let host = host(addr)?;
     let slot = pool.slot(addr).await;
     let mut connection = pool.checkout(addr, &slot).await?;
-    let probe = || {
-        Request::builder()
-            .method(Method::HEAD)
-            .uri(EVENTS_PATH)
-            .header(HOST, host.clone())
-            .body(Full::new(Bytes::new()))
-    };
-    let response = exchange(
-        pool,
-        addr,
-        &slot,
-        &mut connection,
-        Replay::Idempotent,
-        probe,
-    )
-    .await?;
-    // A HEAD answer has no body: the connection is free again.
+    let response = head(pool, addr, &slot, &mut connection, &host, EVENTS_PATH).await?;
     pool.checkin(addr, connection);
     if response.status() != StatusCode::OK {
         return Ok(None);

@@ -9,7 +9,9 @@
 
 use std::net::SocketAddr;
 
-use http::{Request, Response};
+use bytes::Bytes;
+use http::header::HOST;
+use http::{HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 
 use crate::error::AttemptError;
@@ -67,6 +69,26 @@ pub(super) async fn exchange(
             Err(AttemptError::Http(error))
         }
     }
+}
+
+/// `HEAD path` on `connection` (replayed once on a fresh connection if a pooled one had closed).
+/// A HEAD answer has no body, so the connection is free again afterwards.
+pub(super) async fn head(
+    pool: &ConnectionPool,
+    addr: SocketAddr,
+    slot: &ConnectionSlot,
+    connection: &mut Connection,
+    host: &HeaderValue,
+    path: &'static str,
+) -> Result<Response<Incoming>, AttemptError> {
+    let probe = || {
+        Request::builder()
+            .method(Method::HEAD)
+            .uri(path)
+            .header(HOST, host.clone())
+            .body(EventBody::new(Bytes::new()))
+    };
+    exchange(pool, addr, slot, connection, Replay::Idempotent, probe).await
 }
 
 async fn send(
