@@ -46,6 +46,28 @@ impl RawClient {
         RawClient::connect_with_preamble(url, b"")
     }
 
+    /// Connects and asks for an exec upgrade (`method path` with `headers`); the client once the
+    /// proxy has answered 101, else an error with the status and what came of the body.
+    pub fn upgraded(
+        url: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<RawClient> {
+        let mut client = RawClient::connect(url)?;
+        client.send(&request_bytes(method, path, headers, b""))?;
+        let head = client.read_head()?;
+        if head.status != 101 {
+            let body = client.read_some().unwrap_or_default();
+            bail!(
+                "exec upgrade answered {}: {}",
+                head.status,
+                String::from_utf8_lossy(&body)
+            );
+        }
+        Ok(client)
+    }
+
     /// Connects, writes `preamble` as it is before anything else (a PROXY protocol header, as an
     /// L4 forwarder writes it ahead of the client's bytes), then completes the TLS handshake.
     pub fn connect_with_preamble(url: &str, preamble: &[u8]) -> anyhow::Result<RawClient> {

@@ -6,13 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use spdyframe::{
     encode_control, encode_data, ControlFrame, Event, FrameParser, HeaderBlock, HeaderDeflater,
     StreamId,
 };
 
-use crate::raw::{request_bytes, RawClient, ResponseHead};
+use crate::raw::RawClient;
 
 /// RST_STREAM status CANCEL (what spdystream's `Stream.Reset` sends).
 pub const RST_CANCEL: u32 = 5;
@@ -43,17 +43,7 @@ impl SpdySession {
     /// Sends `POST path` with the SPDY upgrade to the proxy at `proxy_url` and reads the answer's
     /// head; fails unless it is `101 Switching Protocols`.
     pub fn start(proxy_url: &str, path: &str) -> anyhow::Result<SpdySession> {
-        let mut client = RawClient::connect(proxy_url)?;
-        client.send(&request_bytes("POST", path, &SPDY_UPGRADE, b""))?;
-        let head: ResponseHead = client.read_head()?;
-        if head.status != 101 {
-            let body = client.read_some().unwrap_or_default();
-            bail!(
-                "exec upgrade answered {}: {}",
-                head.status,
-                String::from_utf8_lossy(&body)
-            );
-        }
+        let client = RawClient::upgraded(proxy_url, "POST", path, &SPDY_UPGRADE)?;
         Ok(SpdySession {
             client,
             deflater: HeaderDeflater::new(),

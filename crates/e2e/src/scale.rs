@@ -17,7 +17,7 @@ use sessiontap::wsframe::{encode_frame, FrameHeader, Opcode};
 use sessiontap::{ChannelProtocol, ExitStatus, Protocol, SessionEvent, SessionTap, TapLimits};
 
 use crate::cast::output_of;
-use crate::raw::{request_bytes, RawClient, WEBSOCKET_UPGRADE};
+use crate::raw::{RawClient, WEBSOCKET_UPGRADE};
 use crate::raw_spdy::SpdySession;
 use crate::stack::Stack;
 
@@ -118,19 +118,9 @@ struct WebSocketSession {
 impl WebSocketSession {
     /// Sends the upgrade for `path`; fails unless the answer is `101`.
     fn start(proxy_url: &str, path: &str) -> anyhow::Result<WebSocketSession> {
-        let mut client = RawClient::connect(proxy_url)?;
         let mut headers = vec![("Connection", "Upgrade")];
         headers.extend(WEBSOCKET_UPGRADE);
-        client.send(&request_bytes("GET", path, &headers, b""))?;
-        let head = client.read_head()?;
-        if head.status != 101 {
-            let body = client.read_some().unwrap_or_default();
-            bail!(
-                "exec upgrade answered {}: {}",
-                head.status,
-                String::from_utf8_lossy(&body)
-            );
-        }
+        let client = RawClient::upgraded(proxy_url, "GET", path, &headers)?;
         Ok(WebSocketSession {
             client,
             tap: SessionTap::new(
