@@ -26,7 +26,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_soft_limit_ends_at_the_hard_limit() {
+    fn a_lowered_soft_limit_is_raised_to_the_hard_limit() {
+        // Start below the hard limit, as a process started with the usual 1,024 would.
+        let limit = getrlimit(Resource::Nofile);
+        if let Some(hard) = limit.maximum {
+            setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: Some(hard.saturating_sub(1).max(1)),
+                    maximum: Some(hard),
+                },
+            )
+            .expect("lower the soft limit");
+            assert_ne!(getrlimit(Resource::Nofile).current, Some(hard));
+        }
         let raised = raise_open_file_limit().expect("raise");
         let limit = getrlimit(Resource::Nofile);
         assert_eq!(raised, limit.current);
