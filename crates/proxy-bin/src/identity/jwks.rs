@@ -274,7 +274,7 @@ impl Discovery {
     }
 
     async fn get(&self, url: &str) -> Result<Vec<u8>, String> {
-        let response = self
+        let mut response = self
             .client
             .get(url)
             .header(http::header::ACCEPT, "application/json")
@@ -290,11 +290,16 @@ impl Discovery {
         {
             return Err(format!("{url}: the document is too large"));
         }
-        let body = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-        if body.len() > MAX_DOCUMENT {
-            return Err(format!("{url}: the document is too large"));
+        // Read piece by piece: a body without a length (chunked) is cut off at the limit, not
+        // read whole first.
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| format!("{url}: {e}"))? {
+            if body.len() + chunk.len() > MAX_DOCUMENT {
+                return Err(format!("{url}: the document is too large"));
+            }
+            body.extend_from_slice(&chunk);
         }
-        Ok(body.to_vec())
+        Ok(body)
     }
 }
 
@@ -374,6 +379,25 @@ mod tests {
             }
         });
         issuer
+    }
+
+    #[tokio::test]
+    async fn an_endless_document_without_a_length_is_cut_off_at_the_limit() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0; 4096];
+            let _ = stream.read(&mut buf).await.unwrap();
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+            stream.write_all(head.as_bytes()).await.unwrap();
+            // 64 KiB chunks for as long as the client reads: far past the limit.
+            let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+            while stream.write_all(chunk.as_bytes()).await.is_ok() {}
+        });
+        let discovery = Discovery::new(&url, None).unwrap();
+        let error = discovery.keys().await.unwrap_err();
+        assert!(error.contains("the document is too large"), "{error}");
     }
 
     #[tokio::test]
