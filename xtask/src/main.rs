@@ -18,6 +18,7 @@
 //! - `deploy-check`: every kustomize overlay under `deploy/overlays/` renders and keeps the
 //!   deployment's invariants (RBAC, security contexts, probes, the binaries' flags).
 
+mod apt;
 mod bench;
 mod ci;
 mod compare_bench;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 
-use crate::tools::{fresh_temp_dir, run};
+use crate::tools::fresh_temp_dir;
 
 /// Where Debian's nginx packages put the binary.
 const NGINX: &str = "/usr/sbin/nginx";
@@ -21,64 +21,8 @@ const PACKAGE: &str = "nginx-light";
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Installs `nginx-light` with apt-get unless `/usr/sbin/nginx` is already there (idempotent).
-/// Runs apt-get directly as root and through sudo otherwise; fails with what to do when neither
-/// works.
 pub(crate) fn ensure_nginx() -> anyhow::Result<()> {
-    if Path::new(NGINX).exists() {
-        return Ok(());
-    }
-    let root = is_root()?;
-    let has_sudo = !root
-        && Command::new("sudo")
-            .args(["-n", "true"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-    if !root && !has_sudo {
-        bail!(
-            "{NGINX} is missing and this user can neither run apt-get (not root) nor sudo without \
-             a password: install Debian's {PACKAGE} (`apt-get install -y {PACKAGE}`) and retry"
-        );
-    }
-    let apt = |args: &[&str]| {
-        let mut command = if root {
-            Command::new("apt-get")
-        } else {
-            let mut sudo = Command::new("sudo");
-            sudo.arg("apt-get");
-            sudo
-        };
-        command
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            // The benchmark's stdout is its tables; apt's progress goes with the other messages.
-            .stdout(std::io::stderr());
-        command
-    };
-    eprintln!("installing {PACKAGE} (once): {NGINX} is missing");
-    // A machine whose package lists were never fetched knows no nginx-light: update, then retry.
-    if run(&mut apt(&["install", "-y", PACKAGE])).is_err() {
-        run(&mut apt(&["update"]))?;
-        run(&mut apt(&["install", "-y", PACKAGE]))
-            .with_context(|| format!("installing {PACKAGE} with apt-get"))?;
-    }
-    if !Path::new(NGINX).exists() {
-        bail!("{PACKAGE} is installed but {NGINX} is still missing");
-    }
-    Ok(())
-}
-
-/// Whether this process runs as root (`Uid:` in `/proc/self/status`, real uid first).
-fn is_root() -> anyhow::Result<bool> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    let uid = status
-        .lines()
-        .find_map(|line| line.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().next())
-        .context("no Uid: line in /proc/self/status")?;
-    Ok(uid == "0")
+    crate::apt::ensure_debian_packages(&[NGINX], &[PACKAGE])
 }
 
 /// `nginx/1.22.1`: the version of the installed nginx, for the benchmark's report.
