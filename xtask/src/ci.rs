@@ -1,7 +1,8 @@
 //! `cargo xtask ci` and `cargo xtask e2e`.
 
 use crate::tools::{
-    build_binaries, cargo, ensure_asciinema, ensure_cargo_tool, ensure_kubectl, run, workspace_root,
+    build_binaries, cargo, ensure_asciinema, ensure_cargo_tool, ensure_kubectl, ensure_moto, run,
+    workspace_root,
 };
 
 /// How long each fuzz target runs in CI.
@@ -13,6 +14,7 @@ pub(crate) fn ci() -> anyhow::Result<()> {
     crate::outside_paths::check(&workspace_root())?;
     ensure_kubectl()?;
     ensure_asciinema()?;
+    ensure_moto()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args([
         "clippy",
@@ -51,6 +53,7 @@ pub(crate) fn ci() -> anyhow::Result<()> {
 pub(crate) fn e2e() -> anyhow::Result<()> {
     ensure_kubectl()?;
     ensure_asciinema()?;
+    ensure_moto()?;
     ensure_cargo_tool("nextest", "cargo-nextest")?;
     build_binaries()?;
     run(cargo()

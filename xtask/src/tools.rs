@@ -100,6 +100,25 @@ pub(crate) fn ensure_asciinema() -> anyhow::Result<()> {
     run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "asciinema==2.4.0"]))
 }
 
+/// Installs moto's S3 server (PyPI), the object storage kube-recorder's S3 tests run against,
+/// unless it is already importable (idempotent).
+pub(crate) fn ensure_moto() -> anyhow::Result<()> {
+    let present = Command::new("python3")
+        .args(["-c", "import moto.server"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if present {
+        return Ok(());
+    }
+    eprintln!("installing {MOTO_REQUIREMENT} (once)");
+    run(Command::new("python3").args(["-m", "pip", "install", "--quiet", MOTO_REQUIREMENT]))
+}
+
+/// The moto release the S3 tests run against; `testkit::s3_server::MOTO_REQUIREMENT` names the
+/// same in its error message.
+const MOTO_REQUIREMENT: &str = "moto[server]==5.2.1";
+
 /// The packages whose binaries the end-to-end suite, the demo and the benchmarks start.
 const STACK_PACKAGES: [&str; 6] = [
     "--package",

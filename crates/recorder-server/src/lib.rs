@@ -59,6 +59,7 @@ mod line_splitter;
 mod playback;
 mod recording_id;
 mod recording_meta;
+pub mod s3;
 pub mod seal;
 mod server;
 mod store;

@@ -1,0 +1,154 @@
+//! An S3 server for tests that is not ours: moto's server mode (PyPI `moto[server]`), started as
+//! a child process on a free port of the loopback and stopped when dropped. `cargo xtask ci`
+//! installs it ([`MOTO_REQUIREMENT`]).
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+
+/// The pip requirement `cargo xtask ci` installs.
+pub const MOTO_REQUIREMENT: &str = "moto[server]==5.2.1";
+
+/// How long moto gets to start listening.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A running moto server.
+#[derive(Debug)]
+pub struct S3Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl S3Server {
+    /// Starts moto on a free port and waits until it listens. Fails, naming the command that
+    /// installs it, when moto is missing.
+    pub fn start() -> anyhow::Result<Self> {
+        let present = Command::new("python3")
+            .args(["-c", "import moto.server"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !present {
+            bail!(
+                "moto's S3 server is not installed: run `cargo xtask ci` (or `python3 -m pip \
+                 install '{MOTO_REQUIREMENT}'`)"
+            );
+        }
+        let mut child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting python3 -m moto.server")?;
+        // werkzeug prints ` * Running on http://127.0.0.1:PORT` on stdout or stderr, by version.
+        let (lines, found) = mpsc::channel();
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(at) = line.find("http://127.0.0.1:") {
+                        let endpoint = line[at..].trim().to_owned();
+                        let _ = lines.send(endpoint);
+                    }
+                }
+            });
+        }
+        let endpoint = match found.recv_timeout(START_DEADLINE) {
+            Ok(endpoint) => endpoint,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("moto did not say where it listens within {START_DEADLINE:?}");
+            }
+        };
+        Ok(Self { child, endpoint })
+    }
+
+    /// Creates a bucket (moto takes any credentials).
+    pub fn create_bucket(&self, bucket: &str) -> anyhow::Result<()> {
+        let status = self.request("PUT", &format!("/{bucket}"))?;
+        if status != 200 {
+            bail!("creating bucket {bucket} answered {status}");
+        }
+        Ok(())
+    }
+
+    /// The keys of the multipart uploads in progress in `bucket` (ListMultipartUploads), for
+    /// checking that nothing was left behind.
+    pub fn multipart_uploads(&self, bucket: &str) -> anyhow::Result<Vec<String>> {
+        let body = self.get(&format!("/{bucket}?uploads"))?;
+        Ok(body
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|rest| rest.split("</Key>").next())
+            .map(str::to_owned)
+            .collect())
+    }
+
+    fn address(&self) -> &str {
+        self.endpoint.trim_start_matches("http://")
+    }
+
+    fn request(&self, method: &str, target: &str) -> anyhow::Result<u16> {
+        let (status, _) = self.exchange(method, target)?;
+        Ok(status)
+    }
+
+    fn get(&self, target: &str) -> anyhow::Result<String> {
+        let (status, body) = self.exchange("GET", target)?;
+        if status != 200 {
+            bail!("GET {target} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// One HTTP/1.1 request on its own connection (`Connection: close`), the answer read whole.
+    fn exchange(&self, method: &str, target: &str) -> anyhow::Result<(u16, String)> {
+        let mut stream = TcpStream::connect(self.address())
+            .with_context(|| format!("connecting to moto at {}", self.endpoint))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            stream,
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.address()
+        )?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .with_context(|| format!("moto answered {method} {target} with {answer:?}"))?;
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
