@@ -43,6 +43,8 @@ pub struct StackOptions {
     pub upstream: UpstreamAuth,
     /// Start a `kube-recorder` and grant the caller recording to it.
     pub recording: Option<RecordingGrant>,
+    /// Extra `kube-recorder serve` flags (with [`recording`](Self::recording)).
+    pub recorder_args: Vec<String>,
     /// Point the proxy at this `http://` URL instead of the apiserver stand-in (which still
     /// starts): for upstreams that misbehave in ways the stand-in does not.
     pub upstream_override: Option<String>,
@@ -137,6 +139,7 @@ impl StackOptions {
             tls: ServingTls::SelfSigned,
             upstream: UpstreamAuth::HttpToken,
             recording: None,
+            recorder_args: Vec::new(),
             upstream_override: None,
             proxy_log: "info,kube_auth_proxy=debug".into(),
         }
@@ -327,6 +330,7 @@ impl Stack {
                 if grant.recorder_without_events {
                     command.arg("--no-events");
                 }
+                command.args(&options.recorder_args);
                 let (service, lines) =
                     Service::start("kube-recorder", command, &dir.join("recorder.log"), 1)?;
                 let url = listening_address(&lines[0])?;
