@@ -12,6 +12,8 @@ const FUZZ_SMOKE_SECONDS: u64 = 15;
 pub(crate) fn ci() -> anyhow::Result<()> {
     // First and fast: a fresh clone has nothing beside it.
     crate::outside_paths::check(&workspace_root())?;
+    // kube-recorder's encryption tests check that the standard age CLI decrypts its files.
+    crate::apt::ensure_debian_packages(&["/usr/bin/age", "/usr/bin/age-keygen"], &["age"])?;
     ensure_kubectl()?;
     ensure_asciinema()?;
     ensure_moto()?;
@@ -51,6 +53,8 @@ pub(crate) fn ci() -> anyhow::Result<()> {
 
 /// Only the end-to-end suite.
 pub(crate) fn e2e() -> anyhow::Result<()> {
+    // The encrypted-storage test decrypts with the standard age CLI too.
+    crate::apt::ensure_debian_packages(&["/usr/bin/age", "/usr/bin/age-keygen"], &["age"])?;
     ensure_kubectl()?;
     ensure_asciinema()?;
     ensure_moto()?;

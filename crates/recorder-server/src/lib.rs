@@ -53,6 +53,7 @@ mod api_client;
 mod capture_scan;
 mod cast_scan;
 mod civil_time;
+pub mod crypt;
 mod error;
 pub mod events;
 mod line_splitter;

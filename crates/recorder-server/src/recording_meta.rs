@@ -75,8 +75,15 @@ pub struct RecordingMeta {
     /// Time of the last event, in seconds from the start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<f64>,
-    /// Bytes stored.
+    /// Bytes recorded (of the plaintext, when the file is encrypted).
     pub bytes: u64,
+    /// Whether the file is encrypted at rest (`<id>.cast.age`, `<id>.pfcap.age`; see
+    /// [`crate::crypt`]). This entry itself stays plaintext.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
+    /// Bytes of the encrypted file as stored (what its seal covers), once it has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_bytes: Option<u64>,
     /// Event lines stored.
     pub events: u64,
     /// The session's exit status, from an exit marker event (`[t, "m", "exit 3"]`).
@@ -121,6 +128,8 @@ impl RecordingMeta {
             start: None,
             duration: None,
             bytes: 0,
+            encrypted: false,
+            stored_bytes: None,
             events: 0,
             exit_code: None,
             file_copy: None,

@@ -49,9 +49,14 @@ impl Archive {
         })
     }
 
+    /// A cast, or an encrypted recording's age file (which the caller tells by its first
+    /// bytes, [`recorder_server::crypt::is_age`]).
     pub(crate) async fn cast(&self, id: &str) -> anyhow::Result<CastReader> {
         Ok(match self {
-            Self::Local(store) => CastReader::Local(store.open_cast(id).await?),
+            Self::Local(store) => CastReader::Local(match store.open_cast(id).await {
+                Err(recorder_server::StoreError::NotFound(_)) => store.open_encrypted(id).await?.1,
+                other => other?,
+            }),
             Self::Remote(client) => CastReader::Remote(client.cast(id).await?),
         })
     }
@@ -60,7 +65,22 @@ impl Archive {
     /// whatever the ID names, which the caller checks).
     pub(crate) async fn capture(&self, id: &str) -> anyhow::Result<CastReader> {
         Ok(match self {
-            Self::Local(store) => CastReader::Local(store.open_capture(id).await?),
+            Self::Local(store) => CastReader::Local(match store.open_capture(id).await {
+                Err(recorder_server::StoreError::NotFound(_))
+                    if store.open_encrypted(id).await.is_ok() =>
+                {
+                    anyhow::bail!(
+                        "recording {id} is encrypted at rest: decrypt it first, e.g. \
+                         `age -d -i KEY {}`",
+                        store
+                            .dir()
+                            .join("recordings")
+                            .join(format!("{id}.pfcap.age"))
+                            .display()
+                    )
+                }
+                other => other?,
+            }),
             Self::Remote(client) => CastReader::Remote(client.cast(id).await?),
         })
     }

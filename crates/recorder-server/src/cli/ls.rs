@@ -95,6 +95,10 @@ fn row(meta: &RecordingMeta, held: bool) -> [String; 10] {
     if held {
         outcome.push_str(",held");
     }
+    // Stored as age ciphertext: `play --identity` reads it.
+    if meta.encrypted {
+        outcome.push_str(",encrypted");
+    }
     let dash = |value: Option<String>| {
         value
             .filter(|v| !v.is_empty())

@@ -77,6 +77,16 @@ pub(crate) struct ServeArgs {
     /// tells it from a deletion. Swept at start and then hourly. Default: keep everything.
     #[arg(long, env = "KUBE_RECORDER_RETAIN_DAYS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     retain_days: Option<u32>,
+    /// Store recordings encrypted to this age X25519 public key (`age1...`, from `age-keygen`),
+    /// as `<id>.cast.age` / `<id>.pfcap.age`: the recorder host keeps only ciphertext, the index
+    /// entries (who, pod, times, sizes) stay plaintext. Repeatable: any of the keys decrypts.
+    /// Read back with `kube-recorder play --identity FILE` or `age -d -i FILE`.
+    #[arg(long, value_name = "RECIPIENT")]
+    encrypt_to: Vec<String>,
+    /// A file of age recipients to encrypt to, one `age1...` per line (`#` comments), like
+    /// `age -R`. Repeatable; adds to --encrypt-to.
+    #[arg(long, value_name = "FILE")]
+    encrypt_to_file: Vec<PathBuf>,
 }
 
 impl ServeArgs {
@@ -125,6 +135,8 @@ impl ServeArgs {
         options.events = !self.no_events;
         options.signing_key = self.signing_key.clone();
         options.retain_days = self.retain_days;
+        options.encrypt_to =
+            recorder_server::crypt::Recipients::parse(&self.encrypt_to, &self.encrypt_to_file)?;
         Ok(options)
     }
 }

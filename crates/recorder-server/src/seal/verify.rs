@@ -155,10 +155,8 @@ pub fn verify(dir: &Path, key: &PublicKey, ids: &[String]) -> Result<VerifyRepor
         }
         if let Some(id) = name.strip_suffix(MANIFEST_SUFFIX) {
             manifests.insert(id.to_owned());
-        } else if let Some(id) = name
-            .strip_suffix(".cast")
-            .or_else(|| name.strip_suffix(".pfcap"))
-        {
+        } else if let Some((id, _, _)) = crate::store::recording_of(&name) {
+            // Encrypted files too: their seal covers the ciphertext, checked without the key.
             files.entry(id.to_owned()).or_default().push(name.clone());
         }
     }
@@ -384,16 +382,26 @@ fn check_recording(
         if meta.id != id {
             report(format!("index entry {id}.json is of recording {}", meta.id));
         } else if meta.outcome != castfmt::Outcome::Recording
-            && (meta.bytes != manifest.size || meta.outcome.as_str() != manifest.outcome)
+            && (stored_size(&meta) != manifest.size || meta.outcome.as_str() != manifest.outcome)
         {
             report(format!(
                 "index entry {id}.json disagrees with the seal: {} {} bytes, sealed {} {} bytes",
                 meta.outcome.as_str(),
-                meta.bytes,
+                stored_size(&meta),
                 manifest.outcome,
                 manifest.size
             ));
         }
     }
     State::Checked
+}
+
+/// Bytes of the recording's file as its index entry has them: the ciphertext's size for an
+/// encrypted one (`bytes` counts the plaintext).
+fn stored_size(meta: &RecordingMeta) -> u64 {
+    if meta.encrypted {
+        meta.stored_bytes.unwrap_or(meta.bytes)
+    } else {
+        meta.bytes
+    }
 }

@@ -101,6 +101,9 @@ pub struct ServerOptions {
     pub retain_days: Option<u32>,
     /// Time between two retention sweeps (the first runs at start). Default 1 h.
     pub retention_interval: Duration,
+    /// Encrypt recordings at rest to these age X25519 keys (`serve --encrypt-to`; see
+    /// [`crate::crypt`]). Default none: casts are stored as they arrive.
+    pub encrypt_to: Option<crate::crypt::Recipients>,
 }
 
 impl ServerOptions {
@@ -124,6 +127,7 @@ impl ServerOptions {
             signing_key: None,
             retain_days: None,
             retention_interval: Duration::from_secs(3600),
+            encrypt_to: None,
         }
     }
 }
@@ -200,7 +204,11 @@ impl RecorderServer {
     /// Prepares the directory (creating it, and marking recordings an earlier run left unfinished
     /// as incomplete), binds the listener and starts serving.
     pub async fn start(options: ServerOptions) -> Result<Self, ServerError> {
-        let store = Store::create_sealed_with(&options.dir, options.signing_key.as_deref()).await?;
+        let mut store =
+            Store::create_sealed_with(&options.dir, options.signing_key.as_deref()).await?;
+        if let Some(recipients) = options.encrypt_to.clone() {
+            store = store.encrypt_to(recipients);
+        }
         store.recover().await?;
         let (listener, addr) = bind(options.listen).await?;
         let read_listener = match options.read_listen {

@@ -109,14 +109,30 @@ pub(crate) async fn recording_cast(
     Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(response) = visible_meta(&app, &viewer, &id, "download").await {
-        return response;
-    }
-    let (kind, file) = match app.store.open_recording(&id).await {
+    let encrypted = match visible_meta(&app, &viewer, &id, "download").await {
+        Ok(meta) => meta.encrypted,
+        Err(response) => return response,
+    };
+    let opened = if encrypted {
+        app.store.open_encrypted(&id).await
+    } else {
+        app.store.open_recording(&id).await
+    };
+    let (kind, file) = match opened {
         Ok(opened) => opened,
         Err(error) => return store_error(error),
     };
+    // An encrypted recording is served as the age file it is, a download for `play --identity`
+    // or `age -d`, never as a cast a player would try to read.
+    let disposition = encrypted.then(|| {
+        let suffix = match kind {
+            RecordingKind::PortForwardCapture => "pfcap",
+            _ => "cast",
+        };
+        format!("attachment; filename=\"{id}.{suffix}.age\"")
+    });
     let content_type = match kind {
+        _ if encrypted => crate::crypt::AGE_CONTENT_TYPE,
         RecordingKind::PortForwardCapture => PORT_FORWARD_CAPTURE_CONTENT_TYPE,
         _ => CAST_CONTENT_TYPE,
     };
@@ -129,11 +145,17 @@ pub(crate) async fn recording_cast(
             Err(error) => Some((Err(error), None)),
         }
     });
-    (
+    let mut response = (
         [(header::CONTENT_TYPE, content_type)],
         Body::from_stream(chunks),
     )
-        .into_response()
+        .into_response();
+    if let Some(value) = disposition.and_then(|d| http::HeaderValue::from_str(&d).ok()) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
 }
 
 /// Query of `GET /api/events`.

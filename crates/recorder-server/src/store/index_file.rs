@@ -17,6 +17,9 @@ use crate::recording_meta::RecordingMeta;
 pub(crate) const CAST_SUFFIX: &str = ".cast";
 /// File name suffix of port-forward captures.
 pub(crate) const CAPTURE_SUFFIX: &str = ".pfcap";
+/// File name suffix added to an encrypted recording's file: `<id>.cast.age`, `<id>.pfcap.age`
+/// (see [`crate::crypt`]).
+pub(crate) const ENCRYPTED_SUFFIX: &str = ".age";
 /// File name suffix of index entries.
 pub(crate) const INDEX_SUFFIX: &str = ".json";
 /// File name suffix of index entries being replaced.
@@ -30,6 +33,32 @@ pub(crate) fn cast_path(recordings: &Path, id: &str) -> PathBuf {
 /// Path of the port-forward capture of `id` in `recordings`.
 pub(crate) fn capture_path(recordings: &Path, id: &str) -> PathBuf {
     recordings.join(format!("{id}{CAPTURE_SUFFIX}"))
+}
+
+/// Path of the file of `id` in `recordings`: a cast or a capture, plain or encrypted.
+pub(crate) fn recording_path(
+    recordings: &Path,
+    id: &str,
+    capture: bool,
+    encrypted: bool,
+) -> PathBuf {
+    let kind = if capture { CAPTURE_SUFFIX } else { CAST_SUFFIX };
+    let age = if encrypted { ENCRYPTED_SUFFIX } else { "" };
+    recordings.join(format!("{id}{kind}{age}"))
+}
+
+/// The recording a file in `recordings/` stores, by its name: `(id, capture, encrypted)`, or
+/// `None` for other files.
+pub(crate) fn recording_of(name: &str) -> Option<(&str, bool, bool)> {
+    let (stem, encrypted) = match name.strip_suffix(ENCRYPTED_SUFFIX) {
+        Some(stem) => (stem, true),
+        None => (name, false),
+    };
+    if let Some(id) = stem.strip_suffix(CAST_SUFFIX) {
+        return Some((id, false, encrypted));
+    }
+    stem.strip_suffix(CAPTURE_SUFFIX)
+        .map(|id| (id, true, encrypted))
 }
 
 /// Path of the index entry of `id` in `recordings`.

@@ -6,6 +6,8 @@
 //!     <id>.cast     the asciicast v2 stream exactly as received, fsynced when the upload ends
 //!     <id>.pfcap    a port-forward capture (kap-port-forward/1) exactly as received, instead
 //!                   of a cast (index entry kind `port-forward-capture`)
+//!     <id>.cast.age, <id>.pfcap.age  instead, when the store encrypts (`serve --encrypt-to`):
+//!                   the same bytes as an age v1 file (see [`crate::crypt`])
 //!     <id>.json     its index entry (RecordingMeta), replaced atomically
 //!     <id>.manifest.json  its seal, when the store seals (see [`crate::seal`])
 //!   events/
@@ -27,11 +29,12 @@ use std::sync::Arc;
 use castfmt::{Outcome, Protocol};
 use serde_json::value::RawValue;
 
-pub(crate) use index_file::sync_dir;
+pub(crate) use index_file::{recording_of, sync_dir};
 pub use recording_writer::{RecordingEnd, RecordingWriter};
 pub use retention::{Hold, SweepReport, HOLDS_FILE};
 
 use crate::civil_time::unix_now;
+use crate::crypt::{EncryptingFile, Recipients};
 use crate::error::StoreError;
 use crate::events::{self, EventFilter};
 use crate::recording_id::{is_valid_id, new_id};
@@ -49,6 +52,8 @@ pub struct Store {
     root: Arc<Path>,
     /// Seals recordings as they end, when set ([`Store::seal_with`]).
     sealer: Option<Arc<Sealer>>,
+    /// Encrypts new recordings to these keys, when set ([`Store::encrypt_to`]).
+    encrypt_to: Option<Recipients>,
 }
 
 impl Store {
@@ -68,6 +73,7 @@ impl Store {
         Ok(Self {
             root: root.into(),
             sealer: None,
+            encrypt_to: None,
         })
     }
 
@@ -94,6 +100,7 @@ impl Store {
         let store = Self {
             root: root.into(),
             sealer: None,
+            encrypt_to: None,
         };
         let key = key.map_or_else(|| seal::default_key_path(&store.root), Path::to_path_buf);
         store.seal_with(&key).await
@@ -109,6 +116,20 @@ impl Store {
         tracing::info!(key_id = %sealer.public_key().key_id(), "sealing recordings");
         self.sealer = Some(Arc::new(sealer));
         Ok(self)
+    }
+
+    /// Stores every recording that starts from now on encrypted to `recipients`, as an age file
+    /// (`<id>.cast.age`, `<id>.pfcap.age`): no plaintext of it reaches the disk. Its index entry
+    /// stays plaintext and says `encrypted`. See [`crate::crypt`].
+    pub fn encrypt_to(mut self, recipients: Recipients) -> Self {
+        tracing::info!(recipients = ?recipients.to_strings(), "encrypting recordings at rest");
+        self.encrypt_to = Some(recipients);
+        self
+    }
+
+    /// Whether new recordings are encrypted.
+    pub fn encrypts(&self) -> bool {
+        self.encrypt_to.is_some()
     }
 
     /// The sealer, when the store seals.
@@ -215,6 +236,33 @@ impl Store {
         })
     }
 
+    /// Opens an encrypted recording's file (`<id>.cast.age`, else `<id>.pfcap.age`), the age
+    /// ciphertext as stored; it may still be growing.
+    pub async fn open_encrypted(
+        &self,
+        id: &str,
+    ) -> Result<(RecordingKind, tokio::fs::File), StoreError> {
+        check_id(id)?;
+        for (kind, capture) in [
+            (RecordingKind::Cast, false),
+            (RecordingKind::PortForwardCapture, true),
+        ] {
+            let path = index_file::recording_path(&self.recordings_dir(), id, capture, true);
+            match tokio::fs::File::open(&path).await {
+                Ok(file) => return Ok((kind, file)),
+                Err(source) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(StoreError::Io {
+                        op: "open",
+                        path,
+                        source,
+                    })
+                }
+            }
+        }
+        Err(StoreError::NotFound(id.to_owned()))
+    }
+
     /// Opens a recording's file, whichever its kind: the cast, else the capture.
     pub async fn open_recording(
         &self,
@@ -264,18 +312,16 @@ impl Store {
     ) -> Result<RecordingWriter, StoreError> {
         let dir = self.recordings_dir();
         let received_at = unix_now();
-        let (meta, file) = blocking(move || loop {
+        let recipients = self.encrypt_to.clone();
+        let (meta, file, cipher) = blocking(move || loop {
             let id = new_id(received_at);
             let capture = kind == RecordingKind::PortForwardCapture;
-            let path = if capture {
-                // The other kind's file must not exist either: they share the index entry.
-                if index_file::cast_path(&dir, &id).exists() {
-                    continue;
-                }
-                index_file::capture_path(&dir, &id)
-            } else {
-                index_file::cast_path(&dir, &id)
-            };
+            let encrypted = recipients.is_some();
+            // The other kind's file must not exist either: they share the index entry.
+            if index_file::recording_path(&dir, &id, !capture, encrypted).exists() {
+                continue;
+            }
+            let path = index_file::recording_path(&dir, &id, capture, encrypted);
             // create_new makes the ID unique even if two uploads draw the same suffix.
             match std::fs::OpenOptions::new()
                 .write(true)
@@ -283,20 +329,32 @@ impl Store {
                 .open(&path)
             {
                 Ok(file) => {
-                    let meta = if capture {
+                    let mut meta = if capture {
                         RecordingMeta::begin_capture(id, protocol, received_at)
                     } else {
                         RecordingMeta::begin(id, protocol, received_at)
                     };
+                    let file = Arc::new(file);
+                    // The age header goes first, so the file is never plaintext, even empty.
+                    let cipher = match &recipients {
+                        Some(recipients) => Some(Arc::new(
+                            EncryptingFile::start(recipients, file.clone(), &meta.id)
+                                .map_err(StoreError::io("write", &path))?,
+                        )),
+                        None => None,
+                    };
+                    meta.encrypted = encrypted;
                     index_file::write(&dir, &meta)?;
-                    return Ok((meta, file));
+                    return Ok((meta, file, cipher));
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(error) => return Err(StoreError::io("create", &path)(error)),
             }
         })
         .await?;
-        Ok(RecordingWriter::new(meta, file, self.recordings_dir()).sealed_by(self.sealer.clone()))
+        Ok(RecordingWriter::new(meta, file, self.recordings_dir())
+            .encrypted_by(cipher)
+            .sealed_by(self.sealer.clone()))
     }
 
     /// Repairs what a crash or kill left behind, for a server about to start writing: entries
@@ -325,12 +383,8 @@ impl Store {
                     let _ = std::fs::remove_file(path);
                     continue;
                 }
-                let (id, capture) = match name.strip_suffix(index_file::CAST_SUFFIX) {
-                    Some(id) => (id, false),
-                    None => match name.strip_suffix(index_file::CAPTURE_SUFFIX) {
-                        Some(id) => (id, true),
-                        None => continue,
-                    },
+                let Some((id, capture, encrypted)) = index_file::recording_of(name) else {
+                    continue;
                 };
                 let index = index_file::index_path(&dir, id);
                 let mut meta = match index_file::read(&index) {
@@ -343,20 +397,34 @@ impl Store {
                             .ok()
                             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                             .map_or(0.0, |d| d.as_secs_f64());
-                        if capture {
+                        let mut meta = if capture {
                             RecordingMeta::begin_capture(id.to_owned(), Protocol::Unknown, mtime)
                         } else {
                             RecordingMeta::begin(id.to_owned(), Protocol::Unknown, mtime)
-                        }
+                        };
+                        meta.encrypted = encrypted;
+                        meta
                     }
                 };
-                if capture {
+                if encrypted {
+                    // No key here to read it again: the entry keeps what the upload's scan had
+                    // written (the header's who and where), and the size stored.
+                    meta.stored_bytes = Some(
+                        std::fs::metadata(path)
+                            .map_err(StoreError::io("read", path))?
+                            .len(),
+                    );
+                } else if capture {
                     meta.absorb_capture(&index_file::rescan_capture(path)?);
                 } else {
                     meta.absorb(&index_file::rescan(path)?);
                 }
                 meta.outcome = Outcome::Incomplete;
-                meta.reason = Some("the recorder stopped before the upload ended".to_owned());
+                meta.reason = Some(if encrypted {
+                    "the recorder stopped before the upload ended (the encrypted file decrypts up to its last whole 64 KiB chunk)".to_owned()
+                } else {
+                    "the recorder stopped before the upload ended".to_owned()
+                });
                 meta.finished_at = Some(crate::recording_meta::round_to(unix_now(), 1e3));
                 // Sealed, but stopped before its final index entry: the seal says how it ended.
                 if let Some(sealed) = sealer
@@ -394,10 +462,7 @@ fn seal_unsealed(
     entries: &[(String, PathBuf)],
 ) -> Result<(), StoreError> {
     for (name, path) in entries {
-        let Some(id) = name
-            .strip_suffix(index_file::CAST_SUFFIX)
-            .or_else(|| name.strip_suffix(index_file::CAPTURE_SUFFIX))
-        else {
+        let Some((id, _, _)) = index_file::recording_of(name) else {
             continue;
         };
         if sealer.is_chained(id) {

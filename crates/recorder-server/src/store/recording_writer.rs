@@ -11,6 +11,7 @@ use super::index_file;
 use crate::capture_scan::CaptureScanner;
 use crate::cast_scan::CastScanner;
 use crate::civil_time::unix_now;
+use crate::crypt::EncryptingFile;
 use crate::error::StoreError;
 use crate::recording_meta::{round_to, RecordingKind, RecordingMeta};
 use crate::seal::{ChainHasher, Sealer};
@@ -35,7 +36,8 @@ enum Scanner {
     Capture(CaptureScanner),
 }
 
-/// A recording being written: bytes go to `<id>.cast` exactly as received, and the index entry
+/// A recording being written: bytes go to `<id>.cast` exactly as received (or through age to
+/// `<id>.cast.age` when the store encrypts, read by the scanner before), and the index entry
 /// `<id>.json` is written when the upload begins, again once the header line has arrived (so a
 /// live session shows who and where), and at the end.
 ///
@@ -57,24 +59,24 @@ pub struct RecordingWriter {
     /// Seals the recording at its end, when the store seals.
     sealer: Option<Arc<Sealer>>,
     /// The hash chain over the bytes written; `None` once a write failed (the seal then reads
-    /// the file again).
+    /// the file again), and when encrypting (the cipher hashes the ciphertext).
     hasher: Option<ChainHasher>,
+    /// The age stream the bytes go through when the store encrypts: the file then gets only
+    /// ciphertext, and the seal's hash chain is over that.
+    cipher: Option<Arc<EncryptingFile>>,
 }
 
 impl RecordingWriter {
-    pub(crate) fn new(meta: RecordingMeta, file: std::fs::File, recordings: PathBuf) -> Self {
-        let (cast_path, scanner) = match meta.kind {
-            RecordingKind::PortForwardCapture => (
-                index_file::capture_path(&recordings, &meta.id),
-                Scanner::Capture(CaptureScanner::new()),
-            ),
-            _ => (
-                index_file::cast_path(&recordings, &meta.id),
-                Scanner::Cast(CastScanner::new()),
-            ),
+    pub(crate) fn new(meta: RecordingMeta, file: Arc<std::fs::File>, recordings: PathBuf) -> Self {
+        let capture = meta.kind == RecordingKind::PortForwardCapture;
+        let cast_path = index_file::recording_path(&recordings, &meta.id, capture, meta.encrypted);
+        let scanner = if capture {
+            Scanner::Capture(CaptureScanner::new())
+        } else {
+            Scanner::Cast(CastScanner::new())
         };
         Self {
-            file: Arc::new(file),
+            file,
             pending: Vec::new(),
             pending_len: 0,
             scanner,
@@ -83,7 +85,19 @@ impl RecordingWriter {
             recordings,
             cast_path,
             sealer: None,
+            cipher: None,
         }
+    }
+
+    /// Writes the bytes through `cipher` (the age stream already started in the file), when
+    /// the store encrypts.
+    pub(crate) fn encrypted_by(mut self, cipher: Option<Arc<EncryptingFile>>) -> Self {
+        if cipher.is_some() {
+            // The plaintext's chain is not the file's: the cipher keeps the file's.
+            self.hasher = None;
+        }
+        self.cipher = cipher;
+        self
     }
 
     /// Seals the recording at its end with `sealer`.
@@ -152,7 +166,14 @@ impl RecordingWriter {
         let pending = std::mem::take(&mut self.pending);
         self.pending_len = 0;
         let (file, path) = (self.file.clone(), self.cast_path.clone());
+        let cipher = self.cipher.clone();
         let written = super::blocking(move || {
+            if let Some(cipher) = cipher {
+                // Whole 64 KiB chunks reach the file; the rest waits in the cipher.
+                return cipher
+                    .write(&pending)
+                    .map_err(StoreError::io("write", &path));
+            }
             for piece in &pending {
                 (&*file)
                     .write_all(piece)
@@ -174,18 +195,39 @@ impl RecordingWriter {
         let synced = match self.flush().await {
             Ok(()) => {
                 let (file, path) = (self.file.clone(), self.cast_path.clone());
-                super::blocking(move || file.sync_all().map_err(StoreError::io("sync", &path)))
-                    .await
+                let cipher = self.cipher.clone();
+                super::blocking(move || {
+                    // An encrypted file gets age's last chunk first, also when the upload was
+                    // cut off: it then decrypts whole.
+                    let digest = match cipher {
+                        Some(cipher) => {
+                            Some(cipher.finish().map_err(StoreError::io("write", &path))?)
+                        }
+                        None => None,
+                    };
+                    file.sync_all().map_err(StoreError::io("sync", &path))?;
+                    Ok(digest)
+                })
+                .await
             }
             Err(error) => Err(error),
         };
+        if self.meta.encrypted {
+            self.meta.stored_bytes = match &synced {
+                Ok(Some(digest)) => Some(digest.size),
+                _ => tokio::fs::metadata(&self.cast_path)
+                    .await
+                    .ok()
+                    .map(|m| m.len()),
+            };
+        }
         match std::mem::replace(&mut self.scanner, Scanner::Cast(CastScanner::new())) {
             Scanner::Cast(scanner) => self.meta.absorb(&scanner.finish()),
             Scanner::Capture(scanner) => self.meta.absorb_capture(&scanner.finish()),
         }
         self.meta.finished_at = Some(round_to(unix_now(), 1e3));
         (self.meta.outcome, self.meta.reason) = match (&end, &synced) {
-            (RecordingEnd::Complete, Ok(())) => (Outcome::Complete, None),
+            (RecordingEnd::Complete, Ok(_)) => (Outcome::Complete, None),
             (RecordingEnd::Incomplete(reason), _) => (Outcome::Incomplete, Some(reason.clone())),
             (RecordingEnd::Complete, Err(error)) => {
                 (Outcome::Incomplete, Some(format!("storage error: {error}")))
@@ -194,7 +236,8 @@ impl RecordingWriter {
         // Sealed before the final index entry, so a finished entry means a sealed recording.
         if let Some(sealer) = self.sealer.clone() {
             let digest = match &synced {
-                Ok(()) => self.hasher.take().map(ChainHasher::finish),
+                Ok(Some(cipher_digest)) => Some(cipher_digest.clone()),
+                Ok(None) => self.hasher.take().map(ChainHasher::finish),
                 Err(_) => None,
             };
             let (meta, path) = (self.meta.clone(), self.cast_path.clone());

@@ -230,6 +230,8 @@ fn delete_files(dir: &Path, id: &str) -> Result<bool, StoreError> {
     for path in [
         index_file::cast_path(dir, id),
         index_file::capture_path(dir, id),
+        index_file::recording_path(dir, id, false, true),
+        index_file::recording_path(dir, id, true, true),
         seal::manifest_path(dir, id),
         index_file::index_path(dir, id),
     ] {

@@ -1,0 +1,85 @@
+//! `--encrypt-to` and `--encrypt-to-file`: whom recordings are encrypted to.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use age::x25519::Recipient;
+
+use super::{key_lines, read_key_file, KeyError};
+
+/// The X25519 public keys recordings are encrypted to: every one of them can decrypt every
+/// recording. Parsed once at start-up, so a bad key stops `serve` before it accepts anything.
+#[derive(Clone)]
+pub struct Recipients {
+    keys: Arc<[Recipient]>,
+}
+
+impl std::fmt::Debug for Recipients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.keys.iter().map(|k| k.to_string()))
+            .finish()
+    }
+}
+
+impl Recipients {
+    /// The recipients given as `age1...` strings and in recipients files (as `age -R` reads
+    /// them: one per line, `#` comments and blank lines ignored). `None` when none is given at
+    /// all; an error names the first value or line that is not an X25519 recipient, and a file
+    /// naming none.
+    pub fn parse(values: &[String], files: &[PathBuf]) -> Result<Option<Self>, KeyError> {
+        let mut keys = Vec::new();
+        for value in values {
+            keys.push(
+                value
+                    .trim()
+                    .parse::<Recipient>()
+                    .map_err(|reason| KeyError::Recipient {
+                        value: value.clone(),
+                        reason: reason.to_owned(),
+                    })?,
+            );
+        }
+        for path in files {
+            keys.extend(Self::read_file(path)?);
+        }
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Self { keys: keys.into() }))
+    }
+
+    fn read_file(path: &Path) -> Result<Vec<Recipient>, KeyError> {
+        let text = read_key_file(path)?;
+        let mut keys = Vec::new();
+        for (line, value) in key_lines(&text) {
+            keys.push(
+                value
+                    .parse::<Recipient>()
+                    .map_err(|reason| KeyError::RecipientLine {
+                        path: path.to_owned(),
+                        line,
+                        reason: reason.to_owned(),
+                    })?,
+            );
+        }
+        if keys.is_empty() {
+            return Err(KeyError::Empty {
+                path: path.to_owned(),
+                what: "recipient",
+            });
+        }
+        Ok(keys)
+    }
+
+    /// The recipients as `age1...` strings, for the log.
+    pub fn to_strings(&self) -> Vec<String> {
+        self.keys.iter().map(ToString::to_string).collect()
+    }
+
+    /// A fresh encryptor (a new file key) for one file.
+    pub(crate) fn encryptor(&self) -> std::io::Result<age::Encryptor> {
+        age::Encryptor::with_recipients(self.keys.iter().map(|k| k as &dyn age::Recipient))
+            .map_err(|error| std::io::Error::other(format!("cannot encrypt: {error}")))
+    }
+}
