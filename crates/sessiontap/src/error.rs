@@ -87,6 +87,18 @@ pub enum SpdyStreamError {
         /// The role the stream has.
         stream_type: &'static str,
     },
+    /// The client sent a frame with a header block (SYN_STREAM, SYN_REPLY or HEADERS) after it
+    /// had opened every stream the server waits for. The server takes no more streams then, and
+    /// the tap no longer keeps the client's header compression context (its memory is most of
+    /// an idle session's), so it cannot read the block to tell what the frame means. kubectl
+    /// never sends one; the frame is refused rather than passed unread.
+    #[error("the client sent a {frame} frame (stream {stream_id}) after the session's streams were open; its header block cannot be read")]
+    HeadersAfterStreamsOpen {
+        /// The frame type (`SYN_STREAM`, `SYN_REPLY` or `HEADERS`).
+        frame: &'static str,
+        /// The stream it names.
+        stream_id: StreamId,
+    },
     /// The server sent data on a stream the tap does not know as stdout, stderr or the error
     /// stream: never opened (or not yet: the server's bytes came before the client's
     /// SYN_STREAM), opened with another or an unknown `streamtype`. The client may read it as

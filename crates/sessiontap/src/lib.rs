@@ -12,8 +12,10 @@
 //!   `websocket.go` for the channel protocols) and apimachinery's `wsstream`.
 //!
 //! Over SPDY/3.1 (framing by [`spdyframe`]) stream roles come from the client's SYN_STREAM
-//! `streamtype` headers, with each direction's header blocks inflated in order through its own zlib
-//! context. Over WebSocket (framing by [`wsframe`]) channels 0 stdin, 1 stdout, 2 stderr, 3 error
+//! `streamtype` headers, the client's header blocks inflated in order through one zlib context
+//! (the server's are framed, not inflated). A tap made with [`SessionTap::with_params`] frees that
+//! context once the client has opened every stream the server waits for, and refuses any later
+//! header block from the client. Over WebSocket (framing by [`wsframe`]) channels 0 stdin, 1 stdout, 2 stderr, 3 error
 //! and 4 resize, in all five channel subprotocols (`channel.k8s.io`, `v4.`, `v5.`, `base64.`,
 //! `v4.base64.`). Resizes are a JSON stream of `{"Width":80,"Height":24}` objects; the exit status
 //! is a `metav1.Status` (v4 and later) or plain text (earlier).

@@ -2,9 +2,10 @@
 
 use crate::error::TapError;
 use crate::event::{OutputStream, SessionEvent};
+use crate::params::SessionParams;
 use crate::protocol::Protocol;
 use crate::resize::ResizeDecoder;
-use crate::spdy::SpdyTap;
+use crate::spdy::{SpdyTap, StreamWait};
 use crate::status::ErrorStreamCollector;
 use crate::websocket::WebSocketTap;
 use crate::ExitStatus;
@@ -75,6 +76,14 @@ pub struct TapStats {
 /// impossible (a second stream for a role, a stream id reused) or the server sends data it
 /// cannot attribute. A proxy enforcing a recording must then end the session.
 ///
+/// **Late header blocks (SPDY):** a tap made with [`SessionTap::with_params`] knows which streams
+/// the server waits for. Once the client has opened them all, the server takes no more streams,
+/// and the tap drops the client's header compression context (zlib-rs allocates its 32 KiB
+/// window with it) and reports any later SYN_STREAM, SYN_REPLY or HEADERS from the client as
+/// [`SpdyStreamError::HeadersAfterStreamsOpen`](crate::SpdyStreamError::HeadersAfterStreamsOpen):
+/// it can no longer read them. kubectl never sends one. A tap made with [`SessionTap::new`]
+/// keeps the context to the end of the session.
+///
 /// **Errors:** a method that returns an error has stopped the tap: events reported before the
 /// error stand, nothing more is reported, and every later call returns [`TapError::Failed`].
 ///
@@ -98,10 +107,28 @@ enum Inner {
 }
 
 impl SessionTap {
-    /// A tap at the start of a session speaking `protocol`.
+    /// A tap at the start of a session speaking `protocol`, its parameters unknown: over SPDY
+    /// it reads the client's header blocks to the end of the session. Prefer
+    /// [`SessionTap::with_params`] when the request's query is at hand.
     pub fn new(protocol: Protocol, limits: TapLimits) -> Self {
+        Self::build(protocol, None, limits)
+    }
+
+    /// A tap at the start of a session speaking `protocol`, requested with `params` (the query of
+    /// the exec/attach request, as forwarded). Over SPDY it stops reading the client's header
+    /// blocks, and frees their compression context, once the client has opened every stream the
+    /// server waits for; a later header block from the client is an error (see the type's docs).
+    /// Over WebSocket it is the same as [`SessionTap::new`].
+    pub fn with_params(protocol: Protocol, params: &SessionParams, limits: TapLimits) -> Self {
+        Self::build(protocol, Some(params), limits)
+    }
+
+    fn build(protocol: Protocol, params: Option<&SessionParams>, limits: TapLimits) -> Self {
         let inner = match protocol {
-            Protocol::Spdy { .. } => Inner::Spdy(Box::new(SpdyTap::new(&limits))),
+            Protocol::Spdy { version } => {
+                let wait = params.map(|params| StreamWait::new(params, version));
+                Inner::Spdy(Box::new(SpdyTap::new(&limits, wait)))
+            }
             Protocol::WebSocket(channel_protocol) => {
                 Inner::WebSocket(Box::new(WebSocketTap::new(channel_protocol, &limits)))
             }

@@ -5,7 +5,7 @@ mod common;
 
 use common::{feed_session, only, Harness, Rng};
 use proptest::prelude::*;
-use sessiontap::script::{EncodeOptions, ScriptedSession, Step};
+use sessiontap::script::{EncodeOptions, EncodedSession, ScriptedSession, Step};
 use sessiontap::{ChannelProtocol, Direction, Protocol, RemoteCommandVersion, SessionParams};
 
 fn protocol() -> impl Strategy<Value = Protocol> {
@@ -101,7 +101,21 @@ fn session() -> impl Strategy<Value = ScriptedSession> {
 
 fn check(session: &ScriptedSession, options: &EncodeOptions, max_chunk: usize, seed: u64) {
     let wire = session.encode(options);
-    let harness = feed_session(session.protocol, &wire, max_chunk, seed)
+    // As the proxy makes the tap (it knows the parameters, and over SPDY stops reading the
+    // client's header blocks once the streams are open), and without the parameters.
+    for params in [Some(&session.params), None] {
+        check_tap(session, &wire, params, max_chunk, seed);
+    }
+}
+
+fn check_tap(
+    session: &ScriptedSession,
+    wire: &EncodedSession,
+    params: Option<&SessionParams>,
+    max_chunk: usize,
+    seed: u64,
+) {
+    let harness = feed_session(session.protocol, params, wire, max_chunk, seed)
         .unwrap_or_else(|e| panic!("tap failed: {e}"));
     let expected = session.expected_events();
     let reported = &harness.reported;

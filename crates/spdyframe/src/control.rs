@@ -238,6 +238,22 @@ impl<'a> ControlFrame<'a> {
         }
     }
 
+    /// The frame type's name as the draft writes it (`SYN_STREAM`, `HEADERS`, ...; `unknown` for
+    /// a type this crate does not know), for messages and logs.
+    pub fn name(&self) -> &'static str {
+        match *self {
+            ControlFrame::SynStream { .. } => "SYN_STREAM",
+            ControlFrame::SynReply { .. } => "SYN_REPLY",
+            ControlFrame::RstStream { .. } => "RST_STREAM",
+            ControlFrame::Settings { .. } => "SETTINGS",
+            ControlFrame::Ping { .. } => "PING",
+            ControlFrame::GoAway { .. } => "GOAWAY",
+            ControlFrame::Headers { .. } => "HEADERS",
+            ControlFrame::WindowUpdate { .. } => "WINDOW_UPDATE",
+            ControlFrame::Unknown { .. } => "unknown",
+        }
+    }
+
     /// The frame flags byte, as on the wire, for every type.
     pub fn flags(&self) -> u8 {
         match *self {

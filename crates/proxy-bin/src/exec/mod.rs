@@ -144,6 +144,9 @@ pub(crate) async fn exec_or_attach(
         }
     };
     let negotiated = negotiated_protocol(stream_protocol, upstream.headers());
+    // What the tap needs to know which streams the server waits for (a recorded session's
+    // query was read already; an unreadable one leaves the tap reading every header block).
+    let params = SessionParams::from_query(request.uri().query().unwrap_or_default()).ok();
     let recorded = match (recording, negotiated) {
         (Some(recording), Some(_)) => Some(splice::Recorded {
             recording,
@@ -199,6 +202,7 @@ pub(crate) async fn exec_or_attach(
             client_io,
             upstream_io,
             negotiated,
+            params,
             recorded,
             admission.open.control.clone(),
         )

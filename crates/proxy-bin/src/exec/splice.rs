@@ -31,7 +31,7 @@
 use std::sync::{Arc, Mutex};
 
 use recorder_client::{FeedError, Feeder, Recording};
-use sessiontap::{OwnedSessionEvent, Protocol, SessionEvent, SessionTap, TapLimits};
+use sessiontap::{OwnedSessionEvent, Protocol, SessionEvent, SessionParams, SessionTap, TapLimits};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -311,11 +311,14 @@ impl Link {
 /// Forwards both directions until both end (or the session is ended: a fail-closed recording
 /// failed, or one of the proxy's limits), recording what the tap sees. `protocol`: the negotiated
 /// protocol when the tap can read it; without one the session is neither recorded nor explained
-/// when ended (its connections are just closed).
+/// when ended (its connections are just closed). `params`: the request's parameters, when they
+/// could be read; over SPDY the tap then frees the client's header compression context once
+/// the server has its streams, and a later header block from the client is a tap error.
 pub(crate) async fn splice<C, U>(
     client: C,
     upstream: U,
     protocol: Option<Protocol>,
+    params: Option<SessionParams>,
     recorded: Option<Recorded>,
     mut control: SessionControl,
 ) -> Spliced
@@ -337,7 +340,10 @@ where
     };
     let link = protocol.map(|protocol| {
         Arc::new(Link {
-            tap: Mutex::new(SessionTap::new(protocol, TapLimits::default())),
+            tap: Mutex::new(match &params {
+                Some(params) => SessionTap::with_params(protocol, params, TapLimits::default()),
+                None => SessionTap::new(protocol, TapLimits::default()),
+            }),
             feeder: recording.as_ref().map(Recording::feeder),
             fail_open,
             stopped: std::sync::atomic::AtomicBool::new(false),

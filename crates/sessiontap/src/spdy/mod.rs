@@ -4,7 +4,9 @@
 //! role with a SYN_STREAM whose `streamtype` header names it (`error`, `stdin`, `stdout`,
 //! `stderr`, `resize`); kubelet (`pkg/kubelet/cri/streaming/remotecommand/httpstream.go`) replies
 //! and writes output on the same streams. Every header block of a direction shares one zlib
-//! context, so each is inflated in order, even those whose headers are not needed.
+//! context, so each is inflated in order, even those whose headers are not needed. Once the
+//! client has opened every stream the server waits for ([`wait`]), the tap drops the client's
+//! context and refuses any later header block ([`SpdyStreamError::HeadersAfterStreamsOpen`]).
 //!
 //! The tap must attribute every byte the server sends as the server and client do, or stop:
 //! roles are read and bound as [`streams`] explains, output is recorded on the stdout and stderr
@@ -12,10 +14,12 @@
 //! error ([`SpdyStreamError::UnattributedData`]), never silently skipped.
 
 mod streams;
+mod wait;
 
 use spdyframe::{ControlFrame, Event, FrameParser, HeaderInflater, Limits, StreamId, FLAG_FIN};
 
 use self::streams::{Role, Streams};
+pub(crate) use self::wait::StreamWait;
 use crate::error::{SpdyStreamError, TapError};
 use crate::event::{Direction, OutputStream, SessionEvent};
 use crate::tap::{Shared, TapLimits};
@@ -42,11 +46,17 @@ impl Half {
 ///
 /// Only the client's header blocks are inflated (their `streamtype` binds each stream to its
 /// role). The server's are framed but never inflated: nothing in them decides anything, so the
-/// tap keeps no zlib context for them, whose window would cost every session about 45 KiB.
+/// tap keeps no zlib context for them, whose window would cost every session about 45 KiB. The
+/// client's context is kept only until the server has all its streams, when the session's
+/// parameters are known (`wait`): an idle session then holds no zlib state at all.
 #[derive(Debug)]
 pub(crate) struct SpdyTap {
     client: Half,
-    client_headers: HeaderInflater,
+    /// The client's header compression context; `None` once the server takes no more streams.
+    client_headers: Option<HeaderInflater>,
+    /// The streams the server still waits for; `None` when the session's parameters are not
+    /// known, and the context is then kept to the end.
+    wait: Option<StreamWait>,
     server: Half,
     streams: Streams,
 }
@@ -62,10 +72,11 @@ impl SpdyTap {
         self.streams.id_of(Role::Stdout)
     }
 
-    pub(crate) fn new(limits: &TapLimits) -> Self {
+    pub(crate) fn new(limits: &TapLimits, wait: Option<StreamWait>) -> Self {
         SpdyTap {
             client: Half::new(limits, Direction::ClientToServer),
-            client_headers: HeaderInflater::new(limits.max_header_block),
+            client_headers: Some(HeaderInflater::new(limits.max_header_block)),
+            wait,
             server: Half::new(limits, Direction::ServerToClient),
             streams: Streams::default(),
         }
@@ -78,7 +89,6 @@ impl SpdyTap {
         sink: &mut dyn FnMut(SessionEvent<'_>),
     ) -> Result<(), TapError> {
         let Half { parser, direction } = &mut self.client;
-        let inflater = &mut self.client_headers;
         let frame_error = |source| TapError::SpdyFrame {
             direction: *direction,
             source,
@@ -97,6 +107,15 @@ impl SpdyTap {
                         }
                         continue;
                     };
+                    let Some(inflater) = &mut self.client_headers else {
+                        // The context is gone (see `wait`): the block cannot be read, so what
+                        // the frame means cannot be known.
+                        return Err(SpdyStreamError::HeadersAfterStreamsOpen {
+                            frame: frame.name(),
+                            stream_id: frame.stream_id().unwrap_or(StreamId::ZERO),
+                        }
+                        .into());
+                    };
                     let headers =
                         inflater
                             .inflate(block)
@@ -105,8 +124,13 @@ impl SpdyTap {
                                 source,
                             })?;
                     if let ControlFrame::SynStream { stream_id, .. } = frame {
-                        self.streams
-                            .open(stream_id, Role::of_syn_stream(&headers))?;
+                        let role = Role::of_syn_stream(&headers);
+                        self.streams.open(stream_id, role)?;
+                        if self.wait.as_mut().is_some_and(|wait| wait.opened(role)) {
+                            // The server takes no more streams: no later header block can
+                            // mean anything to it, and the zlib window is freed.
+                            self.client_headers = None;
+                        }
                     }
                     if let (Some(stream_id), true) =
                         (frame.stream_id(), frame.flags() & FLAG_FIN != 0)

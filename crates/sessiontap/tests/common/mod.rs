@@ -8,7 +8,8 @@ pub mod spdy_frames;
 
 use sessiontap::script::EncodedSession;
 use sessiontap::{
-    coalesce, Direction, OwnedSessionEvent, Protocol, SessionTap, TapError, TapLimits,
+    coalesce, Direction, OwnedSessionEvent, Protocol, SessionParams, SessionTap, TapError,
+    TapLimits,
 };
 
 /// What a tap reported, owned.
@@ -55,6 +56,15 @@ impl Harness {
     pub fn with_limits(protocol: Protocol, limits: TapLimits) -> Self {
         Harness {
             tap: SessionTap::new(protocol, limits),
+            reported: Reported::default(),
+        }
+    }
+
+    /// A tap that knows the session's parameters, as the proxy makes it (over SPDY it stops
+    /// reading the client's header blocks once the server has its streams).
+    pub fn with_params(protocol: Protocol, params: &SessionParams) -> Self {
+        Harness {
+            tap: SessionTap::with_params(protocol, params, TapLimits::default()),
             reported: Reported::default(),
         }
     }
@@ -114,16 +124,21 @@ pub fn split<'a>(bytes: &'a [u8], max_chunk: usize, rng: &mut Rng) -> Vec<&'a [u
     chunks
 }
 
-/// Feeds an encoded session to a fresh tap: the client's setup bytes first, then both directions'
-/// chunks interleaved at random, then `finish`.
+/// Feeds an encoded session to a fresh tap (made with the session's parameters when `params`
+/// is given): the client's setup bytes first, then both directions' chunks interleaved at
+/// random, then `finish`.
 pub fn feed_session(
     protocol: Protocol,
+    params: Option<&SessionParams>,
     wire: &EncodedSession,
     max_chunk: usize,
     seed: u64,
 ) -> Result<Harness, TapError> {
     let mut rng = Rng::new(seed);
-    let mut harness = Harness::new(protocol);
+    let mut harness = match params {
+        Some(params) => Harness::with_params(protocol, params),
+        None => Harness::new(protocol),
+    };
     let (setup, client_rest) = wire.client_to_server.split_at(wire.client_setup_len);
     for chunk in split(setup, max_chunk, &mut rng) {
         harness.client(chunk)?;
