@@ -85,7 +85,19 @@ pub(crate) async fn run(args: PlayArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| what.clone())?
     };
-    let first = reader.next_chunk().await.with_context(|| what.clone())?;
+    // Enough of the start to tell an age file (a download may arrive in small pieces).
+    let mut first: Option<Bytes> = None;
+    while first.as_ref().map_or(0, Bytes::len) < crypt::AGE_MAGIC.len() {
+        match reader.next_chunk().await.with_context(|| what.clone())? {
+            Some(piece) => {
+                first = Some(match first.take() {
+                    Some(start) => [start, piece].concat().into(),
+                    None => piece,
+                })
+            }
+            None => break,
+        }
+    }
     let encrypted = first.as_deref().is_some_and(crypt::is_age);
     let mut source = match (encrypted, identities) {
         (false, _) => Source::Plain {
