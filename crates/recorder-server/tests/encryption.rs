@@ -517,3 +517,55 @@ fn recorder_server_now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
+
+#[tokio::test]
+async fn a_plaintext_cast_put_in_place_of_the_ciphertext_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = tempfile::tempdir().expect("tempdir");
+    let auditor = auditor(keys.path(), "auditor");
+    let store = encrypting_store(dir.path(), &[&auditor.recipient]).await;
+    let replaced = store_cast(&store, &secret_cast(10), RecordingEnd::Complete).await;
+    let beside = store_cast(&store, &secret_cast(10), RecordingEnd::Complete).await;
+    let forged = fixture("session.cast");
+
+    // The ciphertext overwritten with a forged plaintext cast of the same name.
+    std::fs::write(age_file(dir.path(), &replaced), &forged).expect("write");
+    let (ok, out, err) = play(dir.path(), &replaced.id, &auditor.identity_file).await;
+    assert!(!ok);
+    assert_eq!(out, "", "nothing of the forgery is shown");
+    assert!(
+        err.contains("its index entry says it is encrypted, but its file is not an age file"),
+        "{err}"
+    );
+
+    // The ciphertext removed and a plaintext `<id>.cast` put beside the entry instead.
+    std::fs::remove_file(age_file(dir.path(), &beside)).expect("remove");
+    std::fs::write(
+        dir.path()
+            .join("recordings")
+            .join(format!("{}.cast", beside.id)),
+        &forged,
+    )
+    .expect("write");
+    let (ok, out, err) = play(dir.path(), &beside.id, &auditor.identity_file).await;
+    assert!(!ok);
+    assert_eq!(out, "", "the plaintext file is not read: {err}");
+
+    // verify names both.
+    let (ok, out, _) = verify(dir.path()).await;
+    assert!(!ok);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&format!("{}: cast changed", replaced.id))
+                || l.starts_with(&format!("{}: cast truncated", replaced.id))
+                || l.starts_with(&format!("{}: cast grown", replaced.id))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{}: stored as {}.cast, but sealed as {}.cast.age",
+            beside.id, beside.id, beside.id
+        )),
+        "{out}"
+    );
+}

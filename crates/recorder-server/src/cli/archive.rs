@@ -50,14 +50,20 @@ impl Archive {
     }
 
     /// A cast, or an encrypted recording's age file (which the caller tells by its first
-    /// bytes, [`recorder_server::crypt::is_age`]).
-    pub(crate) async fn cast(&self, id: &str) -> anyhow::Result<CastReader> {
+    /// bytes, [`recorder_server::crypt::is_age`]), and whether it must be one: a directory's
+    /// index entry says so (a recorder's read API chooses the file by the same entry).
+    pub(crate) async fn cast(&self, id: &str) -> anyhow::Result<(CastReader, bool)> {
         Ok(match self {
-            Self::Local(store) => CastReader::Local(match store.open_cast(id).await {
-                Err(recorder_server::StoreError::NotFound(_)) => store.open_encrypted(id).await?.1,
-                other => other?,
-            }),
-            Self::Remote(client) => CastReader::Remote(client.cast(id).await?),
+            Self::Local(store) => {
+                // Only the file the entry names: an encrypted recording is never read from a
+                // plaintext file put beside it.
+                if store.get(id).await?.encrypted {
+                    (CastReader::Local(store.open_encrypted(id).await?.1), true)
+                } else {
+                    (CastReader::Local(store.open_cast(id).await?), false)
+                }
+            }
+            Self::Remote(client) => (CastReader::Remote(client.cast(id).await?), false),
         })
     }
 

@@ -72,12 +72,11 @@ pub(crate) async fn run(args: PlayArgs) -> anyhow::Result<()> {
         .transpose()?
         .map(Arc::new);
     let what = format!("recording {}", args.recording);
-    let mut reader = if args.is_file() {
-        CastReader::Local(
-            tokio::fs::File::open(&args.recording)
-                .await
-                .with_context(|| format!("cannot open {}", args.recording))?,
-        )
+    let (mut reader, must_be_encrypted) = if args.is_file() {
+        let file = tokio::fs::File::open(&args.recording)
+            .await
+            .with_context(|| format!("cannot open {}", args.recording))?;
+        (CastReader::Local(file), false)
     } else {
         Archive::open(&args.source)
             .await?
@@ -99,6 +98,11 @@ pub(crate) async fn run(args: PlayArgs) -> anyhow::Result<()> {
         }
     }
     let encrypted = first.as_deref().is_some_and(crypt::is_age);
+    anyhow::ensure!(
+        encrypted || !must_be_encrypted,
+        "{what}: its index entry says it is encrypted, but its file is not an age file: it was \
+         replaced or changed (`kube-recorder verify` names what is wrong)"
+    );
     let mut source = match (encrypted, identities) {
         (false, _) => Source::Plain {
             reader,
