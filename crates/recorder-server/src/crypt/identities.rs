@@ -57,3 +57,42 @@ impl Identities {
         self.keys.iter().map(|k| k as &dyn age::Identity)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use age::secrecy::ExposeSecret as _;
+
+    use super::*;
+
+    #[test]
+    fn reads_age_keygen_files_and_never_shows_the_secret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = Identity::generate();
+        let secret = key.to_string().expose_secret().to_owned();
+        let path = dir.path().join("key");
+        // As age-keygen writes it, with Windows line ends and indentation tolerated.
+        std::fs::write(
+            &path,
+            format!("# created: now\r\n# public key: x\r\n\r\n  {secret}  \r\n"),
+        )
+        .expect("write");
+        let identities = Identities::read(&path).expect("an identity file");
+        assert_eq!(identities.recipients(), [key.to_public().to_string()]);
+        assert!(!format!("{identities:?}").contains(&secret[15..]));
+
+        std::fs::write(&path, "# only comments\n").expect("write");
+        let error = Identities::read(&path).expect_err("no key").to_string();
+        assert!(error.ends_with(": no identity in it"), "{error}");
+
+        // A public key where the secret belongs: named by line, the line not repeated.
+        std::fs::write(&path, format!("{}\n", key.to_public())).expect("write");
+        let error = Identities::read(&path)
+            .expect_err("a recipient")
+            .to_string();
+        assert!(
+            error.contains("line 1: not an age X25519 identity"),
+            "{error}"
+        );
+        assert!(!error.contains("age1"), "{error}");
+    }
+}

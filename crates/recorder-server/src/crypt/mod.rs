@@ -57,6 +57,10 @@ pub enum KeyError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A secret key was given where a recipient belongs. It is not repeated, so that it does
+    /// not end up in logs.
+    #[error("--encrypt-to: that is an age secret key (AGE-SECRET-KEY-1...), which must never be on the recorder: give its public key (age1..., `age-keygen -y FILE` prints it)")]
+    SecretKeyGiven,
     /// A line of a recipients file is not an age X25519 recipient.
     #[error("{}: line {line}: not an age X25519 recipient (age1...): {reason}", path.display())]
     RecipientLine {

@@ -30,6 +30,13 @@ impl Recipients {
     pub fn parse(values: &[String], files: &[PathBuf]) -> Result<Option<Self>, KeyError> {
         let mut keys = Vec::new();
         for value in values {
+            if value
+                .trim()
+                .to_ascii_uppercase()
+                .starts_with("AGE-SECRET-KEY-")
+            {
+                return Err(KeyError::SecretKeyGiven);
+            }
             keys.push(
                 value
                     .trim()
@@ -81,5 +88,49 @@ impl Recipients {
     pub(crate) fn encryptor(&self) -> std::io::Result<age::Encryptor> {
         age::Encryptor::with_recipients(self.keys.iter().map(|k| k as &dyn age::Recipient))
             .map_err(|error| std::io::Error::other(format!("cannot encrypt: {error}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_files_add_up_and_the_first_bad_one_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys: Vec<String> = (0..3)
+            .map(|_| age::x25519::Identity::generate().to_public().to_string())
+            .collect();
+        let file = dir.path().join("recipients");
+        std::fs::write(&file, format!("# auditors\n\n{}\n  {}\n", keys[1], keys[2]))
+            .expect("write");
+        let recipients = Recipients::parse(&keys[..1], std::slice::from_ref(&file))
+            .expect("valid")
+            .expect("some");
+        assert_eq!(recipients.to_strings(), keys);
+        assert!(Recipients::parse(&[], &[]).expect("none").is_none());
+
+        let error = Recipients::parse(&["age1typo".to_owned()], &[])
+            .expect_err("not a recipient")
+            .to_string();
+        assert!(
+            error.starts_with("--encrypt-to \"age1typo\": not an age X25519 recipient"),
+            "{error}"
+        );
+        // A secret key given by mistake is refused without being repeated (logs keep errors).
+        let secret = age::secrecy::ExposeSecret::expose_secret(
+            &age::x25519::Identity::generate().to_string(),
+        )
+        .to_owned();
+        let error = Recipients::parse(std::slice::from_ref(&secret), &[])
+            .expect_err("a secret key is no recipient")
+            .to_string();
+        assert!(error.contains("that is an age secret key"), "{error}");
+        assert!(!error.contains(&secret[15..]), "{error}");
+        let missing = dir.path().join("missing");
+        let error = Recipients::parse(&[], &[missing])
+            .expect_err("missing")
+            .to_string();
+        assert!(error.starts_with("cannot read "), "{error}");
     }
 }
