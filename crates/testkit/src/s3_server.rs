@@ -96,12 +96,7 @@ impl S3Server {
     /// checking that nothing was left behind.
     pub fn multipart_uploads(&self, bucket: &str) -> anyhow::Result<Vec<String>> {
         let body = self.get(&format!("/{bucket}?uploads"))?;
-        Ok(body
-            .split("<Key>")
-            .skip(1)
-            .filter_map(|rest| rest.split("</Key>").next())
-            .map(str::to_owned)
-            .collect())
+        Ok(xml_values(&String::from_utf8_lossy(&body), "Key"))
     }
 
     fn address(&self) -> &str {
@@ -113,37 +108,52 @@ impl S3Server {
         Ok(status)
     }
 
-    fn get(&self, target: &str) -> anyhow::Result<String> {
+    fn get(&self, target: &str) -> anyhow::Result<Vec<u8>> {
         let (status, body) = self.exchange("GET", target)?;
         if status != 200 {
-            bail!("GET {target} answered {status}: {body}");
+            bail!(
+                "GET {target} answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
         }
         Ok(body)
     }
 
-    /// One HTTP/1.1 request on its own connection (`Connection: close`), the answer read whole.
-    fn exchange(&self, method: &str, target: &str) -> anyhow::Result<(u16, String)> {
+    /// One HTTP/1.0 request on its own connection, the answer read whole (HTTP/1.0: the body
+    /// ends when the connection closes, never chunked).
+    fn exchange(&self, method: &str, target: &str) -> anyhow::Result<(u16, Vec<u8>)> {
         let mut stream = TcpStream::connect(self.address())
             .with_context(|| format!("connecting to moto at {}", self.endpoint))?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         write!(
             stream,
-            "{method} {target} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "{method} {target} HTTP/1.0\r\nHost: {}\r\nContent-Length: 0\r\n\r\n",
             self.address()
         )?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer)?;
-        let status = answer
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer)?;
+        let split = answer
+            .windows(4)
+            .position(|window| window == b"\r\n\r\n")
+            .with_context(|| format!("no HTTP head in moto's answer to {method} {target}"))?;
+        let head = String::from_utf8_lossy(&answer[..split]);
+        let status = head
             .split_whitespace()
             .nth(1)
             .and_then(|code| code.parse().ok())
-            .with_context(|| format!("moto answered {method} {target} with {answer:?}"))?;
-        let body = answer
-            .split_once("\r\n\r\n")
-            .map(|(_, body)| body.to_owned())
-            .unwrap_or_default();
-        Ok((status, body))
+            .with_context(|| format!("moto answered {method} {target} with {head:?}"))?;
+        Ok((status, answer[split + 4..].to_vec()))
     }
+}
+
+/// The texts of the elements `<name>...</name>` in an XML answer, in order.
+fn xml_values(xml: &str, name: &str) -> Vec<String> {
+    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+    xml.split(open.as_str())
+        .skip(1)
+        .filter_map(|rest| rest.split(close.as_str()).next())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Drop for S3Server {

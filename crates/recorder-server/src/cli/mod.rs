@@ -7,6 +7,7 @@ mod hold;
 mod ls;
 mod play;
 mod serve;
+mod storage_args;
 mod verify;
 
 use std::path::PathBuf;
@@ -39,7 +40,7 @@ enum LogColor {
 enum Command {
     /// Run the recorder: uploads (/v2/record, /record, /v2/event) and the read API, on one port
     /// (--listen) or two (--ingest-listen, --read-listen), HTTP/1.1 and h2c.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// List recordings, newest first.
     Ls(ls::LsArgs),
     /// Play a recording's output in the terminal.
@@ -123,7 +124,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     };
     init_logging(if serving { "info" } else { "warn" }, color);
     match args.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Ls(args) => ls::run(args).await,
         Command::Play(args) => play::run(args).await,
         Command::Events(args) => events::run(args).await,

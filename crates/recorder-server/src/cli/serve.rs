@@ -87,6 +87,8 @@ pub(crate) struct ServeArgs {
     /// `age -R`. Repeatable; adds to --encrypt-to.
     #[arg(long, value_name = "FILE")]
     encrypt_to_file: Vec<PathBuf>,
+    #[command(flatten)]
+    storage: super::storage_args::StorageArgs,
 }
 
 impl ServeArgs {
@@ -149,6 +151,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(%error, "cannot raise the open-file limit");
     }
     let read_listen = options.read_listen.is_some();
+    // The bucket is checked before anything is served.
+    let shipper = args.storage.shipper(&args.dir).await?;
     let server = RecorderServer::start(options)
         .await
         .context("starting the recorder")?;
@@ -162,6 +166,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         stdout.flush()?;
     }
+    // Started once the server has recovered what an earlier run left open, so that ships too.
+    let shipper = shipper.map(recorder_server::s3::Shipper::spawn);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tokio::select! {
@@ -169,5 +175,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
     }
     server.shutdown().await;
+    if let Some(shipper) = shipper {
+        shipper.stop(super::storage_args::LAST_PASS_GRACE).await;
+    }
     Ok(())
 }

@@ -7,7 +7,8 @@
 //! - [`S3Archive`]: objects under the bucket's prefix, put, fetched, listed and removed;
 //! - [`SpoolUpload`]: a local file that is still growing (a recording being received) uploaded to
 //!   one object as it grows, one multipart part at a time, so memory stays bounded by one part and
-//!   a recorder that is restarted resumes the upload from its [`UploadJournal`].
+//!   a recorder that is restarted resumes the upload from its [`UploadJournal`];
+//! - [`Shipper`]: a recording directory mirrored into the bucket as recordings arrive and end.
 //!
 //! Requests are signed with AWS Signature Version 4 by the `object_store` crate (ring underneath,
 //! rustls for TLS), which also retries transient failures.
@@ -15,11 +16,13 @@
 mod archive;
 mod credentials;
 mod options;
+mod shipper;
 mod spool_upload;
 
 pub use archive::{ObjectInfo, S3Archive, MAX_SMALL_OBJECT};
 pub use credentials::{CredentialsError, StaticCredentials};
 pub use options::S3Options;
+pub use shipper::{PassReport, Shipper, ShipperHandle, ShipperOptions};
 pub use spool_upload::{SpoolUpload, UploadJournal, MIN_PART_SIZE};
 
 /// An object storage request failed, or its answer was not what the recorder needs.

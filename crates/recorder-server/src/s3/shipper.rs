@@ -1,0 +1,462 @@
+//! Shipping a recording directory to S3: `kube-recorder serve --storage s3`.
+//!
+//! The directory stays the recorder's write-ahead spool: uploads are received, fsynced, sealed and
+//! acknowledged there exactly as with the directory backend, so a recording cut off by a crash is
+//! still on local disk and [`crate::Store::recover`] marks it incomplete at the next start. The
+//! shipper mirrors the directory into the bucket:
+//!
+//! - a recording still being received: its file is uploaded as it grows, one multipart part at a
+//!   time ([`SpoolUpload`]), the upload's journal kept in `DIR/s3/uploads/`, so memory stays
+//!   bounded by one part and a restart resumes where it was;
+//! - a finished recording (complete or incomplete, and then sealed): the rest of its file, then its
+//!   manifest, then its index entry, last, so an index entry in the bucket means the rest is there;
+//!   then a marker `DIR/s3/shipped/<id>`;
+//! - the chain of seals (`chain.jsonl`): the lines added since the last pass, as one object
+//!   `chain/<offset>.jsonl` named by the byte offset it starts at, so the objects concatenated in
+//!   key order are the chain.
+//!
+//! ```text
+//! s3://BUCKET/PREFIX/recordings/<id>.cast           as in the directory (also .pfcap, .age)
+//! s3://BUCKET/PREFIX/recordings/<id>.manifest.json
+//! s3://BUCKET/PREFIX/recordings/<id>.json
+//! s3://BUCKET/PREFIX/chain/00000000000000000000.jsonl, ...
+//! ```
+//!
+//! A failed request is logged and tried again at the next pass; nothing local is removed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{S3Archive, S3Error, SpoolUpload, UploadJournal};
+use crate::recording_id::is_valid_id;
+use crate::seal::CHAIN_FILE;
+
+/// Subdirectory of the recording directory holding the shipper's state.
+const STATE_DIR: &str = "s3";
+/// Bytes of `chain.jsonl` already shipped, as decimal text.
+const CHAIN_OFFSET_FILE: &str = "chain-shipped";
+
+/// How the shipper works.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ShipperOptions {
+    /// Bytes per multipart part (at least [`super::MIN_PART_SIZE`]).
+    pub part_size: u64,
+    /// Time between passes over the directory.
+    pub interval: Duration,
+}
+
+impl Default for ShipperOptions {
+    fn default() -> Self {
+        Self {
+            part_size: 8 * 1024 * 1024,
+            interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// Recordings shipped whole in this pass.
+    pub shipped: Vec<String>,
+    /// Recordings still being received whose upload went on.
+    pub advanced: Vec<String>,
+    /// Bytes of the chain shipped.
+    pub chain_bytes: u64,
+    /// Recordings (or `chain`) that failed, with why; tried again at the next pass.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Mirrors a recording directory into a bucket; see the module docs.
+#[derive(Debug)]
+pub struct Shipper {
+    root: PathBuf,
+    archive: S3Archive,
+    options: ShipperOptions,
+    /// Recordings shipped whole (the markers in `DIR/s3/shipped`).
+    shipped: HashSet<String>,
+    /// Uploads of files still growing, by file name.
+    uploads: HashMap<String, SpoolUpload>,
+    /// Bytes of the chain shipped.
+    chain_offset: u64,
+}
+
+impl Shipper {
+    /// Opens the shipper's state in the recording directory `root` (created when missing).
+    pub async fn open(
+        root: &Path,
+        archive: S3Archive,
+        options: ShipperOptions,
+    ) -> Result<Self, S3Error> {
+        let root = root.to_owned();
+        let state = root.join(STATE_DIR);
+        for sub in ["uploads", "shipped"] {
+            tokio::fs::create_dir_all(state.join(sub))
+                .await
+                .map_err(local(&state.join(sub)))?;
+        }
+        let mut shipped = HashSet::new();
+        let mut markers = tokio::fs::read_dir(state.join("shipped"))
+            .await
+            .map_err(local(&state))?;
+        while let Some(entry) = markers.next_entry().await.map_err(local(&state))? {
+            if let Some(name) = entry.file_name().to_str() {
+                shipped.insert(name.to_owned());
+            }
+        }
+        let offset_path = state.join(CHAIN_OFFSET_FILE);
+        let chain_offset = match tokio::fs::read_to_string(&offset_path).await {
+            Ok(text) => text.trim().parse().map_err(|_| {
+                S3Error::Config(format!("{} is not a byte offset", offset_path.display()))
+            })?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(error) => return Err(local(&offset_path)(error)),
+        };
+        Ok(Self {
+            root,
+            archive,
+            options,
+            shipped,
+            uploads: HashMap::new(),
+            chain_offset,
+        })
+    }
+
+    /// One pass over the directory: ships what finished, uploads what grew, ships new chain
+    /// lines. Failures are reported, not returned: each is tried again at the next pass.
+    pub async fn pass(&mut self) -> PassReport {
+        let mut report = PassReport::default();
+        let recordings = self.root.join("recordings");
+        let files = match recording_files(&recordings).await {
+            Ok(files) => files,
+            Err(error) => {
+                report.failed.push(("recordings".into(), error.to_string()));
+                return report;
+            }
+        };
+        for (id, names) in files {
+            if self.shipped.contains(&id) {
+                continue;
+            }
+            match self.ship_recording(&recordings, &id, &names).await {
+                Ok(Progress::Shipped) => report.shipped.push(id),
+                Ok(Progress::Advanced) => report.advanced.push(id),
+                Ok(Progress::Nothing) => {}
+                Err(error) => {
+                    tracing::warn!(id, %error, "shipping a recording to S3 failed; retrying later");
+                    report.failed.push((id, error.to_string()));
+                }
+            }
+        }
+        match self.ship_chain().await {
+            Ok(bytes) => report.chain_bytes = bytes,
+            Err(error) => {
+                tracing::warn!(%error, "shipping the chain to S3 failed; retrying later");
+                report.failed.push(("chain".into(), error.to_string()));
+            }
+        }
+        report
+    }
+
+    /// Runs passes every [`ShipperOptions::interval`] until stopped; the last pass runs after the
+    /// stop is asked for, so what ended at shutdown ships too.
+    pub fn spawn(mut self) -> ShipperHandle {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                let report = self.pass().await;
+                for id in &report.shipped {
+                    tracing::info!(
+                        id,
+                        bucket = self.archive.bucket(),
+                        "recording shipped to S3"
+                    );
+                }
+                if *stopped.borrow() {
+                    return report;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(self.options.interval) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+        });
+        ShipperHandle { stop, task }
+    }
+
+    async fn ship_recording(
+        &mut self,
+        recordings: &Path,
+        id: &str,
+        names: &RecordingFiles,
+    ) -> Result<Progress, S3Error> {
+        let Some(index) = &names.index else {
+            return Ok(Progress::Nothing);
+        };
+        let entry = read_small(&recordings.join(index)).await?;
+        let finished = serde_json::from_slice::<serde_json::Value>(&entry)
+            .map(|meta| meta["outcome"].as_str() != Some("recording"))
+            .map_err(|error| S3Error::Config(format!("index entry {index}: {error}")))?;
+        if !finished {
+            let mut advanced = false;
+            for name in &names.data {
+                advanced |= self.advance(recordings, name).await?;
+            }
+            return Ok(if advanced {
+                Progress::Advanced
+            } else {
+                Progress::Nothing
+            });
+        }
+        for name in &names.data {
+            self.finish_file(recordings, name).await?;
+        }
+        if let Some(manifest) = &names.manifest {
+            let bytes = read_small(&recordings.join(manifest)).await?;
+            self.archive
+                .put(&format!("recordings/{manifest}"), bytes)
+                .await?;
+        }
+        // Last: an index entry in the bucket says the rest of the recording is there.
+        self.archive
+            .put(&format!("recordings/{index}"), entry)
+            .await?;
+        let marker = self.state().join("shipped").join(id);
+        tokio::fs::write(&marker, b"")
+            .await
+            .map_err(local(&marker))?;
+        self.shipped.insert(id.to_owned());
+        Ok(Progress::Shipped)
+    }
+
+    /// Uploads the whole parts of a growing file not uploaded yet; whether it uploaded any.
+    async fn advance(&mut self, recordings: &Path, name: &str) -> Result<bool, S3Error> {
+        let path = recordings.join(name);
+        let len = file_len(&path).await?;
+        let upload = self.upload_of(name).await?;
+        let progressed = upload.advance(&path, len).await?;
+        if progressed {
+            let journal = upload.journal().clone();
+            self.save_journal(name, &journal).await?;
+        }
+        Ok(progressed)
+    }
+
+    /// Uploads the rest of a file that no longer grows and assembles its object.
+    async fn finish_file(&mut self, recordings: &Path, name: &str) -> Result<(), S3Error> {
+        let path = recordings.join(name);
+        let len = file_len(&path).await?;
+        self.upload_of(name).await?;
+        let Some(upload) = self.uploads.remove(name) else {
+            return Ok(());
+        };
+        upload.finish(&path, len).await?;
+        let journal = self.journal_path(name);
+        match tokio::fs::remove_file(&journal).await {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(local(&journal)(error)),
+        }
+    }
+
+    /// The upload of `name`: in memory, resumed from its journal, or new.
+    async fn upload_of(&mut self, name: &str) -> Result<&mut SpoolUpload, S3Error> {
+        if !self.uploads.contains_key(name) {
+            let journal_path = self.journal_path(name);
+            let upload = match tokio::fs::read(&journal_path).await {
+                Ok(bytes) => {
+                    let journal: UploadJournal = serde_json::from_slice(&bytes)
+                        .map_err(|e| S3Error::Config(format!("{}: {e}", journal_path.display())))?;
+                    SpoolUpload::resume(&self.archive, journal)?
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => SpoolUpload::new(
+                    &self.archive,
+                    &format!("recordings/{name}"),
+                    self.options.part_size,
+                )?,
+                Err(error) => return Err(local(&journal_path)(error)),
+            };
+            self.uploads.insert(name.to_owned(), upload);
+        }
+        self.uploads
+            .get_mut(name)
+            .ok_or_else(|| S3Error::Config(format!("upload of {name} vanished")))
+    }
+
+    async fn save_journal(&self, name: &str, journal: &UploadJournal) -> Result<(), S3Error> {
+        let path = self.journal_path(name);
+        let tmp = path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec(journal)
+            .map_err(|error| S3Error::Config(format!("journal of {name}: {error}")))?;
+        tokio::fs::write(&tmp, bytes).await.map_err(local(&tmp))?;
+        tokio::fs::rename(&tmp, &path).await.map_err(local(&path))
+    }
+
+    /// Ships the chain's lines added since the last pass; the bytes shipped.
+    async fn ship_chain(&mut self) -> Result<u64, S3Error> {
+        let path = self.root.join(CHAIN_FILE);
+        let len = match tokio::fs::metadata(&path).await {
+            Ok(metadata) => metadata.len(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(error) => return Err(local(&path)(error)),
+        };
+        if len < self.chain_offset {
+            return Err(S3Error::Config(format!(
+                "{} is {len} bytes, shorter than the {} already shipped: it was cut",
+                path.display(),
+                self.chain_offset
+            )));
+        }
+        if len == self.chain_offset {
+            return Ok(0);
+        }
+        let new = read_from(&path, self.chain_offset, len).await?;
+        // Only whole lines: a line being appended is shipped at the next pass.
+        let Some(end) = new.iter().rposition(|&b| b == b'\n').map(|i| i + 1) else {
+            return Ok(0);
+        };
+        let key = format!("chain/{:020}.jsonl", self.chain_offset);
+        self.archive.put(&key, new.slice(..end)).await?;
+        self.chain_offset += end as u64;
+        let offset_path = self.state().join(CHAIN_OFFSET_FILE);
+        let tmp = offset_path.with_extension("tmp");
+        tokio::fs::write(&tmp, self.chain_offset.to_string())
+            .await
+            .map_err(local(&tmp))?;
+        tokio::fs::rename(&tmp, &offset_path)
+            .await
+            .map_err(local(&offset_path))?;
+        Ok(end as u64)
+    }
+
+    fn state(&self) -> PathBuf {
+        self.root.join(STATE_DIR)
+    }
+
+    fn journal_path(&self, name: &str) -> PathBuf {
+        self.state().join("uploads").join(format!("{name}.json"))
+    }
+}
+
+/// A running [`Shipper`].
+#[derive(Debug)]
+pub struct ShipperHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<PassReport>,
+}
+
+impl ShipperHandle {
+    /// Runs a last pass (what ended at shutdown ships too) and stops; the last pass's report.
+    /// A pass that takes longer than `grace` is abandoned: what it did not ship ships at the
+    /// next start.
+    pub async fn stop(self, grace: Duration) -> Option<PassReport> {
+        let _ = self.stop.send(true);
+        let abort = self.task.abort_handle();
+        match tokio::time::timeout(grace, self.task).await {
+            Ok(Ok(report)) => Some(report),
+            Ok(Err(_)) => None,
+            Err(_) => {
+                abort.abort();
+                None
+            }
+        }
+    }
+}
+
+enum Progress {
+    Shipped,
+    Advanced,
+    Nothing,
+}
+
+/// The files of one recording in the directory.
+#[derive(Debug, Default)]
+struct RecordingFiles {
+    /// `<id>.json`.
+    index: Option<String>,
+    /// `<id>.manifest.json`.
+    manifest: Option<String>,
+    /// The recording itself: `<id>.cast`, `.pfcap`, `.cast.age`, ...
+    data: Vec<String>,
+}
+
+/// The recordings in `recordings/`, by ID, in ID order (oldest first).
+async fn recording_files(recordings: &Path) -> Result<BTreeMap<String, RecordingFiles>, S3Error> {
+    let mut files: BTreeMap<String, RecordingFiles> = BTreeMap::new();
+    let mut entries = tokio::fs::read_dir(recordings)
+        .await
+        .map_err(local(recordings))?;
+    while let Some(entry) = entries.next_entry().await.map_err(local(recordings))? {
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        // Hidden files are temporary index entries being replaced.
+        if name.starts_with('.') {
+            continue;
+        }
+        let Some((id, rest)) = name.split_once('.') else {
+            continue;
+        };
+        if !is_valid_id(id) {
+            continue;
+        }
+        let slot = files.entry(id.to_owned()).or_default();
+        match rest {
+            "json" => slot.index = Some(name),
+            "manifest.json" => slot.manifest = Some(name),
+            _ => slot.data.push(name),
+        }
+    }
+    Ok(files)
+}
+
+/// Index entries and manifests are small; anything larger is not one.
+const MAX_SIDECAR: u64 = 1024 * 1024;
+
+async fn read_small(path: &Path) -> Result<Bytes, S3Error> {
+    let len = file_len(path).await?;
+    if len > MAX_SIDECAR {
+        return Err(S3Error::TooLarge {
+            key: path.display().to_string(),
+            size: len,
+            limit: MAX_SIDECAR,
+        });
+    }
+    tokio::fs::read(path)
+        .await
+        .map(Bytes::from)
+        .map_err(local(path))
+}
+
+async fn read_from(path: &Path, start: u64, end: u64) -> Result<Bytes, S3Error> {
+    use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+    let mut file = tokio::fs::File::open(path).await.map_err(local(path))?;
+    file.seek(std::io::SeekFrom::Start(start))
+        .await
+        .map_err(local(path))?;
+    let len = usize::try_from(end - start)
+        .map_err(|_| S3Error::Config(format!("{} grew too much at once", path.display())))?;
+    let mut buffer = vec![0; len];
+    file.read_exact(&mut buffer).await.map_err(local(path))?;
+    Ok(Bytes::from(buffer))
+}
+
+async fn file_len(path: &Path) -> Result<u64, S3Error> {
+    tokio::fs::metadata(path)
+        .await
+        .map(|metadata| metadata.len())
+        .map_err(local(path))
+}
+
+fn local(path: &Path) -> impl FnOnce(std::io::Error) -> S3Error + '_ {
+    move |source| S3Error::Local {
+        path: path.to_owned(),
+        source,
+    }
+}

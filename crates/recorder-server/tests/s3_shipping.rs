@@ -1,0 +1,422 @@
+//! `--storage s3`: the recording directory mirrored into a bucket of a real S3 implementation
+//! that is not ours (moto's server, installed by `cargo xtask ci`). Recordings ship byte for byte
+//! with their manifests, index entries and the chain; a growing recording is uploaded in parts
+//! before it ends; one cut off by a crash ships, marked incomplete, after the next start.
+
+mod common;
+
+use std::path::Path;
+
+use futures_util::TryStreamExt as _;
+use recorder_server::s3::{S3Archive, S3Options, Shipper, ShipperOptions, MIN_PART_SIZE};
+use recorder_server::{Protocol, RecordingEnd, Store};
+use serde_json::Value;
+use testkit::s3_server::S3Server;
+
+const BUCKET: &str = "recordings";
+const PREFIX: &str = "cluster-a";
+
+fn server() -> S3Server {
+    let server = S3Server::start().expect("moto starts");
+    server.create_bucket(BUCKET).expect("bucket");
+    server
+}
+
+fn archive(server: &S3Server) -> S3Archive {
+    let mut options = S3Options::new(BUCKET);
+    options.prefix = PREFIX.into();
+    options.endpoint = Some(server.endpoint.clone());
+    options.path_style = true;
+    options.region = Some("us-east-1".into());
+    options.credentials_file = Some(credentials_file());
+    S3Archive::new(&options).expect("archive")
+}
+
+/// A credentials file (moto takes any key), kept for the test process's life.
+fn credentials_file() -> std::path::PathBuf {
+    static FILE: std::sync::OnceLock<tempfile::NamedTempFile> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(
+            file.path(),
+            "[default]\naws_access_key_id = test\naws_secret_access_key = test\n",
+        )
+        .expect("credentials");
+        file
+    })
+    .path()
+    .to_owned()
+}
+
+async fn shipper(dir: &Path, server: &S3Server) -> Shipper {
+    let mut options = ShipperOptions::default();
+    options.part_size = MIN_PART_SIZE;
+    Shipper::open(dir, archive(server), options)
+        .await
+        .expect("shipper opens")
+}
+
+/// The object `key` below the prefix, read back through the S3 API.
+async fn object(server: &S3Server, key: &str) -> Option<Vec<u8>> {
+    let found = archive(server).get_stream(key).await.expect("GET object");
+    let (_, stream) = found?;
+    let chunks: Vec<bytes::Bytes> = stream.try_collect().await.expect("object body");
+    Some(chunks.concat())
+}
+
+fn local(dir: &Path, name: &str) -> Vec<u8> {
+    std::fs::read(dir.join("recordings").join(name)).expect("local file")
+}
+
+/// A cast header and `lines` output events of `width` characters each.
+fn cast(lines: usize, width: usize) -> Vec<u8> {
+    let mut cast = br#"{"version":2,"width":80,"height":24,"timestamp":1700000000,"srcNodeUser":"alice@example.com","kubernetes":{"PodName":"web","Namespace":"team-a","Container":"main","SessionType":"exec"}}"#.to_vec();
+    cast.push(b'\n');
+    for line in 0..lines {
+        let text: String = std::iter::repeat_n((b'a' + (line % 26) as u8) as char, width).collect();
+        cast.extend_from_slice(format!("[{}.5,\"o\",\"{text}\\r\\n\"]\n", line).as_bytes());
+    }
+    cast
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_recordings_ship_byte_for_byte_with_manifest_index_entry_and_chain() {
+    let server = server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::create(dir.path()).await.expect("store");
+    let mut shipper = shipper(dir.path(), &server).await;
+    let mut ids = Vec::new();
+    for lines in [3, 40] {
+        let mut writer = store
+            .create_recording(Protocol::V2)
+            .await
+            .expect("recording");
+        writer.write(&cast(lines, 60)).await.expect("write");
+        ids.push(
+            writer
+                .finish(RecordingEnd::Complete)
+                .await
+                .expect("finish")
+                .id,
+        );
+    }
+    let report = shipper.pass().await;
+    assert_eq!(report.failed, vec![], "{report:?}");
+    assert_eq!(report.shipped, ids, "{report:?}");
+    for id in &ids {
+        for name in [
+            format!("{id}.cast"),
+            format!("{id}.manifest.json"),
+            format!("{id}.json"),
+        ] {
+            assert_eq!(
+                object(&server, &format!("recordings/{name}"))
+                    .await
+                    .as_deref(),
+                Some(local(dir.path(), &name).as_slice()),
+                "{name}"
+            );
+        }
+        let entry: Value = serde_json::from_slice(
+            &object(&server, &format!("recordings/{id}.json"))
+                .await
+                .expect("entry"),
+        )
+        .expect("json");
+        assert_eq!(entry["outcome"], "complete");
+    }
+    // The chain's objects, concatenated in key order, are the chain.
+    let mut chain = Vec::new();
+    for listed in archive(&server).list("chain/").await.expect("list") {
+        chain.extend(object(&server, &listed.key).await.expect("chain object"));
+    }
+    let local_chain = std::fs::read(dir.path().join("chain.jsonl")).expect("chain");
+    assert_eq!(chain, local_chain);
+    assert_eq!(chain.iter().filter(|&&b| b == b'\n').count(), 2);
+
+    // Nothing new: a pass ships nothing again.
+    let again = shipper.pass().await;
+    assert_eq!(
+        (again.shipped.len(), again.chain_bytes),
+        (0, 0),
+        "{again:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_growing_recording_is_uploaded_in_parts_before_it_ends() {
+    let server = server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::create(dir.path()).await.expect("store");
+    let mut shipper = shipper(dir.path(), &server).await;
+    let mut writer = store
+        .create_recording(Protocol::V2)
+        .await
+        .expect("recording");
+    let id = writer.id().to_owned();
+    let data = cast(90_000, 70);
+    assert!(data.len() as u64 > MIN_PART_SIZE + 1_000_000);
+    writer
+        .write(&data[..(MIN_PART_SIZE as usize + 1_000_000)])
+        .await
+        .expect("write");
+    writer.flush().await.expect("flush");
+    let report = shipper.pass().await;
+    assert_eq!(report.advanced, vec![id.clone()], "{report:?}");
+    assert_eq!(
+        server.multipart_uploads(BUCKET).expect("uploads"),
+        vec![format!("{PREFIX}/recordings/{id}.cast")]
+    );
+    assert_eq!(
+        object(&server, &format!("recordings/{id}.json")).await,
+        None,
+        "not finished yet"
+    );
+    writer
+        .write(&data[(MIN_PART_SIZE as usize + 1_000_000)..])
+        .await
+        .expect("write");
+    writer.finish(RecordingEnd::Complete).await.expect("finish");
+    let report = shipper.pass().await;
+    assert_eq!(report.shipped, vec![id.clone()], "{report:?}");
+    assert!(
+        object(&server, &format!("recordings/{id}.cast"))
+            .await
+            .expect("cast")
+            == data
+    );
+    assert_eq!(
+        server.multipart_uploads(BUCKET).expect("uploads"),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_cut_off_by_a_crash_ships_marked_incomplete_after_the_next_start() {
+    let server = server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = cast(90_000, 70);
+    let cut = MIN_PART_SIZE as usize + 2_000_000;
+    let id = {
+        let store = Store::create(dir.path()).await.expect("store");
+        let mut shipper = shipper(dir.path(), &server).await;
+        let mut writer = store
+            .create_recording(Protocol::V2)
+            .await
+            .expect("recording");
+        writer.write(&data[..cut]).await.expect("write");
+        writer.flush().await.expect("flush");
+        // One part goes up, then the recorder dies: the writer is dropped unfinished and the
+        // shipper with its in-memory state is gone; what is left is on disk.
+        assert_eq!(shipper.pass().await.advanced.len(), 1);
+        let id = writer.id().to_owned();
+        std::mem::forget(writer);
+        id
+    };
+    // The next start: recovery marks it incomplete and seals it; the shipper resumes its upload.
+    let store = Store::create(dir.path()).await.expect("store");
+    let recovered = store.recover().await.expect("recover");
+    assert_eq!(recovered.len(), 1, "{recovered:?}");
+    let mut shipper = shipper(dir.path(), &server).await;
+    let report = shipper.pass().await;
+    assert_eq!(report.shipped, vec![id.clone()], "{report:?}");
+    let entry: Value = serde_json::from_slice(
+        &object(&server, &format!("recordings/{id}.json"))
+            .await
+            .expect("entry shipped"),
+    )
+    .expect("json");
+    assert_eq!(entry["outcome"], "incomplete", "{entry}");
+    let shipped = object(&server, &format!("recordings/{id}.cast"))
+        .await
+        .expect("cast shipped");
+    assert!(shipped == local(dir.path(), &format!("{id}.cast")));
+    assert!(
+        shipped.len() >= cut,
+        "everything written before the crash: {}",
+        shipped.len()
+    );
+    assert!(data.starts_with(&shipped));
+    assert!(object(&server, &format!("recordings/{id}.manifest.json"))
+        .await
+        .is_some());
+    assert_eq!(
+        server.multipart_uploads(BUCKET).expect("uploads"),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_bucket_is_retried_and_nothing_local_is_lost() {
+    let server = server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::create(dir.path()).await.expect("store");
+    let mut options = S3Options::new("no-such-bucket");
+    options.endpoint = Some(server.endpoint.clone());
+    options.path_style = true;
+    options.credentials_file = Some(credentials_file());
+    let mut wrong = Shipper::open(
+        dir.path(),
+        S3Archive::new(&options).expect("archive"),
+        ShipperOptions::default(),
+    )
+    .await
+    .expect("shipper");
+    let mut writer = store
+        .create_recording(Protocol::V2)
+        .await
+        .expect("recording");
+    writer.write(&cast(3, 10)).await.expect("write");
+    let id = writer
+        .finish(RecordingEnd::Complete)
+        .await
+        .expect("finish")
+        .id;
+    let report = wrong.pass().await;
+    assert_eq!(report.shipped, Vec::<String>::new());
+    assert!(
+        report
+            .failed
+            .iter()
+            .any(|(what, why)| what == &id && why.contains("no-such-bucket")),
+        "{report:?}"
+    );
+    // The right bucket later: it ships then.
+    let mut right = shipper(dir.path(), &server).await;
+    assert_eq!(right.pass().await.shipped, vec![id.clone()]);
+    assert!(local(dir.path(), &format!("{id}.cast")).starts_with(b"{\"version\":2"));
+}
+
+fn kube_recorder() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-recorder"));
+    for name in [
+        "KUBE_RECORDER_DIR",
+        "KUBE_RECORDER_LISTEN",
+        "KUBE_RECORDER_STORAGE",
+        "KUBE_RECORDER_S3_BUCKET",
+        "RUST_LOG",
+    ] {
+        command.env_remove(name);
+    }
+    command.kill_on_drop(true);
+    command
+}
+
+fn s3_flags(server: &S3Server, bucket: &str) -> Vec<String> {
+    [
+        "--storage",
+        "s3",
+        "--s3-bucket",
+        bucket,
+        "--s3-prefix",
+        PREFIX,
+        "--s3-endpoint",
+        &server.endpoint,
+        "--s3-path-style",
+        "--s3-credentials-file",
+        credentials_file().to_str().expect("UTF-8 path"),
+    ]
+    .iter()
+    .map(|flag| flag.to_string())
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_storage_s3_ships_an_upload_cut_at_shutdown_in_its_last_pass() {
+    use tokio::io::AsyncBufReadExt as _;
+    let server = server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = kube_recorder()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--shutdown-grace",
+            "0.1",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .args(s3_flags(&server, BUCKET))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).await.expect("listening line");
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+
+    // An upload in flight over h2c, acknowledged, then SIGTERM.
+    let data = cast(5, 20);
+    let (mut sender, _driver) = common::h2c(addr).await;
+    let (chunks, body) = common::channel_body();
+    let request = http::Request::post(format!("http://{addr}/v2/record"))
+        .body(body)
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    let mut acks = common::NdjsonReader::new(response.into_body());
+    chunks
+        .send(bytes::Bytes::copy_from_slice(&data))
+        .await
+        .expect("send");
+    while acks.next().await.expect("ack")["ack"].as_u64() < Some(data.len() as u64) {}
+    let pid = child.id().expect("pid").to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("kill");
+    assert!(killed.success());
+    let status = child.wait().await.expect("exit");
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    drop(chunks);
+
+    // The last pass shipped it, cut and marked so.
+    let listed = archive(&server).list("recordings/").await.expect("list");
+    let index = listed
+        .iter()
+        .find(|object| object.key.ends_with(".json") && !object.key.ends_with(".manifest.json"))
+        .unwrap_or_else(|| panic!("no index entry shipped: {listed:?}"));
+    let entry: Value =
+        serde_json::from_slice(&object(&server, &index.key).await.expect("entry")).expect("json");
+    assert_eq!(entry["outcome"], "incomplete", "{entry}");
+    let id = entry["id"].as_str().expect("id");
+    assert_eq!(
+        object(&server, &format!("recordings/{id}.cast"))
+            .await
+            .as_deref(),
+        Some(data.as_slice())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_s3_flags_it_cannot_use_and_a_bucket_it_cannot_reach() {
+    let server = server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: Vec<String>| {
+        let dir = dir.path().to_owned();
+        async move {
+            let output = kube_recorder()
+                .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
+                .arg(dir)
+                .args(args)
+                .output()
+                .await
+                .expect("run");
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        }
+    };
+    let (ok, stderr) = run(vec!["--s3-bucket".into(), "b".into()]).await;
+    assert!(!ok && stderr.contains("need --storage s3"), "{stderr}");
+    let (ok, stderr) = run(vec!["--storage".into(), "s3".into()]).await;
+    assert!(!ok && stderr.contains("needs --s3-bucket"), "{stderr}");
+    let (ok, stderr) = run(s3_flags(&server, "missing-bucket")).await;
+    assert!(!ok && stderr.contains("missing-bucket"), "{stderr}");
+}
