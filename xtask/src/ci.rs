@@ -14,6 +14,11 @@ pub(crate) fn ci() -> anyhow::Result<()> {
     crate::outside_paths::check(&workspace_root())?;
     // kube-recorder's encryption tests check that the standard age CLI decrypts its files.
     crate::apt::ensure_debian_packages(&["/usr/bin/age", "/usr/bin/age-keygen"], &["age"])?;
+    // kube-recorder's web UI test drives a real headless Chromium through chromedriver.
+    crate::apt::ensure_debian_packages(
+        &["/usr/bin/chromium", "/usr/bin/chromedriver"],
+        &["chromium", "chromium-driver"],
+    )?;
     ensure_kubectl()?;
     ensure_asciinema()?;
     ensure_moto()?;
@@ -55,6 +60,11 @@ pub(crate) fn ci() -> anyhow::Result<()> {
 pub(crate) fn e2e() -> anyhow::Result<()> {
     // The encrypted-storage test decrypts with the standard age CLI too.
     crate::apt::ensure_debian_packages(&["/usr/bin/age", "/usr/bin/age-keygen"], &["age"])?;
+    // kube-recorder's web UI test drives a real headless Chromium through chromedriver.
+    crate::apt::ensure_debian_packages(
+        &["/usr/bin/chromium", "/usr/bin/chromedriver"],
+        &["chromium", "chromium-driver"],
+    )?;
     ensure_kubectl()?;
     ensure_asciinema()?;
     ensure_moto()?;

@@ -17,5 +17,6 @@ pub mod raw_spdy;
 pub mod scale;
 pub mod stack;
 pub mod terminal;
+pub mod webdriver;
 
 pub use stack::{Stack, StackOptions};

@@ -16,10 +16,19 @@
 //! | `GET /api/recordings/{id}` | either | the cast, `application/x-asciicast` (404 when the viewer may not see it) |
 //! | `GET /api/recordings/{id}/meta` | either | one index entry (likewise) |
 //! | `GET /api/events?user=&verb=&namespace=&since=&type=&id=&limit=` | either | matching events the viewer may see, oldest first |
+//! | `GET /api/recordings?q=&user=&namespace=&pod=&container=&command=&since=&until=&outcome=&exit=&limit=` | either | the same, filtered; `q` searches the recorded output (case-insensitive) and adds each match's `match` excerpt |
+//! | `GET /api/recordings/{id}/live` | either | Server-Sent Events: the cast so far, then each event as it is written, `event: done` at its end |
+//! | `GET /api/recordings/watch` | either | Server-Sent Events: `changed` whenever an index entry is written |
+//! | `GET /api/recordings/{id}/verify` | either | the recording's seal, checked now: `{"status": "verified"|"recording"|"failed"|"unsealed", "problems": [...]}` |
+//! | `GET /api/whoami` | either | `{"name", "via"}` of the viewer |
+//! | `GET /`, `/ui/`, `/ui/recordings/{id}`, `/ui/assets/{file}` | either | the web UI (pages hold no data; open to all), see `docs/web-ui.md` |
+//! | `POST /ui/login`, `POST /ui/logout` | either | JSON `{"token"}` → 204 and a session cookie; logout ends it |
 //! | `GET /healthz` | either | 200, on both listeners, unauthenticated |
 //!
 //! The upload routes answer 403 (JSON) to callers that are not writers; the read routes answer
-//! 401 to callers that are not viewers. A listener answers 404 (JSON) to the other surface's
+//! 401 to callers that are not viewers (a web UI session cookie counts as its token). Every
+//! answer of the read surface carries a strict Content-Security-Policy and the other headers of
+//! `ui::headers`. A listener answers 404 (JSON) to the other surface's
 //! paths.
 //!
 //! The protocol is told apart per connection from its first bytes (the HTTP/2 preface), as
@@ -34,6 +43,7 @@ mod listener;
 mod read_api;
 mod record;
 mod routes;
+mod ui;
 mod upload;
 
 use std::net::SocketAddr;
@@ -145,6 +155,8 @@ pub(crate) struct App {
     pub(crate) max_event_bytes: usize,
     pub(crate) max_recording_bytes: Option<u64>,
     pub(crate) ack_interval: Duration,
+    /// The web UI's sessions and stream slots.
+    pub(crate) ui: ui::UiState,
 }
 
 /// A running recorder. Stop it with [`RecorderServer::shutdown`]; dropping it starts the same
@@ -243,6 +255,7 @@ impl RecorderServer {
             max_event_bytes: options.max_event_bytes,
             max_recording_bytes: options.max_recording_bytes,
             ack_interval: options.ack_interval,
+            ui: ui::UiState::new(shutdown_rx.clone()),
         });
         let limits = listener::Limits {
             max_connections: options.max_connections.clamp(1, Semaphore::MAX_PERMITS),

@@ -10,7 +10,7 @@ use axum::Json;
 use bytes::{Bytes, BytesMut};
 use castfmt::protocol::CAST_CONTENT_TYPE;
 use castfmt::PORT_FORWARD_CAPTURE_CONTENT_TYPE;
-use http::{header, StatusCode};
+use http::{header, StatusCode, Uri};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::io::AsyncReadExt as _;
@@ -18,6 +18,7 @@ use tokio::io::AsyncReadExt as _;
 use super::audit::{self, View};
 use super::auth::Viewer;
 use super::routes::error_response;
+use super::ui::search::{self, RecordingFilter};
 use super::App;
 use crate::error::StoreError;
 use crate::events::{parse_instant, EventFilter};
@@ -30,36 +31,46 @@ pub(crate) const MAX_EVENT_LIMIT: usize = 100_000;
 /// Most of the latest matching events looked at for a viewer limited to some namespaces or users.
 pub(crate) const MAX_EVENT_SCAN: usize = 400_000;
 
-/// `GET /api/recordings`: the entries the viewer may see.
+/// `GET /api/recordings`: the entries the viewer may see, filtered as the query says (see
+/// [`RecordingFilter`]; `q` searches the recorded output of those entries only).
 pub(crate) async fn list_recordings(
     State(app): State<Arc<App>>,
     Extension(viewer): Extension<Viewer>,
+    uri: Uri,
 ) -> Response {
+    let filter = match RecordingFilter::from_uri(&uri) {
+        Ok(filter) => filter,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, message),
+    };
     let list = match app.store.list().await {
         Ok(list) => list,
         Err(error) => return store_error(error),
     };
     let visible: Vec<RecordingMeta> = list
         .into_iter()
-        .filter(|meta| viewer.may_see_recording(meta))
+        .filter(|meta| viewer.may_see_recording(meta) && filter.matches_meta(meta))
         .collect();
+    let listed = match search::search_output(&app, &filter, visible).await {
+        Ok(listed) => listed,
+        Err(response) => return response,
+    };
     let view = View {
         action: "list-recordings",
         recording: None,
-        query: None,
+        query: uri.query(),
         status: StatusCode::OK,
-        results: Some(visible.len()),
+        results: Some(listed.len()),
     };
     if let Err(message) = audit::record(&app, &viewer, view).await {
         return error_response(StatusCode::INTERNAL_SERVER_ERROR, message);
     }
-    Json(visible).into_response()
+    Json(listed).into_response()
 }
 
 /// The index entry of `id` when the viewer may see it. A recording the viewer may not see is
 /// answered as one that does not exist, so its existence is not told either. Either way the read
 /// is recorded.
-async fn visible_meta(
+pub(crate) async fn visible_meta(
     app: &App,
     viewer: &Viewer,
     id: &str,
@@ -260,7 +271,7 @@ async fn visible_events(
     }
 }
 
-fn store_error(error: StoreError) -> Response {
+pub(crate) fn store_error(error: StoreError) -> Response {
     let status = match &error {
         StoreError::NotFound(_) => StatusCode::NOT_FOUND,
         StoreError::InvalidId(_) => StatusCode::BAD_REQUEST,

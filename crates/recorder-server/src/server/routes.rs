@@ -14,7 +14,7 @@ use castfmt::protocol::{
 };
 use http::{header, StatusCode};
 
-use super::{auth, event_batch, event_ingest, read_api, record, App};
+use super::{auth, event_batch, event_ingest, read_api, record, ui, App};
 
 /// The upload routes: recordings and port-forward captures (`/record`, `/v2/record`) and API
 /// events (`/v2/event`, and batches of them at `/v2/events`), for writers only. Without `v2`,
@@ -38,14 +38,18 @@ fn ingest(app: &Arc<App>, v2: bool, events: bool) -> Router<Arc<App>> {
         .route_layer(from_fn_with_state(app.clone(), auth::require_writer))
 }
 
-/// The read API, for viewers only.
+/// The read API, for viewers only, and the web UI (its pages hold no data and are open; its
+/// data routes are the viewers'), every answer with the UI's security headers.
 fn read(app: &Arc<App>) -> Router<Arc<App>> {
     Router::new()
         .route("/api/recordings", get(read_api::list_recordings))
         .route("/api/recordings/{id}", get(read_api::recording_cast))
         .route("/api/recordings/{id}/meta", get(read_api::recording_meta))
         .route("/api/events", get(read_api::list_events))
+        .merge(ui::viewer_routes())
         .route_layer(from_fn_with_state(app.clone(), auth::require_viewer))
+        .merge(ui::public_routes())
+        .layer(axum::middleware::map_response(ui::headers::secure))
 }
 
 /// `/healthz` (open), JSON answers for unknown paths and methods, the state.

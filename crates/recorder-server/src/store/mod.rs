@@ -31,6 +31,7 @@ use serde_json::value::RawValue;
 
 pub(crate) use index_file::{recording_of, sync_dir};
 pub use recording_writer::{RecordingEnd, RecordingWriter};
+pub(crate) use recording_writer::write_notifications;
 pub use retention::{Hold, SweepReport, HOLDS_FILE};
 
 use crate::civil_time::unix_now;

@@ -20,6 +20,18 @@ use crate::seal::{ChainHasher, Sealer};
 /// writes, bounded memory.
 const WRITE_BUFFER: usize = 256 * 1024;
 
+/// Bumped whenever bytes of any recording reach its file (`.0`) and whenever an index entry is
+/// written (`.1`), so the web UI's live views wake at once instead of polling the files. One
+/// channel for the whole process: a wake-up for another recording only costs a follower a read
+/// that finds nothing new.
+static WRITTEN: std::sync::LazyLock<tokio::sync::watch::Sender<(u64, u64)>> =
+    std::sync::LazyLock::new(|| tokio::sync::watch::Sender::new((0, 0)));
+
+/// Notifications of [`WRITTEN`]: `(bytes written, index entries written)` generations.
+pub(crate) fn write_notifications() -> tokio::sync::watch::Receiver<(u64, u64)> {
+    WRITTEN.subscribe()
+}
+
 /// How an upload ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordingEnd {
@@ -186,6 +198,7 @@ impl RecordingWriter {
             // What reached the file is unknown: the seal reads it again.
             self.hasher = None;
         }
+        WRITTEN.send_modify(|(bytes, _)| *bytes = bytes.wrapping_add(1));
         written
     }
 
@@ -259,6 +272,8 @@ impl RecordingWriter {
     async fn write_index(&self) -> Result<(), StoreError> {
         let recordings = self.recordings.clone();
         let meta = self.meta.clone();
-        super::blocking(move || index_file::write(&recordings, &meta)).await
+        let written = super::blocking(move || index_file::write(&recordings, &meta)).await;
+        WRITTEN.send_modify(|(_, index)| *index = index.wrapping_add(1));
+        written
     }
 }

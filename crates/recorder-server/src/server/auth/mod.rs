@@ -187,6 +187,33 @@ impl Access {
         }
     }
 
+    /// The viewer a bearer token (or a browser session holding one) stands for.
+    fn viewer_of_token(&self, peer: SocketAddr, token: &str) -> Result<Viewer, Refusal> {
+        let entry = self
+            .tokens
+            .as_ref()
+            .and_then(|tokens| tokens.find(token))
+            .ok_or_else(|| Refusal::new(StatusCode::UNAUTHORIZED, "unknown viewer token"))?;
+        Ok(Viewer {
+            name: entry.name.clone(),
+            via: Via::Token,
+            peer,
+            node: None,
+            tags: Vec::new(),
+            grants: vec![entry.grant()],
+        })
+    }
+
+    /// The viewer of a token the web UI's login form sent: the refusal's status and message.
+    pub(crate) fn token_viewer(
+        &self,
+        peer: SocketAddr,
+        token: &str,
+    ) -> Result<Viewer, (StatusCode, String)> {
+        self.viewer_of_token(peer, token)
+            .map_err(|refusal| (refusal.status, refusal.message))
+    }
+
     /// Who is reading, and what it may see.
     async fn viewer(&self, peer: SocketAddr, headers: &HeaderMap) -> Result<Viewer, Refusal> {
         let viewer = |name: String, via: Via, grants: Vec<ViewGrant>| Viewer {
@@ -212,12 +239,7 @@ impl Access {
                         "the Authorization header is not `Bearer TOKEN`",
                     )
                 })?;
-            let entry = self
-                .tokens
-                .as_ref()
-                .and_then(|tokens| tokens.find(token))
-                .ok_or_else(|| Refusal::new(StatusCode::UNAUTHORIZED, "unknown viewer token"))?;
-            return Ok(viewer(entry.name.clone(), Via::Token, vec![entry.grant()]));
+            return self.viewer_of_token(peer, token);
         }
         if let Some(tailnet) = &self.tailnet {
             match tailnet.lookup(peer).await {
@@ -312,7 +334,17 @@ pub(crate) async fn require_viewer(
     next: Next,
 ) -> Response {
     let peer = peer_of(&request);
-    match app.access.viewer(peer, request.headers()).await {
+    // A browser session of the web UI stands for its token, unless the request names a token
+    // itself; an unknown or expired session counts as none.
+    let session_token = match request.headers().contains_key(header::AUTHORIZATION) {
+        false => app.ui.sessions.token_for(request.headers()),
+        true => None,
+    };
+    let found = match session_token {
+        Some(token) => app.access.viewer_of_token(peer, &token),
+        None => app.access.viewer(peer, request.headers()).await,
+    };
+    match found {
         Ok(viewer) => {
             request.extensions_mut().insert(viewer);
             next.run(request).await

@@ -1,0 +1,83 @@
+//! `GET /api/recordings/{id}/verify`: the recording's seal, checked now with the recorder's own
+//! public key (the same check as `kube-recorder verify ID`: manifest signature, the file against
+//! its hash chain, the index chain's links).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use http::StatusCode;
+use serde_json::json;
+
+use crate::seal::Problem;
+use crate::server::auth::Viewer;
+use crate::server::read_api::visible_meta;
+use crate::server::routes::error_response;
+use crate::server::App;
+
+fn problems(list: &[Problem]) -> Vec<serde_json::Value> {
+    list.iter()
+        .map(|p| json!({ "subject": p.subject, "reason": p.reason }))
+        .collect()
+}
+
+/// `{"id", "status", "keyId", "problems": [{"subject", "reason"}], "notes": [...]}`; `status` is
+/// `verified`, `recording` (still being written: not sealed yet), `failed` (see `problems`) or
+/// `unsealed` (the recorder does not seal).
+pub(crate) async fn recording_seal(
+    State(app): State<Arc<App>>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(response) = visible_meta(&app, &viewer, &id, "verify").await {
+        return response;
+    }
+    let Some(sealer) = app.store.sealer() else {
+        return Json(json!({ "id": id, "status": "unsealed", "problems": [], "notes": [] }))
+            .into_response();
+    };
+    let key = sealer.public_key().clone();
+    let key_id = key.key_id();
+    let dir = app.store.dir().to_owned();
+    let Ok(_slot) = app.ui.scan_slots.acquire().await else {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the recorder is shutting down".to_owned(),
+        );
+    };
+    let ids = vec![id.clone()];
+    let report =
+        match tokio::task::spawn_blocking(move || crate::seal::verify(&dir, &key, &ids)).await {
+            Ok(Ok(report)) => report,
+            Ok(Err(error)) => {
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot verify: {error}"),
+                )
+            }
+            Err(error) => {
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot verify: {error}"),
+                )
+            }
+        };
+    let status = if !report.problems.is_empty() {
+        "failed"
+    } else if report.notes.iter().any(|note| note.subject == id) {
+        "recording"
+    } else if report.verified > 0 {
+        "verified"
+    } else {
+        "failed"
+    };
+    Json(json!({
+        "id": id,
+        "status": status,
+        "keyId": key_id,
+        "problems": problems(&report.problems),
+        "notes": problems(&report.notes),
+    }))
+    .into_response()
+}
