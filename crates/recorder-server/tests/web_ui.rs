@@ -703,3 +703,141 @@ async fn the_seal_status_reports_a_changed_file() {
     assert_eq!(status, 404, "outside the viewer's namespaces");
     server.shutdown().await;
 }
+
+fn tailnet_whois(rules: Value) -> Value {
+    serde_json::json!({
+        "Node": {"ID": 7, "StableID": "nLaptop", "Name": "laptop.tail1.ts.net.", "User": 42,
+                 "Addresses": ["100.64.0.7/32"]},
+        "UserProfile": {"ID": 42, "LoginName": "alice@example.com", "DisplayName": "Alice"},
+        "CapMap": {"tailscale.com/cap/kube-recorder": rules},
+    })
+}
+
+#[tokio::test]
+async fn tailnet_viewers_need_no_login_and_see_only_their_namespaces() {
+    use testkit::localapi_standin::{LocalApiStandIn, StandInOptions, WhoIsTable};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("tailscaled.sock");
+    let mut table = WhoIsTable::new();
+    table.insert(
+        "127.0.0.1",
+        tailnet_whois(serde_json::json!([{"view": {"namespaces": ["a"]}}])),
+    );
+    let standin = LocalApiStandIn::start(&socket, table, StandInOptions::default())
+        .await
+        .expect("LocalAPI stand-in");
+    let mut options = common::options(&dir);
+    options.access.localapi_socket = Some(socket.clone());
+    options.access.whois_ttl = Duration::ZERO;
+    let server = RecorderServer::start(options).await.expect("start");
+    let in_a = store_cast(
+        server.store(),
+        &(header("a", "pod-a", "sh") + &output(0.1, "shared-word in a\r\n")),
+    )
+    .await;
+    let in_b = store_cast(
+        server.store(),
+        &(header("b", "pod-b", "sh") + &output(0.1, "shared-word in b\r\n")),
+    )
+    .await;
+    let url = base(server.addr());
+    let browser = anonymous();
+    let me = get_json(&browser, &format!("{url}/api/whoami")).await;
+    assert_eq!(me["via"], "tailnet", "{me}");
+    assert_eq!(me["name"], "alice@example.com");
+    let found = get_json(&browser, &format!("{url}/api/recordings?q=shared-word")).await;
+    assert_eq!(ids(&found), vec![in_a.id.clone()], "{found}");
+    for path in ["live", "verify", "meta"] {
+        let (status, _, body) = get(
+            &browser,
+            &format!("{url}/api/recordings/{}/{path}", in_b.id),
+        )
+        .await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(!body.contains("shared-word"));
+    }
+
+    // Without a view rule: 403 with the reason (the page shows "Not allowed").
+    let mut table = WhoIsTable::new();
+    table.insert(
+        "127.0.0.1",
+        tailnet_whois(serde_json::json!([{"write": true}])),
+    );
+    standin.replace_table(table);
+    let (status, _, body) = get(&browser, &format!("{url}/api/whoami")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("no tailscale.com/cap/kube-recorder rule with \\\"view\\\""),
+        "{body}"
+    );
+    let (status, _, body) = get(&browser, &format!("{url}/api/recordings?q=shared-word")).await;
+    assert_eq!(status, 403);
+    assert!(!body.contains(&in_a.id));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn paths_that_reach_outside_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(&dir).await;
+    let url = base(server.addr());
+    let admin = bearer(ADMIN_TOKEN);
+    for path in [
+        "/ui/assets/..%2f..%2fCargo.toml",
+        "/ui/assets/%2e%2e%2fsrc%2flib.rs",
+        "/ui/assets/..%2Fviewer-tokens",
+    ] {
+        let (status, _, body) = get(&admin, &format!("{url}{path}")).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(
+            !body.contains(ADMIN_TOKEN) && !body.contains("[package]"),
+            "{body}"
+        );
+    }
+    for path in [
+        "/api/recordings/..%2fviewer-tokens/live",
+        "/api/recordings/..%2f..%2fetc%2fpasswd/verify",
+    ] {
+        let (status, _, body) = get(&admin, &format!("{url}{path}")).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(
+            !body.contains(ADMIN_TOKEN) && !body.contains("root:"),
+            "{body}"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn recordings_encrypted_at_rest_are_listed_but_not_searched_or_followed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recipient = age::x25519::Identity::generate().to_public().to_string();
+    let mut options = common::options(&dir);
+    options.encrypt_to =
+        recorder_server::crypt::Recipients::parse(&[recipient], &[]).expect("valid recipient");
+    let server = RecorderServer::start(options).await.expect("start");
+    let meta = store_cast(
+        server.store(),
+        &(header("default", "vault-0", "sh") + &output(0.1, "sealed-secret-word\r\n")),
+    )
+    .await;
+    assert!(meta.encrypted);
+    let url = base(server.addr());
+    let admin = bearer(ADMIN_TOKEN);
+    let listed = get_json(&admin, &format!("{url}/api/recordings")).await;
+    assert_eq!(listed[0]["encrypted"], true, "{listed}");
+    // The recorder holds ciphertext only: nothing to search, nothing to show live.
+    let found = get_json(
+        &admin,
+        &format!("{url}/api/recordings?q=sealed-secret-word"),
+    )
+    .await;
+    assert_eq!(ids(&found), Vec::<String>::new(), "{found}");
+    let (status, _, body) = get(&admin, &format!("{url}/api/recordings/{}/live", meta.id)).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("play --identity"), "{body}");
+    // Its seal is checked all the same (over the ciphertext).
+    let seal = get_json(&admin, &format!("{url}/api/recordings/{}/verify", meta.id)).await;
+    assert_eq!(seal["status"], "verified", "{seal}");
+    server.shutdown().await;
+}
