@@ -99,6 +99,51 @@ impl S3Server {
         Ok(xml_values(&String::from_utf8_lossy(&body), "Key"))
     }
 
+    /// The keys in `bucket` starting with `prefix`, in key order, read with boto3 (which moto
+    /// brings): moto refuses unsigned reads of objects stored with a signature.
+    pub fn keys(&self, bucket: &str, prefix: &str) -> anyhow::Result<Vec<String>> {
+        let script = "import boto3,sys\n\
+            c=boto3.client('s3',endpoint_url=sys.argv[1],aws_access_key_id='test',\
+            aws_secret_access_key='test',region_name='us-east-1')\n\
+            for page in c.get_paginator('list_objects_v2').paginate(Bucket=sys.argv[2],Prefix=sys.argv[3]):\n\
+            \x20 [print(o['Key']) for o in page.get('Contents',[])]\n";
+        let output = self.boto3(script, &[bucket, prefix])?;
+        Ok(String::from_utf8_lossy(&output)
+            .lines()
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// The object `key` of `bucket` (read with boto3, as [`S3Server::keys`]), `None` when there
+    /// is none.
+    pub fn object(&self, bucket: &str, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        if !self.keys(bucket, key)?.iter().any(|listed| listed == key) {
+            return Ok(None);
+        }
+        let script = "import boto3,sys\n\
+            c=boto3.client('s3',endpoint_url=sys.argv[1],aws_access_key_id='test',\
+            aws_secret_access_key='test',region_name='us-east-1')\n\
+            sys.stdout.buffer.write(c.get_object(Bucket=sys.argv[2],Key=sys.argv[3])['Body'].read())\n";
+        self.boto3(script, &[bucket, key]).map(Some)
+    }
+
+    fn boto3(&self, script: &str, args: &[&str]) -> anyhow::Result<Vec<u8>> {
+        let output = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&self.endpoint)
+            .args(args)
+            .output()
+            .context("running python3 with boto3")?;
+        if !output.status.success() {
+            bail!(
+                "boto3 {args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(output.stdout)
+    }
+
     fn address(&self) -> &str {
         self.endpoint.trim_start_matches("http://")
     }
