@@ -449,6 +449,10 @@ async fn a_recorder_stopped_mid_session_leaves_a_file_that_decrypts_up_to_the_cu
         .expect("file")
         .len();
     assert_eq!(meta.stored_bytes, Some(stored));
+    assert_eq!(
+        meta.bytes, 196_608,
+        "the plaintext of the whole chunks on disk"
+    );
     let (ok, out, err) = verify(dir.path()).await;
     assert!(ok, "the recovered file is sealed as it is: {out}{err}");
 

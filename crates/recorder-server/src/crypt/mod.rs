@@ -18,6 +18,7 @@
 
 mod decrypting;
 mod encrypting_file;
+mod framing;
 mod identities;
 mod recipients;
 mod stream;
@@ -26,6 +27,7 @@ use std::path::PathBuf;
 
 pub use decrypting::{DecryptError, Decrypting};
 pub(crate) use encrypting_file::EncryptingFile;
+pub(crate) use framing::whole_chunk_plaintext;
 pub use identities::Identities;
 pub use recipients::Recipients;
 pub use stream::{decrypt_stream, DecryptedChunks};

@@ -30,8 +30,8 @@ use castfmt::{Outcome, Protocol};
 use serde_json::value::RawValue;
 
 pub(crate) use index_file::{recording_of, sync_dir};
-pub use recording_writer::{RecordingEnd, RecordingWriter};
 pub(crate) use recording_writer::write_notifications;
+pub use recording_writer::{RecordingEnd, RecordingWriter};
 pub use retention::{Hold, SweepReport, HOLDS_FILE};
 
 use crate::civil_time::unix_now;
@@ -409,12 +409,19 @@ impl Store {
                 };
                 if encrypted {
                     // No key here to read it again: the entry keeps what the upload's scan had
-                    // written (the header's who and where), and the size stored.
+                    // written (the header's who and where), the size stored, and as its bytes
+                    // the plaintext its whole chunks hold (what decrypts).
                     meta.stored_bytes = Some(
                         std::fs::metadata(path)
                             .map_err(StoreError::io("read", path))?
                             .len(),
                     );
+                    match crate::crypt::whole_chunk_plaintext(path) {
+                        Ok(plaintext) => meta.bytes = plaintext,
+                        Err(error) => {
+                            tracing::warn!(id, %error, "cannot size an encrypted recording");
+                        }
+                    }
                 } else if capture {
                     meta.absorb_capture(&index_file::rescan_capture(path)?);
                 } else {
