@@ -420,3 +420,80 @@ async fn serve_refuses_s3_flags_it_cannot_use_and_a_bucket_it_cannot_reach() {
     let (ok, stderr) = run(s3_flags(&server, "missing-bucket")).await;
     assert!(!ok && stderr.contains("missing-bucket"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_checks_the_bucket_and_names_a_changed_or_deleted_recording() {
+    let server = server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::create(dir.path()).await.expect("store");
+    let mut ids = Vec::new();
+    for lines in [2, 5] {
+        let mut writer = store
+            .create_recording(Protocol::V2)
+            .await
+            .expect("recording");
+        writer.write(&cast(lines, 30)).await.expect("write");
+        ids.push(
+            writer
+                .finish(RecordingEnd::Complete)
+                .await
+                .expect("finish")
+                .id,
+        );
+    }
+    let report = shipper(dir.path(), &server).await.pass().await;
+    assert_eq!(report.shipped, ids, "{report:?}");
+    let public_key = dir.path().join("signing-key.pem.pub");
+    let verify = || {
+        let public_key = public_key.clone();
+        let flags = s3_flags(&server, BUCKET);
+        async move {
+            let output = kube_recorder()
+                .args(["verify", "--public-key"])
+                .arg(&public_key)
+                .args(&flags[2..])
+                .output()
+                .await
+                .expect("run verify");
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        }
+    };
+    let (ok, stdout, stderr) = verify().await;
+    assert!(ok, "untouched bucket: {stdout}{stderr}");
+    assert!(stderr.contains("2 recordings verified"), "{stderr}");
+
+    // One byte changed in a cast, in the bucket.
+    let key = format!("recordings/{}.cast", ids[0]);
+    let mut changed = object(&server, &key).await.expect("cast");
+    let last = changed.len() - 3;
+    changed[last] ^= 0x01;
+    archive(&server)
+        .put(&key, changed.into())
+        .await
+        .expect("put");
+    let (ok, stdout, stderr) = verify().await;
+    assert!(!ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&ids[0]),
+        "names the changed recording: {stdout}"
+    );
+    assert!(!stdout.contains(&ids[1]), "{stdout}");
+
+    // A recording deleted from the bucket.
+    for suffix in ["cast", "json", "manifest.json"] {
+        archive(&server)
+            .delete(&format!("recordings/{}.{suffix}", ids[1]))
+            .await
+            .expect("delete");
+    }
+    let (ok, stdout, stderr) = verify().await;
+    assert!(!ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&ids[1]),
+        "names the deleted recording: {stdout}"
+    );
+}

@@ -24,9 +24,19 @@ pub(crate) struct StorageArgs {
     /// in multipart parts, and their manifests, index entries and the chain when they end).
     #[arg(long, value_enum, default_value_t = StorageKind::Dir, env = "KUBE_RECORDER_STORAGE")]
     storage: StorageKind,
+    #[command(flatten)]
+    location: S3LocationArgs,
+    /// Multipart part size in MiB (at least 5).
+    #[arg(long, default_value_t = 8, value_name = "MIB")]
+    s3_part_size_mib: u64,
+}
+
+/// The bucket: `--s3-bucket` and the flags that say how to reach it.
+#[derive(Debug, Args)]
+pub(crate) struct S3LocationArgs {
     /// The bucket (with --storage s3).
     #[arg(long, env = "KUBE_RECORDER_S3_BUCKET", value_name = "BUCKET")]
-    s3_bucket: Option<String>,
+    pub(crate) s3_bucket: Option<String>,
     /// Key prefix in the bucket (`team/recorder`); default: the bucket's root.
     #[arg(long, env = "KUBE_RECORDER_S3_PREFIX", value_name = "PREFIX")]
     s3_prefix: Option<String>,
@@ -46,40 +56,50 @@ pub(crate) struct StorageArgs {
     /// them (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, web identity, instance metadata).
     #[arg(long, env = "KUBE_RECORDER_S3_CREDENTIALS_FILE", value_name = "FILE")]
     s3_credentials_file: Option<PathBuf>,
-    /// Multipart part size in MiB (at least 5).
-    #[arg(long, default_value_t = 8, value_name = "MIB")]
-    s3_part_size_mib: u64,
 }
 
-impl StorageArgs {
-    /// The shipper of `--storage s3`, its bucket checked; `None` with `--storage dir`.
-    pub(crate) async fn shipper(&self, dir: &Path) -> anyhow::Result<Option<Shipper>> {
-        let s3_flags = self.s3_bucket.is_some()
+impl S3LocationArgs {
+    /// Whether any flag was given.
+    fn any(&self) -> bool {
+        self.s3_bucket.is_some()
             || self.s3_prefix.is_some()
             || self.s3_region.is_some()
             || self.s3_endpoint.is_some()
             || self.s3_path_style
-            || self.s3_credentials_file.is_some();
-        if self.storage == StorageKind::Dir {
-            anyhow::ensure!(!s3_flags, "the --s3-* flags need --storage s3");
-            return Ok(None);
-        }
-        let bucket = self
-            .s3_bucket
-            .clone()
-            .context("--storage s3 needs --s3-bucket")?;
-        let part_size = self.s3_part_size_mib.saturating_mul(1024 * 1024);
-        anyhow::ensure!(
-            part_size >= MIN_PART_SIZE,
-            "--s3-part-size-mib {}: S3 parts are at least 5 MiB",
-            self.s3_part_size_mib
-        );
+            || self.s3_credentials_file.is_some()
+    }
+
+    /// The bucket's options; an error without `--s3-bucket`.
+    pub(crate) fn options(&self) -> anyhow::Result<S3Options> {
+        let bucket = self.s3_bucket.clone().context("--s3-bucket is missing")?;
         let mut options = S3Options::new(bucket);
         options.prefix = self.s3_prefix.clone().unwrap_or_default();
         options.region = self.s3_region.clone();
         options.endpoint = self.s3_endpoint.clone();
         options.path_style = self.s3_path_style;
         options.credentials_file = self.s3_credentials_file.clone();
+        Ok(options)
+    }
+}
+
+impl StorageArgs {
+    /// The shipper of `--storage s3`, its bucket checked; `None` with `--storage dir`.
+    pub(crate) async fn shipper(&self, dir: &Path) -> anyhow::Result<Option<Shipper>> {
+        if self.storage == StorageKind::Dir {
+            anyhow::ensure!(!self.location.any(), "the --s3-* flags need --storage s3");
+            return Ok(None);
+        }
+        anyhow::ensure!(
+            self.location.s3_bucket.is_some(),
+            "--storage s3 needs --s3-bucket"
+        );
+        let part_size = self.s3_part_size_mib.saturating_mul(1024 * 1024);
+        anyhow::ensure!(
+            part_size >= MIN_PART_SIZE,
+            "--s3-part-size-mib {}: S3 parts are at least 5 MiB",
+            self.s3_part_size_mib
+        );
+        let options = self.location.options()?;
         let archive = S3Archive::new(&options)?;
         archive
             .check()

@@ -15,12 +15,14 @@
 
 mod archive;
 mod credentials;
+mod download;
 mod options;
 mod shipper;
 mod spool_upload;
 
 pub use archive::{ObjectInfo, S3Archive, MAX_SMALL_OBJECT};
 pub use credentials::{CredentialsError, StaticCredentials};
+pub use download::DownloadReport;
 pub use options::S3Options;
 pub use shipper::{PassReport, Shipper, ShipperHandle, ShipperOptions};
 pub use spool_upload::{SpoolUpload, UploadJournal, MIN_PART_SIZE};
