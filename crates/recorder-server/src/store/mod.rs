@@ -318,8 +318,13 @@ impl Store {
             let id = new_id(received_at);
             let capture = kind == RecordingKind::PortForwardCapture;
             let encrypted = recipients.is_some();
-            // The other kind's file must not exist either: they share the index entry.
-            if index_file::recording_path(&dir, &id, !capture, encrypted).exists() {
+            // No other file of the ID may exist (the other kind, or one stored before encryption
+            // was turned on or off): they would share the index entry.
+            let taken = [(false, false), (false, true), (true, false), (true, true)]
+                .into_iter()
+                .filter(|&other| other != (capture, encrypted))
+                .any(|(c, e)| index_file::recording_path(&dir, &id, c, e).exists());
+            if taken {
                 continue;
             }
             let path = index_file::recording_path(&dir, &id, capture, encrypted);
