@@ -131,6 +131,7 @@ impl Browser {
             "capabilities": {"alwaysMatch": {
                 "browserName": "chrome",
                 "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+                "goog:loggingPrefs": {"browser": "ALL"},
             }}
         });
         let (_, value) = request(
@@ -245,6 +246,27 @@ impl Browser {
             Some(json!({})),
         )
         .map(|_| ())
+    }
+
+    /// The console messages the browser logged since the last call (chromedriver's log
+    /// endpoint), each as `LEVEL message`: Content-Security-Policy refusals among them.
+    pub fn console(&self) -> anyhow::Result<Vec<String>> {
+        let entries = self.call("POST", "/se/log", Some(json!({ "type": "browser" })))?;
+        Ok(entries
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{} {}",
+                            e["level"].as_str().unwrap_or_default(),
+                            e["message"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     /// A PNG of the window.

@@ -187,6 +187,13 @@ fn the_web_ui_lists_searches_plays_and_follows_recorded_sessions() -> anyhow::Re
     let injected = browser.eval("return document.body.dataset.pwned || ''", json!([]))?;
     assert_eq!(injected, json!(""));
     screenshot(&browser, &stack.dir, "player.png")?;
+    // The player and our scripts run under the page's policy without being refused anything.
+    let console = browser.console()?;
+    let refused: Vec<&String> = console
+        .iter()
+        .filter(|m| m.contains("Content Security Policy") || m.contains("Refused to"))
+        .collect();
+    assert!(refused.is_empty(), "{refused:#?}");
 
     // Live: a session still running appears in the list at once, and its output shows while
     // kubectl still runs.
