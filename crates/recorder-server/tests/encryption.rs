@@ -573,3 +573,28 @@ async fn a_plaintext_cast_put_in_place_of_the_ciphertext_is_refused() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_file_cut_mid_chunk_plays_up_to_its_last_whole_chunk_then_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = tempfile::tempdir().expect("tempdir");
+    let auditor = auditor(keys.path(), "auditor");
+    let store = encrypting_store(dir.path(), &[&auditor.recipient]).await;
+    let cast = secret_cast(6000);
+    let meta = store_cast(&store, &cast, RecordingEnd::Complete).await;
+    let path = age_file(dir.path(), &meta);
+    let bytes = std::fs::read(&path).expect("read");
+    // 100,000 bytes off the end: into the middle of a chunk, whole ones before it.
+    std::fs::write(&path, &bytes[..bytes.len() - 100_000]).expect("write");
+    let (ok, out, err) = play(dir.path(), &meta.id, &auditor.identity_file).await;
+    assert!(
+        !ok,
+        "a chunk cut in its middle cannot be told from a changed one"
+    );
+    assert!(
+        err.contains("its last chunk does not decrypt") && err.contains("cut off mid-chunk"),
+        "{err}"
+    );
+    let whole = output_text(&cast);
+    assert!(whole.starts_with(&out) && !out.is_empty() && out.len() < whole.len());
+}
