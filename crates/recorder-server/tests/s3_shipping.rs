@@ -64,6 +64,13 @@ async fn object(server: &S3Server, key: &str) -> Option<Vec<u8>> {
     Some(chunks.concat())
 }
 
+/// IDs in order: recordings started in the same second are not ordered by their IDs.
+fn sorted(ids: &[String]) -> Vec<String> {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids
+}
+
 fn local(dir: &Path, name: &str) -> Vec<u8> {
     std::fs::read(dir.join("recordings").join(name)).expect("local file")
 }
@@ -102,7 +109,7 @@ async fn finished_recordings_ship_byte_for_byte_with_manifest_index_entry_and_ch
     }
     let report = shipper.pass().await;
     assert_eq!(report.failed, vec![], "{report:?}");
-    assert_eq!(report.shipped, ids, "{report:?}");
+    assert_eq!(sorted(&report.shipped), sorted(&ids), "{report:?}");
     for id in &ids {
         for name in [
             format!("{id}.cast"),
@@ -442,7 +449,7 @@ async fn verify_checks_the_bucket_and_names_a_changed_or_deleted_recording() {
         );
     }
     let report = shipper(dir.path(), &server).await.pass().await;
-    assert_eq!(report.shipped, ids, "{report:?}");
+    assert_eq!(sorted(&report.shipped), sorted(&ids), "{report:?}");
     let public_key = dir.path().join("signing-key.pem.pub");
     let verify = || {
         let public_key = public_key.clone();
@@ -496,4 +503,113 @@ async fn verify_checks_the_bucket_and_names_a_changed_or_deleted_recording() {
         stdout.contains(&ids[1]),
         "names the deleted recording: {stdout}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_removals_signed_by_the_recorder_are_carried_out_in_the_bucket() {
+    let server = server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::create(dir.path()).await.expect("store");
+    let mut shipper = shipper(dir.path(), &server).await;
+    let public_key = dir.path().join("signing-key.pem.pub");
+    shipper.propagate_removals(
+        recorder_server::seal::PublicKey::load(&public_key).expect("public key"),
+    );
+    let mut ids = Vec::new();
+    for lines in [2, 3] {
+        let mut writer = store
+            .create_recording(Protocol::V2)
+            .await
+            .expect("recording");
+        writer.write(&cast(lines, 30)).await.expect("write");
+        ids.push(
+            writer
+                .finish(RecordingEnd::Complete)
+                .await
+                .expect("finish")
+                .id,
+        );
+    }
+    store
+        .hold(&ids[1], Some("legal hold".into()))
+        .await
+        .expect("hold");
+    assert_eq!(sorted(&shipper.pass().await.shipped), sorted(&ids));
+
+    // Ten days later, retention of one day removes the first; the second is held.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64();
+    let later = now + 10.0 * 86_400.0;
+    let swept = store.sweep_retention(1, later).await.expect("sweep");
+    assert_eq!(swept.removed, vec![ids[0].clone()]);
+    let report = shipper.pass().await;
+    assert_eq!(report.failed, vec![], "{report:?}");
+    assert!(report.chain_bytes > 0);
+    for suffix in ["cast", "manifest.json", "json"] {
+        assert_eq!(
+            object(&server, &format!("recordings/{}.{suffix}", ids[0])).await,
+            None,
+            "{suffix}"
+        );
+        assert!(object(&server, &format!("recordings/{}.{suffix}", ids[1]))
+            .await
+            .is_some());
+    }
+    // The bucket verifies: the removal is recorded, not a deletion.
+    let output = kube_recorder()
+        .args(["verify", "--public-key"])
+        .arg(&public_key)
+        .args(&s3_flags(&server, BUCKET)[2..])
+        .output()
+        .await
+        .expect("verify");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{stderr}{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(stderr.contains("1 removed on purpose"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_line_without_the_recorders_signature_deletes_nothing_in_the_bucket() {
+    let server = server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::create(dir.path()).await.expect("store");
+    let mut shipper = shipper(dir.path(), &server).await;
+    shipper.propagate_removals(
+        recorder_server::seal::PublicKey::load(&dir.path().join("signing-key.pem.pub"))
+            .expect("public key"),
+    );
+    let mut writer = store
+        .create_recording(Protocol::V2)
+        .await
+        .expect("recording");
+    writer.write(&cast(2, 30)).await.expect("write");
+    let id = writer
+        .finish(RecordingEnd::Complete)
+        .await
+        .expect("finish")
+        .id;
+    assert_eq!(shipper.pass().await.shipped, vec![id.clone()]);
+    // Someone who can write the directory, but has no key, appends a removal.
+    let forged = format!(
+        "{{\"seq\":2,\"type\":\"removed\",\"id\":\"{id}\",\"reason\":\"cover-up\",\"prev\":\"{}\",\"sig\":\"AAAA\"}}\n",
+        "0".repeat(64)
+    );
+    let mut chain = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("chain.jsonl"))
+        .expect("chain");
+    std::io::Write::write_all(&mut chain, forged.as_bytes()).expect("append");
+    shipper.pass().await;
+    assert!(object(&server, &format!("recordings/{id}.cast"))
+        .await
+        .is_some());
+    assert!(object(&server, &format!("recordings/{id}.json"))
+        .await
+        .is_some());
 }

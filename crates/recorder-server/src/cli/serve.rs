@@ -167,7 +167,21 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         stdout.flush()?;
     }
     // Started once the server has recovered what an earlier run left open, so that ships too.
-    let shipper = shipper.map(recorder_server::s3::Shipper::spawn);
+    let shipper = match shipper {
+        Some(mut shipper) => {
+            // The store has its key by now: removals it signs are carried out in the bucket.
+            let key = args
+                .signing_key
+                .clone()
+                .unwrap_or_else(|| recorder_server::seal::default_key_path(&args.dir));
+            let public = recorder_server::seal::PublicKey::load(
+                &recorder_server::seal::public_key_path(&key),
+            )?;
+            shipper.propagate_removals(public);
+            Some(shipper.spawn())
+        }
+        None => None,
+    };
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tokio::select! {

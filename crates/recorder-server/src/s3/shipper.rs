@@ -13,7 +13,8 @@
 //!   then a marker `DIR/s3/shipped/<id>`;
 //! - the chain of seals (`chain.jsonl`): the lines added since the last pass, as one object
 //!   `chain/<offset>.jsonl` named by the byte offset it starts at, so the objects concatenated in
-//!   key order are the chain.
+//!   key order are the chain; a recording that retention removed (a signed `removed` line) is
+//!   deleted from the bucket before its line ships ([`Shipper::propagate_removals`]).
 //!
 //! ```text
 //! s3://BUCKET/PREFIX/recordings/<id>.cast           as in the directory (also .pfcap, .age)
@@ -34,10 +35,20 @@ use tokio::task::JoinHandle;
 
 use super::{S3Archive, S3Error, SpoolUpload, UploadJournal};
 use crate::recording_id::is_valid_id;
-use crate::seal::CHAIN_FILE;
+use crate::seal::{ChainEntry, EntryType, PublicKey, CHAIN_FILE};
 
 /// Subdirectory of the recording directory holding the shipper's state.
 const STATE_DIR: &str = "s3";
+/// The names a recording's files can have after `<id>.`: the recording (cast or port-forward
+/// capture, plain or age-encrypted), its manifest, its index entry.
+const RECORDING_SUFFIXES: [&str; 6] = [
+    "cast",
+    "pfcap",
+    "cast.age",
+    "pfcap.age",
+    "manifest.json",
+    "json",
+];
 /// Bytes of `chain.jsonl` already shipped, as decimal text.
 const CHAIN_OFFSET_FILE: &str = "chain-shipped";
 
@@ -85,6 +96,9 @@ pub struct Shipper {
     uploads: HashMap<String, SpoolUpload>,
     /// Bytes of the chain shipped.
     chain_offset: u64,
+    /// Removals (signed `removed` chain entries) are carried out in the bucket when signed by
+    /// this key; see [`Shipper::propagate_removals`].
+    removals_key: Option<PublicKey>,
 }
 
 impl Shipper {
@@ -125,7 +139,17 @@ impl Shipper {
             shipped,
             uploads: HashMap::new(),
             chain_offset,
+            removals_key: None,
         })
+    }
+
+    /// Carries out in the bucket the removals that retention records in the chain: when a new
+    /// chain line is a `removed` entry signed by `key` (the recorder's own), the recording's
+    /// objects are deleted before the line ships. Without it (or with another signature, as
+    /// someone who can write the directory but has no key would make) nothing is deleted, and
+    /// `verify` on the bucket reports the recording as still stored.
+    pub fn propagate_removals(&mut self, key: PublicKey) {
+        self.removals_key = Some(key);
     }
 
     /// One pass over the directory: ships what finished, uploads what grew, ships new chain
@@ -321,8 +345,11 @@ impl Shipper {
         let Some(end) = new.iter().rposition(|&b| b == b'\n').map(|i| i + 1) else {
             return Ok(0);
         };
+        let lines = new.slice(..end);
+        // Removals first: a removal the bucket did not carry out is tried again with its line.
+        self.remove_in_bucket(&lines).await?;
         let key = format!("chain/{:020}.jsonl", self.chain_offset);
-        self.archive.put(&key, new.slice(..end)).await?;
+        self.archive.put(&key, lines).await?;
         self.chain_offset += end as u64;
         let offset_path = self.state().join(CHAIN_OFFSET_FILE);
         let tmp = offset_path.with_extension("tmp");
@@ -333,6 +360,49 @@ impl Shipper {
             .await
             .map_err(local(&offset_path))?;
         Ok(end as u64)
+    }
+
+    /// Deletes the objects of each recording a signed `removed` entry in `lines` names.
+    async fn remove_in_bucket(&mut self, lines: &[u8]) -> Result<(), S3Error> {
+        let Some(key) = &self.removals_key else {
+            return Ok(());
+        };
+        let mut removed = Vec::new();
+        for line in lines.split(|&b| b == b'\n').filter(|line| !line.is_empty()) {
+            let Ok(entry) = serde_json::from_slice::<ChainEntry>(line) else {
+                continue;
+            };
+            if entry.entry_type != EntryType::Removed || !is_valid_id(&entry.id) {
+                continue;
+            }
+            if !entry.signature_valid(key) {
+                tracing::warn!(
+                    id = entry.id,
+                    "a removed chain entry without the recorder's signature: not removed from S3"
+                );
+                continue;
+            }
+            removed.push(entry.id);
+        }
+        for id in removed {
+            // Every name a recording's files can have (deleting a missing object is no error);
+            // listing would mean listing the whole bucket, as S3 lists by whole path segments here.
+            for suffix in RECORDING_SUFFIXES {
+                self.archive
+                    .delete(&format!("recordings/{id}.{suffix}"))
+                    .await?;
+            }
+            tracing::info!(id, "recording removed from S3 (retention)");
+            // Its shipped marker stays: files a crash left behind mid-removal are not shipped
+            // again before the next sweep deletes them.
+            if self.shipped.insert(id.clone()) {
+                let marker = self.state().join("shipped").join(&id);
+                tokio::fs::write(&marker, b"")
+                    .await
+                    .map_err(local(&marker))?;
+            }
+        }
+        Ok(())
     }
 
     fn state(&self) -> PathBuf {
