@@ -7,7 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use e2e::stack::{admin_caller, RecordingGrant, Stack, StackOptions};
+use base64::Engine as _;
+use e2e::port_forward::{echo_server, round_trip, start_forward, TRANSPORTS};
+use e2e::stack::{admin_caller, default_apiserver_config, RecordingGrant, Stack, StackOptions};
+use serde_json::Value;
 
 const PROTOCOLS: [(&str, &str); 2] = [("websocket", "true"), ("spdy", "false")];
 
@@ -56,6 +59,29 @@ fn kube_recorder(args: &[&std::ffi::OsStr]) -> anyhow::Result<(bool, String, Str
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     ))
+}
+
+/// The recorder's finished port-forward captures, once there are `count` and none is still
+/// being stored.
+fn finished_captures(stack: &Stack, count: usize) -> anyhow::Result<Vec<Value>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let captures: Vec<Value> = stack
+            .recordings()?
+            .into_iter()
+            .filter(|r| r["kind"] == "port-forward-capture")
+            .collect();
+        if captures.len() >= count && captures.iter().all(|c| c["outcome"] != "recording") {
+            return Ok(captures);
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "captures: {captures:#?}\n{}",
+            stack.logs()
+        );
+        // A poll of an observable condition under a deadline; the pause only spares the CPU.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// Every file under `dir`, recursively.
@@ -216,5 +242,101 @@ fn recordings_are_stored_encrypted_and_play_with_the_auditor_key() -> anyhow::Re
     assert!(!ok);
     assert_eq!(out, "");
     assert!(err.contains("encrypted to other keys"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn port_forward_captures_are_stored_encrypted_and_age_gives_back_the_bytes() -> anyhow::Result<()> {
+    require_age();
+    let keys = tempfile::tempdir()?;
+    let (identity, recipient) = auditor_key(keys.path())?;
+    let echo_port = echo_server()?;
+    let mut options = StackOptions::for_caller(admin_caller()?);
+    options.recording = Some(RecordingGrant {
+        record_port_forward_data: true,
+        ..RecordingGrant::ENFORCED
+    });
+    options.apiserver_config = format!(
+        "{}portForward: {{\"8080\": \"127.0.0.1:{echo_port}\"}}\n",
+        default_apiserver_config(0)
+    );
+    options.recorder_args = vec!["--encrypt-to".into(), recipient];
+    let mut stack = Stack::start(options)?;
+
+    let dir = stack.dir.join("recordings");
+    for (index, (name, websockets)) in TRANSPORTS.iter().enumerate() {
+        stack.kubectl.env = vec![(
+            "KUBECTL_PORT_FORWARD_WEBSOCKETS".into(),
+            websockets.to_string(),
+        )];
+        let payload = format!("port-forward-secret-{name}-9c2e\n")
+            .repeat(2000)
+            .into_bytes();
+        let (forward, local_port) = start_forward(&stack)?;
+        let echoed = round_trip(local_port, &payload)?;
+        assert!(echoed == payload, "{name}: the echo is byte-exact");
+        let captures = finished_captures(&stack, index + 1)?;
+        drop(forward);
+        let capture = &captures[0];
+        assert_eq!(capture["encrypted"], true, "{name}: {capture}");
+        assert_eq!(capture["outcome"], "complete", "{name}: {capture}");
+        assert_eq!(
+            capture["portForward"]["bytesToClient"],
+            payload.len(),
+            "{name}"
+        );
+        let id = capture["id"].as_str().unwrap_or_default();
+        let file = dir.join("recordings").join(format!("{id}.pfcap.age"));
+        assert!(std::fs::read(&file)?.starts_with(b"age-encryption.org/v1\n"));
+        assert!(!dir.join("recordings").join(format!("{id}.pfcap")).exists());
+
+        // In a plaintext capture, the first event each way holds the payload's first bytes
+        // as base64: no file the recorder keeps has them, nor the capture's header.
+        let first_bytes = base64::engine::general_purpose::STANDARD.encode(&payload[..48]);
+        for stored in all_files(&dir)? {
+            let bytes = std::fs::read(&stored)?;
+            for needle in [
+                first_bytes.as_bytes(),
+                b"kap-port-forward/1",
+                &payload[..40],
+            ] {
+                assert!(
+                    !contains(&bytes, needle),
+                    "{name}: {} holds plaintext of the capture",
+                    stored.display()
+                );
+            }
+        }
+
+        // The auditor's key gives back the capture, whose events hold the bytes each way.
+        let decrypted = Command::new(AGE)
+            .arg("-d")
+            .arg("-i")
+            .arg(&identity)
+            .arg(&file)
+            .output()?;
+        assert!(decrypted.status.success(), "{name}: age -d");
+        let text = String::from_utf8(decrypted.stdout)?;
+        let mut lines = text.lines();
+        let header: Value = serde_json::from_str(lines.next().unwrap_or_default())?;
+        assert_eq!(header["version"], "kap-port-forward/1", "{name}: {header}");
+        let (mut sent, mut received) = (Vec::new(), Vec::new());
+        for line in lines {
+            let event: Value = serde_json::from_str(line)?;
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(event[2].as_str().unwrap_or_default())?;
+            match event[1].as_str() {
+                Some("c") => sent.extend(data),
+                Some("s") => received.extend(data),
+                other => anyhow::bail!("{name}: unexpected direction {other:?}"),
+            }
+        }
+        assert!(
+            sent == payload && received == payload,
+            "{name}: both ways exact"
+        );
+    }
+    let (ok, out, err) = kube_recorder(&["verify".as_ref(), "--dir".as_ref(), dir.as_os_str()])?;
+    assert!(ok, "{out}\n{err}");
     Ok(())
 }
