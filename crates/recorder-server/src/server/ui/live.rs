@@ -125,6 +125,9 @@ struct Follow {
     queue: VecDeque<Bytes>,
     written: watch::Receiver<(u64, u64)>,
     shutdown: watch::Receiver<bool>,
+    /// The index generation (see `write_notifications`) when this recording's entry was last
+    /// read.
+    index_seen: Option<u64>,
     /// The index says the recording ended: read to the end of the file, then say `done`.
     ending: bool,
     done: bool,
@@ -184,6 +187,14 @@ impl Follow {
                 self.done = true;
                 continue;
             }
+            // The index is read again only when some entry was written since it was last read:
+            // wake-ups for bytes of other recordings cost a read of this file and no more.
+            let index = self.written.borrow().1;
+            if self.index_seen == Some(index) {
+                self.wait().await?;
+                continue;
+            }
+            self.index_seen = Some(index);
             match self.app.store.get(&self.id).await {
                 // Its last bytes were in the file before the index said so.
                 Ok(meta) if meta.outcome != Outcome::Recording => {
@@ -197,14 +208,20 @@ impl Follow {
                     continue;
                 }
             }
-            tokio::select! {
-                _ = self.written.changed() => {}
-                _ = tokio::time::sleep(KEEP_ALIVE) => {
-                    self.queue.push_back(Bytes::from_static(KEEP_ALIVE_COMMENT));
-                }
-                _ = stopped(&mut self.shutdown) => return None,
-            }
+            self.wait().await?;
         }
+    }
+
+    /// Waits for the next write anywhere (or queues a keep-alive); `None` when the server stops.
+    async fn wait(&mut self) -> Option<()> {
+        tokio::select! {
+            _ = self.written.changed() => {}
+            _ = tokio::time::sleep(KEEP_ALIVE) => {
+                self.queue.push_back(Bytes::from_static(KEEP_ALIVE_COMMENT));
+            }
+            _ = stopped(&mut self.shutdown) => return None,
+        }
+        Some(())
     }
 }
 
@@ -251,6 +268,7 @@ pub(crate) async fn follow(
         header_seen: false,
         no_terminal: false,
         queue: VecDeque::new(),
+        index_seen: None,
         ending: false,
         done: false,
         _slot: slot,
