@@ -26,7 +26,8 @@
 //! reports no exit status.
 
 use sessiontap::{
-    OutputStream, OwnedSessionEvent, Protocol, RemoteCommandVersion, SessionTap, TapLimits,
+    OutputStream, OwnedSessionEvent, Protocol, RemoteCommandVersion, SessionParams, SessionTap,
+    TapLimits,
 };
 use spdyframe::{encode_control, encode_data, ControlFrame, HeaderBlock, HeaderDeflater, StreamId};
 
@@ -276,16 +277,35 @@ fn block(deflater: &mut HeaderDeflater, pairs: &[(String, String)]) -> Vec<u8> {
     out
 }
 
+const V4: Protocol = Protocol::Spdy {
+    version: RemoteCommandVersion::V4,
+};
+
 /// Runs `scenario` through a fresh tap and the model, panicking where the property fails.
 pub fn check(scenario: &Scenario) -> Report {
-    let protocol = Protocol::Spdy {
-        version: RemoteCommandVersion::V4,
+    run(scenario, SessionTap::new(V4, TapLimits::default()))
+}
+
+/// [`check`] with a tap that knows the request's parameters, as the proxy makes it: it stops
+/// reading the client's header blocks once the streams the kubelet waits for are open.
+pub fn check_with_params(scenario: &Scenario) -> Report {
+    let implied = scenario.implied;
+    let params = SessionParams {
+        stdin: implied.stdin,
+        stdout: implied.stdout,
+        stderr: implied.stderr,
+        tty: implied.tty,
+        ..SessionParams::default()
     };
+    run(
+        scenario,
+        SessionTap::with_params(V4, &params, TapLimits::default()),
+    )
+}
+
+fn run(scenario: &Scenario, tap: SessionTap) -> Report {
     let mut server = Server::new(scenario.implied, scenario.races);
-    let mut tapped = Tapped {
-        tap: SessionTap::new(protocol, TapLimits::default()),
-        failed: false,
-    };
+    let mut tapped = Tapped { tap, failed: false };
     let (mut client_deflater, mut server_deflater) = (HeaderDeflater::new(), HeaderDeflater::new());
     let mut report = Report::default();
     for (index, action) in scenario.actions.iter().enumerate() {
