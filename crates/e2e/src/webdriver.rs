@@ -117,7 +117,7 @@ impl Browser {
             "--headless=new",
             "--disable-gpu",
             "--disable-dev-shm-usage",
-            "--window-size=1280,1000",
+            "--window-size=1280,1300",
             "--lang=en-US",
         ];
         // Chromium's sandbox needs user namespaces that root in a container does not get.

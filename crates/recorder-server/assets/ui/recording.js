@@ -111,7 +111,7 @@
       const player = AsciinemaPlayer.create(
         { driver: "eventsource", url: `${base}/live`, bufferTime: 0 },
         container,
-        { autoPlay: true, ...size },
+        { autoPlay: true, fit: false, terminalFontSize: "14px", ...size },
       );
       player.addEventListener("ended", async () => {
         document.getElementById("live-badge").hidden = true;
@@ -124,7 +124,12 @@
         showSeal();
       });
     } else {
-      AsciinemaPlayer.create({ data: castForDisplay }, container, { autoPlay: true, idleTimeLimit: 2 });
+      AsciinemaPlayer.create({ data: castForDisplay }, container, {
+        autoPlay: true,
+        idleTimeLimit: 2,
+        fit: false,
+        terminalFontSize: "14px",
+      });
     }
   }
 
