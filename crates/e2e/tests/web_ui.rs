@@ -121,6 +121,11 @@ fn the_web_ui_lists_searches_plays_and_follows_recorded_sessions() -> anyhow::Re
 
     // Signed in with the token: the list shows the session.
     browser.goto(&ui)?;
+    browser.wait_for(
+        "the login form again",
+        "return !document.getElementById('login').hidden",
+        WAIT,
+    )?;
     browser.type_into("#token", RECORDER_VIEWER_TOKEN)?;
     browser.click("#login-form button")?;
     browser.wait_for(
@@ -217,7 +222,12 @@ fn the_web_ui_lists_searches_plays_and_follows_recorded_sessions() -> anyhow::Re
     )?;
     let live_id = live_id.as_str().unwrap_or_default().to_owned();
     assert_ne!(live_id, id);
-    browser.click(&format!("#recordings tr[data-id=\"{live_id}\"] a"))?;
+    // The row's link (read, then followed: the list may be redrawn at any moment).
+    let link = browser.eval(
+        &format!("return document.querySelector('#recordings tr[data-id=\"{live_id}\"] a').href"),
+        json!([]),
+    )?;
+    browser.goto(link.as_str().unwrap_or_default())?;
     browser.wait_for(
         "the live badge",
         "return !document.getElementById('live-badge').hidden",
