@@ -260,6 +260,15 @@ fn the_web_ui_lists_searches_plays_and_follows_recorded_sessions() -> anyhow::Re
         WAIT,
     )?;
 
+    // The events tab lists the recorder's record of reads, this browser's among them.
+    browser.goto(&format!("{ui}#events"))?;
+    browser.wait_for(
+        "the record of reads in the events tab",
+        "return [...document.querySelectorAll('#events tbody tr')]\
+           .some(row => row.innerText.includes('kube-recorder-view') && row.innerText.includes('live'))",
+        WAIT,
+    )?;
+
     // Logging out leaves no access behind.
     browser.click("#logout")?;
     browser.wait_for(
