@@ -841,3 +841,27 @@ async fn recordings_encrypted_at_rest_are_listed_but_not_searched_or_followed() 
     assert_eq!(seal["status"], "verified", "{seal}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn guessing_tokens_through_the_login_form_is_cut_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(&dir).await;
+    let url = base(server.addr());
+    for guess in 0..10 {
+        let response = login(&url, &format!("guess-{guess:016}"), None).await;
+        assert_eq!(response.status().as_u16(), 401, "guess {guess}");
+    }
+    // Past the limit even the right token is refused from this address for now, so a guesser
+    // learns nothing from the answer.
+    for token in ["guess-eleventh-0000000", ADMIN_TOKEN] {
+        let response = login(&url, token, None).await;
+        assert_eq!(response.status().as_u16(), 429, "{token}");
+        assert!(session_cookie(&response).is_none());
+        let body = response.text().await.expect("body");
+        assert!(body.contains("failed logins"), "{body}");
+    }
+    // Bearer reads are not logins: the API still answers the token.
+    let (status, _, _) = get(&bearer(ADMIN_TOKEN), &format!("{url}/api/recordings")).await;
+    assert_eq!(status, 200);
+    server.shutdown().await;
+}

@@ -45,6 +45,8 @@ pub(crate) const MAX_SCANS: usize = 2;
 pub(crate) struct UiState {
     /// Browser sessions of token viewers.
     pub(crate) sessions: session::Sessions,
+    /// Failed logins by address.
+    pub(crate) login_failures: session::LoginFailures,
     /// Slots of live streams.
     pub(crate) live_slots: Arc<Semaphore>,
     /// Slots of file scans (search, verify).
@@ -59,6 +61,7 @@ impl UiState {
         Self {
             shutdown,
             sessions: session::Sessions::new(session::SESSION_TTL, session::MAX_SESSIONS),
+            login_failures: session::LoginFailures::default(),
             live_slots: Arc::new(Semaphore::new(MAX_LIVE_STREAMS)),
             scan_slots: Semaphore::new(MAX_SCANS),
         }

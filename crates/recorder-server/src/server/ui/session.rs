@@ -34,6 +34,51 @@ pub(crate) const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 pub(crate) const MAX_SESSIONS: usize = 10_000;
 /// Largest login body.
 const MAX_LOGIN_BYTES: usize = 4096;
+/// Failed logins from one address within [`LOGIN_WINDOW`] after which its logins are refused
+/// (429) until the window has passed: guessing tokens through the form stays slow.
+pub(crate) const MAX_FAILED_LOGINS: u32 = 10;
+/// The window of [`MAX_FAILED_LOGINS`].
+pub(crate) const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses whose failures are remembered at once.
+const MAX_FAILING_ADDRESSES: usize = 10_000;
+
+/// Failed logins by address: when the address's window began, and its failures since.
+#[derive(Debug, Default)]
+pub(crate) struct LoginFailures {
+    map: Mutex<HashMap<std::net::IpAddr, (Instant, u32)>>,
+}
+
+impl LoginFailures {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<std::net::IpAddr, (Instant, u32)>> {
+        self.map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether `ip` has used up its failures for now.
+    fn blocked(&self, ip: std::net::IpAddr) -> bool {
+        self.lock().get(&ip).is_some_and(|(since, failures)| {
+            since.elapsed() < LOGIN_WINDOW && *failures >= MAX_FAILED_LOGINS
+        })
+    }
+
+    /// Counts a failed login from `ip`.
+    fn failed(&self, ip: std::net::IpAddr) {
+        let now = Instant::now();
+        let mut map = self.lock();
+        if map.len() >= MAX_FAILING_ADDRESSES && !map.contains_key(&ip) {
+            map.retain(|_, (since, _)| now.duration_since(*since) < LOGIN_WINDOW);
+            if map.len() >= MAX_FAILING_ADDRESSES {
+                return;
+            }
+        }
+        let entry = map.entry(ip).or_insert((now, 0));
+        if now.duration_since(entry.0) >= LOGIN_WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+}
 
 /// One browser session.
 #[derive(Debug)]
@@ -193,9 +238,20 @@ pub(crate) async fn login(
             "login takes a JSON body {\"token\": \"...\"}".to_owned(),
         );
     };
+    if app.ui.login_failures.blocked(peer.0.ip()) {
+        tracing::warn!(peer = %peer.0, "UI login refused: too many failed logins");
+        return error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "more than {MAX_FAILED_LOGINS} failed logins from this address; try again in {} s",
+                LOGIN_WINDOW.as_secs()
+            ),
+        );
+    }
     let viewer = match app.access.token_viewer(peer.0, token.trim()) {
         Ok(viewer) => viewer,
         Err((status, message)) => {
+            app.ui.login_failures.failed(peer.0.ip());
             tracing::warn!(peer = %peer.0, reason = %message, "UI login refused");
             return error_response(status, message);
         }
