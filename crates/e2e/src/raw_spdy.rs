@@ -37,6 +37,8 @@ pub struct SpdySession {
     pings: Vec<u32>,
     /// The proxy closed its side.
     ended: bool,
+    /// Frames held back by [`SpdySession::at_once`], sent together when it ends.
+    corked: Option<Vec<u8>>,
 }
 
 impl SpdySession {
@@ -45,6 +47,7 @@ impl SpdySession {
     pub fn start(proxy_url: &str, path: &str) -> anyhow::Result<SpdySession> {
         let client = RawClient::upgraded(proxy_url, "POST", path, &SPDY_UPGRADE)?;
         Ok(SpdySession {
+            corked: None,
             client,
             deflater: HeaderDeflater::new(),
             parser: FrameParser::default(),
@@ -71,7 +74,31 @@ impl SpdySession {
             },
             &mut frame,
         );
-        self.client.send(&frame)
+        self.send(&frame)
+    }
+
+    /// Sends the frames `frames` writes in one write, so the proxy gets them together: a test
+    /// that sends what the proxy refuses, followed by more, then never writes to a connection the
+    /// proxy has closed in between.
+    pub fn at_once(
+        &mut self,
+        frames: impl FnOnce(&mut SpdySession) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        self.corked = Some(Vec::new());
+        let written = frames(self);
+        let corked = self.corked.take().unwrap_or_default();
+        written?;
+        self.client.send(&corked)
+    }
+
+    fn send(&mut self, frame: &[u8]) -> anyhow::Result<()> {
+        match &mut self.corked {
+            Some(corked) => {
+                corked.extend_from_slice(frame);
+                Ok(())
+            }
+            None => self.client.send(frame),
+        }
     }
 
     /// Opens stream `id` with `streamtype: stream_type`.
@@ -83,7 +110,7 @@ impl SpdySession {
     pub fn data(&mut self, id: u32, flags: u8, bytes: &[u8]) -> anyhow::Result<()> {
         let mut frame = Vec::new();
         encode_data(stream(id)?, flags, bytes, &mut frame)?;
-        self.client.send(&frame)
+        self.send(&frame)
     }
 
     /// Resets stream `id` (RST_STREAM CANCEL).
@@ -97,7 +124,7 @@ impl SpdySession {
             },
             &mut frame,
         );
-        self.client.send(&frame)
+        self.send(&frame)
     }
 
     /// Sends a PING (client ids are odd). spdystream answers it with the same id once it has read
@@ -105,7 +132,7 @@ impl SpdySession {
     pub fn ping(&mut self, id: u32) -> anyhow::Result<()> {
         let mut frame = Vec::new();
         encode_control(&ControlFrame::Ping { id, flags: 0 }, &mut frame);
-        self.client.send(&frame)
+        self.send(&frame)
     }
 
     /// Whether a PING with `id` came back.

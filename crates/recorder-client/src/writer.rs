@@ -1,7 +1,6 @@
 //! The writer task of a recording: takes events from the buffer, encodes them, and streams the
 //! lines into the upload, watching the recorder's answer as it goes.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,8 @@ use crate::encoder::CastEncoder;
 use crate::error::UploadError;
 use crate::feeder::Message;
 use crate::outcome::{AbandonReason, Outcome};
-use crate::transport::{Upload, UploadAborted};
+use crate::transport::{Upload, UploadAborted, BODY_FRAMES};
+use castfmt::Protocol;
 
 /// Lines are gathered into body frames of about this size while events are waiting.
 const BATCH_BYTES: usize = 64 * 1024;
@@ -43,7 +43,7 @@ impl Writer {
         self.events.close();
         let addr = self.upload.addr;
         let protocol = self.upload.protocol;
-        let acked = self.upload.acked.load(Ordering::Relaxed);
+        let acked = *self.upload.acked.borrow();
         match &outcome {
             Outcome::Uploaded { bytes } => {
                 tracing::debug!(recorder = %addr, ?protocol, bytes, "session recording uploaded");
@@ -80,9 +80,10 @@ impl Writer {
                 tokio::select! {
                     biased;
                     result = &mut self.upload.monitor => return answer_before_end(result),
-                    reason = abandoned(&mut self.abandon) => return Outcome::Abandoned { reason },
+                    reason = abandoned(&mut self.abandon) => return self.salvage(reason, Some(chunk), sent).await,
                     () = sleep_until_some(finish_by) => return failed(UploadError::FinishTimeout(self.ack_window)),
-                    written = self.upload.body.send_data(chunk) => match written {
+                    // A clone (a reference count): the chunk is salvaged when an abandon wins.
+                    written = self.upload.body.send_data(chunk.clone()) => match written {
                         Ok(()) => *sent += len,
                         Err(_) => return self.connection_lost().await,
                     },
@@ -96,7 +97,7 @@ impl Writer {
             tokio::select! {
                 biased;
                 result = &mut self.upload.monitor => return answer_before_end(result),
-                reason = abandoned(&mut self.abandon) => return Outcome::Abandoned { reason },
+                reason = abandoned(&mut self.abandon) => return self.salvage(reason, None, sent).await,
                 () = sleep_until_some(header_due) => {
                     self.encoder.deadline_passed(self.start.elapsed(), &mut out);
                 }
@@ -122,6 +123,59 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// An abandoned recording still gets what was fed before the abandon: the events already
+    /// taken (`pending`, and those queued) are sent, and over v2 the writer waits until the
+    /// recorder acknowledged them, so cutting the upload right after does not discard them in
+    /// flight. A fail-closed session forwards only what its recording took, so without this the
+    /// recording of a session ended because its tap could not read a frame would miss output
+    /// the client had already seen. Bounded by the ack window; a recording dropped without
+    /// finishing (`Dropped`) is cut at once.
+    async fn salvage(
+        &mut self,
+        reason: AbandonReason,
+        pending: Option<Bytes>,
+        sent: &mut u64,
+    ) -> Outcome {
+        if matches!(reason, AbandonReason::Dropped) {
+            return Outcome::Abandoned { reason };
+        }
+        let mut out = Vec::new();
+        while let Ok(message) = self.events.try_recv() {
+            if self.encode(message, &mut out).is_some() {
+                // The end of the session: not written, the recording stays incomplete.
+                break;
+            }
+        }
+        let deadline = Instant::now() + self.ack_window;
+        let rest = (!out.is_empty()).then(|| Bytes::from(out));
+        for chunk in pending.into_iter().chain(rest) {
+            let len = chunk.len() as u64;
+            match timeout_at(deadline, self.upload.body.send_data(chunk)).await {
+                Ok(Ok(())) => *sent += len,
+                _ => return Outcome::Abandoned { reason },
+            }
+        }
+        let target = *sent;
+        match self.upload.protocol {
+            Protocol::V2 => {
+                let acks = self.upload.acked.wait_for(|&acked| acked >= target);
+                let _ = timeout_at(deadline, acks).await;
+            }
+            // No acks: wait instead until hyper has taken every frame from the body (it
+            // discards empty ones, and writes and flushes what it took before it takes more):
+            // the body's queue holds `BODY_FRAMES`, so once that many more went in, ours are out.
+            _ => {
+                for _ in 0..=BODY_FRAMES {
+                    let barrier = self.upload.body.send_data(Bytes::new());
+                    if !matches!(timeout_at(deadline, barrier).await, Ok(Ok(()))) {
+                        break;
+                    }
+                }
+            }
+        }
+        Outcome::Abandoned { reason }
     }
 
     /// Encodes one message; returns the end time when it is the end of the session.

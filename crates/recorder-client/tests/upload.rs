@@ -174,6 +174,46 @@ async fn abandon_cuts_the_upload_short() {
     );
 }
 
+/// What was fed before an abandon (a fail-closed session has forwarded it to the client already)
+/// still reaches the recorder, over both protocols, before the upload is cut.
+#[tokio::test(start_paused = true)]
+async fn abandon_still_delivers_what_was_fed_before_it() {
+    for http1_only in [false, true] {
+        let (recording, mut uploads) = connect(
+            Behaviour {
+                http1_only,
+                ..Behaviour::default()
+            },
+            RecorderConfig::default(),
+        )
+        .await;
+        let mut upload = uploads.recv().await.expect("upload");
+        for line in ["one\n", "two\n", "three\n"] {
+            recording.feed(out(line)).await.expect("feed");
+        }
+        // At once: the events are still in the recording's buffer or on their way.
+        recording.abandon("the tap refused a frame");
+        let state = upload.ended().await;
+        assert!(
+            matches!(state.end, Some(End::Broken(_))),
+            "http1_only {http1_only}: incomplete: {:?}",
+            state.end
+        );
+        let cast = Cast::parse(&state.data);
+        assert_eq!(
+            cast.text("o"),
+            "one\ntwo\nthree\n",
+            "http1_only {http1_only}"
+        );
+        assert!(matches!(
+            recording.finish().await,
+            Outcome::Abandoned {
+                reason: AbandonReason::Requested(_)
+            }
+        ));
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn dropping_the_recording_without_finish_leaves_it_incomplete() {
     let (recording, mut uploads) = connect(Behaviour::default(), RecorderConfig::default()).await;

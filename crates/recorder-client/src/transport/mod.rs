@@ -12,8 +12,6 @@ mod v1;
 mod v2;
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use castfmt::Protocol;
@@ -40,7 +38,7 @@ pub(crate) type RequestBody = Either<Empty<Bytes>, Channel<Bytes, UploadAborted>
 pub(crate) type BodySender = Sender<Bytes, UploadAborted>;
 
 /// Frames the upload body may queue before the writer waits for the connection.
-const BODY_FRAMES: usize = 2;
+pub(crate) const BODY_FRAMES: usize = 2;
 
 /// A started upload.
 pub(crate) struct Upload {
@@ -50,8 +48,8 @@ pub(crate) struct Upload {
     /// Ends when the recorder's answer ends: `Ok` when it ended cleanly (acks then end of stream for
     /// v2, `200` for v1), `Err` with the reason otherwise.
     pub(crate) monitor: JoinHandle<Result<(), UploadError>>,
-    /// The highest ack received (v2).
-    pub(crate) acked: Arc<AtomicU64>,
+    /// The highest ack received (v2; stays 0 for v1, whose sender is gone at once).
+    pub(crate) acked: tokio::sync::watch::Receiver<u64>,
 }
 
 fn new_body() -> (BodySender, RequestBody) {

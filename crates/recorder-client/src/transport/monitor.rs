@@ -1,7 +1,6 @@
 //! Watching the recorder's side of an upload: v2 ack frames, the v1 final status.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -21,7 +20,7 @@ const MAX_FRAME_LINE: usize = 64 * 1024;
 pub(super) async fn read_acks(
     mut body: Incoming,
     window: Duration,
-    acked: &AtomicU64,
+    acked: &tokio::sync::watch::Sender<u64>,
 ) -> Result<(), UploadError> {
     let mut line = BytesMut::new();
     let deadline = sleep(window);
@@ -50,7 +49,13 @@ pub(super) async fn read_acks(
             match AckLine::parse(text).map_err(|e| UploadError::BadFrame(e.to_string()))? {
                 AckLine::Error(message) => return Err(UploadError::Recorder(message)),
                 AckLine::Ack(received) => {
-                    acked.fetch_max(received, Ordering::Relaxed);
+                    acked.send_if_modified(|highest| {
+                        let higher = received > *highest;
+                        if higher {
+                            *highest = received;
+                        }
+                        higher
+                    });
                 }
                 // A kind of line this client does not know is no proof that data arrived.
                 other => {

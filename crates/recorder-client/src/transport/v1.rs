@@ -2,8 +2,6 @@
 //! after the recorder's `100 Continue`, and its final `200` comes after the body ends.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 
 use castfmt::protocol::{V1_EXPECT, V1_RECORD_PATH};
 use castfmt::Protocol;
@@ -70,7 +68,7 @@ pub(super) async fn start(
                     protocol: Protocol::V1,
                     body,
                     monitor,
-                    acked: Arc::new(AtomicU64::new(0)),
+                    acked: tokio::sync::watch::channel(0).1,
                 })
             }
             // The callback was dropped with the request: the answer settles the attempt.

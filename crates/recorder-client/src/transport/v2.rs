@@ -1,8 +1,6 @@
 //! Protocol v2: `POST /v2/record` over h2c (HTTP/2 with prior knowledge), acks streamed back.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 use std::time::Duration;
 
 use castfmt::protocol::V2_RECORD_PATH;
@@ -82,9 +80,8 @@ pub(super) async fn start(
     // about 9 KiB per recording (issue 13, 1,000 idle recorded sessions). The upload's body
     // and the recorder's answer hold the stream, and with it the connection, to the end.
     drop(sender);
-    let acked = Arc::new(AtomicU64::new(0));
+    let (counter, acked) = tokio::sync::watch::channel(0);
     let ack_window = config.ack_window;
-    let counter = Arc::clone(&acked);
     let monitor = tokio::spawn(async move {
         monitor::read_acks(response.into_body(), ack_window, &counter).await
     });
