@@ -512,9 +512,7 @@ async fn retention_removals_signed_by_the_recorder_are_carried_out_in_the_bucket
     let store = Store::create(dir.path()).await.expect("store");
     let mut shipper = shipper(dir.path(), &server).await;
     let public_key = dir.path().join("signing-key.pem.pub");
-    shipper.propagate_removals(
-        recorder_server::seal::PublicKey::load(&public_key).expect("public key"),
-    );
+    shipper.trust_key(recorder_server::seal::PublicKey::load(&public_key).expect("public key"));
     let mut ids = Vec::new();
     for lines in [2, 3] {
         let mut writer = store
@@ -580,7 +578,7 @@ async fn a_removal_line_without_the_recorders_signature_deletes_nothing_in_the_b
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::create(dir.path()).await.expect("store");
     let mut shipper = shipper(dir.path(), &server).await;
-    shipper.propagate_removals(
+    shipper.trust_key(
         recorder_server::seal::PublicKey::load(&dir.path().join("signing-key.pem.pub"))
             .expect("public key"),
     );
@@ -612,4 +610,155 @@ async fn a_removal_line_without_the_recorders_signature_deletes_nothing_in_the_b
     assert!(object(&server, &format!("recordings/{id}.json"))
         .await
         .is_some());
+}
+
+/// A shipper trusting the recorder's key, as `serve` makes it.
+async fn trusting_shipper(dir: &Path, server: &S3Server) -> Shipper {
+    let mut shipper = shipper(dir, server).await;
+    shipper.trust_key(
+        recorder_server::seal::PublicKey::load(&dir.join("signing-key.pem.pub"))
+            .expect("public key"),
+    );
+    shipper
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_the_recorder_did_not_seal_never_leave_the_host() {
+    let server = server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::create(dir.path()).await.expect("store");
+    let mut shipper = trusting_shipper(dir.path(), &server).await;
+    let recordings = dir.path().join("recordings");
+    // Someone who can write the directory, but has no key, dresses up secrets as recordings: a
+    // symlink to the signing key with an index entry and a made-up manifest, and a regular copy
+    // of it with an index entry and no manifest.
+    let secret = std::fs::read(dir.path().join("signing-key.pem")).expect("key");
+    let (linked, copied) = ("20261206T120000Z-0badc0de", "20261206T120000Z-0badf00d");
+    std::os::unix::fs::symlink(
+        dir.path().join("signing-key.pem"),
+        recordings.join(format!("{linked}.cast")),
+    )
+    .expect("symlink");
+    std::fs::write(recordings.join(format!("{copied}.cast")), &secret).expect("copy");
+    for id in [linked, copied] {
+        std::fs::write(
+            recordings.join(format!("{id}.json")),
+            format!(
+                r#"{{"id":"{id}","protocol":"v2","outcome":"complete","receivedAt":1,"bytes":1}}"#
+            ),
+        )
+        .expect("entry");
+    }
+    std::fs::write(
+        recordings.join(format!("{linked}.manifest.json")),
+        format!(r#"{{"version":2,"id":"{linked}","file":"{linked}.cast","sig":"AAAA"}}"#),
+    )
+    .expect("manifest");
+    // And a real recording beside them.
+    let mut writer = store
+        .create_recording(Protocol::V2)
+        .await
+        .expect("recording");
+    writer.write(&cast(2, 30)).await.expect("write");
+    let real = writer
+        .finish(RecordingEnd::Complete)
+        .await
+        .expect("finish")
+        .id;
+
+    let report = shipper.pass().await;
+    assert_eq!(report.shipped, vec![real.clone()], "{report:?}");
+    let failed: Vec<&str> = report.failed.iter().map(|(id, _)| id.as_str()).collect();
+    assert!(failed.contains(&copied), "{report:?}");
+    let listed = archive(&server).list("recordings/").await.expect("list");
+    assert!(
+        listed.iter().all(|object| object.key.contains(&real)),
+        "only the sealed recording is in the bucket: {listed:?}"
+    );
+    assert_eq!(
+        server.multipart_uploads(BUCKET).expect("uploads"),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_bucket_holds_is_never_overwritten_from_the_directory() {
+    let server = server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::create(dir.path()).await.expect("store");
+    let mut shipper = trusting_shipper(dir.path(), &server).await;
+    let mut writer = store
+        .create_recording(Protocol::V2)
+        .await
+        .expect("recording");
+    writer.write(&cast(4, 30)).await.expect("write");
+    let id = writer
+        .finish(RecordingEnd::Complete)
+        .await
+        .expect("finish")
+        .id;
+    assert_eq!(shipper.pass().await.shipped, vec![id.clone()]);
+    let original = object(&server, &format!("recordings/{id}.cast"))
+        .await
+        .expect("cast");
+    let chain_objects = archive(&server).list("chain/").await.expect("list").len();
+
+    // The shipper's local state is deleted and the cast rewritten: the next start must not
+    // replace the bucket's copy, nor ship the chain again from its start.
+    drop(shipper);
+    std::fs::remove_dir_all(dir.path().join("s3")).expect("remove state");
+    let cast_path = dir.path().join("recordings").join(format!("{id}.cast"));
+    let mut forged = std::fs::read(&cast_path).expect("cast");
+    forged.extend_from_slice(b"[9.0,\"o\",\"forged\\r\\n\"]\n");
+    std::fs::write(&cast_path, &forged).expect("forge");
+    let mut restarted = trusting_shipper(dir.path(), &server).await;
+    let report = restarted.pass().await;
+    assert_eq!(report.shipped, Vec::<String>::new(), "{report:?}");
+    assert!(
+        report.failed.iter().any(|(failed, _)| failed == &id),
+        "{report:?}"
+    );
+    assert_eq!(report.chain_bytes, 0, "{report:?}");
+    assert!(
+        object(&server, &format!("recordings/{id}.cast"))
+            .await
+            .expect("cast")
+            == original
+    );
+    assert_eq!(
+        archive(&server).list("chain/").await.expect("list").len(),
+        chain_objects
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_cut_by_a_crash_starts_the_upload_again() {
+    let server = server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::create(dir.path()).await.expect("store");
+    let mut writer = store
+        .create_recording(Protocol::V2)
+        .await
+        .expect("recording");
+    let data = cast(90_000, 70);
+    writer.write(&data).await.expect("write");
+    let id = writer
+        .finish(RecordingEnd::Complete)
+        .await
+        .expect("finish")
+        .id;
+    std::fs::create_dir_all(dir.path().join("s3/uploads")).expect("state");
+    std::fs::write(
+        dir.path().join(format!("s3/uploads/{id}.cast.json")),
+        b"{\"key\":\"recordings/",
+    )
+    .expect("cut journal");
+    let mut shipper = trusting_shipper(dir.path(), &server).await;
+    assert_eq!(shipper.pass().await.shipped, vec![id.clone()]);
+    assert!(
+        object(&server, &format!("recordings/{id}.cast"))
+            .await
+            .expect("cast")
+            == data
+    );
 }

@@ -177,7 +177,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let public = recorder_server::seal::PublicKey::load(
                 &recorder_server::seal::public_key_path(&key),
             )?;
-            shipper.propagate_removals(public);
+            shipper.trust_key(public);
             Some(shipper.spawn())
         }
         None => None,

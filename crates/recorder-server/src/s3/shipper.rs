@@ -14,7 +14,7 @@
 //! - the chain of seals (`chain.jsonl`): the lines added since the last pass, as one object
 //!   `chain/<offset>.jsonl` named by the byte offset it starts at, so the objects concatenated in
 //!   key order are the chain; a recording that retention removed (a signed `removed` line) is
-//!   deleted from the bucket before its line ships ([`Shipper::propagate_removals`]).
+//!   deleted from the bucket before its line ships ([`Shipper::trust_key`]).
 //!
 //! ```text
 //! s3://BUCKET/PREFIX/recordings/<id>.cast           as in the directory (also .pfcap, .age)
@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 
 use super::{S3Archive, S3Error, SpoolUpload, UploadJournal};
 use crate::recording_id::is_valid_id;
-use crate::seal::{ChainEntry, EntryType, PublicKey, CHAIN_FILE};
+use crate::seal::{hash_file, ChainEntry, EntryType, Manifest, PublicKey, CHAIN_FILE};
 
 /// Subdirectory of the recording directory holding the shipper's state.
 const STATE_DIR: &str = "s3";
@@ -49,8 +49,6 @@ const RECORDING_SUFFIXES: [&str; 6] = [
     "manifest.json",
     "json",
 ];
-/// Bytes of `chain.jsonl` already shipped, as decimal text.
-const CHAIN_OFFSET_FILE: &str = "chain-shipped";
 
 /// How the shipper works.
 #[derive(Debug, Clone)]
@@ -94,11 +92,12 @@ pub struct Shipper {
     shipped: HashSet<String>,
     /// Uploads of files still growing, by file name.
     uploads: HashMap<String, SpoolUpload>,
-    /// Bytes of the chain shipped.
-    chain_offset: u64,
-    /// Removals (signed `removed` chain entries) are carried out in the bucket when signed by
-    /// this key; see [`Shipper::propagate_removals`].
-    removals_key: Option<PublicKey>,
+    /// Bytes of the chain shipped: read from the bucket at the first pass that reaches it (the
+    /// last chain object's offset plus its size), not from a local file that a crash or a hand
+    /// could leave behind.
+    chain_offset: Option<u64>,
+    /// The recorder's public key: seals checked, removals carried out ([`Shipper::trust_key`]).
+    recorder_key: Option<PublicKey>,
 }
 
 impl Shipper {
@@ -124,32 +123,26 @@ impl Shipper {
                 shipped.insert(name.to_owned());
             }
         }
-        let offset_path = state.join(CHAIN_OFFSET_FILE);
-        let chain_offset = match tokio::fs::read_to_string(&offset_path).await {
-            Ok(text) => text.trim().parse().map_err(|_| {
-                S3Error::Config(format!("{} is not a byte offset", offset_path.display()))
-            })?,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(error) => return Err(local(&offset_path)(error)),
-        };
         Ok(Self {
             root,
             archive,
             options,
             shipped,
             uploads: HashMap::new(),
-            chain_offset,
-            removals_key: None,
+            chain_offset: None,
+            recorder_key: None,
         })
     }
 
-    /// Carries out in the bucket the removals that retention records in the chain: when a new
-    /// chain line is a `removed` entry signed by `key` (the recorder's own), the recording's
-    /// objects are deleted before the line ships. Without it (or with another signature, as
-    /// someone who can write the directory but has no key would make) nothing is deleted, and
-    /// `verify` on the bucket reports the recording as still stored.
-    pub fn propagate_removals(&mut self, key: PublicKey) {
-        self.removals_key = Some(key);
+    /// The recorder's public key. With it the shipper (1) ships a finished recording only if its
+    /// manifest is signed by this key and vouches for the file's bytes, so nothing put in the
+    /// directory by hand (a symlink to a secret, a forged recording) leaves the host, and (2)
+    /// carries out in the bucket the removals retention records in the chain: when a new chain
+    /// line is a `removed` entry signed by this key, the recording's objects are deleted before
+    /// the line ships. Without it (library use) files are shipped as found and nothing is
+    /// deleted; `kube-recorder serve` always sets it.
+    pub fn trust_key(&mut self, key: PublicKey) {
+        self.recorder_key = Some(key);
     }
 
     /// One pass over the directory: ships what finished, uploads what grew, ships new chain
@@ -238,19 +231,25 @@ impl Shipper {
                 Progress::Nothing
             });
         }
-        for name in &names.data {
+        // Only what the recorder sealed leaves the host: a file put in the directory by hand (a
+        // symlink to a key, say) is not shipped, whatever its name.
+        let Some(manifest_name) = &names.manifest else {
+            return Err(S3Error::Config(format!(
+                "{id} has no seal; not shipped (kube-recorder verify names why)"
+            )));
+        };
+        let manifest = read_small(&recordings.join(manifest_name)).await?;
+        let data = match &self.recorder_key {
+            Some(key) => vouched_file(recordings, id, &manifest, key).await?,
+            None => names.data.clone(),
+        };
+        for name in &data {
             self.finish_file(recordings, name).await?;
         }
-        if let Some(manifest) = &names.manifest {
-            let bytes = read_small(&recordings.join(manifest)).await?;
-            self.archive
-                .put(&format!("recordings/{manifest}"), bytes)
-                .await?;
-        }
-        // Last: an index entry in the bucket says the rest of the recording is there.
-        self.archive
-            .put(&format!("recordings/{index}"), entry)
+        self.put_once(&format!("recordings/{manifest_name}"), manifest)
             .await?;
+        // Last: an index entry in the bucket says the rest of the recording is there.
+        self.put_once(&format!("recordings/{index}"), entry).await?;
         let marker = self.state().join("shipped").join(id);
         tokio::fs::write(&marker, b"")
             .await
@@ -280,7 +279,22 @@ impl Shipper {
         let Some(upload) = self.uploads.remove(name) else {
             return Ok(());
         };
-        upload.finish(&path, len).await?;
+        let key = format!("recordings/{name}");
+        match self.archive.size(&key).await? {
+            None => upload.finish(&path, len).await?,
+            // Shipped before (the local marker was lost): the bucket's copy stays.
+            Some(stored) if stored == len => {
+                let _ = upload.abort().await;
+            }
+            Some(stored) => {
+                let _ = upload.abort().await;
+                return Err(S3Error::SizeMismatch {
+                    key,
+                    stored,
+                    expected: len,
+                });
+            }
+        }
         let journal = self.journal_path(name);
         match tokio::fs::remove_file(&journal).await {
             Ok(()) => Ok(()),
@@ -294,11 +308,23 @@ impl Shipper {
         if !self.uploads.contains_key(name) {
             let journal_path = self.journal_path(name);
             let upload = match tokio::fs::read(&journal_path).await {
-                Ok(bytes) => {
-                    let journal: UploadJournal = serde_json::from_slice(&bytes)
-                        .map_err(|e| S3Error::Config(format!("{}: {e}", journal_path.display())))?;
-                    SpoolUpload::resume(&self.archive, journal)?
-                }
+                Ok(bytes) => match serde_json::from_slice::<UploadJournal>(&bytes) {
+                    Ok(journal) => SpoolUpload::resume(&self.archive, journal)?,
+                    // Cut by a crash: the parts it named are lost to this upload (a lifecycle
+                    // rule for incomplete uploads removes them); the file is uploaded again.
+                    Err(error) => {
+                        tracing::warn!(
+                            journal = %journal_path.display(),
+                            %error,
+                            "unreadable upload journal; uploading the file again"
+                        );
+                        SpoolUpload::new(
+                            &self.archive,
+                            &format!("recordings/{name}"),
+                            self.options.part_size,
+                        )?
+                    }
+                },
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => SpoolUpload::new(
                     &self.archive,
                     &format!("recordings/{name}"),
@@ -313,34 +339,58 @@ impl Shipper {
             .ok_or_else(|| S3Error::Config(format!("upload of {name} vanished")))
     }
 
+    /// Puts `bytes` as `key` unless the bucket has it: what was shipped is never overwritten
+    /// (someone who can write the directory could otherwise replace the bucket's copy, the one
+    /// kept off the host). An object of the same size is taken as shipped before; another size
+    /// is an error.
+    async fn put_once(&self, key: &str, bytes: Bytes) -> Result<(), S3Error> {
+        match self.archive.size(key).await? {
+            None => self.archive.put(key, bytes).await,
+            Some(stored) if stored == bytes.len() as u64 => Ok(()),
+            Some(stored) => Err(S3Error::SizeMismatch {
+                key: key.to_owned(),
+                stored,
+                expected: bytes.len() as u64,
+            }),
+        }
+    }
+
+    /// Writes the journal durably (temporary file, fsync, rename, directory fsync): after a
+    /// power loss it is the old one or the new one, never empty.
     async fn save_journal(&self, name: &str, journal: &UploadJournal) -> Result<(), S3Error> {
         let path = self.journal_path(name);
-        let tmp = path.with_extension("json.tmp");
         let bytes = serde_json::to_vec(journal)
             .map_err(|error| S3Error::Config(format!("journal of {name}: {error}")))?;
-        tokio::fs::write(&tmp, bytes).await.map_err(local(&tmp))?;
-        tokio::fs::rename(&tmp, &path).await.map_err(local(&path))
+        write_durably(path, bytes).await
     }
 
     /// Ships the chain's lines added since the last pass; the bytes shipped.
     async fn ship_chain(&mut self) -> Result<u64, S3Error> {
+        let shipped = match self.chain_offset {
+            Some(offset) => offset,
+            None => {
+                let offset = self.shipped_chain_bytes().await?;
+                self.chain_offset = Some(offset);
+                offset
+            }
+        };
         let path = self.root.join(CHAIN_FILE);
         let len = match tokio::fs::metadata(&path).await {
             Ok(metadata) => metadata.len(),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(error) => return Err(local(&path)(error)),
         };
-        if len < self.chain_offset {
+        if len < shipped {
             return Err(S3Error::Config(format!(
                 "{} is {len} bytes, shorter than the {} already shipped: it was cut",
                 path.display(),
-                self.chain_offset
+                shipped
             )));
         }
-        if len == self.chain_offset {
+        if len == shipped {
             return Ok(0);
         }
-        let new = read_from(&path, self.chain_offset, len).await?;
+        let new = read_from(&path, shipped, len).await?;
         // Only whole lines: a line being appended is shipped at the next pass.
         let Some(end) = new.iter().rposition(|&b| b == b'\n').map(|i| i + 1) else {
             return Ok(0);
@@ -348,23 +398,33 @@ impl Shipper {
         let lines = new.slice(..end);
         // Removals first: a removal the bucket did not carry out is tried again with its line.
         self.remove_in_bucket(&lines).await?;
-        let key = format!("chain/{:020}.jsonl", self.chain_offset);
-        self.archive.put(&key, lines).await?;
-        self.chain_offset += end as u64;
-        let offset_path = self.state().join(CHAIN_OFFSET_FILE);
-        let tmp = offset_path.with_extension("tmp");
-        tokio::fs::write(&tmp, self.chain_offset.to_string())
-            .await
-            .map_err(local(&tmp))?;
-        tokio::fs::rename(&tmp, &offset_path)
-            .await
-            .map_err(local(&offset_path))?;
+        let key = format!("chain/{shipped:020}.jsonl");
+        self.put_once(&key, lines).await?;
+        self.chain_offset = Some(shipped + end as u64);
         Ok(end as u64)
+    }
+
+    /// Bytes of the chain the bucket holds: the last chain object's offset plus its size.
+    async fn shipped_chain_bytes(&self) -> Result<u64, S3Error> {
+        let Some(last) = self.archive.list("chain/").await?.pop() else {
+            return Ok(0);
+        };
+        last.key
+            .strip_prefix("chain/")
+            .and_then(|name| name.strip_suffix(".jsonl"))
+            .and_then(|offset| offset.parse::<u64>().ok())
+            .map(|offset| offset + last.size)
+            .ok_or_else(|| {
+                S3Error::Config(format!(
+                    "unexpected chain object {:?} in the bucket",
+                    last.key
+                ))
+            })
     }
 
     /// Deletes the objects of each recording a signed `removed` entry in `lines` names.
     async fn remove_in_bucket(&mut self, lines: &[u8]) -> Result<(), S3Error> {
-        let Some(key) = &self.removals_key else {
+        let Some(key) = &self.recorder_key else {
             return Ok(());
         };
         let mut removed = Vec::new();
@@ -466,6 +526,15 @@ async fn recording_files(recordings: &Path) -> Result<BTreeMap<String, Recording
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
+        // Regular files only: a symlink (to a key, say) is never followed out of the directory.
+        if !entry
+            .file_type()
+            .await
+            .map_err(local(recordings))?
+            .is_file()
+        {
+            continue;
+        }
         // Hidden files are temporary index entries being replaced.
         if name.starts_with('.') {
             continue;
@@ -480,7 +549,8 @@ async fn recording_files(recordings: &Path) -> Result<BTreeMap<String, Recording
         match rest {
             "json" => slot.index = Some(name),
             "manifest.json" => slot.manifest = Some(name),
-            _ => slot.data.push(name),
+            "cast" | "pfcap" | "cast.age" | "pfcap.age" => slot.data.push(name),
+            _ => {}
         }
     }
     Ok(files)
@@ -529,4 +599,69 @@ fn local(path: &Path) -> impl FnOnce(std::io::Error) -> S3Error + '_ {
         path: path.to_owned(),
         source,
     }
+}
+
+/// The data file the recording's manifest vouches for, checked: the manifest is signed by `key`,
+/// names this recording, and its hash chain is that of the file's bytes (a regular file).
+async fn vouched_file(
+    recordings: &Path,
+    id: &str,
+    manifest_bytes: &[u8],
+    key: &PublicKey,
+) -> Result<Vec<String>, S3Error> {
+    let refused = |why: String| S3Error::Config(format!("{id} not shipped: {why}"));
+    let manifest: Manifest = serde_json::from_slice(manifest_bytes)
+        .map_err(|error| refused(format!("unreadable manifest: {error}")))?;
+    if manifest.id != id || !manifest.signature_valid(key) {
+        return Err(refused(
+            "its manifest is not signed by the recorder's key".into(),
+        ));
+    }
+    if manifest.file.contains('/') || !manifest.file.starts_with(&format!("{id}.")) {
+        return Err(refused(format!(
+            "its manifest names the file {:?}",
+            manifest.file
+        )));
+    }
+    let path = recordings.join(&manifest.file);
+    let metadata = tokio::fs::symlink_metadata(&path)
+        .await
+        .map_err(local(&path))?;
+    if !metadata.is_file() {
+        return Err(refused(format!("{} is not a regular file", manifest.file)));
+    }
+    let (owned_id, owned_path, algorithm) = (id.to_owned(), path.clone(), manifest.hash_algorithm);
+    let digest = tokio::task::spawn_blocking(move || hash_file(&owned_id, &owned_path, algorithm))
+        .await
+        .map_err(|error| refused(format!("hashing failed: {error}")))?
+        .map_err(local(&path))?;
+    let hash: String = digest.hash.iter().map(|b| format!("{b:02x}")).collect();
+    if digest.size != manifest.size || hash != manifest.hash {
+        return Err(refused(format!(
+            "{} no longer matches its seal (kube-recorder verify names why)",
+            manifest.file
+        )));
+    }
+    Ok(vec![manifest.file])
+}
+
+/// Writes `bytes` to `path` durably: a temporary file beside it, fsynced, renamed over it, and the
+/// directory fsynced.
+async fn write_durably(path: PathBuf, bytes: Vec<u8>) -> Result<(), S3Error> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let tmp = path.with_extension("tmp");
+        let mut file = std::fs::File::create(&tmp).map_err(local(&tmp))?;
+        file.write_all(&bytes).map_err(local(&tmp))?;
+        file.sync_all().map_err(local(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(local(&path))?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|dir| dir.sync_all())
+                .map_err(local(dir))?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|error| S3Error::Config(format!("writing a journal: {error}")))?
 }

@@ -98,11 +98,15 @@ impl SpoolUpload {
     /// the file is uploaded once more in a new one.
     pub async fn finish(mut self, file: &Path, len: u64) -> Result<(), S3Error> {
         if len < self.journal.uploaded() {
-            return Err(S3Error::Config(format!(
-                "{} is {len} bytes, shorter than the {} already uploaded",
-                file.display(),
-                self.journal.uploaded()
-            )));
+            // The file came back shorter than the parts uploaded (a power loss took what was not
+            // yet synced, and recovery sealed what is there): those parts are not this file's.
+            tracing::warn!(
+                key = self.journal.key,
+                len,
+                uploaded = self.journal.uploaded(),
+                "the file is shorter than the parts uploaded; uploading it again"
+            );
+            self.restart().await;
         }
         match self.assemble(file, len).await {
             // The bucket may no longer know the upload (a lifecycle rule aborts old ones while
@@ -115,16 +119,7 @@ impl SpoolUpload {
                     %source,
                     "the multipart upload failed; uploading the file again in a new one"
                 );
-                let fresh = UploadJournal {
-                    upload_id: None,
-                    parts: Vec::new(),
-                    ..self.journal.clone()
-                };
-                let stale = std::mem::replace(&mut self.journal, fresh);
-                if let Ok(old) = Self::resume(&self.archive, stale) {
-                    // Best effort: a stale upload's parts would otherwise wait for the lifecycle rule.
-                    let _ = old.abort().await;
-                }
+                self.restart().await;
                 self.assemble(file, len).await?;
             }
             other => other?,
@@ -138,6 +133,20 @@ impl SpoolUpload {
             });
         }
         Ok(())
+    }
+
+    /// Forgets the multipart upload (aborting it, best effort: its parts would otherwise wait for
+    /// the bucket's lifecycle rule), so the file is uploaded from its start in a new one.
+    async fn restart(&mut self) {
+        let fresh = UploadJournal {
+            upload_id: None,
+            parts: Vec::new(),
+            ..self.journal.clone()
+        };
+        let stale = std::mem::replace(&mut self.journal, fresh);
+        if let Ok(old) = Self::resume(&self.archive, stale) {
+            let _ = old.abort().await;
+        }
     }
 
     /// Removes the parts uploaded so far; nothing is stored.
