@@ -16,7 +16,7 @@ use crate::server::read_api::visible_meta;
 use crate::server::routes::error_response;
 use crate::server::App;
 
-fn problems(list: &[Problem]) -> Vec<serde_json::Value> {
+fn problems(list: &[&Problem]) -> Vec<serde_json::Value> {
     list.iter()
         .map(|p| json!({ "subject": p.subject, "reason": p.reason }))
         .collect()
@@ -63,9 +63,21 @@ pub(crate) async fn recording_seal(
                 )
             }
         };
-    let status = if !report.problems.is_empty() {
+    // Only this recording's problems, and those of chain lines that name no recording, are
+    // shown: another recording's problems would name it (its start time and existence), which
+    // a viewer outside its namespaces must not learn. The rest is only counted.
+    let concerns =
+        |problem: &&Problem| problem.subject == id || problem.subject.starts_with("chain.jsonl");
+    let own: Vec<&Problem> = report.problems.iter().filter(concerns).collect();
+    let elsewhere = report.problems.len() - own.len();
+    let notes: Vec<&Problem> = report
+        .notes
+        .iter()
+        .filter(|note| note.subject == id)
+        .collect();
+    let status = if !own.is_empty() {
         "failed"
-    } else if report.notes.iter().any(|note| note.subject == id) {
+    } else if !notes.is_empty() {
         "recording"
     } else if report.verified > 0 {
         "verified"
@@ -76,8 +88,9 @@ pub(crate) async fn recording_seal(
         "id": id,
         "status": status,
         "keyId": key_id,
-        "problems": problems(&report.problems),
-        "notes": problems(&report.notes),
+        "problems": problems(&own),
+        "notes": problems(&notes),
+        "otherProblems": elsewhere,
     }))
     .into_response()
 }
