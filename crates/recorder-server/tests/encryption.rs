@@ -598,3 +598,45 @@ async fn a_file_cut_mid_chunk_plays_up_to_its_last_whole_chunk_then_fails() {
     let whole = output_text(&cast);
     assert!(whole.starts_with(&out) && !out.is_empty() && out.len() < whole.len());
 }
+
+/// A complete recording whose age file was cut afterwards exactly at a chunk boundary decrypts
+/// cleanly up to the cut, like a recorder that stopped mid-upload; its index entry says it ended
+/// complete, so `play` calls it what it is and fails.
+#[tokio::test]
+async fn play_fails_on_a_complete_recording_cut_at_a_chunk_boundary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = tempfile::tempdir().expect("tempdir");
+    let auditor = auditor(keys.path(), "auditor");
+    let store = encrypting_store(dir.path(), &[&auditor.recipient]).await;
+    let cast = secret_cast(4000);
+    assert!(
+        cast.len() > 2 * 65_536,
+        "more than two chunks: {}",
+        cast.len()
+    );
+    let meta = store_cast(&store, &cast, RecordingEnd::Complete).await;
+    drop(store);
+    // age: the header ends with "\n--- MAC\n", then a 16-byte nonce, then chunks of 64 KiB of
+    // plaintext and a 16-byte tag each.
+    let path = age_file(dir.path(), &meta);
+    let bytes = std::fs::read(&path).expect("read");
+    let mac = bytes
+        .windows(5)
+        .position(|w| w == b"\n--- ")
+        .expect("age header");
+    let header_end = mac
+        + 1
+        + bytes[mac + 1..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .expect("end")
+        + 1;
+    let cut = header_end + 16 + (65_536 + 16);
+    std::fs::write(&path, &bytes[..cut]).expect("cut");
+
+    let (ok, out, err) = play(dir.path(), &meta.id, &auditor.identity_file).await;
+    assert!(!ok, "{err}");
+    assert!(err.contains("truncated afterwards"), "{err}");
+    // What was before the cut is authentic and was shown.
+    assert_eq!(out, output_text(&cast[..65_536]));
+}

@@ -20,6 +20,16 @@ pub(crate) enum CastReader {
     Remote(CastDownload),
 }
 
+/// What a recording's index entry says of its file (all `false` when it is not known: a file
+/// given by path, a recording fetched from a server).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Expected {
+    /// The file must be an age file.
+    pub(crate) encrypted: bool,
+    /// The upload ended complete, so the file must not be cut off.
+    pub(crate) complete: bool,
+}
+
 impl Archive {
     pub(crate) async fn open(source: &SourceArgs) -> anyhow::Result<Self> {
         match (&source.server, &source.dir) {
@@ -52,18 +62,29 @@ impl Archive {
     /// A cast, or an encrypted recording's age file (which the caller tells by its first
     /// bytes, [`recorder_server::crypt::is_age`]), and whether it must be one: a directory's
     /// index entry says so (a recorder's read API chooses the file by the same entry).
-    pub(crate) async fn cast(&self, id: &str) -> anyhow::Result<(CastReader, bool)> {
+    pub(crate) async fn cast(&self, id: &str) -> anyhow::Result<(CastReader, Expected)> {
         Ok(match self {
             Self::Local(store) => {
+                let meta = store.get(id).await?;
+                let expected = Expected {
+                    encrypted: meta.encrypted,
+                    complete: meta.outcome == recorder_server::Outcome::Complete,
+                };
                 // Only the file the entry names: an encrypted recording is never read from a
                 // plaintext file put beside it.
-                if store.get(id).await?.encrypted {
-                    (CastReader::Local(store.open_encrypted(id).await?.1), true)
+                if meta.encrypted {
+                    (
+                        CastReader::Local(store.open_encrypted(id).await?.1),
+                        expected,
+                    )
                 } else {
-                    (CastReader::Local(store.open_cast(id).await?), false)
+                    (CastReader::Local(store.open_cast(id).await?), expected)
                 }
             }
-            Self::Remote(client) => (CastReader::Remote(client.cast(id).await?), false),
+            Self::Remote(client) => (
+                CastReader::Remote(client.cast(id).await?),
+                Expected::default(),
+            ),
         })
     }
 

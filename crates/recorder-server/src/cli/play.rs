@@ -13,7 +13,7 @@ use recorder_server::{
     is_valid_id, CastEvent, Line, LineSplitter, Playback, PlaybackOptions, PlaybackStep,
 };
 
-use super::archive::{Archive, CastReader};
+use super::archive::{Archive, CastReader, Expected};
 use super::SourceArgs;
 
 /// Longest event line played; longer lines are skipped.
@@ -72,11 +72,11 @@ pub(crate) async fn run(args: PlayArgs) -> anyhow::Result<()> {
         .transpose()?
         .map(Arc::new);
     let what = format!("recording {}", args.recording);
-    let (mut reader, must_be_encrypted) = if args.is_file() {
+    let (mut reader, expected) = if args.is_file() {
         let file = tokio::fs::File::open(&args.recording)
             .await
             .with_context(|| format!("cannot open {}", args.recording))?;
-        (CastReader::Local(file), false)
+        (CastReader::Local(file), Expected::default())
     } else {
         Archive::open(&args.source)
             .await?
@@ -99,7 +99,7 @@ pub(crate) async fn run(args: PlayArgs) -> anyhow::Result<()> {
     }
     let encrypted = first.as_deref().is_some_and(crypt::is_age);
     anyhow::ensure!(
-        encrypted || !must_be_encrypted,
+        encrypted || !expected.encrypted,
         "{what}: its index entry says it is encrypted, but its file is not an age file: it was \
          replaced or changed (`kube-recorder verify` names what is wrong)"
     );
@@ -126,6 +126,13 @@ pub(crate) async fn run(args: PlayArgs) -> anyhow::Result<()> {
             Err(Failure::Decrypt(DecryptError::CutOff { at })) => {
                 // Everything before the cut is authentic and has been played.
                 player.finish().await?;
+                // A recording that ended complete was cut afterwards: that is tampering, not a
+                // recorder that stopped mid-upload.
+                anyhow::ensure!(
+                    !expected.complete,
+                    "{what} was cut off after {at} bytes, but its upload ended complete: the \
+                     file was truncated afterwards (`kube-recorder verify` names what is wrong)"
+                );
                 eprintln!(
                     "kube-recorder: {what} was cut off after {at} bytes: the encrypted file ends \
                      without age's final chunk (the recorder stopped mid-upload, or the file was \
