@@ -64,6 +64,20 @@ async fn object(server: &S3Server, key: &str) -> Option<Vec<u8>> {
     Some(chunks.concat())
 }
 
+/// Stores `cast` as one complete recording; its ID.
+async fn stored(store: &Store, cast: &[u8]) -> String {
+    let mut writer = store
+        .create_recording(Protocol::V2)
+        .await
+        .expect("recording");
+    writer.write(cast).await.expect("write");
+    writer
+        .finish(RecordingEnd::Complete)
+        .await
+        .expect("finish")
+        .id
+}
+
 /// IDs in order: recordings started in the same second are not ordered by their IDs.
 fn sorted(ids: &[String]) -> Vec<String> {
     let mut ids = ids.to_vec();
@@ -94,18 +108,7 @@ async fn finished_recordings_ship_byte_for_byte_with_manifest_index_entry_and_ch
     let mut shipper = shipper(dir.path(), &server).await;
     let mut ids = Vec::new();
     for lines in [3, 40] {
-        let mut writer = store
-            .create_recording(Protocol::V2)
-            .await
-            .expect("recording");
-        writer.write(&cast(lines, 60)).await.expect("write");
-        ids.push(
-            writer
-                .finish(RecordingEnd::Complete)
-                .await
-                .expect("finish")
-                .id,
-        );
+        ids.push(stored(&store, &cast(lines, 60)).await);
     }
     let report = shipper.pass().await;
     assert_eq!(report.failed, vec![], "{report:?}");
@@ -269,16 +272,7 @@ async fn an_unreachable_bucket_is_retried_and_nothing_local_is_lost() {
     )
     .await
     .expect("shipper");
-    let mut writer = store
-        .create_recording(Protocol::V2)
-        .await
-        .expect("recording");
-    writer.write(&cast(3, 10)).await.expect("write");
-    let id = writer
-        .finish(RecordingEnd::Complete)
-        .await
-        .expect("finish")
-        .id;
+    let id = stored(&store, &cast(3, 10)).await;
     let report = wrong.pass().await;
     assert_eq!(report.shipped, Vec::<String>::new());
     assert!(
@@ -435,18 +429,7 @@ async fn verify_checks_the_bucket_and_names_a_changed_or_deleted_recording() {
     let store = Store::create(dir.path()).await.expect("store");
     let mut ids = Vec::new();
     for lines in [2, 5] {
-        let mut writer = store
-            .create_recording(Protocol::V2)
-            .await
-            .expect("recording");
-        writer.write(&cast(lines, 30)).await.expect("write");
-        ids.push(
-            writer
-                .finish(RecordingEnd::Complete)
-                .await
-                .expect("finish")
-                .id,
-        );
+        ids.push(stored(&store, &cast(lines, 30)).await);
     }
     let report = shipper(dir.path(), &server).await.pass().await;
     assert_eq!(sorted(&report.shipped), sorted(&ids), "{report:?}");
@@ -515,18 +498,7 @@ async fn retention_removals_signed_by_the_recorder_are_carried_out_in_the_bucket
     shipper.trust_key(recorder_server::seal::PublicKey::load(&public_key).expect("public key"));
     let mut ids = Vec::new();
     for lines in [2, 3] {
-        let mut writer = store
-            .create_recording(Protocol::V2)
-            .await
-            .expect("recording");
-        writer.write(&cast(lines, 30)).await.expect("write");
-        ids.push(
-            writer
-                .finish(RecordingEnd::Complete)
-                .await
-                .expect("finish")
-                .id,
-        );
+        ids.push(stored(&store, &cast(lines, 30)).await);
     }
     store
         .hold(&ids[1], Some("legal hold".into()))
@@ -582,16 +554,7 @@ async fn a_removal_line_without_the_recorders_signature_deletes_nothing_in_the_b
         recorder_server::seal::PublicKey::load(&dir.path().join("signing-key.pem.pub"))
             .expect("public key"),
     );
-    let mut writer = store
-        .create_recording(Protocol::V2)
-        .await
-        .expect("recording");
-    writer.write(&cast(2, 30)).await.expect("write");
-    let id = writer
-        .finish(RecordingEnd::Complete)
-        .await
-        .expect("finish")
-        .id;
+    let id = stored(&store, &cast(2, 30)).await;
     assert_eq!(shipper.pass().await.shipped, vec![id.clone()]);
     // Someone who can write the directory, but has no key, appends a removal.
     let forged = format!(
@@ -655,16 +618,7 @@ async fn files_the_recorder_did_not_seal_never_leave_the_host() {
     )
     .expect("manifest");
     // And a real recording beside them.
-    let mut writer = store
-        .create_recording(Protocol::V2)
-        .await
-        .expect("recording");
-    writer.write(&cast(2, 30)).await.expect("write");
-    let real = writer
-        .finish(RecordingEnd::Complete)
-        .await
-        .expect("finish")
-        .id;
+    let real = stored(&store, &cast(2, 30)).await;
 
     let report = shipper.pass().await;
     assert_eq!(report.shipped, vec![real.clone()], "{report:?}");
@@ -687,16 +641,7 @@ async fn what_the_bucket_holds_is_never_overwritten_from_the_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::create(dir.path()).await.expect("store");
     let mut shipper = trusting_shipper(dir.path(), &server).await;
-    let mut writer = store
-        .create_recording(Protocol::V2)
-        .await
-        .expect("recording");
-    writer.write(&cast(4, 30)).await.expect("write");
-    let id = writer
-        .finish(RecordingEnd::Complete)
-        .await
-        .expect("finish")
-        .id;
+    let id = stored(&store, &cast(4, 30)).await;
     assert_eq!(shipper.pass().await.shipped, vec![id.clone()]);
     let original = object(&server, &format!("recordings/{id}.cast"))
         .await
@@ -736,17 +681,8 @@ async fn a_journal_cut_by_a_crash_starts_the_upload_again() {
     let server = server();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::create(dir.path()).await.expect("store");
-    let mut writer = store
-        .create_recording(Protocol::V2)
-        .await
-        .expect("recording");
     let data = cast(90_000, 70);
-    writer.write(&data).await.expect("write");
-    let id = writer
-        .finish(RecordingEnd::Complete)
-        .await
-        .expect("finish")
-        .id;
+    let id = stored(&store, &data).await;
     std::fs::create_dir_all(dir.path().join("s3/uploads")).expect("state");
     std::fs::write(
         dir.path().join(format!("s3/uploads/{id}.cast.json")),
