@@ -865,3 +865,75 @@ async fn guessing_tokens_through_the_login_form_is_cut_off() {
     assert_eq!(status, 200);
     server.shutdown().await;
 }
+
+/// A live view is checked again at every wake-up: once its viewer logged out, what the session
+/// writes next never reaches it, and the stream ends; the same for the list watch.
+#[tokio::test]
+async fn a_live_view_ends_when_its_viewer_logs_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(&dir).await;
+    let url = base(server.addr());
+    let cookie =
+        cookie_pair(&session_cookie(&login(&url, ADMIN_TOKEN, None).await).expect("cookie"));
+    let mut writer = server
+        .store()
+        .create_recording(Protocol::V2)
+        .await
+        .expect("recording");
+    let id = writer.id().to_owned();
+    writer
+        .write((header("default", "live-pod", "sh") + &output(0.1, "before-logout\r\n")).as_bytes())
+        .await
+        .expect("write");
+    writer.flush().await.expect("flush");
+    let follow = |path: String| {
+        anonymous()
+            .get(format!("{url}{path}"))
+            .header("cookie", cookie.clone())
+            .send()
+    };
+    let live = follow(format!("/api/recordings/{id}/live"))
+        .await
+        .expect("live");
+    assert_eq!(live.status().as_u16(), 200);
+    let mut events = Events::new(live);
+    events.next().await.expect("the size first");
+    assert_eq!(
+        events.next_output().await.as_deref(),
+        Some("before-logout\r\n")
+    );
+    let watch = follow("/api/recordings/watch".into()).await.expect("watch");
+    assert_eq!(watch.status().as_u16(), 200);
+    let mut watch = Events::new(watch);
+    assert_eq!(watch.next().await.map(|m| m.0).as_deref(), Some("changed"));
+
+    let logout = anonymous()
+        .post(format!("{url}/ui/logout"))
+        .header("content-type", "application/json")
+        .header("cookie", cookie.clone())
+        .body("{}")
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status().as_u16(), 204);
+    writer
+        .write(output(0.5, "after-logout\r\n").as_bytes())
+        .await
+        .expect("write");
+    writer.flush().await.expect("flush");
+    writer.finish(RecordingEnd::Complete).await.expect("finish");
+
+    let mut rest = Vec::new();
+    while let Some(event) = events.next().await {
+        rest.push(event);
+    }
+    assert!(
+        rest.iter().all(|(_, data)| !data.contains("after-logout")),
+        "nothing written after the logout reaches the view: {rest:?}"
+    );
+    assert!(
+        rest.iter().all(|(name, _)| name != "done"),
+        "the view was cut, not played to its end: {rest:?}"
+    );
+    assert_eq!(watch.next().await, None, "the list watch ends too");
+}

@@ -87,7 +87,7 @@ pub(crate) struct Access {
 }
 
 /// Why a caller was refused.
-struct Refusal {
+pub(crate) struct Refusal {
     status: StatusCode,
     message: String,
 }
@@ -301,6 +301,25 @@ fn peer_of(request: &Request) -> SocketAddr {
         .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |peer| peer.0)
 }
 
+/// The viewer a request's credentials name now (a browser session of the web UI stands for its
+/// token, unless the request names a token itself; an unknown or expired session counts as
+/// none). Asked at each request, and again by answers that last (live views), so a viewer whose
+/// session ended, whose token left the file or whose grant was revoked stops getting data.
+pub(crate) async fn viewer_of(
+    app: &App,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<Viewer, Refusal> {
+    let session_token = match headers.contains_key(header::AUTHORIZATION) {
+        false => app.ui.sessions.token_for(headers),
+        true => None,
+    };
+    match session_token {
+        Some(token) => app.access.viewer_of_token(peer, &token),
+        None => app.access.viewer(peer, headers).await,
+    }
+}
+
 /// Middleware of the ingest routes: only writers pass.
 pub(crate) async fn require_writer(
     State(app): State<Arc<App>>,
@@ -334,17 +353,7 @@ pub(crate) async fn require_viewer(
     next: Next,
 ) -> Response {
     let peer = peer_of(&request);
-    // A browser session of the web UI stands for its token, unless the request names a token
-    // itself; an unknown or expired session counts as none.
-    let session_token = match request.headers().contains_key(header::AUTHORIZATION) {
-        false => app.ui.sessions.token_for(request.headers()),
-        true => None,
-    };
-    let found = match session_token {
-        Some(token) => app.access.viewer_of_token(peer, &token),
-        None => app.access.viewer(peer, request.headers()).await,
-    };
-    match found {
+    match viewer_of(&app, peer, request.headers()).await {
         Ok(viewer) => {
             request.extensions_mut().insert(viewer);
             next.run(request).await

@@ -24,14 +24,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use bytes::Bytes;
 use castfmt::{CastEvent, Outcome};
-use http::{header, StatusCode};
+use http::{header, HeaderMap, StatusCode};
 use tokio::io::AsyncReadExt as _;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use super::search::MAX_LINE;
 use crate::line_splitter::{Line, LineSplitter};
-use crate::recording_meta::RecordingKind;
-use crate::server::auth::Viewer;
+use crate::recording_meta::{RecordingKind, RecordingMeta};
+use crate::server::auth::{viewer_of, Peer, Viewer};
 use crate::server::read_api::{store_error, visible_meta};
 use crate::server::routes::error_response;
 use crate::server::App;
@@ -131,7 +131,35 @@ struct Follow {
     /// The index says the recording ended: read to the end of the file, then say `done`.
     ending: bool,
     done: bool,
+    /// Who follows, checked again at every wake-up ([`Credentials::still_see`]).
+    credentials: Credentials,
+    /// The entry as it was when the view opened (its namespace and caller decide who sees it).
+    meta: RecordingMeta,
     _slot: OwnedSemaphorePermit,
+}
+
+/// A live answer's credentials, kept to ask again whether they still name a viewer: a viewer who
+/// logged out, whose token left the file or whose grant was revoked gets nothing more.
+#[derive(Clone)]
+struct Credentials {
+    peer: std::net::SocketAddr,
+    headers: HeaderMap,
+}
+
+impl Credentials {
+    /// The peer as the listener recorded it (as the viewer check reads it).
+    fn new(peer: Option<Extension<Peer>>, headers: HeaderMap) -> Self {
+        let peer = peer.map_or(std::net::SocketAddr::from(([0, 0, 0, 0], 0)), |p| (p.0).0);
+        Self { peer, headers }
+    }
+
+    /// Whether the credentials still name a viewer who may see `meta` (any recording: `None`).
+    async fn still_see(&self, app: &App, meta: Option<&RecordingMeta>) -> bool {
+        match viewer_of(app, self.peer, &self.headers).await {
+            Ok(viewer) => meta.is_none_or(|meta| viewer.may_see_recording(meta)),
+            Err(_) => false,
+        }
+    }
 }
 
 impl Follow {
@@ -212,7 +240,8 @@ impl Follow {
         }
     }
 
-    /// Waits for the next write anywhere (or queues a keep-alive); `None` when the server stops.
+    /// Waits for the next write anywhere (or queues a keep-alive); `None` when the server stops
+    /// or the viewer may no longer see the recording (checked before anything new is read).
     async fn wait(&mut self) -> Option<()> {
         tokio::select! {
             _ = self.written.changed() => {}
@@ -220,6 +249,14 @@ impl Follow {
                 self.queue.push_back(Bytes::from_static(KEEP_ALIVE_COMMENT));
             }
             _ = stopped(&mut self.shutdown) => return None,
+        }
+        if !self
+            .credentials
+            .still_see(&self.app, Some(&self.meta))
+            .await
+        {
+            tracing::info!(id = %self.id, "live view ended: the viewer may no longer see it");
+            return None;
         }
         Some(())
     }
@@ -229,6 +266,8 @@ impl Follow {
 pub(crate) async fn follow(
     State(app): State<Arc<App>>,
     Extension(viewer): Extension<Viewer>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
     let meta = match visible_meta(&app, &viewer, &id, "live").await {
@@ -271,6 +310,8 @@ pub(crate) async fn follow(
         index_seen: None,
         ending: false,
         done: false,
+        credentials: Credentials::new(peer, headers),
+        meta,
         _slot: slot,
     };
     let stream = futures_util::stream::unfold(follow, |mut follow| async move {
@@ -281,7 +322,12 @@ pub(crate) async fn follow(
 }
 
 /// `GET /api/recordings/watch`
-pub(crate) async fn watch_list(State(app): State<Arc<App>>) -> Response {
+pub(crate) async fn watch_list(
+    State(app): State<Arc<App>>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+) -> Response {
+    let credentials = Credentials::new(peer, headers);
     let Ok(slot) = app.ui.live_slots.clone().try_acquire_owned() else {
         return no_slot();
     };
@@ -292,6 +338,7 @@ pub(crate) async fn watch_list(State(app): State<Arc<App>>) -> Response {
     let stream =
         futures_util::stream::unfold(state, move |(mut written, mut last_index, slot, first)| {
             let mut shutdown = shutdown.clone();
+            let (app, credentials) = (app.clone(), credentials.clone());
             async move {
                 if first {
                     // Tells the page the stream is open (it lists again: nothing is missed).
@@ -304,7 +351,7 @@ pub(crate) async fn watch_list(State(app): State<Arc<App>>) -> Response {
                 loop {
                     tokio::select! {
                         changed = written.changed() => {
-                            if changed.is_err() {
+                            if changed.is_err() || !credentials.still_see(&app, None).await {
                                 return None;
                             }
                             if written.borrow_and_update().1 != last_index {
@@ -316,6 +363,9 @@ pub(crate) async fn watch_list(State(app): State<Arc<App>>) -> Response {
                             }
                         }
                         _ = tokio::time::sleep(KEEP_ALIVE) => {
+                            if !credentials.still_see(&app, None).await {
+                                return None;
+                            }
                             let message = Bytes::from_static(KEEP_ALIVE_COMMENT);
                             return Some((Ok(message), (written, last_index, slot, false)));
                         }
