@@ -215,6 +215,26 @@ impl LineStream {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
+    /// Types `more` lines into `stdin` at a typing pace until kubectl goes away (a write fails
+    /// or it exited), at most `lines` of them: for sessions that must end on their own (recording
+    /// enforced and the recorder gone), where closing stdin would let the command end them
+    /// first. The bound only keeps a hung session from hanging the suite.
+    pub fn type_until_exit(&mut self, stdin: &mut std::process::ChildStdin, lines: usize) {
+        use std::io::Write as _;
+        for _ in 0..lines {
+            if stdin
+                .write_all(b"more\n")
+                .and_then(|()| stdin.flush())
+                .is_err()
+                || self.has_exited()
+            {
+                return;
+            }
+            // Typing pace; the loop ends on an observed condition, not on time.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits for the command to exit (killing it at the deadline), returning whether it succeeded
     /// and its stderr.
     pub fn wait_exit(&mut self, deadline: Duration) -> anyhow::Result<(bool, String)> {

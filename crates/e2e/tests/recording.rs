@@ -265,18 +265,7 @@ fn kill_recorder_mid_session(
         // Fail closed: keep typing. The session must end on its own once the proxy notices the
         // recorder is gone (at once over v2, whose ack stream breaks; over v1, which has no acks,
         // at the next write to the recorder). kubectl going away ends the loop.
-        for _ in 0..300 {
-            if stdin
-                .write_all(b"more\n")
-                .and_then(|()| stdin.flush())
-                .is_err()
-                || session.has_exited()
-            {
-                break;
-            }
-            // Typing pace; the loop ends on an observed condition, not on time.
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        session.type_until_exit(&mut stdin, 300);
     }
     drop(stdin);
     let (success, stderr) = session.wait_exit(Duration::from_secs(30))?;

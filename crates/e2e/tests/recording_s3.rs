@@ -158,18 +158,7 @@ fn a_recorder_killed_mid_session_leaves_it_incomplete_in_the_directory_and_the_b
     // Recording is enforced: the session must end on its own once the proxy notices the recorder
     // is gone. Keep typing (closing stdin would let `cat` end the session first); kubectl going
     // away ends the loop, which is bounded only so a hung session cannot hang the suite.
-    for _ in 0..600 {
-        if stdin
-            .write_all(b"more\n")
-            .and_then(|()| stdin.flush())
-            .is_err()
-            || session.has_exited()
-        {
-            break;
-        }
-        // Typing pace; the loop ends on an observed condition, not on time.
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    session.type_until_exit(&mut stdin, 600);
     drop(stdin);
     let (success, stderr) = session.wait_exit(Duration::from_secs(30))?;
     assert!(

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use age::x25519::Identity;
 
-use super::{key_lines, read_key_file, KeyError};
+use super::{parse_key_file, KeyError};
 
 /// The X25519 secret keys of an identity file, as `age-keygen` writes it: `AGE-SECRET-KEY-1...`
 /// lines, `#` comments and blank lines ignored.
@@ -23,25 +23,9 @@ impl Identities {
     /// Reads the identity file at `path`. An error names the line that is not an identity
     /// (without repeating it), or says the file has none.
     pub fn read(path: &Path) -> Result<Self, KeyError> {
-        let text = read_key_file(path)?;
-        let mut keys = Vec::new();
-        for (line, value) in key_lines(&text) {
-            keys.push(
-                value
-                    .parse::<Identity>()
-                    .map_err(|reason| KeyError::IdentityLine {
-                        path: path.to_owned(),
-                        line,
-                        reason: reason.to_owned(),
-                    })?,
-            );
-        }
-        if keys.is_empty() {
-            return Err(KeyError::Empty {
-                path: path.to_owned(),
-                what: "identity",
-            });
-        }
+        let keys = parse_key_file(path, "identity", |path, line, reason| {
+            KeyError::IdentityLine { path, line, reason }
+        })?;
         Ok(Self { keys })
     }
 

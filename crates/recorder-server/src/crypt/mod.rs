@@ -123,6 +123,35 @@ fn read_key_file(path: &std::path::Path) -> Result<String, KeyError> {
     Ok(text)
 }
 
+/// Reads a key file (identities or recipients) into its keys, one per line: an error names the
+/// file and the line that is not a `what` (via `line_error`, without repeating the line), or says
+/// the file has none.
+fn parse_key_file<T>(
+    path: &std::path::Path,
+    what: &'static str,
+    line_error: fn(std::path::PathBuf, usize, String) -> KeyError,
+) -> Result<Vec<T>, KeyError>
+where
+    T: std::str::FromStr,
+    T::Err: ToString,
+{
+    let text = read_key_file(path)?;
+    let mut keys = Vec::new();
+    for (line, value) in key_lines(&text) {
+        let key = value
+            .parse::<T>()
+            .map_err(|reason| line_error(path.to_owned(), line, reason.to_string()))?;
+        keys.push(key);
+    }
+    if keys.is_empty() {
+        return Err(KeyError::Empty {
+            path: path.to_owned(),
+            what,
+        });
+    }
+    Ok(keys)
+}
+
 /// The lines of a key file that name a key: trimmed, without blank lines and `#` comments, with
 /// their numbers (from 1).
 fn key_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {

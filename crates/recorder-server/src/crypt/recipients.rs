@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use age::x25519::Recipient;
 
-use super::{key_lines, read_key_file, KeyError};
+use super::{parse_key_file, KeyError};
 
 /// The X25519 public keys recordings are encrypted to: every one of them can decrypt every
 /// recording. Parsed once at start-up, so a bad key stops `serve` before it accepts anything.
@@ -57,26 +57,9 @@ impl Recipients {
     }
 
     fn read_file(path: &Path) -> Result<Vec<Recipient>, KeyError> {
-        let text = read_key_file(path)?;
-        let mut keys = Vec::new();
-        for (line, value) in key_lines(&text) {
-            keys.push(
-                value
-                    .parse::<Recipient>()
-                    .map_err(|reason| KeyError::RecipientLine {
-                        path: path.to_owned(),
-                        line,
-                        reason: reason.to_owned(),
-                    })?,
-            );
-        }
-        if keys.is_empty() {
-            return Err(KeyError::Empty {
-                path: path.to_owned(),
-                what: "recipient",
-            });
-        }
-        Ok(keys)
+        parse_key_file(path, "recipient", |path, line, reason| {
+            KeyError::RecipientLine { path, line, reason }
+        })
     }
 
     /// The recipients as `age1...` strings, for the log.
