@@ -1,15 +1,19 @@
 //! `kube-recorder serve --storage s3` end to end: sessions recorded through the proxy with the
 //! real kubectl land in the recording directory and, identical, in a bucket of a real S3 server
 //! (moto, installed by `cargo xtask ci`); a recorder killed mid-session leaves the recording
-//! marked incomplete in both once it is started again.
+//! marked incomplete in both once it is started again. With `--s3-keep-local-days 0` the bucket
+//! stands alone: recordings leave the directory once shipped and are still served, played and
+//! verified, and a new recorder started on an empty directory serves everything the bucket holds.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::binaries::binary;
-use e2e::process::Service;
-use e2e::stack::{admin_caller, RecordingGrant, Stack, StackOptions};
+use e2e::process::{listening_address, Service};
+use e2e::stack::{
+    admin_caller, recorder_get, RecordingGrant, Stack, StackOptions, RECORDER_VIEWER_TOKEN,
+};
 use serde_json::Value;
 use testkit::s3_server::S3Server;
 
@@ -47,9 +51,16 @@ fn credentials(dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 fn recorded_stack(server: &S3Server, scratch: &Path) -> anyhow::Result<Stack> {
+    recorded_stack_with(server, scratch, &[])
+}
+
+fn recorded_stack_with(server: &S3Server, scratch: &Path, extra: &[&str]) -> anyhow::Result<Stack> {
     let mut options = StackOptions::for_caller(admin_caller()?);
     options.recording = Some(RecordingGrant::ENFORCED);
     options.recorder_args = s3_flags(server, &credentials(scratch)?);
+    options
+        .recorder_args
+        .extend(extra.iter().map(|flag| flag.to_string()));
     Stack::start(options)
 }
 
@@ -196,5 +207,129 @@ fn a_recorder_killed_mid_session_leaves_it_incomplete_in_the_directory_and_the_b
     let cast = shipped_cast(&server, id)?;
     assert!(cast == std::fs::read(local_dir(&stack).join(format!("{id}.cast")))?);
     assert!(String::from_utf8_lossy(&cast).contains("before-the-kill"));
+    Ok(())
+}
+
+#[test]
+fn the_bucket_stands_alone_once_recordings_leave_the_directory() -> anyhow::Result<()> {
+    let server = S3Server::start()?;
+    server.create_bucket(BUCKET)?;
+    let scratch = tempfile::tempdir()?;
+    let mut stack = recorded_stack_with(&server, scratch.path(), &["--s3-keep-local-days", "0"])?;
+    let mut sessions = Vec::new();
+    for (index, (name, websockets)) in PROTOCOLS.iter().enumerate() {
+        stack.kubectl.env = vec![(
+            "KUBECTL_REMOTE_COMMAND_WEBSOCKETS".into(),
+            websockets.to_string(),
+        )];
+        let text = format!("only-in-the-bucket-{name}");
+        let output =
+            stack
+                .kubectl
+                .run(&["exec", "demo", "--", "sh", "-c", &format!("echo {text}")])?;
+        assert_eq!(output.code, Some(0), "{name}: {output:?}\n{}", stack.logs());
+        let newest = stack.finished_recordings(index + 1)?[0].clone();
+        let id = newest["id"].as_str().unwrap_or_default().to_owned();
+        shipped_entry(&server, &id)?;
+        sessions.push((id, text));
+    }
+    // Shipped, then removed from the directory by the next pass.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (id, _) in &sessions {
+        let local = local_dir(&stack).join(format!("{id}.cast"));
+        while local.exists() {
+            anyhow::ensure!(Instant::now() < deadline, "{id} never left the directory");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let credentials = credentials(scratch.path())?;
+    for (id, text) in &sessions {
+        let shipped = shipped_cast(&server, id)?;
+        assert!(String::from_utf8_lossy(&shipped).contains(text.as_str()));
+        // The read API serves it from the bucket, byte for byte.
+        assert_eq!(
+            stack.recording_cast(id)?.as_bytes(),
+            shipped.as_slice(),
+            "{id}"
+        );
+        // `kube-recorder play --dir` with the bucket plays it.
+        let played = Command::new(binary("kube-recorder")?)
+            .args(["play", id, "--max-wait", "0", "--dir"])
+            .arg(stack.dir.join("recordings"))
+            .args(&s3_flags(&server, &credentials)[2..])
+            .output()?;
+        assert!(
+            played.status.success(),
+            "play: {}",
+            String::from_utf8_lossy(&played.stderr)
+        );
+        assert!(String::from_utf8_lossy(&played.stdout).contains(text.as_str()));
+    }
+    // `verify --dir` checks their seals and says their bytes are in the bucket.
+    let verified = Command::new(binary("kube-recorder")?)
+        .args(["verify", "--dir"])
+        .arg(stack.dir.join("recordings"))
+        .output()?;
+    let stderr = String::from_utf8_lossy(&verified.stderr);
+    assert!(verified.status.success(), "verify: {stderr}");
+    assert!(
+        stderr.contains("2 recordings are kept only in the S3 bucket"),
+        "{stderr}"
+    );
+
+    // The recorder host is lost. A new recorder with the same key and an empty directory
+    // serves what the bucket holds.
+    if let Some(recorder) = stack.recorder.as_mut() {
+        recorder.kill();
+    }
+    let fresh = scratch.path().join("fresh-recorder");
+    let mut command = Command::new(binary("kube-recorder")?);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--viewer-tokens"])
+        .arg(stack.dir.join("recorder-viewers"))
+        .arg("--signing-key")
+        .arg(stack.dir.join("recordings").join("signing-key.pem"))
+        .arg("--dir")
+        .arg(&fresh)
+        .args(s3_flags(&server, &credentials));
+    let (_fresh_recorder, lines) = Service::start(
+        "kube-recorder (new host)",
+        command,
+        &stack.dir.join("recorder-fresh.log"),
+        1,
+    )?;
+    let addr = listening_address(&lines[0])?
+        .trim_start_matches("http://")
+        .to_owned();
+    let listed = recorder_get(&addr, "/api/recordings", Some(RECORDER_VIEWER_TOKEN))?;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    let listed: Vec<Value> = serde_json::from_slice(&listed.body)?;
+    let mut listed_ids: Vec<&str> = listed.iter().filter_map(|r| r["id"].as_str()).collect();
+    listed_ids.sort_unstable();
+    let mut expected: Vec<&str> = sessions.iter().map(|(id, _)| id.as_str()).collect();
+    expected.sort_unstable();
+    assert_eq!(listed_ids, expected);
+    for (id, _) in &sessions {
+        let cast = recorder_get(
+            &addr,
+            &format!("/api/recordings/{id}"),
+            Some(RECORDER_VIEWER_TOKEN),
+        )?;
+        assert_eq!(cast.status, 200);
+        assert!(cast.body == shipped_cast(&server, id)?, "{id}");
+        let seal = recorder_get(
+            &addr,
+            &format!("/api/recordings/{id}/verify"),
+            Some(RECORDER_VIEWER_TOKEN),
+        )?;
+        let seal: Value = serde_json::from_slice(&seal.body)?;
+        assert_eq!(seal["status"], "verified", "{seal}");
+    }
+    // No cast was copied to the new host: they are read from the bucket.
+    let local_casts = std::fs::read_dir(fresh.join("recordings"))?
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".cast"))
+        .count();
+    assert_eq!(local_casts, 0);
     Ok(())
 }

@@ -33,6 +33,17 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// A storage backend other than the directory (an S3 bucket) failed.
+    #[error("cannot read {name} from {location}: {source}")]
+    Backend {
+        /// The backend ([`crate::RecordingStorage::location`]).
+        location: String,
+        /// The file asked for.
+        name: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl StoreError {

@@ -83,7 +83,10 @@ pub use server::{
     AccessOptions, CidrError, IpCidr, RecorderServer, ServerOptions, RECORDER_CAPABILITY,
     VIEW_EVENT_TYPE,
 };
-pub use store::{Hold, RecordingEnd, RecordingWriter, Store, SweepReport, HOLDS_FILE};
+pub use store::{
+    DirStorage, Hold, RecordingEnd, RecordingReader, RecordingStorage, RecordingWriter, Store,
+    SweepReport, HOLDS_FILE,
+};
 
 /// Renders a Unix time as RFC 3339 in UTC to the second, as listings show it.
 pub fn format_unix_time(unix_seconds: f64) -> String {

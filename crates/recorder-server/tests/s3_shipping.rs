@@ -7,45 +7,17 @@ mod common;
 
 use std::path::Path;
 
+use common::s3::{credentials_file, server, stored, BUCKET};
 use futures_util::TryStreamExt as _;
 use recorder_server::s3::{S3Archive, S3Options, Shipper, ShipperOptions, MIN_PART_SIZE};
 use recorder_server::{Protocol, RecordingEnd, Store};
 use serde_json::Value;
 use testkit::s3_server::S3Server;
 
-const BUCKET: &str = "recordings";
 const PREFIX: &str = "cluster-a";
 
-fn server() -> S3Server {
-    let server = S3Server::start().expect("moto starts");
-    server.create_bucket(BUCKET).expect("bucket");
-    server
-}
-
 fn archive(server: &S3Server) -> S3Archive {
-    let mut options = S3Options::new(BUCKET);
-    options.prefix = PREFIX.into();
-    options.endpoint = Some(server.endpoint.clone());
-    options.path_style = true;
-    options.region = Some("us-east-1".into());
-    options.credentials_file = Some(credentials_file());
-    S3Archive::new(&options).expect("archive")
-}
-
-/// A credentials file (moto takes any key), kept for the test process's life.
-fn credentials_file() -> std::path::PathBuf {
-    static FILE: std::sync::OnceLock<tempfile::NamedTempFile> = std::sync::OnceLock::new();
-    FILE.get_or_init(|| {
-        let file = tempfile::NamedTempFile::new().expect("temp file");
-        std::fs::write(
-            file.path(),
-            "[default]\naws_access_key_id = test\naws_secret_access_key = test\n",
-        )
-        .expect("credentials");
-        file
-    })
-    .path()
-    .to_owned()
+    common::s3::archive(server, PREFIX)
 }
 
 async fn shipper(dir: &Path, server: &S3Server) -> Shipper {
@@ -62,20 +34,6 @@ async fn object(server: &S3Server, key: &str) -> Option<Vec<u8>> {
     let (_, stream) = found?;
     let chunks: Vec<bytes::Bytes> = stream.try_collect().await.expect("object body");
     Some(chunks.concat())
-}
-
-/// Stores `cast` as one complete recording; its ID.
-async fn stored(store: &Store, cast: &[u8]) -> String {
-    let mut writer = store
-        .create_recording(Protocol::V2)
-        .await
-        .expect("recording");
-    writer.write(cast).await.expect("write");
-    writer
-        .finish(RecordingEnd::Complete)
-        .await
-        .expect("finish")
-        .id
 }
 
 /// IDs in order: recordings started in the same second are not ordered by their IDs.

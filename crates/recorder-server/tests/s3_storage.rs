@@ -2,39 +2,16 @@
 //! server, installed by `cargo xtask ci`): objects under a prefix, and growing files uploaded
 //! part by part, resumed after a restart, and started again when the bucket forgot the upload.
 
+mod common;
+
 use std::io::Write as _;
 use std::path::Path;
 
+use common::s3::{archive, server, BUCKET};
 use futures_util::TryStreamExt as _;
 use recorder_server::s3::{
     S3Archive, S3Error, S3Options, SpoolUpload, UploadJournal, MIN_PART_SIZE,
 };
-use testkit::s3_server::S3Server;
-
-const BUCKET: &str = "recordings";
-
-fn archive(server: &S3Server, prefix: &str) -> S3Archive {
-    let mut options = S3Options::new(BUCKET);
-    options.prefix = prefix.to_owned();
-    options.endpoint = Some(server.endpoint.clone());
-    options.path_style = true;
-    options.region = Some("us-east-1".into());
-    // moto takes any key; the file path is the one a deployment would use for a static key.
-    let credentials = tempfile::NamedTempFile::new().expect("S3 test step");
-    std::fs::write(
-        credentials.path(),
-        "[default]\naws_access_key_id = test\naws_secret_access_key = test\n",
-    )
-    .expect("S3 test step");
-    options.credentials_file = Some(credentials.path().to_owned());
-    S3Archive::new(&options).expect("S3 test step")
-}
-
-fn server() -> S3Server {
-    let server = S3Server::start().expect("S3 test step");
-    server.create_bucket(BUCKET).expect("S3 test step");
-    server
-}
 
 /// Bytes that differ everywhere, so a part stored twice or out of order shows.
 fn pattern(len: usize, seed: u64) -> Vec<u8> {

@@ -1,7 +1,10 @@
 //! Reading recordings and events from a directory or from a running recorder, the same way.
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use bytes::Bytes;
+use recorder_server::s3::S3Archive;
 use recorder_server::{CastDownload, EventFilter, RecorderApiClient, RecordingMeta, Store};
 use serde_json::value::RawValue;
 use tokio::io::AsyncReadExt as _;
@@ -16,7 +19,7 @@ pub(crate) enum Archive {
 
 /// A cast being read.
 pub(crate) enum CastReader {
-    Local(tokio::fs::File),
+    Local(recorder_server::RecordingReader),
     Remote(CastDownload),
 }
 
@@ -34,17 +37,26 @@ impl Archive {
     pub(crate) async fn open(source: &SourceArgs) -> anyhow::Result<Self> {
         match (&source.server, &source.dir) {
             (Some(url), _) => {
+                anyhow::ensure!(
+                    !source.s3.any(),
+                    "the --s3-* flags go with --dir (a recorder's --server reads its bucket itself)"
+                );
                 let mut client = RecorderApiClient::new(url)?;
                 if let Some(token) = source.token()? {
                     client = client.with_token(token);
                 }
                 Ok(Self::Remote(Box::new(client)))
             }
-            (None, Some(dir)) => Ok(Self::Local(
-                Store::open(dir)
+            (None, Some(dir)) => {
+                let mut store = Store::open(dir)
                     .await
-                    .with_context(|| format!("--dir {}", dir.display()))?,
-            )),
+                    .with_context(|| format!("--dir {}", dir.display()))?;
+                if source.s3.s3_bucket.is_some() {
+                    let archive = S3Archive::new(&source.s3.options()?)?;
+                    store = store.read_through(Arc::new(archive));
+                }
+                Ok(Self::Local(store))
+            }
             (None, None) => anyhow::bail!(
                 "say where the recordings are: --server URL or --dir DIR \
                  (or KUBE_RECORDER_SERVER / KUBE_RECORDER_DIR)"

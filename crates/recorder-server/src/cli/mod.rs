@@ -92,6 +92,10 @@ pub(crate) struct SourceArgs {
     /// A file holding the viewer token for --server.
     #[arg(long, env = "KUBE_RECORDER_TOKEN_FILE", value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// With --dir: the bucket `serve --storage s3` ships to, where recordings no longer kept in
+    /// the directory (`--s3-keep-local-days`) are read from.
+    #[command(flatten)]
+    s3: storage_args::S3LocationArgs,
 }
 
 impl SourceArgs {

@@ -76,7 +76,7 @@ pub(crate) async fn run(args: PlayArgs) -> anyhow::Result<()> {
         let file = tokio::fs::File::open(&args.recording)
             .await
             .with_context(|| format!("cannot open {}", args.recording))?;
-        (CastReader::Local(file), Expected::default())
+        (CastReader::Local(Box::pin(file)), Expected::default())
     } else {
         Archive::open(&args.source)
             .await?

@@ -153,6 +153,16 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let read_listen = options.read_listen.is_some();
     // The bucket is checked before anything is served.
     let shipper = args.storage.shipper(&args.dir).await?;
+    let key_path = args
+        .signing_key
+        .clone()
+        .unwrap_or_else(|| recorder_server::seal::default_key_path(&args.dir));
+    let mut options = options;
+    if let Some(shipper) = &shipper {
+        restore_from_bucket(shipper.archive(), &args.dir, &key_path).await?;
+        // Recordings kept only in the bucket are read from it.
+        options.storage_backend = Some(std::sync::Arc::new(shipper.archive().clone()));
+    }
     let server = RecorderServer::start(options)
         .await
         .context("starting the recorder")?;
@@ -169,15 +179,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Started once the server has recovered what an earlier run left open, so that ships too.
     let shipper = match shipper {
         Some(mut shipper) => {
-            // The store has its key by now: removals it signs are carried out in the bucket.
-            let key = args
-                .signing_key
-                .clone()
-                .unwrap_or_else(|| recorder_server::seal::default_key_path(&args.dir));
-            let public = recorder_server::seal::PublicKey::load(
-                &recorder_server::seal::public_key_path(&key),
-            )?;
-            shipper.trust_key(public);
+            // The store has its sealer by now: removals it signs are carried out in the bucket,
+            // and evictions are recorded in its chain.
+            let sealer = server
+                .store()
+                .shared_sealer()
+                .context("the recorder does not seal")?;
+            shipper.record_evictions_with(sealer);
             Some(shipper.spawn())
         }
         None => None,
@@ -191,6 +199,65 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     server.shutdown().await;
     if let Some(shipper) = shipper {
         shipper.stop(super::storage_args::LAST_PASS_GRACE).await;
+    }
+    Ok(())
+}
+
+/// Brings a new directory (no chain yet) in step with the bucket before the recorder starts: on a
+/// new host (or an emptied volume) the chain, index entries and seals come back from the bucket,
+/// and the event log too, so the recorder serves everything the bucket holds. Checked against the recorder's
+/// key (created here when missing, as the recorder would): a bucket sealed by another key is
+/// refused.
+async fn restore_from_bucket(
+    archive: &recorder_server::s3::S3Archive,
+    dir: &std::path::Path,
+    key_path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let key_file = key_path.to_owned();
+    let key = tokio::task::spawn_blocking(move || {
+        recorder_server::seal::SigningKey::load_or_create(&key_file)
+    })
+    .await
+    .context("loading the signing key")?
+    .with_context(|| format!("signing key {}", key_path.display()))?;
+    let report = archive
+        .restore_index(dir, key.public())
+        .await
+        .with_context(|| {
+            format!(
+                "restoring {} from bucket {}",
+                dir.display(),
+                archive.bucket()
+            )
+        })?;
+    // The restored recordings' files are only in the bucket (restore saw each there at its
+    // sealed size): the chain says so before anything reads it, so `verify --dir` and the seal
+    // status tell them from deleted ones.
+    if !report.recordings.is_empty() {
+        let (dir, key_path, location) = (
+            dir.to_owned(),
+            key_path.to_owned(),
+            recorder_server::RecordingStorage::location(archive),
+        );
+        let ids = report.recordings.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let sealer = recorder_server::seal::Sealer::open(&dir, &key_path)?;
+            for id in &ids {
+                sealer.record_eviction(id, &location)?;
+            }
+            Ok(())
+        })
+        .await
+        .context("recording the restored recordings as kept in S3")??;
+    }
+    if report.restored && (report.chain_bytes > 0 || report.event_days > 0) {
+        tracing::info!(
+            chain_bytes = report.chain_bytes,
+            recordings = report.recordings.len(),
+            skipped = report.skipped.len(),
+            event_days = report.event_days,
+            "a new directory: restored the index and the event log from S3"
+        );
     }
     Ok(())
 }

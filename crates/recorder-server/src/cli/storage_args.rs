@@ -29,10 +29,15 @@ pub(crate) struct StorageArgs {
     /// Multipart part size in MiB (at least 5).
     #[arg(long, default_value_t = 8, value_name = "MIB")]
     s3_part_size_mib: u64,
+    /// Days a shipped recording's file stays in the directory too; after that only the bucket
+    /// holds it and the recorder reads it from there (its index entry and seal stay local).
+    /// 0: as soon as it is shipped. Default: keep every file in the directory as well.
+    #[arg(long, env = "KUBE_RECORDER_S3_KEEP_LOCAL_DAYS", value_name = "DAYS")]
+    s3_keep_local_days: Option<f64>,
 }
 
 /// The bucket: `--s3-bucket` and the flags that say how to reach it.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct S3LocationArgs {
     /// The bucket (with --storage s3).
     #[arg(long, env = "KUBE_RECORDER_S3_BUCKET", value_name = "BUCKET")]
@@ -60,7 +65,7 @@ pub(crate) struct S3LocationArgs {
 
 impl S3LocationArgs {
     /// Whether any flag was given.
-    fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.s3_bucket.is_some()
             || self.s3_prefix.is_some()
             || self.s3_region.is_some()
@@ -86,7 +91,10 @@ impl StorageArgs {
     /// The shipper of `--storage s3`, its bucket checked; `None` with `--storage dir`.
     pub(crate) async fn shipper(&self, dir: &Path) -> anyhow::Result<Option<Shipper>> {
         if self.storage == StorageKind::Dir {
-            anyhow::ensure!(!self.location.any(), "the --s3-* flags need --storage s3");
+            anyhow::ensure!(
+                !self.location.any() && self.s3_keep_local_days.is_none(),
+                "the --s3-* flags need --storage s3"
+            );
             return Ok(None);
         }
         anyhow::ensure!(
@@ -110,6 +118,13 @@ impl StorageArgs {
             .with_context(|| format!("creating {}", dir.display()))?;
         let mut shipper_options = ShipperOptions::default();
         shipper_options.part_size = part_size;
+        shipper_options.keep_local = self
+            .s3_keep_local_days
+            .map(|days| {
+                Duration::try_from_secs_f64(days * 86_400.0)
+                    .map_err(|_| anyhow::anyhow!("--s3-keep-local-days {days}: expected days >= 0"))
+            })
+            .transpose()?;
         let shipper = Shipper::open(dir, archive, shipper_options).await?;
         tracing::info!(
             bucket = options.bucket,

@@ -78,6 +78,13 @@ pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     for removed in &report.removed {
         eprintln!("removed: {removed}");
     }
+    if !report.in_bucket.is_empty() {
+        eprintln!(
+            "note: {} recording{} kept only in the S3 bucket (serve --s3-keep-local-days): their seals check out here, their bytes are checked by `verify --s3-bucket`",
+            report.in_bucket.len(),
+            if report.in_bucket.len() == 1 { " is" } else { "s are" }
+        );
+    }
     let removed = match report.removed.len() {
         0 => String::new(),
         n => format!(", {n} removed on purpose (retention)"),

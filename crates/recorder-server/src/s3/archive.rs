@@ -47,6 +47,11 @@ impl S3Archive {
         &self.bucket
     }
 
+    /// The prefix in the bucket, without leading or trailing `/`; empty for the bucket's root.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Asks the bucket for one key under the prefix, so a wrong bucket, endpoint or credential is
     /// found at start rather than when the first recording ends.
     pub async fn check(&self) -> Result<(), S3Error> {

@@ -6,7 +6,7 @@ use std::path::Path;
 use futures_util::StreamExt as _;
 use tokio::io::AsyncWriteExt as _;
 
-use super::{S3Archive, S3Error};
+use super::{local, S3Archive, S3Error};
 use crate::seal::CHAIN_FILE;
 
 /// What [`S3Archive::download_recordings`] copied.
@@ -71,12 +71,5 @@ impl S3Archive {
             copied += chunk.len() as u64;
         }
         Ok(copied)
-    }
-}
-
-fn local(path: &Path) -> impl FnOnce(std::io::Error) -> S3Error + '_ {
-    move |source| S3Error::Local {
-        path: path.to_owned(),
-        source,
     }
 }

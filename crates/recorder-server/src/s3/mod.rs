@@ -9,6 +9,9 @@
 //!   one object as it grows, one multipart part at a time, so memory stays bounded by one part and
 //!   a recorder that is restarted resumes the upload from its [`UploadJournal`];
 //! - [`Shipper`]: a recording directory mirrored into the bucket as recordings arrive and end.
+//! - [`EventShipper`]: the event log (`DIR/events/YYYY-MM-DD.jsonl`) mirrored into the bucket as
+//!   it grows, whole lines at a time, as objects `events/<day>/<offset>.jsonl`; [`restore_events`]
+//!   writes missing day files back from them.
 //!
 //! Requests are signed with AWS Signature Version 4 by the `object_store` crate (ring underneath,
 //! rustls for TLS), which also retries transient failures.
@@ -16,14 +19,19 @@
 mod archive;
 mod credentials;
 mod download;
+mod events;
 mod options;
+mod restore;
 mod shipper;
 mod spool_upload;
+mod storage;
 
 pub use archive::{ObjectInfo, S3Archive, MAX_SMALL_OBJECT};
 pub use credentials::{CredentialsError, StaticCredentials};
 pub use download::DownloadReport;
+pub use events::{restore_events, EventRestoreReport, EventShipper};
 pub use options::S3Options;
+pub use restore::IndexRestoreReport;
 pub use shipper::{PassReport, Shipper, ShipperHandle, ShipperOptions};
 pub use spool_upload::{SpoolUpload, UploadJournal, MIN_PART_SIZE};
 
@@ -75,4 +83,21 @@ pub enum S3Error {
         /// What was uploaded.
         expected: u64,
     },
+}
+
+/// An [`S3Error::Local`] for `path`, as a `map_err` argument.
+fn local(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> S3Error + '_ {
+    move |source| S3Error::Local {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Makes the entries of `dir` durable (fsync of the directory), off the async threads.
+async fn sync_dir(dir: &std::path::Path) -> Result<(), S3Error> {
+    let owned = dir.to_owned();
+    tokio::task::spawn_blocking(move || std::fs::File::open(&owned)?.sync_all())
+        .await
+        .map_err(|error| S3Error::Config(format!("syncing a directory: {error}")))?
+        .map_err(local(dir))
 }

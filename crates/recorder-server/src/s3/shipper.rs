@@ -11,6 +11,8 @@
 //! - a finished recording (complete or incomplete, and then sealed): the rest of its file, then its
 //!   manifest, then its index entry, last, so an index entry in the bucket means the rest is there;
 //!   then a marker `DIR/s3/shipped/<id>`;
+//! - the event log (`events/<day>.jsonl`): its new whole lines, as `events/<day>/<offset>.jsonl`
+//!   ([`EventShipper`]);
 //! - the chain of seals (`chain.jsonl`): the lines added since the last pass, as one object
 //!   `chain/<offset>.jsonl` named by the byte offset it starts at, so the objects concatenated in
 //!   key order are the chain; a recording that retention removed (a signed `removed` line) is
@@ -27,27 +29,31 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{S3Archive, S3Error, SpoolUpload, UploadJournal};
+use super::{local, sync_dir, EventShipper, S3Archive, S3Error, SpoolUpload, UploadJournal};
 use crate::recording_id::is_valid_id;
-use crate::seal::{hash_file, ChainEntry, EntryType, Manifest, PublicKey, CHAIN_FILE};
+use crate::seal::{hash_file, ChainEntry, EntryType, Manifest, PublicKey, Sealer, CHAIN_FILE};
 
 /// Subdirectory of the recording directory holding the shipper's state.
 const STATE_DIR: &str = "s3";
-/// The names a recording's files can have after `<id>.`: the recording (cast or port-forward
-/// capture, plain or age-encrypted), its manifest, its index entry.
+/// The names a recording's files can have after `<id>.`, in the order a removal deletes them:
+/// its index entry, the recording (cast or port-forward capture, plain or age-encrypted), its
+/// manifest.
 const RECORDING_SUFFIXES: [&str; 6] = [
+    // The index entry first: in the bucket, an index entry means the rest is there, also while
+    // a removal is under way.
+    "json",
     "cast",
     "pfcap",
     "cast.age",
     "pfcap.age",
     "manifest.json",
-    "json",
 ];
 
 /// How the shipper works.
@@ -58,6 +64,11 @@ pub struct ShipperOptions {
     pub part_size: u64,
     /// Time between passes over the directory.
     pub interval: Duration,
+    /// How long a shipped recording's file stays in the directory too (`serve
+    /// --s3-keep-local-days`); after that only the bucket holds it, and readers fetch it from
+    /// there ([`crate::Store::read_through`]). Its index entry and manifest stay: lists, search
+    /// filters and seal status need no request to the bucket. `None` (the default): keep it.
+    pub keep_local: Option<Duration>,
 }
 
 impl Default for ShipperOptions {
@@ -65,6 +76,7 @@ impl Default for ShipperOptions {
         Self {
             part_size: 8 * 1024 * 1024,
             interval: Duration::from_secs(2),
+            keep_local: None,
         }
     }
 }
@@ -78,6 +90,11 @@ pub struct PassReport {
     pub advanced: Vec<String>,
     /// Bytes of the chain shipped.
     pub chain_bytes: u64,
+    /// Bytes of the event log shipped.
+    pub event_bytes: u64,
+    /// Recordings whose file was removed from the directory in this pass, kept only in the
+    /// bucket from now on ([`ShipperOptions::keep_local`]).
+    pub evicted: Vec<String>,
     /// Recordings (or `chain`) that failed, with why; tried again at the next pass.
     pub failed: Vec<(String, String)>,
 }
@@ -98,6 +115,10 @@ pub struct Shipper {
     chain_offset: Option<u64>,
     /// The recorder's public key: seals checked, removals carried out ([`Shipper::trust_key`]).
     recorder_key: Option<PublicKey>,
+    /// The event log's shipping state.
+    events: EventShipper,
+    /// The recorder's sealer: evictions are recorded in its chain ([`Shipper::record_evictions_with`]).
+    sealer: Option<Arc<Sealer>>,
 }
 
 impl Shipper {
@@ -131,7 +152,22 @@ impl Shipper {
             uploads: HashMap::new(),
             chain_offset: None,
             recorder_key: None,
+            events: EventShipper::new(),
+            sealer: None,
         })
+    }
+
+    /// The recorder's sealer (`Store::shared_sealer`): the key it trusts ([`Shipper::trust_key`]),
+    /// and the chain evictions are recorded in. Without it no file leaves the directory
+    /// ([`ShipperOptions::keep_local`] is ignored).
+    pub fn record_evictions_with(&mut self, sealer: Arc<Sealer>) {
+        self.recorder_key = Some(sealer.public_key().clone());
+        self.sealer = Some(sealer);
+    }
+
+    /// The bucket it ships to.
+    pub fn archive(&self) -> &S3Archive {
+        &self.archive
     }
 
     /// The recorder's public key. With it the shipper (1) ships a finished recording only if its
@@ -158,7 +194,17 @@ impl Shipper {
             }
         };
         for (id, names) in files {
-            if self.shipped.contains(&id) {
+            // Shipped, or a recording whose file the directory does not hold (restored from
+            // the bucket, or an eviction a crash cut short): maybe kept only in the bucket now.
+            if self.shipped.contains(&id) || names.data.is_empty() {
+                match self.keep_in_bucket_only(&recordings, &id, &names).await {
+                    Ok(true) => report.evicted.push(id),
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(id, %error, "keeping a shipped recording only in S3 failed; retrying later");
+                        report.failed.push((id, error.to_string()));
+                    }
+                }
                 continue;
             }
             match self.ship_recording(&recordings, &id, &names).await {
@@ -176,6 +222,13 @@ impl Shipper {
             Err(error) => {
                 tracing::warn!(%error, "shipping the chain to S3 failed; retrying later");
                 report.failed.push(("chain".into(), error.to_string()));
+            }
+        }
+        match self.events.pass(&self.archive, &self.root).await {
+            Ok(bytes) => report.event_bytes = bytes,
+            Err(error) => {
+                tracing::warn!(%error, "shipping the event log to S3 failed; retrying later");
+                report.failed.push(("events".into(), error.to_string()));
             }
         }
         report
@@ -243,19 +296,125 @@ impl Shipper {
             Some(key) => vouched_file(recordings, id, &manifest, key).await?,
             None => names.data.clone(),
         };
+        let mut found_in_bucket = false;
         for name in &data {
-            self.finish_file(recordings, name).await?;
+            found_in_bucket |= self.finish_file(recordings, name).await?;
+        }
+        // An object the bucket already had (shipped before a lost marker, or put there by
+        // someone else) stays only if it is the sealed bytes.
+        if found_in_bucket && self.recorder_key.is_some() {
+            let parsed: Manifest = serde_json::from_slice(&manifest)
+                .map_err(|error| S3Error::Config(format!("{id}: unreadable manifest: {error}")))?;
+            crate::store::matches_seal(&self.archive, id, &parsed)
+                .await
+                .map_err(|why| S3Error::Config(format!("{id} not shipped: {why}")))?;
         }
         self.put_once(&format!("recordings/{manifest_name}"), manifest)
             .await?;
         // Last: an index entry in the bucket says the rest of the recording is there.
         self.put_once(&format!("recordings/{index}"), entry).await?;
-        let marker = self.state().join("shipped").join(id);
-        tokio::fs::write(&marker, b"")
-            .await
-            .map_err(local(&marker))?;
+        write_durably(self.state().join("shipped").join(id), Vec::new()).await?;
         self.shipped.insert(id.to_owned());
         Ok(Progress::Shipped)
+    }
+
+    /// Keeps a shipped recording only in the bucket once [`ShipperOptions::keep_local`] has
+    /// passed since it shipped; whether it did (now). Before its local file goes, the bucket's
+    /// object is read back through the seal's hash chain and must be the sealed bytes (a bucket
+    /// writer cannot get the only good copy removed), then an `evicted` entry, signed by the
+    /// recorder, is appended to the chain (so `verify --dir` tells it from a deletion, and a
+    /// marker file put in the directory by hand means nothing). A recording the directory holds
+    /// no file of, and the chain does not name as evicted (a restore or an eviction a crash cut
+    /// short), gets the entry once the bucket is seen to hold its file at the sealed size,
+    /// whatever `keep_local` says: its file is already only in the bucket. Needs the recorder's sealer
+    /// ([`Shipper::record_evictions_with`]); without one nothing is evicted.
+    async fn keep_in_bucket_only(
+        &mut self,
+        recordings: &Path,
+        id: &str,
+        names: &RecordingFiles,
+    ) -> Result<bool, S3Error> {
+        let Some(sealer) = self.sealer.clone() else {
+            return Ok(false);
+        };
+        if names.index.is_none() || names.manifest.is_none() || sealer.is_removed(id) {
+            return Ok(false);
+        }
+        let evicted = sealer.is_evicted(id);
+        if names.data.is_empty() {
+            if evicted {
+                self.shipped.insert(id.to_owned());
+                return Ok(false);
+            }
+        } else {
+            let Some(keep) = self.options.keep_local else {
+                return Ok(false);
+            };
+            let marker = self.state().join("shipped").join(id);
+            let shipped_at = tokio::fs::metadata(&marker)
+                .await
+                .and_then(|metadata| metadata.modified())
+                .map_err(local(&marker))?;
+            if shipped_at.elapsed().unwrap_or_default() < keep {
+                return Ok(false);
+            }
+        }
+        let manifest = sealed_manifest(recordings, id, sealer.public_key())
+            .await
+            .map_err(|why| S3Error::Config(format!("{id} kept locally: {why}")))?;
+        if !names.data.is_empty() && names.data != [manifest.file.clone()] {
+            return Err(S3Error::Config(format!(
+                "{id} kept locally: its files {:?} are not the one its seal names",
+                names.data
+            )));
+        }
+        if names.data.is_empty() {
+            // No local copy to lose: the bucket must hold the file at its sealed size (its bytes
+            // are checked by `verify --s3-bucket` and the seal status, not read back here).
+            let key = format!("recordings/{}", manifest.file);
+            match self.archive.size(&key).await? {
+                Some(size) if size == manifest.size => {}
+                // Removed from the bucket (retention, its local removal not finished), or never
+                // shipped: nothing to adopt.
+                None => return Ok(false),
+                Some(stored) => {
+                    return Err(S3Error::SizeMismatch {
+                        key,
+                        stored,
+                        expected: manifest.size,
+                    })
+                }
+            }
+        } else {
+            // The only good copy must not go: the bucket's bytes are read back and checked.
+            crate::store::matches_seal(&self.archive, id, &manifest)
+                .await
+                .map_err(|why| S3Error::Config(format!("{id} kept locally: {why}")))?;
+        }
+        // The marker first (durably): the shipper never ships a recording of the bucket back.
+        if !self.shipped.contains(id) {
+            write_durably(self.state().join("shipped").join(id), Vec::new()).await?;
+            self.shipped.insert(id.to_owned());
+        }
+        if !evicted {
+            let location = crate::store::RecordingStorage::location(&self.archive);
+            let (sealer, owned) = (sealer.clone(), id.to_owned());
+            tokio::task::spawn_blocking(move || sealer.record_eviction(&owned, &location))
+                .await
+                .map_err(|error| S3Error::Config(format!("recording an eviction: {error}")))?
+                .map_err(|error| S3Error::Config(format!("recording an eviction: {error}")))?;
+        }
+        for name in &names.data {
+            let path = recordings.join(name);
+            tokio::fs::remove_file(&path).await.map_err(local(&path))?;
+        }
+        sync_dir(recordings).await?;
+        tracing::info!(
+            id,
+            bucket = self.archive.bucket(),
+            "recording now kept only in S3"
+        );
+        Ok(true)
     }
 
     /// Uploads the whole parts of a growing file not uploaded yet; whether it uploaded any.
@@ -271,20 +430,24 @@ impl Shipper {
         Ok(progressed)
     }
 
-    /// Uploads the rest of a file that no longer grows and assembles its object.
-    async fn finish_file(&mut self, recordings: &Path, name: &str) -> Result<(), S3Error> {
+    /// Uploads the rest of a file that no longer grows and assembles its object; whether the
+    /// bucket had an object of its size already (then kept, and not uploaded again).
+    async fn finish_file(&mut self, recordings: &Path, name: &str) -> Result<bool, S3Error> {
         let path = recordings.join(name);
         let len = file_len(&path).await?;
         self.upload_of(name).await?;
         let Some(upload) = self.uploads.remove(name) else {
-            return Ok(());
+            return Ok(false);
         };
         let key = format!("recordings/{name}");
+        let mut found = false;
         match self.archive.size(&key).await? {
             None => upload.finish(&path, len).await?,
-            // Shipped before (the local marker was lost): the bucket's copy stays.
+            // Shipped before (the local marker was lost): the bucket's copy stays, once the
+            // caller has checked it against the seal.
             Some(stored) if stored == len => {
                 let _ = upload.abort().await;
+                found = true;
             }
             Some(stored) => {
                 let _ = upload.abort().await;
@@ -297,8 +460,8 @@ impl Shipper {
         }
         let journal = self.journal_path(name);
         match tokio::fs::remove_file(&journal).await {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Ok(()) => Ok(found),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(found),
             Err(error) => Err(local(&journal)(error)),
         }
     }
@@ -413,7 +576,7 @@ impl Shipper {
             .strip_prefix("chain/")
             .and_then(|name| name.strip_suffix(".jsonl"))
             .and_then(|offset| offset.parse::<u64>().ok())
-            .map(|offset| offset + last.size)
+            .and_then(|offset| offset.checked_add(last.size))
             .ok_or_else(|| {
                 S3Error::Config(format!(
                     "unexpected chain object {:?} in the bucket",
@@ -594,13 +757,6 @@ async fn file_len(path: &Path) -> Result<u64, S3Error> {
         .map_err(local(path))
 }
 
-fn local(path: &Path) -> impl FnOnce(std::io::Error) -> S3Error + '_ {
-    move |source| S3Error::Local {
-        path: path.to_owned(),
-        source,
-    }
-}
-
 /// The data file the recording's manifest vouches for, checked: the manifest is signed by `key`,
 /// names this recording, and its hash chain is that of the file's bytes (a regular file).
 async fn vouched_file(
@@ -643,6 +799,23 @@ async fn vouched_file(
         )));
     }
     Ok(vec![manifest.file])
+}
+
+/// The recording's manifest in the directory, signed by `key` for `id`; why not, otherwise.
+async fn sealed_manifest(recordings: &Path, id: &str, key: &PublicKey) -> Result<Manifest, String> {
+    let (dir, owned) = (recordings.to_owned(), id.to_owned());
+    let manifest = tokio::task::spawn_blocking(move || crate::seal::read_manifest(&dir, &owned))
+        .await
+        .ok()
+        .flatten()
+        .ok_or("no readable manifest")?;
+    if manifest.id != id || !manifest.signature_valid(key) {
+        return Err("its manifest is not signed by the recorder's key".into());
+    }
+    if manifest.file.contains('/') || !manifest.file.starts_with(&format!("{id}.")) {
+        return Err(format!("its manifest names the file {:?}", manifest.file));
+    }
+    Ok(manifest)
 }
 
 /// Writes `bytes` to `path` durably: a temporary file beside it, fsynced, renamed over it, and the

@@ -31,6 +31,10 @@ pub enum EntryType {
     Sealed,
     /// A recording was removed on purpose (retention): which and why.
     Removed,
+    /// A recording's file left the recording directory and is kept only in object storage
+    /// (`serve --s3-keep-local-days`), after its bytes there were checked against its seal:
+    /// which, and where (`reason`).
+    Evicted,
 }
 
 /// One line of `chain.jsonl`.
@@ -97,6 +101,8 @@ pub(crate) struct Chain {
     ids: HashSet<String>,
     /// Every recording a `removed` entry names.
     removed: HashSet<String>,
+    /// Every recording an `evicted` entry names.
+    evicted: HashSet<String>,
 }
 
 impl Chain {
@@ -123,6 +129,7 @@ impl Chain {
         let mut next_seq = 1;
         let mut ids = HashSet::new();
         let mut removed = HashSet::new();
+        let mut evicted = HashSet::new();
         for line in bytes[..whole].split(|&b| b == b'\n') {
             if line.is_empty() {
                 continue;
@@ -131,8 +138,14 @@ impl Chain {
             match serde_json::from_slice::<ChainEntry>(line) {
                 Ok(entry) => {
                     next_seq = entry.seq + 1;
-                    if entry.entry_type == EntryType::Removed {
-                        removed.insert(entry.id.clone());
+                    match entry.entry_type {
+                        EntryType::Removed => {
+                            removed.insert(entry.id.clone());
+                        }
+                        EntryType::Evicted => {
+                            evicted.insert(entry.id.clone());
+                        }
+                        EntryType::Sealed => {}
                     }
                     ids.insert(entry.id);
                 }
@@ -151,6 +164,7 @@ impl Chain {
             head,
             ids,
             removed,
+            evicted,
         })
     }
 
@@ -167,6 +181,11 @@ impl Chain {
     /// Whether a `removed` entry names `id`.
     pub(crate) fn is_removed(&self, id: &str) -> bool {
         self.removed.contains(id)
+    }
+
+    /// Whether an `evicted` entry names `id`.
+    pub(crate) fn is_evicted(&self, id: &str) -> bool {
+        self.evicted.contains(id)
     }
 
     /// Every recording a `removed` entry names.
@@ -203,8 +222,14 @@ impl Chain {
         self.len += bytes.len() as u64;
         self.next_seq += 1;
         self.head = sha256(&line);
-        if entry.entry_type == EntryType::Removed {
-            self.removed.insert(entry.id.clone());
+        match entry.entry_type {
+            EntryType::Removed => {
+                self.removed.insert(entry.id.clone());
+            }
+            EntryType::Evicted => {
+                self.evicted.insert(entry.id.clone());
+            }
+            EntryType::Sealed => {}
         }
         self.ids.insert(entry.id.clone());
         Ok(entry)

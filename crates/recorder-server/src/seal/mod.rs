@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 pub use chain::{ChainEntry, EntryType, GENESIS};
+pub(crate) use chain_hash::sha256;
 pub use chain_hash::{hash_file, ChainAlgorithm, ChainHasher, FileDigest, CHUNK_SIZE};
 pub use key::{public_key_path, PublicKey, SigningKey};
 pub use manifest::{Manifest, MANIFEST_VERSION};
@@ -171,6 +172,12 @@ impl Sealer {
         self.lock().is_removed(id)
     }
 
+    /// Whether the chain has an `evicted` entry for `id`: its file is kept only in object
+    /// storage ([`Sealer::record_eviction`]).
+    pub fn is_evicted(&self, id: &str) -> bool {
+        self.lock().is_evicted(id)
+    }
+
     /// Every recording the chain has a `removed` entry for.
     pub fn removed_ids(&self) -> Vec<String> {
         self.lock().removed().cloned().collect()
@@ -223,6 +230,19 @@ impl Sealer {
     pub fn record_removal(&self, id: &str, reason: &str) -> Result<ChainEntry, SealError> {
         let mut entry = chain::unsealed_entry(EntryType::Removed, id);
         entry.reason = Some(reason.to_owned());
+        entry.at_ms = Some((unix_now() * 1e3).round() as i64);
+        self.lock().append(&self.key, entry)
+    }
+}
+
+impl Sealer {
+    /// Records in the chain that the recording `id`'s file is kept only at `location` (an
+    /// `s3://` URL) from now on: append this after checking the bytes there against the seal,
+    /// then remove the local file. `verify --dir` then checks everything but the bytes, and
+    /// tells such a recording from a deleted one. Blocking.
+    pub fn record_eviction(&self, id: &str, location: &str) -> Result<ChainEntry, SealError> {
+        let mut entry = chain::unsealed_entry(EntryType::Evicted, id);
+        entry.reason = Some(format!("kept only in {location}"));
         entry.at_ms = Some((unix_now() * 1e3).round() as i64);
         self.lock().append(&self.key, entry)
     }

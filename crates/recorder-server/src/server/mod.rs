@@ -114,6 +114,9 @@ pub struct ServerOptions {
     /// Encrypt recordings at rest to these age X25519 keys (`serve --encrypt-to`; see
     /// [`crate::crypt`]). Default none: casts are stored as they arrive.
     pub encrypt_to: Option<crate::crypt::Recipients>,
+    /// Where finished recordings the directory no longer holds are read from: the bucket of
+    /// `serve --storage s3` (see [`Store::read_through`]). Default none: the directory alone.
+    pub storage_backend: Option<Arc<dyn crate::store::RecordingStorage>>,
 }
 
 impl ServerOptions {
@@ -138,6 +141,7 @@ impl ServerOptions {
             retain_days: None,
             retention_interval: Duration::from_secs(3600),
             encrypt_to: None,
+            storage_backend: None,
         }
     }
 }
@@ -220,6 +224,9 @@ impl RecorderServer {
             Store::create_sealed_with(&options.dir, options.signing_key.as_deref()).await?;
         if let Some(recipients) = options.encrypt_to.clone() {
             store = store.encrypt_to(recipients);
+        }
+        if let Some(backend) = options.storage_backend.clone() {
+            store = store.read_through(backend);
         }
         store.recover().await?;
         let (listener, addr) = bind(options.listen).await?;

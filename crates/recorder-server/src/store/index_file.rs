@@ -42,9 +42,14 @@ pub(crate) fn recording_path(
     capture: bool,
     encrypted: bool,
 ) -> PathBuf {
+    recordings.join(recording_file_name(id, capture, encrypted))
+}
+
+/// Name of the file of `id`: `<id>.cast`, `<id>.pfcap`, `<id>.cast.age` or `<id>.pfcap.age`.
+pub(crate) fn recording_file_name(id: &str, capture: bool, encrypted: bool) -> String {
     let kind = if capture { CAPTURE_SUFFIX } else { CAST_SUFFIX };
     let age = if encrypted { ENCRYPTED_SUFFIX } else { "" };
-    recordings.join(format!("{id}{kind}{age}"))
+    format!("{id}{kind}{age}")
 }
 
 /// The recording a file in `recordings/` stores, by its name: `(id, capture, encrypted)`, or

@@ -19,6 +19,7 @@
 //! Several readers (the server, `kube-recorder ls --dir`) may use one directory at once; only one
 //! server should write to it.
 
+mod backend;
 mod index_file;
 mod recording_writer;
 mod retention;
@@ -28,7 +29,10 @@ use std::sync::Arc;
 
 use castfmt::{Outcome, Protocol};
 use serde_json::value::RawValue;
+use tokio::io::AsyncReadExt as _;
 
+pub(crate) use backend::matches_seal;
+pub use backend::{DirStorage, RecordingReader, RecordingStorage};
 pub(crate) use index_file::{recording_of, sync_dir};
 pub(crate) use recording_writer::write_notifications;
 pub use recording_writer::{RecordingEnd, RecordingWriter};
@@ -55,6 +59,9 @@ pub struct Store {
     sealer: Option<Arc<Sealer>>,
     /// Encrypts new recordings to these keys, when set ([`Store::encrypt_to`]).
     encrypt_to: Option<Recipients>,
+    /// Where finished recordings are read from when the directory no longer holds them
+    /// ([`Store::read_through`]).
+    backend: Option<Arc<dyn RecordingStorage>>,
 }
 
 impl Store {
@@ -75,6 +82,7 @@ impl Store {
             root: root.into(),
             sealer: None,
             encrypt_to: None,
+            backend: None,
         })
     }
 
@@ -102,6 +110,7 @@ impl Store {
             root: root.into(),
             sealer: None,
             encrypt_to: None,
+            backend: None,
         };
         let key = key.map_or_else(|| seal::default_key_path(&store.root), Path::to_path_buf);
         store.seal_with(&key).await
@@ -200,19 +209,8 @@ impl Store {
     }
 
     /// Opens a recording's cast for reading; it may still be growing.
-    pub async fn open_cast(&self, id: &str) -> Result<tokio::fs::File, StoreError> {
-        let path = self.cast_path(id)?;
-        tokio::fs::File::open(&path).await.map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                StoreError::NotFound(id.to_owned())
-            } else {
-                StoreError::Io {
-                    op: "open",
-                    path,
-                    source,
-                }
-            }
-        })
+    pub async fn open_cast(&self, id: &str) -> Result<RecordingReader, StoreError> {
+        self.open_kind(id, false, false).await
     }
 
     /// Path of a port-forward capture's file (which may not exist).
@@ -222,19 +220,8 @@ impl Store {
     }
 
     /// Opens a port-forward capture for reading; it may still be growing.
-    pub async fn open_capture(&self, id: &str) -> Result<tokio::fs::File, StoreError> {
-        let path = self.capture_path(id)?;
-        tokio::fs::File::open(&path).await.map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                StoreError::NotFound(id.to_owned())
-            } else {
-                StoreError::Io {
-                    op: "open",
-                    path,
-                    source,
-                }
-            }
-        })
+    pub async fn open_capture(&self, id: &str) -> Result<RecordingReader, StoreError> {
+        self.open_kind(id, true, false).await
     }
 
     /// Opens an encrypted recording's file (`<id>.cast.age`, else `<id>.pfcap.age`), the age
@@ -242,33 +229,21 @@ impl Store {
     pub async fn open_encrypted(
         &self,
         id: &str,
-    ) -> Result<(RecordingKind, tokio::fs::File), StoreError> {
-        check_id(id)?;
-        for (kind, capture) in [
-            (RecordingKind::Cast, false),
-            (RecordingKind::PortForwardCapture, true),
-        ] {
-            let path = index_file::recording_path(&self.recordings_dir(), id, capture, true);
-            match tokio::fs::File::open(&path).await {
-                Ok(file) => return Ok((kind, file)),
-                Err(source) if source.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(StoreError::Io {
-                        op: "open",
-                        path,
-                        source,
-                    })
-                }
-            }
+    ) -> Result<(RecordingKind, RecordingReader), StoreError> {
+        match self.open_kind(id, false, true).await {
+            Err(StoreError::NotFound(_)) => Ok((
+                RecordingKind::PortForwardCapture,
+                self.open_kind(id, true, true).await?,
+            )),
+            other => other.map(|file| (RecordingKind::Cast, file)),
         }
-        Err(StoreError::NotFound(id.to_owned()))
     }
 
     /// Opens a recording's file, whichever its kind: the cast, else the capture.
     pub async fn open_recording(
         &self,
         id: &str,
-    ) -> Result<(RecordingKind, tokio::fs::File), StoreError> {
+    ) -> Result<(RecordingKind, RecordingReader), StoreError> {
         match self.open_cast(id).await {
             Err(StoreError::NotFound(_)) => Ok((
                 RecordingKind::PortForwardCapture,
@@ -280,18 +255,89 @@ impl Store {
 
     /// A recording's whole cast in memory (for small recordings and tests; playback streams).
     pub async fn read_cast(&self, id: &str) -> Result<Vec<u8>, StoreError> {
-        let path = self.cast_path(id)?;
-        tokio::fs::read(&path).await.map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                StoreError::NotFound(id.to_owned())
-            } else {
-                StoreError::Io {
-                    op: "read",
-                    path,
-                    source,
+        let mut reader = self.open_cast(id).await?;
+        let mut cast = Vec::new();
+        reader
+            .read_to_end(&mut cast)
+            .await
+            .map_err(|source| StoreError::Io {
+                op: "read",
+                path: index_file::cast_path(&self.recordings_dir(), id),
+                source,
+            })?;
+        Ok(cast)
+    }
+
+    /// Reads finished recordings the directory no longer holds from `backend` as well: the
+    /// bucket `serve --storage s3` ships them to ([`crate::s3::S3Archive`] is one). The
+    /// directory is always asked first; see [`RecordingStorage`].
+    pub fn read_through(mut self, backend: Arc<dyn RecordingStorage>) -> Self {
+        tracing::info!(
+            backend = backend.location(),
+            "reading recordings not in the directory from the storage backend"
+        );
+        self.backend = Some(backend);
+        self
+    }
+
+    /// The storage backend besides the directory, when there is one ([`Store::read_through`]).
+    pub fn backend(&self) -> Option<&Arc<dyn RecordingStorage>> {
+        self.backend.as_ref()
+    }
+
+    /// Opens the file of `id` of one kind: from the directory, else from the backend.
+    async fn open_kind(
+        &self,
+        id: &str,
+        capture: bool,
+        encrypted: bool,
+    ) -> Result<RecordingReader, StoreError> {
+        check_id(id)?;
+        let name = index_file::recording_file_name(id, capture, encrypted);
+        if let Some(file) = DirStorage::new(self.recordings_dir()).open(&name).await? {
+            return Ok(file);
+        }
+        if let Some(backend) = &self.backend {
+            // Only the file the index entry names is asked of the bucket: a file of another
+            // kind put there never stands in for what the directory holds.
+            let meta = self.get(id).await?;
+            let named = (
+                meta.kind == RecordingKind::PortForwardCapture,
+                meta.encrypted,
+            );
+            if named == (capture, encrypted) {
+                if let Some(object) = backend.open(&name).await? {
+                    return Ok(object);
                 }
             }
-        })
+        }
+        Err(StoreError::NotFound(id.to_owned()))
+    }
+
+    /// Whether the store's backend holds the bytes recording `id` is sealed with (see
+    /// [`matches_seal`]); why not, otherwise (no backend, no readable manifest, other bytes).
+    pub async fn check_in_backend(&self, id: &str) -> Result<(), String> {
+        check_id(id).map_err(|error| error.to_string())?;
+        let backend = self
+            .backend
+            .clone()
+            .ok_or("kept only in object storage, and no bucket is configured")?;
+        let (recordings, owned) = (self.recordings_dir(), id.to_owned());
+        let manifest =
+            tokio::task::spawn_blocking(move || seal::read_manifest(&recordings, &owned))
+                .await
+                .ok()
+                .flatten()
+                .ok_or("manifest unreadable")?;
+        if manifest.id != id {
+            return Err(format!("its manifest is of recording {}", manifest.id));
+        }
+        matches_seal(backend.as_ref(), id, &manifest).await
+    }
+
+    /// The sealer, shared: for the S3 shipper, which records evictions in the chain.
+    pub fn shared_sealer(&self) -> Option<Arc<Sealer>> {
+        self.sealer.clone()
     }
 
     /// Starts a new recording: reserves an ID, creates its cast file and writes its first index

@@ -119,16 +119,25 @@ impl Store {
         })?;
         let dir = self.recordings_dir();
         let holds_path = self.holds_path();
-        blocking(move || {
+        let reason = format!(
+            "retention: older than {days} day{}",
+            if days == 1 { "" } else { "s" }
+        );
+        let (sweep_sealer, sweep_dir, sweep_holds, sweep_reason) = (
+            sealer.clone(),
+            dir.clone(),
+            holds_path.clone(),
+            reason.clone(),
+        );
+        let (mut report, in_bucket) = blocking(move || {
+            let (sealer, dir, holds_path, reason) =
+                (sweep_sealer, sweep_dir, sweep_holds, sweep_reason);
+            let mut in_bucket = Vec::new();
             let mut report = SweepReport {
                 finished: finish_removals(&sealer, &dir)?,
                 ..SweepReport::default()
             };
             let cutoff = now - f64::from(days) * DAY;
-            let reason = format!(
-                "retention: older than {days} day{}",
-                if days == 1 { "" } else { "s" }
-            );
             let mut candidates = Vec::new();
             for (name, path) in dir_entries(&dir)? {
                 if name.starts_with('.')
@@ -165,6 +174,12 @@ impl Store {
                     tracing::warn!(%id, "retention: not removing a recording that is not sealed");
                     continue;
                 }
+                // Kept only in the bucket (a signed `evicted` entry): its bytes there are
+                // checked against the seal below, outside this blocking pass.
+                if !has_file(&dir, &id) && sealer.is_evicted(&id) {
+                    in_bucket.push(id);
+                    continue;
+                }
                 if let Err(problem) = intact(&dir, &id) {
                     // Removing it would hide the damage behind a removal on purpose: leave it
                     // for `verify` to name.
@@ -176,9 +191,37 @@ impl Store {
                 tracing::info!(%id, %reason, "recording removed");
                 report.removed.push(id);
             }
-            Ok(report)
+            Ok((report, in_bucket))
         })
-        .await
+        .await?;
+        for id in in_bucket {
+            // As for a local file: damage is left for `verify` to name, not removed.
+            if let Err(problem) = self.check_in_backend(&id).await {
+                tracing::warn!(%id, %problem, "retention: not removing a recording kept in object storage that does not match its seal");
+                continue;
+            }
+            let (sealer, dir, holds_path, reason) = (
+                sealer.clone(),
+                dir.clone(),
+                holds_path.clone(),
+                reason.clone(),
+            );
+            let held = blocking(move || {
+                if read_holds(&holds_path)?.contains_key(&id) {
+                    return Ok(Err(id));
+                }
+                sealer.record_removal(&id, &reason)?;
+                delete_files(&dir, &id)?;
+                tracing::info!(%id, %reason, "recording removed");
+                Ok(Ok(id))
+            })
+            .await?;
+            match held {
+                Ok(id) => report.removed.push(id),
+                Err(id) => report.held.push(id),
+            }
+        }
+        Ok(report)
     }
 
     /// Deletes what is left of every recording the chain says is removed (a crash between the
@@ -209,6 +252,15 @@ pub(super) fn finish_removals(sealer: &Sealer, dir: &Path) -> Result<Vec<String>
         }
     }
     Ok(finished)
+}
+
+/// Whether the directory holds a file of the recording (cast or capture, plain or encrypted).
+fn has_file(dir: &Path, id: &str) -> bool {
+    [(false, false), (true, false), (false, true), (true, true)]
+        .into_iter()
+        .any(|(capture, encrypted)| {
+            index_file::recording_path(dir, id, capture, encrypted).exists()
+        })
 }
 
 /// Whether the recording's file is there and matches its manifest.

@@ -2,6 +2,8 @@
 //! client and a reader of NDJSON response frames.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod s3;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;

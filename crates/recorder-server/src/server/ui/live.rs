@@ -116,7 +116,7 @@ fn event_message(line: &[u8], no_terminal: bool) -> Option<Bytes> {
 struct Follow {
     app: Arc<App>,
     id: String,
-    file: tokio::fs::File,
+    file: crate::store::RecordingReader,
     buf: Vec<u8>,
     splitter: LineSplitter,
     header_seen: bool,

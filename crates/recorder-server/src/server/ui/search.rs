@@ -220,7 +220,8 @@ pub(crate) async fn search_output(
             continue;
         }
         let file = match app.store.open_recording(&meta.id).await {
-            Ok((_, file)) => file.into_std().await,
+            // A recording kept only in the bucket streams from it; the scan reads it blocking.
+            Ok((_, file)) => tokio_util::io::SyncIoBridge::new(file),
             // Removed by retention since it was listed.
             Err(error) => {
                 tracing::debug!(id = %meta.id, %error, "search: recording not readable");

@@ -75,11 +75,23 @@ pub(crate) async fn recording_seal(
         .iter()
         .filter(|note| note.subject == id)
         .collect();
+    // Kept only in the bucket: its bytes are checked there, streamed through the same hash.
+    let mut own: Vec<Problem> = own.into_iter().cloned().collect();
+    let in_bucket = report.in_bucket.contains(&id);
+    if in_bucket {
+        if let Err(reason) = app.store.check_in_backend(&id).await {
+            own.push(Problem {
+                subject: id.clone(),
+                reason,
+            });
+        }
+    }
+    let own: Vec<&Problem> = own.iter().collect();
     let status = if !own.is_empty() {
         "failed"
     } else if !notes.is_empty() {
         "recording"
-    } else if report.verified > 0 {
+    } else if report.verified > 0 || in_bucket {
         "verified"
     } else {
         "failed"
@@ -91,6 +103,11 @@ pub(crate) async fn recording_seal(
         "problems": problems(&own),
         "notes": problems(&notes),
         "otherProblems": elsewhere,
+        "storedIn": if in_bucket {
+            app.store.backend().map(|backend| backend.location())
+        } else {
+            None
+        },
     }))
     .into_response()
 }
