@@ -60,3 +60,44 @@ fn a_list_of_five_thousand_pods_arrives_whole() -> anyhow::Result<()> {
     assert_eq!(list["items"].as_array().map(Vec::len), Some(5000));
     Ok(())
 }
+
+/// Each client connection forwards on an upstream connection of its own, kept alive across its
+/// requests: the requests of one client connection reach the API server on one connection, and
+/// another client connection's never share it.
+#[test]
+fn each_client_connection_keeps_an_upstream_connection_of_its_own() -> anyhow::Result<()> {
+    use e2e::raw::{request_bytes, RawClient};
+    let stack = Stack::start(StackOptions::for_caller(fixture_caller("user-node")?))?;
+    let mut peers = Vec::new();
+    for client_name in ["first", "second"] {
+        let mut client = RawClient::connect(&stack.proxy_url)?;
+        for round in 0..3 {
+            let path =
+                format!("/api/v1/namespaces/default/pods/demo?client={client_name}&round={round}");
+            client.send(&request_bytes("GET", &path, &[("Host", "proxy")], b""))?;
+            let (head, body) = client.read_response()?;
+            assert_eq!(head.status, 200, "{}", String::from_utf8_lossy(&body));
+        }
+        let seen: Vec<String> = stack
+            .upstream_requests()?
+            .iter()
+            .filter(|request| {
+                request["path"]
+                    .as_str()
+                    .is_some_and(|path| path.contains(&format!("client={client_name}&")))
+            })
+            .filter_map(|request| request["peer"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(seen.len(), 3, "{client_name}: {seen:?}");
+        assert!(
+            seen.iter().all(|peer| peer == &seen[0]),
+            "{client_name}'s requests came on several upstream connections: {seen:?}"
+        );
+        peers.push(seen[0].clone());
+    }
+    assert_ne!(
+        peers[0], peers[1],
+        "two client connections shared one upstream connection"
+    );
+    Ok(())
+}

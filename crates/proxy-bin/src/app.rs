@@ -25,6 +25,9 @@ pub struct App {
     pub(crate) upstream_handshake_timeout: std::time::Duration,
     /// The upstream API server.
     pub(crate) upstream: Upstream,
+    /// Whether each client connection forwards on an upstream connection of its own
+    /// (`--upstream-connections per-client`; see [`crate::upstream::lane`]).
+    pub(crate) upstream_lanes: bool,
     /// Counters.
     pub(crate) metrics: Arc<Metrics>,
     /// Connects session recordings.

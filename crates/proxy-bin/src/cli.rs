@@ -166,6 +166,17 @@ pub struct Cli {
     )]
     pub(crate) max_connections_per_caller: usize,
 
+    /// Most upstream connections client connections hold of their own at once (with
+    /// `--upstream-connections per-client`); client connections beyond it forward through the
+    /// shared pool.
+    #[arg(long, env = "KUBE_AUTH_PROXY_MAX_UPSTREAM_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_upstream_connections: u32,
+
+    /// Threads serving client connections, each with a single-threaded async runtime of its own;
+    /// a connection stays on one. Default: one per CPU the process may use.
+    #[arg(long, env = "KUBE_AUTH_PROXY_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
+
     /// Most exec/attach sessions one caller (a user, or a tagged node) may have open at once; a
     /// further one is refused with 429 and a message kubectl prints. 0: no limit.
     #[arg(
@@ -180,6 +191,13 @@ pub struct Cli {
     /// applies within it, also on kept-alive and long-running connections.
     #[arg(long, env = "KUBE_AUTH_PROXY_IDENTITY_TTL", value_parser = parse_duration, default_value = "5s")]
     pub(crate) identity_ttl: Duration,
+
+    /// How ordinary requests reach the API server: `per-client` (each client connection gets a
+    /// kept-alive upstream connection of its own, driven in the client connection's task: the
+    /// fastest path, with as many upstream connections as client connections forwarding) or
+    /// `pooled` (a shared pool, fewer upstream connections). Upgrades always use the pool.
+    #[arg(long, env = "KUBE_AUTH_PROXY_UPSTREAM_CONNECTIONS", value_enum, default_value_t = UpstreamConnections::PerClient)]
+    pub(crate) upstream_connections: UpstreamConnections,
 
     /// Time the upstream API server has to answer an exec/attach upgrade request.
     #[arg(long, env = "KUBE_AUTH_PROXY_UPSTREAM_HANDSHAKE_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
@@ -669,4 +687,13 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+/// `--upstream-connections`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum UpstreamConnections {
+    /// One upstream connection per client connection, in its task.
+    PerClient,
+    /// A pool shared by every client connection.
+    Pooled,
 }

@@ -15,6 +15,7 @@ use crate::metrics::Refusal;
 use crate::node_commands::node_command_endpoint;
 use crate::status::KubeStatus;
 use crate::sync_body::SyncBody;
+use crate::upstream::lane::UpstreamLane;
 use crate::upstream::UpstreamHeaders;
 
 /// Forwards one request for the connection's caller.
@@ -23,6 +24,9 @@ pub(crate) async fn forward(
     Extension(connection): Extension<Arc<ConnectionContext>>,
     request: Request,
 ) -> Response {
+    // The connection's own upstream connection (server.rs); absent for a router served
+    // otherwise (tests), which then uses the pooled client.
+    let lane = request.extensions().get::<Arc<UpstreamLane>>().cloned();
     let caller = match authorize(&app, &connection).await {
         Ok(caller) => caller,
         Err(refusal) => return refusal.response_for(request.uri().path()),
@@ -66,12 +70,23 @@ pub(crate) async fn forward(
         path = parts.uri.path(),
         "forwarding"
     );
-    let upstream_body = reqwest::Body::wrap(SyncBody::new(body));
-    match app
-        .upstream
-        .send(parts.method.clone(), url, headers, upstream_body)
-        .await
-    {
+    // Beyond --max-upstream-connections lanes, the shared pool.
+    let lane = lane.filter(|lane| app.upstream.reserve_lane(lane));
+    let sent = match &lane {
+        Some(lane) => app
+            .upstream
+            .send_in_lane(lane, parts.method.clone(), url, headers, body)
+            .await
+            .map(|response| response.map(Body::new)),
+        None => {
+            let upstream_body = reqwest::Body::wrap(SyncBody::new(body));
+            app.upstream
+                .send(parts.method.clone(), url, headers, upstream_body)
+                .await
+                .map(|response| response.map(Body::new))
+        }
+    };
+    match sent {
         Ok(response) => {
             app.metrics.request_proxied();
             let (mut parts, body) = response.into_parts();

@@ -44,6 +44,7 @@ mod status;
 mod sync_body;
 mod upgrade;
 mod upstream;
+mod workers;
 
 pub use app::App;
 pub use cli::{Cli, IdentityArg, LogColor, LogFormat, ModeArg};

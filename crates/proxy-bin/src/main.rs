@@ -17,7 +17,10 @@ fn main() -> std::process::ExitCode {
         Ok(limit) => tracing::debug!(?limit, "open-file limit"),
         Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
     }
+    // Client connections run on their own worker threads (--worker-threads); this runtime
+    // accepts them and runs what is shared (metrics, reloads, identity refreshes).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
     {

@@ -43,6 +43,9 @@ pub struct RunningProxy {
     served: JoinHandle<()>,
     app: Arc<App>,
     shutdown_grace: Duration,
+    /// The threads connections and their sessions run on: kept until the sessions have ended
+    /// (dropping them ends every task on them).
+    workers: Arc<crate::workers::ConnectionWorkers>,
 }
 
 impl RunningProxy {
@@ -66,6 +69,8 @@ impl RunningProxy {
             let _ = self.served.await;
         };
         tokio::join!(sessions, served);
+        // Only now: sessions in their grace run on the workers.
+        drop(self.workers);
     }
 }
 
@@ -120,7 +125,8 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
         cli.upstream_context.as_deref(),
         &env,
     )?;
-    let upstream = upstream::Upstream::new(&upstream_config, mode)
+    let lane_limit = usize::try_from(cli.max_upstream_connections).unwrap_or(usize::MAX);
+    let upstream = upstream::Upstream::new(&upstream_config, mode, lane_limit)
         .with_context(|| format!("upstream from {}", upstream_config.source))?;
     if mode == Mode::Auth
         && upstream_config.credential == upstream::config::Credential::None
@@ -147,6 +153,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
         )
         .with_oidc(oidc),
         upstream_handshake_timeout: cli.upstream_handshake_timeout,
+        upstream_lanes: cli.upstream_connections == crate::cli::UpstreamConnections::PerClient,
         sessions_per_caller: (cli.max_sessions_per_caller > 0)
             .then(|| crate::caller_limit::CallerLimit::new(cli.max_sessions_per_caller)),
         localapi,
@@ -214,10 +221,23 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
         header_timeout: cli.header_timeout,
         shutdown_grace: cli.shutdown_grace,
     };
+    let worker_count = match cli.worker_threads {
+        Some(threads) => usize::from(threads),
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let workers = Arc::new(
+        crate::workers::ConnectionWorkers::start(worker_count)
+            .context("starting the connection workers")?,
+    );
+    tracing::debug!(workers = workers.len(), "connection worker threads started");
+    let service = server::ConnectionService {
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls_config)),
+        router: router(app.clone()),
+        workers: workers.clone(),
+    };
     let served = tokio::spawn(server::serve(
         listener,
-        tokio_rustls::TlsAcceptor::from(Arc::new(tls_config)),
-        router(app.clone()),
+        service,
         app.clone(),
         limits,
         proxy_protocol.map(server::ProxyProtocol::new),
@@ -230,6 +250,7 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
         served,
         app,
         shutdown_grace: cli.shutdown_grace,
+        workers,
     })
 }
 

@@ -34,6 +34,8 @@ use crate::app::App;
 use crate::caller_limit::CallerLimit;
 use crate::identity::{ClientCertificate, ConnectionContext};
 use crate::metrics::ProxyHeaderRefusal;
+use crate::upstream::lane::UpstreamLane;
+use crate::workers::ConnectionWorkers;
 
 /// `--proxy-protocol`: every connection starts with a PROXY protocol header, accepted only from
 /// these forwarders.
@@ -73,22 +75,36 @@ pub(crate) struct ConnectionLimits {
     pub(crate) shutdown_grace: Duration,
 }
 
+/// What serves each accepted connection: its TLS, the routes, and the threads it runs on.
+pub(crate) struct ConnectionService {
+    /// The TLS handshake.
+    pub(crate) acceptor: TlsAcceptor,
+    /// The routes.
+    pub(crate) router: Router,
+    /// The worker threads connections run on.
+    pub(crate) workers: Arc<ConnectionWorkers>,
+}
+
 /// Serves client connections until `shutdown` becomes true (or its sender is dropped), then
 /// drains. With `proxy_protocol`, each connection first gives its caller's address in a PROXY
 /// protocol header.
 pub(crate) async fn serve(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
-    router: Router,
+    service: ConnectionService,
     app: Arc<App>,
     limits: ConnectionLimits,
     proxy_protocol: Option<ProxyProtocol>,
     shutdown: watch::Receiver<bool>,
 ) {
+    let ConnectionService {
+        acceptor,
+        router,
+        workers,
+    } = service;
     let mut listener = BoundedListener::new(listener, limits.max_connections, shutdown.clone());
     let per_caller = Arc::new(CallerLimit::new(limits.max_connections_per_caller));
     while let Some(accepted) = listener.next().await {
-        let (mut stream, peer, slot) = (accepted.stream, accepted.peer, accepted.slot);
+        let (stream, peer, slot) = (accepted.stream, accepted.peer, accepted.slot);
         let behind_forwarder = proxy_protocol.is_some();
         if let Some(proxy_protocol) = &proxy_protocol {
             if !proxy_protocol.trusts(peer.ip()) {
@@ -103,7 +119,23 @@ pub(crate) async fn serve(
         let app = app.clone();
         let per_caller = per_caller.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        // The connection moves to its worker's runtime: registered with that runtime's I/O
+        // driver, not the accept loop's.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::debug!(%peer, %error, "connection closed: cannot hand it to a worker");
+                continue;
+            }
+        };
+        workers.spawn(async move {
+            let mut stream = match TcpStream::from_std(stream) {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::debug!(%peer, %error, "connection closed: a worker cannot take it");
+                    return;
+                }
+            };
             let caller = if behind_forwarder {
                 match caller_from_header(&mut stream, peer, limits.header_timeout).await {
                     Ok(caller) => caller,
@@ -217,11 +249,17 @@ async fn serve_connection(
         }
     }
     let context = Arc::new(ConnectionContext { peer, client_cert });
+    // This connection's own upstream connection, driven below in this task.
+    let (lane, lane_driver) = UpstreamLane::new();
+    let lane = app.upstream_lanes.then_some(lane);
     // The router serves every request of the connection, each carrying who the connection is.
     let service = TowerToHyperService::new(
         tower::ServiceBuilder::new()
             .map_request(move |mut request: hyper::Request<Incoming>| {
                 request.extensions_mut().insert(context.clone());
+                if let Some(lane) = &lane {
+                    request.extensions_mut().insert(lane.clone());
+                }
                 request
             })
             .service(router),
@@ -235,13 +273,22 @@ async fn serve_connection(
         .serve_connection(TokioIo::new(tls), service)
         .with_upgrades();
     tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        _ = shutdown.changed() => {
-            // Finish the request in flight, then close; idle connections close at once.
-            connection.as_mut().graceful_shutdown();
-            connection.as_mut().await
+    let lane_driver = lane_driver.run();
+    tokio::pin!(lane_driver);
+    let served = async {
+        tokio::select! {
+            result = connection.as_mut() => result,
+            _ = shutdown.changed() => {
+                // Finish the request in flight, then close; idle connections close at once.
+                connection.as_mut().graceful_shutdown();
+                connection.as_mut().await
+            }
         }
+    };
+    // The upstream connection's I/O runs in this task too; the driver never ends by itself.
+    let result = tokio::select! {
+        result = served => result,
+        () = &mut lane_driver => return,
     };
     if let Err(error) = result {
         tracing::debug!(%peer, %error, "connection ended with an error");

@@ -1,6 +1,5 @@
 //! The HTTP client to the upstream API server: where to send a request and with which credentials.
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use http::{header, HeaderMap, Method, Uri};
@@ -15,6 +14,8 @@ use super::token::BearerToken;
 #[derive(Debug)]
 pub(crate) struct Upstream {
     client: reqwest::Client,
+    /// Opens the client connections' own upstream connections ([`super::lane`]).
+    lane: super::lane::LaneConnector,
     base: Url,
     /// The proxy's own bearer token; `None` in noauth mode or when the kubeconfig has none.
     token: Option<BearerToken>,
@@ -60,7 +61,11 @@ pub(crate) struct UnforwardablePath {
 impl Upstream {
     /// Builds the client. In noauth mode no proxy credential (token or client certificate) is ever
     /// attached.
-    pub(crate) fn new(config: &UpstreamConfig, mode: Mode) -> anyhow::Result<Upstream> {
+    pub(crate) fn new(
+        config: &UpstreamConfig,
+        mode: Mode,
+        max_lane_connections: usize,
+    ) -> anyhow::Result<Upstream> {
         let use_credentials = mode == Mode::Auth;
         let mut builder = reqwest::Client::builder()
             .http1_only()
@@ -69,10 +74,13 @@ impl Upstream {
             .connect_timeout(Duration::from_secs(10))
             .tcp_keepalive(Duration::from_secs(30))
             .pool_idle_timeout(Duration::from_secs(90));
-        if config.server.scheme() == "https" {
-            builder = builder
-                .use_preconfigured_tls(super::tls::client_config(&config.tls, use_credentials)?);
-        }
+        let tls = if config.server.scheme() == "https" {
+            let tls = super::tls::client_config(&config.tls, use_credentials)?;
+            builder = builder.use_preconfigured_tls(tls.clone());
+            Some(std::sync::Arc::new(tls))
+        } else {
+            None
+        };
         let token = match (&config.credential, use_credentials) {
             (Credential::Token(token), true) => Some(BearerToken::fixed(token)?),
             (Credential::TokenFile(path), true) => Some(BearerToken::file(path.clone())?),
@@ -80,6 +88,7 @@ impl Upstream {
         };
         Ok(Upstream {
             client: builder.build()?,
+            lane: super::lane::LaneConnector::new(&config.server, tls, max_lane_connections)?,
             base: config.server.clone(),
             token,
         })
@@ -128,6 +137,41 @@ impl Upstream {
     ) -> Result<http::Response<reqwest::Body>, UpstreamError> {
         let headers = self.with_proxy_headers(headers)?;
         Ok(self.dispatch(method, url, headers, body).await?.into())
+    }
+
+    /// Whether `lane` may carry the next request ([`super::lane::UpstreamLane::reserve`]); if
+    /// not, send it with [`Upstream::send`].
+    pub(crate) fn reserve_lane(&self, lane: &super::lane::UpstreamLane) -> bool {
+        lane.reserve(&self.lane)
+    }
+
+    /// [`Upstream::send`] on the client connection's own upstream connection ([`super::lane`]):
+    /// the same headers (the caller's, cleaned, the proxy's credential last) plus `Host`.
+    pub(crate) async fn send_in_lane(
+        &self,
+        lane: &super::lane::UpstreamLane,
+        method: Method,
+        url: Url,
+        headers: UpstreamHeaders,
+        body: axum::body::Body,
+    ) -> Result<http::Response<hyper::body::Incoming>, UpstreamError> {
+        let mut headers = self.with_proxy_headers(headers)?;
+        headers.insert(header::HOST, self.lane.authority().clone());
+        let unreachable = |reason: String| UpstreamError::Unreachable {
+            url: redact(&url),
+            reason,
+        };
+        // Origin form, exactly the path and query `url_for` checked.
+        let target: Uri = url[url::Position::BeforePath..]
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| unreachable(e.to_string()))?;
+        let mut request = http::Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = target;
+        *request.headers_mut() = headers;
+        lane.send(&self.lane, request)
+            .await
+            .map_err(|error| unreachable(error_chain(&error)))
     }
 
     /// Sends a connection-upgrade request (exec/attach over SPDY or WebSocket) with the `Upgrade`
@@ -222,8 +266,9 @@ fn redact(url: &Url) -> String {
     shown.to_string()
 }
 
-/// reqwest's own Display is terse ("error sending request"); the cause is in the source chain.
-fn error_chain(error: &reqwest::Error) -> String {
+/// reqwest's and hyper's own Display are terse ("error sending request"); the cause is in the
+/// source chain.
+fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -246,7 +291,7 @@ mod tests {
             credential: Credential::None,
             source: "test".into(),
         };
-        Upstream::new(&config, Mode::Auth).expect("upstream")
+        Upstream::new(&config, Mode::Auth, 16).expect("upstream")
     }
 
     #[test]
@@ -305,7 +350,7 @@ mod tests {
             credential: Credential::Token("proxy-token".into()),
             source: "test".into(),
         };
-        let up = Upstream::new(&config, Mode::Auth).expect("upstream");
+        let up = Upstream::new(&config, Mode::Auth, 16).expect("upstream");
         let who = capmodel::Impersonation {
             user: "alice@example.com".into(),
             groups: vec!["eng".into()],
@@ -349,7 +394,7 @@ mod tests {
             credential: Credential::None,
             source: "test".into(),
         };
-        let err = Upstream::new(&config, Mode::Auth).expect_err("no CA");
+        let err = Upstream::new(&config, Mode::Auth, 16).expect_err("no CA");
         assert!(err.to_string().contains("certificate-authority"), "{err}");
     }
 }

@@ -3,6 +3,7 @@
 pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod kubeconfig;
+pub(crate) mod lane;
 pub(crate) mod request_headers;
 pub(crate) mod self_signed_ca;
 pub(crate) mod tls;

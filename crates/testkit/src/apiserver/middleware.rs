@@ -63,6 +63,7 @@ pub(crate) async fn authenticate(
         authenticated_user: None,
         effective_user: None,
         status: 0,
+        peer: conn.peer_addr.map(|addr| addr.to_string()),
     };
     let outcome = state
         .authenticator

@@ -54,6 +54,9 @@ pub struct RecordedRequest {
     pub effective_user: Option<UserInfo>,
     /// The HTTP status the stand-in answered (the status line; a watch's events come later).
     pub status: u16,
+    /// The client's address and port: requests with the same one came on the same connection.
+    #[serde(default)]
+    pub peer: Option<String>,
 }
 
 /// A bounded, thread-safe request log.

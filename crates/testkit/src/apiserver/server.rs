@@ -226,6 +226,7 @@ async fn accept_loop(
 
 async fn handle_connection(stream: TcpStream, router: Router, tls: Option<TlsAcceptor>) {
     let local_addr = stream.local_addr().ok();
+    let peer_addr = stream.peer_addr().ok();
     // Watch events are small writes that must not wait for Nagle.
     let _ = stream.set_nodelay(true);
     let Some(acceptor) = tls else {
@@ -234,6 +235,7 @@ async fn handle_connection(stream: TcpStream, router: Router, tls: Option<TlsAcc
             ConnectionInfo {
                 client_cert: None,
                 local_addr,
+                peer_addr,
             },
             router,
         )
@@ -262,6 +264,7 @@ async fn handle_connection(stream: TcpStream, router: Router, tls: Option<TlsAcc
         ConnectionInfo {
             client_cert,
             local_addr,
+            peer_addr,
         },
         router,
     )

@@ -86,6 +86,8 @@ pub(crate) struct ConnectionInfo {
     pub(crate) client_cert: Option<CertSubject>,
     /// The address the connection was accepted on.
     pub(crate) local_addr: Option<SocketAddr>,
+    /// The client's address: which connection a request came on.
+    pub(crate) peer_addr: Option<SocketAddr>,
 }
 
 /// Who a request acts as (after impersonation), set by the authentication middleware.
