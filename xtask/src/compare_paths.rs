@@ -121,17 +121,21 @@ impl Paths {
         };
         let bearer = |token: &str| format!("Authorization: Bearer {token}");
         let pod = |base: &str| format!("{base}{}", crate::compare_bench::GET_PATH);
+        let ends = |stack: &Stack| Watched {
+            standin: stack.apiserver.pid(),
+            ..Watched::default()
+        };
         let paths = vec![
             BenchPath {
                 kind: PathKind::Direct,
                 kubectl: plain.kubectl.direct(&plain.upstream_kubeconfig),
-                watched: Watched::default(),
+                watched: ends(&plain),
                 load: Some((pod(&plain.apiserver_url), bearer(PROXY_TOKEN))),
             },
             BenchPath {
                 kind: PathKind::Nginx,
                 kubectl: own_home(plain.kubectl.direct(&nginx_kubeconfig), "nginx"),
-                watched: Watched::default(),
+                watched: ends(&plain),
                 load: Some((pod(&nginx.url), bearer(PROXY_TOKEN))),
             },
             BenchPath {
@@ -139,7 +143,7 @@ impl Paths {
                 kubectl: plain.kubectl.clone(),
                 watched: Watched {
                     proxy: plain.proxy.pid().into_iter().collect(),
-                    recorder: None,
+                    ..ends(&plain)
                 },
                 // The caller's own token, as kubectl sends it; the proxy drops it.
                 load: Some((pod(&plain.proxy_url), bearer(CALLER_TOKEN))),
@@ -150,6 +154,7 @@ impl Paths {
                 watched: Watched {
                     proxy: recorded.proxy.pid().into_iter().collect(),
                     recorder: recorded.recorder.as_ref().and_then(|r| r.pid()),
+                    ..ends(&recorded)
                 },
                 load: None,
             },

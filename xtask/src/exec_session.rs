@@ -1,6 +1,7 @@
 //! One measured `kubectl exec` session: a command in the stand-in's pod writes N bytes of stdout,
 //! kubectl's stdout is read to its end and its size checked, and the CPU time of the processes
-//! on the path (the proxy, the recorder) is read before and after.
+//! on the path (the proxy, the recorder) and at its ends (kubectl, the stand-in and the command
+//! it ran) is read before and after.
 
 use std::io::Read as _;
 use std::process::Stdio;
@@ -9,7 +10,7 @@ use std::time::Instant;
 use anyhow::{ensure, Context as _};
 use e2e::kubectl::Kubectl;
 
-use crate::proc_stats::cpu_seconds;
+use crate::proc_stats::{cpu_seconds, cpu_seconds_with_children, waited_children_cpu_seconds};
 
 /// kubectl's transport for exec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +67,8 @@ pub(crate) struct Watched {
     pub(crate) proxy: Vec<u32>,
     /// The recorder the session is recorded to, if any.
     pub(crate) recorder: Option<u32>,
+    /// The apiserver stand-in the session ends at; its exec'd command is counted with it.
+    pub(crate) standin: Option<u32>,
 }
 
 /// What one session measured.
@@ -77,6 +80,10 @@ pub(crate) struct ExecSample {
     pub(crate) proxy_cpu: Option<f64>,
     /// CPU seconds the recorder used during the session (until the recording was finished).
     pub(crate) recorder_cpu: Option<f64>,
+    /// CPU seconds kubectl used.
+    pub(crate) kubectl_cpu: Option<f64>,
+    /// CPU seconds the stand-in and the command it ran for the session used.
+    pub(crate) standin_cpu: Option<f64>,
 }
 
 /// Runs `kubectl exec demo -- sh -c 'head -c BYTES /dev/zero | tr "\000" x'` over `protocol`,
@@ -94,6 +101,8 @@ pub(crate) fn exec_session(
     let cpu_before = (
         total_cpu_seconds(&watched.proxy),
         watched.recorder.and_then(cpu_seconds),
+        waited_children_cpu_seconds(),
+        watched.standin.and_then(cpu_seconds_with_children),
     );
     let started = Instant::now();
     let mut child = protocol
@@ -133,6 +142,11 @@ pub(crate) fn exec_session(
         seconds,
         proxy_cpu: used(total_cpu_seconds(&watched.proxy), cpu_before.0),
         recorder_cpu: used(watched.recorder.and_then(cpu_seconds), cpu_before.1),
+        kubectl_cpu: used(waited_children_cpu_seconds(), cpu_before.2),
+        standin_cpu: used(
+            watched.standin.and_then(cpu_seconds_with_children),
+            cpu_before.3,
+        ),
     })
 }
 
