@@ -56,9 +56,13 @@ pub fn output_of(cast: &str) -> anyhow::Result<String> {
 pub fn asciinema_accepts(dir: &Path, cast: &str) -> anyhow::Result<()> {
     let path = dir.join("check.cast");
     std::fs::write(&path, cast)?;
+    // asciinema writes an install ID into its configuration directory on first use; two tests
+    // doing so at once in a shared ~/.config race (one fails with "File exists" on a fresh
+    // machine), so each run gets a directory of its own beside the cast.
     let output = std::process::Command::new("python3")
         .args(["-m", "asciinema", "cat"])
         .arg(&path)
+        .env("ASCIINEMA_CONFIG_HOME", dir.join("asciinema-config"))
         .output()
         .map_err(|e| anyhow!("asciinema not runnable ({e}); `cargo xtask e2e` installs it"))?;
     anyhow::ensure!(
