@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -33,6 +34,7 @@ impl ConnectionWorkers {
                 .enable_all()
                 .build()?;
             handles.push(runtime.handle().clone());
+            runtime.spawn(keep_a_timer_armed());
             let (stop, stopped) = oneshot::channel::<()>();
             stops.push(stop);
             std::thread::Builder::new()
@@ -61,6 +63,25 @@ impl ConnectionWorkers {
     /// How many workers there are.
     pub(crate) fn len(&self) -> usize {
         self.handles.len()
+    }
+}
+
+/// How often the worker's standing timer fires: far shorter than any timeout its connections
+/// arm (the 30 s header timeout, the idle timeouts), long enough to cost nothing.
+const STANDING_TIMER_PERIOD: Duration = Duration::from_secs(1);
+
+/// Keeps one timer armed on the worker's runtime at all times. Tokio's timer wakes the runtime's
+/// driver (a `write(2)` to its eventfd, and one more turn of `epoll_wait`) whenever a timer is
+/// armed that is due before every timer the driver went to sleep with, which is any timer when it
+/// went to sleep with none. Connections arm a header timeout for every request head, so a worker
+/// whose connections were all waiting on the upstream paid that wake-up on the next request
+/// (measured under GET load: 0.29 `write(2)` per request, all from hyper's header timer). With a
+/// timer due within a second always armed, the 30 s header timeouts are never the earliest.
+async fn keep_a_timer_armed() {
+    let mut ticks = tokio::time::interval(STANDING_TIMER_PERIOD);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
     }
 }
 
