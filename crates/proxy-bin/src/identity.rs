@@ -114,11 +114,15 @@ tokio::task_local! {
 
 /// Runs `handler` (a request's handling) with the request's bearer token (read from its headers
 /// with [`bearer_token`]) available to [`Identities::identify`].
-pub(crate) async fn with_request_credentials<F: Future>(
+///
+/// A plain function returning the scope, not an `async fn`: an `async fn` would keep `handler`
+/// twice in its state (the argument and the scope it is moved into), doubling what every
+/// request's future copies.
+pub(crate) fn with_request_credentials<F: Future>(
     bearer: Option<Arc<str>>,
     handler: F,
-) -> F::Output {
-    REQUEST_BEARER.scope(bearer, handler).await
+) -> impl Future<Output = F::Output> {
+    REQUEST_BEARER.scope(bearer, handler)
 }
 
 /// The token of the first `Authorization` header if it is `Bearer <token>` (scheme in any case),

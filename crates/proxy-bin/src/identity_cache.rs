@@ -64,9 +64,11 @@ impl IdentityCache {
     /// The identity of the caller at `peer`, at most `ttl` old.
     pub(crate) async fn identify(&self, metrics: &Metrics, peer: SocketAddr) -> Identity {
         let lookup = self.lookup_for(peer);
+        // The lookup (a LocalAPI exchange, a large future) is boxed, so that it does not make
+        // every request's future as large; most requests are answered from the cache.
         let (identity, _) = lookup
             .answer
-            .get_or_init(|| async {
+            .get_or_init(|| Box::pin(async {
                 metrics.identity_lookup();
                 // The answer's age counts from the question: a grant changed while tailscaled was
                 // answering may or may not be in it.
@@ -79,7 +81,7 @@ impl IdentityCache {
                     Err(status) => tracing::info!(%peer, %status, "caller not identified"),
                 }
                 (identity, asked)
-            })
+            }))
             .await;
         if identity.is_err() {
             self.forget(peer, &lookup);

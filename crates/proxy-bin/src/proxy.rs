@@ -97,10 +97,12 @@ async fn dispatch(
     connection: Extension<Arc<ConnectionContext>>,
     request: Request,
 ) -> Response {
+    // Sessions are boxed: their futures are large, and inline they would make every request's
+    // future as large, copied whole each time it is moved (into axum's box among others).
     if exec::is_session_path(request.uri().path()) {
-        exec::exec_or_attach(state, connection, request).await
+        Box::pin(exec::exec_or_attach(state, connection, request)).await
     } else if portforward::is_port_forward_path(request.uri().path()) {
-        portforward::port_forward(state, connection, request).await
+        Box::pin(portforward::port_forward(state, connection, request)).await
     } else {
         forward::forward(state, connection, request).await
     }
@@ -510,6 +512,36 @@ async fn keep_cert_current(
                     "serving certificate not reloaded, keeping the current one: {error:#}"
                 )
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future an async function with three arguments returns.
+    fn future_size<A, B, C, F: std::future::Future>(_: fn(A, B, C) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every request's handling is one future, moved (copied whole) into axum's box and between
+    /// frames. Rare and large parts (exec and port-forward sessions, identity lookups, event
+    /// recording, opening an upstream connection) are boxed where they start, so that an
+    /// ordinary request does not copy kilobytes it never uses: the route's future was 14.8 KB
+    /// before, 3.6 KB after.
+    #[test]
+    fn an_ordinary_request_future_stays_small() {
+        const LIMIT: usize = 4096;
+        for (name, size) in [
+            ("route", future_size(route)),
+            ("dispatch", future_size(dispatch)),
+            ("forward", future_size(forward::forward)),
+        ] {
+            assert!(
+                size <= LIMIT,
+                "{name}'s future is {size} bytes (limit {LIMIT})"
+            );
         }
     }
 }

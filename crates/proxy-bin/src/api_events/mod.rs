@@ -168,19 +168,19 @@ impl ApiEvents {
             truncated: captured.truncated,
             size: body_size,
         };
-        let link = self
-            .record(
-                metrics,
-                caller,
-                RequestHead {
-                    method: &parts.method,
-                    uri: &parts.uri,
-                    headers: &parts.headers,
-                },
-                recorded,
-                started,
-            )
-            .await?;
+        // Boxed: recording is a large future, and only requests with events enabled reach it.
+        let link = Box::pin(self.record(
+            metrics,
+            caller,
+            RequestHead {
+                method: &parts.method,
+                uri: &parts.uri,
+                headers: &parts.headers,
+            },
+            recorded,
+            started,
+        ))
+        .await?;
         Ok((captured.forward, link))
     }
 

@@ -229,13 +229,16 @@ impl UpstreamLane {
         let mut request = request;
         let mut retried = false;
         loop {
+            // Opening is boxed: a TCP connect and TLS handshake make a large future, and inline
+            // it would make every request's future as large, though a lane opens a connection
+            // once.
             let mut sender = match self.idle_sender() {
                 Some(sender) => sender,
-                None => self.open(connector).await?,
+                None => Box::pin(self.open(connector)).await?,
             };
             if sender.ready().await.is_err() {
                 // Closed while idle: a new connection.
-                sender = self.open(connector).await?;
+                sender = Box::pin(self.open(connector)).await?;
                 sender.ready().await.map_err(LaneError::Exchange)?;
             }
             match sender.try_send_request(request).await {
