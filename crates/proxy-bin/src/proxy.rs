@@ -75,7 +75,8 @@ impl RunningProxy {
 }
 
 /// The routes: exec and attach (upgrades, recorded as the caller's grant says), everything else
-/// forwarded as it arrives.
+/// forwarded as it arrives, as an axum router for embedding. The proxy's own listener calls
+/// [`route`] directly (`server.rs`), without a router's boxing of each request's future.
 pub fn router(app: Arc<App>) -> Router {
     Router::new().fallback(route).with_state(app)
 }
@@ -83,7 +84,7 @@ pub fn router(app: Arc<App>) -> Router {
 /// Which handler serves a request is decided the way the API server decides what a request is
 /// (`requestinfo`, on the decoded path), not by matching path text: `pods/demo%2Fexec` is the
 /// exec subresource to the API server, so it is one to the proxy too, and gets recorded.
-async fn route(
+pub(crate) async fn route(
     state: State<Arc<App>>,
     connection: Extension<Arc<ConnectionContext>>,
     request: Request,
@@ -234,7 +235,6 @@ pub async fn start(cli: Cli) -> anyhow::Result<RunningProxy> {
     tracing::debug!(workers = workers.len(), "connection worker threads started");
     let service = server::ConnectionService {
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls_config)),
-        router: router(app.clone()),
         workers: workers.clone(),
     };
     let served = tokio::spawn(server::serve(

@@ -19,10 +19,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use axum::extract::State;
+use axum::Extension;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use ipnet::IpNet;
 use tlsedge::accept::{read_proxy_header, BoundedListener};
 use tlsedge::proxy_protocol::ProxyHeader;
@@ -75,12 +75,10 @@ pub(crate) struct ConnectionLimits {
     pub(crate) shutdown_grace: Duration,
 }
 
-/// What serves each accepted connection: its TLS, the routes, and the threads it runs on.
+/// What serves each accepted connection: its TLS and the threads it runs on.
 pub(crate) struct ConnectionService {
     /// The TLS handshake.
     pub(crate) acceptor: TlsAcceptor,
-    /// The routes.
-    pub(crate) router: Router,
     /// The worker threads connections run on.
     pub(crate) workers: Arc<ConnectionWorkers>,
 }
@@ -96,11 +94,7 @@ pub(crate) async fn serve(
     proxy_protocol: Option<ProxyProtocol>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let ConnectionService {
-        acceptor,
-        router,
-        workers,
-    } = service;
+    let ConnectionService { acceptor, workers } = service;
     let mut listener = BoundedListener::new(listener, limits.max_connections, shutdown.clone());
     let per_caller = Arc::new(CallerLimit::new(limits.max_connections_per_caller));
     while let Some(accepted) = listener.next().await {
@@ -115,7 +109,6 @@ pub(crate) async fn serve(
             }
         }
         let acceptor = acceptor.clone();
-        let router = router.clone();
         let app = app.clone();
         let per_caller = per_caller.clone();
         let shutdown = shutdown.clone();
@@ -152,7 +145,7 @@ pub(crate) async fn serve(
                 tracing::debug!(peer = %caller, "connection closed: this address has --max-connections-per-caller open");
                 return;
             };
-            serve_connection(stream, caller, acceptor, router, app, limits, shutdown).await;
+            serve_connection(stream, caller, acceptor, app, limits, shutdown).await;
             drop(caller_slot);
             drop(slot);
         });
@@ -207,7 +200,6 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     acceptor: TlsAcceptor,
-    router: Router,
     app: Arc<App>,
     limits: ConnectionLimits,
     mut shutdown: watch::Receiver<bool>,
@@ -252,18 +244,20 @@ async fn serve_connection(
     // This connection's own upstream connection, driven below in this task.
     let (lane, lane_driver) = UpstreamLane::new();
     let lane = app.upstream_lanes.then_some(lane);
-    // The router serves every request of the connection, each carrying who the connection is.
-    let service = TowerToHyperService::new(
-        tower::ServiceBuilder::new()
-            .map_request(move |mut request: hyper::Request<Incoming>| {
-                request.extensions_mut().insert(context.clone());
-                if let Some(lane) = &lane {
-                    request.extensions_mut().insert(lane.clone());
-                }
-                request
-            })
-            .service(router),
-    );
+    // Every request of the connection goes to `route` with who the connection is, its future
+    // held in hyper's slot for the request in flight: no router, and no box per request.
+    let requests_app = app.clone();
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        if let Some(lane) = &lane {
+            request.extensions_mut().insert(lane.clone());
+        }
+        let response = crate::proxy::route(
+            State(requests_app.clone()),
+            Extension(context.clone()),
+            request.map(axum::body::Body::new),
+        );
+        async move { Ok::<_, std::convert::Infallible>(response.await) }
+    });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
