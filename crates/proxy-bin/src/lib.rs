@@ -49,4 +49,4 @@ mod workers;
 pub use app::App;
 pub use cli::{Cli, IdentityArg, LogColor, LogFormat, ModeArg};
 pub use logging::init as init_logging;
-pub use proxy::{router, start, RunningProxy};
+pub use proxy::{start, RunningProxy};

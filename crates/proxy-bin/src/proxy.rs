@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::Router;
 use impersonate::Mode;
 use localapi::LocalApiClient;
 use tokio::sync::watch;
@@ -74,13 +73,10 @@ impl RunningProxy {
     }
 }
 
-/// The routes: exec and attach (upgrades, recorded as the caller's grant says), everything else
-/// forwarded as it arrives, as an axum router for embedding. The proxy's own listener calls
-/// [`route`] directly (`server.rs`), without a router's boxing of each request's future.
-pub fn router(app: Arc<App>) -> Router {
-    Router::new().fallback(route).with_state(app)
-}
-
+/// The routes: exec and attach (upgrades, recorded as the caller's grant says), port-forward,
+/// everything else forwarded as it arrives; `server.rs` calls this for every request of a
+/// connection, with no router between.
+///
 /// Which handler serves a request is decided the way the API server decides what a request is
 /// (`requestinfo`, on the decoded path), not by matching path text: `pods/demo%2Fexec` is the
 /// exec subresource to the API server, so it is one to the proxy too, and gets recorded.
