@@ -307,6 +307,8 @@ mod tests {
         lines
     }
 
+    // The test holds the writer's file across awaits on purpose: a write that takes its time.
+    #[allow(clippy::await_holding_lock)]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn events_queued_during_a_write_share_the_next_one() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -365,6 +367,8 @@ mod tests {
         ended.await.expect("end task");
     }
 
+    // The test holds the writer's file across awaits on purpose: a write that takes its time.
+    #[allow(clippy::await_holding_lock)]
     #[tokio::test]
     async fn the_end_task_waits_for_a_running_write() {
         let dir = tempfile::tempdir().expect("tempdir");
