@@ -15,8 +15,8 @@ pub(crate) enum BenchSelection {
     /// `--compare-only` (formerly `--sessions-only`): direct, nginx and kube-auth-proxy side by
     /// side.
     Compare(CompareOptions),
-    /// `--events-only`: the API request events benchmark.
-    Events,
+    /// `--events-only`: the API request events benchmark, with this many rounds.
+    Events(u64),
     /// `--scale-only`: 1,000 recorded sessions at once, then 1 GiB through one.
     Scale,
 }
@@ -26,7 +26,7 @@ pub(crate) enum BenchSelection {
 pub(crate) fn bench(selection: BenchSelection) -> anyhow::Result<()> {
     match selection {
         BenchSelection::Compare(options) => crate::compare_bench::compare_bench(options),
-        BenchSelection::Events => crate::events_bench::events_bench(),
+        BenchSelection::Events(rounds) => crate::events_bench::events_bench(rounds),
         BenchSelection::Scale => crate::scale_bench::scale_bench(),
         BenchSelection::All(options) => {
             let mut command = cargo();
@@ -36,7 +36,7 @@ pub(crate) fn bench(selection: BenchSelection) -> anyhow::Result<()> {
             }
             run(&mut command)?;
             crate::compare_bench::compare_bench(options)?;
-            crate::events_bench::events_bench()?;
+            crate::events_bench::events_bench(options.rounds)?;
             crate::scale_bench::scale_bench()
         }
     }

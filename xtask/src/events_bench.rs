@@ -23,23 +23,23 @@ const WARMUP: &str = "1s";
 /// Measured.
 const DURATION: &str = "10s";
 
+/// One run of the load against one stack.
 struct Measured {
-    label: &'static str,
     rate: f64,
     p50_ms: f64,
     p99_ms: f64,
     /// Every request sent, warm-up and cut-off ones included.
     sent: u64,
-    /// CPU time of the proxy per request sent, in microseconds.
-    proxy_cpu_us: Option<f64>,
-    /// CPU time of the recorder per request sent, in microseconds.
-    recorder_cpu_us: Option<f64>,
+    /// CPU time of the proxy during the run, in seconds.
+    proxy_cpu_seconds: Option<f64>,
+    /// CPU time of the recorder during the run, in seconds.
+    recorder_cpu_seconds: Option<f64>,
     proxy_peak_kib: Option<u64>,
 }
 
-/// Runs the load against a stack without events and one with events, and prints the table for
-/// `docs/performance.md`.
-pub(crate) fn events_bench() -> anyhow::Result<()> {
+/// Runs the load against a stack without events and one with events, `rounds` times each,
+/// alternating which goes first, and prints the table for `docs/performance.md` (medians).
+pub(crate) fn events_bench(rounds: u64) -> anyhow::Result<()> {
     let release = use_release_binaries()?;
     let load = release.join("testkit-load");
 
@@ -49,8 +49,6 @@ pub(crate) fn events_bench() -> anyhow::Result<()> {
     let mut plain_options = StackOptions::for_caller(whois.clone());
     plain_options.proxy_log = "info".into();
     let plain = Stack::start(plain_options)?;
-    let off = measure("events off", &load, &plain)?;
-    drop(plain);
 
     let mut events_options = StackOptions::for_caller(whois);
     events_options.proxy_log = "info".into();
@@ -59,16 +57,34 @@ pub(crate) fn events_bench() -> anyhow::Result<()> {
         ..RecordingGrant::ENFORCED
     });
     let with_events = Stack::start(events_options)?;
-    let on = measure(
-        "events on (fail closed, kube-recorder on the same machine)",
-        &load,
-        &with_events,
-    )?;
-    let (sent, stored) = (on.sent, stored_request_events(&with_events)?);
+
+    // Both stacks are up for the whole run and take turns, so that drift in the machine's
+    // speed during the run hits both alike; the idle one costs nothing.
+    let mut off = Vec::new();
+    let mut on = Vec::new();
+    for round in 0..rounds {
+        let run_off = |off: &mut Vec<Measured>| -> anyhow::Result<()> {
+            off.push(measure("events off", &load, &plain)?);
+            Ok(())
+        };
+        let run_on = |on: &mut Vec<Measured>| -> anyhow::Result<()> {
+            on.push(measure(ON_LABEL, &load, &with_events)?);
+            Ok(())
+        };
+        if round % 2 == 0 {
+            run_off(&mut off)?;
+            run_on(&mut on)?;
+        } else {
+            run_on(&mut on)?;
+            run_off(&mut off)?;
+        }
+    }
+    let sent: u64 = on.iter().map(|m| m.sent).sum();
+    let stored = stored_request_events(&with_events)?;
     // Every request sent its event before going upstream; the requests cut off at the end of
-    // the window (at most one per connection) may or may not have reached the proxy.
+    // each window (at most one per connection) may or may not have reached the proxy.
     ensure!(
-        stored <= sent && stored + CONNECTIONS >= sent,
+        stored <= sent && stored + CONNECTIONS * rounds >= sent,
         "the recorder stored {stored} request events for {sent} requests sent\n{}",
         logs(&with_events)
     );
@@ -80,11 +96,17 @@ pub(crate) fn events_bench() -> anyhow::Result<()> {
             println!("proxy metric: {line}");
         }
     }
+    let ratios: Vec<String> = off
+        .iter()
+        .zip(&on)
+        .map(|(off, on)| format!("{:.2}", on.rate / off.rate))
+        .collect();
+    println!("events on / off, round by round: {}", ratios.join(", "));
 
-    let results = [off, on];
+    let results = [Summary::of("events off", &off), Summary::of(ON_LABEL, &on)];
     let base = results[0].rate;
     println!(
-        "\n| API requests (GET pod, {CONNECTIONS} connections) | requests/s | p50 | p99 | vs events off | CPU per request: proxy | recorder | proxy peak RSS |"
+        "\n| API requests (GET pod, {CONNECTIONS} connections, medians of {rounds}) | requests/s | p50 | p99 | vs events off | CPU per request: proxy | recorder | proxy peak RSS |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     let micros = |value: Option<f64>| value.map_or_else(|| "-".into(), |us| format!("{us:.0} µs"));
@@ -102,6 +124,43 @@ pub(crate) fn events_bench() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+const ON_LABEL: &str = "events on (fail closed, kube-recorder on the same machine)";
+
+/// The rounds of one stack: medians of rates and latencies, CPU over all rounds.
+struct Summary {
+    label: &'static str,
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    proxy_cpu_us: Option<f64>,
+    recorder_cpu_us: Option<f64>,
+    proxy_peak_kib: Option<u64>,
+}
+
+impl Summary {
+    fn of(label: &'static str, rounds: &[Measured]) -> Summary {
+        let median = |value: fn(&Measured) -> f64| {
+            let mut values: Vec<f64> = rounds.iter().map(value).collect();
+            values.sort_by(f64::total_cmp);
+            values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+        };
+        let sent: u64 = rounds.iter().map(|m| m.sent).sum();
+        let per_request = |used: fn(&Measured) -> Option<f64>| {
+            let total: Option<f64> = rounds.iter().map(used).sum();
+            total.filter(|_| sent > 0).map(|t| t / sent as f64 * 1e6)
+        };
+        Summary {
+            label,
+            rate: median(|m| m.rate),
+            p50_ms: median(|m| m.p50_ms),
+            p99_ms: median(|m| m.p99_ms),
+            proxy_cpu_us: per_request(|m| m.proxy_cpu_seconds),
+            recorder_cpu_us: per_request(|m| m.recorder_cpu_seconds),
+            proxy_peak_kib: rounds.iter().filter_map(|m| m.proxy_peak_kib).max(),
+        }
+    }
 }
 
 /// Runs `testkit-load` against the stack's proxy.
@@ -122,19 +181,14 @@ fn measure(label: &'static str, load: &Path, stack: &Stack) -> anyhow::Result<Me
     }
     .run(label)
     .map_err(|error| anyhow!("{error:#}\n{}", logs(stack)))?;
-    let sent = result.sent as f64;
-    let per_request = |pid: Option<u32>, before: Option<f64>| {
-        let used = pid.and_then(cpu_seconds)? - before?;
-        (sent > 0.0).then(|| used / sent * 1e6)
-    };
+    let used = |pid: Option<u32>, before: Option<f64>| Some(pid.and_then(cpu_seconds)? - before?);
     Ok(Measured {
-        label,
         rate: result.rate,
         p50_ms: result.p50_ms,
         p99_ms: result.p99_ms,
         sent: result.sent,
-        proxy_cpu_us: per_request(proxy_pid, cpu_before.0),
-        recorder_cpu_us: per_request(recorder_pid, cpu_before.1),
+        proxy_cpu_seconds: used(proxy_pid, cpu_before.0),
+        recorder_cpu_seconds: used(recorder_pid, cpu_before.1),
         proxy_peak_kib: proxy_pid.and_then(peak_rss_kib),
     })
 }

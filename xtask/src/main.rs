@@ -116,7 +116,8 @@ enum Task {
             value_parser = clap::value_parser!(u64).range(1..)
         )]
         exec_bytes: u64,
-        /// Rounds of the comparison, interleaved across the paths; medians are reported.
+        /// Rounds of the comparison (interleaved across the paths) and of the events benchmark
+        /// (events off and on taking turns); medians are reported.
         #[arg(
             long,
             value_name = "N",
@@ -180,7 +181,7 @@ impl Task {
                 bench::bench(match (compare_only, events_only) {
                     _ if scale_only => bench::BenchSelection::Scale,
                     (true, _) => bench::BenchSelection::Compare(options),
-                    (_, true) => bench::BenchSelection::Events,
+                    (_, true) => bench::BenchSelection::Events(rounds),
                     _ => bench::BenchSelection::All(options),
                 })
             }
