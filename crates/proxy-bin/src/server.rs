@@ -15,8 +15,10 @@
 //! lets a receiver refuse it, and using the forwarder's address for someone else's connection
 //! would give that someone the forwarder's identity.
 
+use std::future::Future as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -279,11 +281,27 @@ async fn serve_connection(
             }
         }
     };
-    // The upstream connection's I/O runs in this task too; the driver never ends by itself.
-    let result = tokio::select! {
-        result = served => result,
-        () = &mut lane_driver => return,
-    };
+    tokio::pin!(served);
+    // The upstream connection's I/O runs in this task too; the driver never ends by itself. Each
+    // turn polls the lane, the client connection, then the lane again, so that what one hands
+    // the other moves on in the same turn: an answer the lane has just read completes the
+    // request, which the client connection then writes out; a request the client connection has
+    // just passed on goes upstream. (In any one order, one of the two directions would wait for
+    // the task's next turn, behind every other connection of this worker.)
+    let result = std::future::poll_fn(|cx| {
+        if lane_driver.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(result) = served.as_mut().poll(cx) {
+            return Poll::Ready(Some(result));
+        }
+        if lane_driver.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await;
+    let Some(result) = result else { return };
     if let Err(error) = result {
         tracing::debug!(%peer, %error, "connection ended with an error");
     }
