@@ -673,6 +673,28 @@ impl Stack {
             self.apiserver.log_text()
         )
     }
+
+    /// Polls `check` until it holds, for what the proxy picks up on its own time (a file it
+    /// re-reads, a grant it reloads); fails after 30 s with the logs.
+    pub fn wait_until(
+        &self,
+        what: &str,
+        mut check: impl FnMut() -> anyhow::Result<bool>,
+    ) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if check()? {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "{what}: not within 30s\n{}",
+                self.logs()
+            );
+            // A poll of an observable condition under a deadline; the pause only spares the CPU.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
 }
 
 /// GET `path` from a `kube-recorder` at `addr` (`127.0.0.1:PORT`), with a viewer token or without.

@@ -10,7 +10,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use base64::Engine as _;
@@ -230,27 +229,6 @@ fn replace_policy(policy: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Polls `check` until it holds, under a deadline (the proxy checks the file every 2s).
-fn wait_until(
-    stack: &Stack,
-    what: &str,
-    mut check: impl FnMut() -> anyhow::Result<bool>,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if check()? {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{what}: not within 30s\n{}",
-            stack.logs()
-        );
-        // A poll of an observable condition under a deadline; the pause only spares the CPU.
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn a_certificate_caller_is_its_cn_and_o_groups_plus_its_grant_and_nothing_else(
 ) -> anyhow::Result<()> {
@@ -367,7 +345,7 @@ fn a_changed_policy_file_applies_and_a_broken_one_keeps_the_last_good() -> anyho
         &policy,
         r#"{"rules": [{"users": ["carol"], "grant": {"impersonate": {"groups": ["ops"]}}}]}"#,
     )?;
-    wait_until(&stack, "the new grant", || {
+    stack.wait_until("the new grant", || {
         Ok(whoami(&carol, &[])?.1 == ["team-c", "devs", "ops"])
     })?;
     // dave's rule is gone with the old file.
@@ -378,7 +356,7 @@ fn a_changed_policy_file_applies_and_a_broken_one_keeps_the_last_good() -> anyho
         &policy,
         "rules:\n  - users: [carol]\n    grant: {enforceRecorders: true}\n",
     )?;
-    wait_until(&stack, "the broken file counted", || {
+    stack.wait_until("the broken file counted", || {
         Ok(metric_value(&stack.metrics()?, "k8s_auth_proxy_policy_reload_failures") == 1)
     })?;
     let log = stack.proxy.log_text();
@@ -409,7 +387,7 @@ fn recording_is_enforced_for_a_certificate_caller_whose_rule_says_so() -> anyhow
         }}]}))
     };
     replace_policy(&policy, &grant(&recorder, true)?)?;
-    wait_until(&stack, "the recording grant", || {
+    stack.wait_until("the recording grant", || {
         Ok(whoami(&carol, &[])?.1.contains(&recorder))
     })?;
 
@@ -436,7 +414,7 @@ fn recording_is_enforced_for_a_certificate_caller_whose_rule_says_so() -> anyhow
     // Enforced: with no recorder reachable the session is refused, never run unrecorded.
     let dead = e2e::stack::dead_address()?;
     replace_policy(&policy, &grant(&dead, false)?)?;
-    wait_until(&stack, "the dead recorder grant", || {
+    stack.wait_until("the dead recorder grant", || {
         Ok(whoami(&carol, &[])?.1.contains(&dead))
     })?;
     let output = carol.run(&["exec", "demo", "--", "echo", "hi"])?;
