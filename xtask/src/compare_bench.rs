@@ -6,13 +6,15 @@
 //! interleaved across the paths so that drift in the machine's load hits them all alike, and
 //! medians are reported (`compare_report`).
 
+use std::path::Path;
+
 use anyhow::anyhow;
 
 use crate::compare_paths::{check_upgrades, PathKind, Paths};
-use crate::compare_report::{print_report, Results};
+use crate::compare_report::{print_report, GetSample, Results};
 use crate::exec_session::{exec_session, Protocol};
 use crate::load_client::Load;
-use crate::proc_stats::peak_rss_kib;
+use crate::proc_stats::{peak_rss_kib, total_cpu_seconds};
 use crate::tools::use_release_binaries;
 
 /// The object every GET of the load asks for: one small pod, so that the cost per request of
@@ -36,6 +38,8 @@ pub(crate) struct CompareOptions {
     pub(crate) exec_bytes: u64,
     /// Rounds; each runs every path once per protocol and once under GET load.
     pub(crate) rounds: u64,
+    /// Whether the exec sessions run (`--get-only`: only the GET load).
+    pub(crate) exec: bool,
 }
 
 impl Default for CompareOptions {
@@ -43,17 +47,32 @@ impl Default for CompareOptions {
         CompareOptions {
             exec_bytes: DEFAULT_EXEC_BYTES,
             rounds: DEFAULT_ROUNDS,
+            exec: true,
         }
     }
 }
 
-/// Starts everything, runs the exec rounds, then the GET rounds, and prints the tables.
+/// Starts everything, runs the exec rounds (unless `--get-only`), then the GET rounds, and
+/// prints the tables.
 pub(crate) fn compare_bench(options: CompareOptions) -> anyhow::Result<()> {
     let release = use_release_binaries()?;
     let paths = Paths::start()?;
     let mut results = Results::new(options);
     results.nginx_version = crate::nginx::version()?;
+    if options.exec {
+        exec_rounds(&paths, options, &mut results)?;
+    }
+    get_rounds(&paths, options, &release.join("testkit-load"), &mut results)?;
+    print_report(&results);
+    Ok(())
+}
 
+/// Every path's exec sessions, over both protocols, round after round.
+fn exec_rounds(
+    paths: &Paths,
+    options: CompareOptions,
+    results: &mut Results,
+) -> anyhow::Result<()> {
     // Exec first: the stand-ins' request logs (bounded) then hold only these sessions' upgrades,
     // which check_upgrades counts.
     let mut recorded_sessions = 0;
@@ -95,15 +114,24 @@ pub(crate) fn compare_bench(options: CompareOptions) -> anyhow::Result<()> {
         paths.plain.proxy.pid().and_then(peak_rss_kib),
         paths.recorded.proxy.pid().and_then(peak_rss_kib),
     ];
+    Ok(())
+}
 
-    let binary = release.join("testkit-load");
+/// The GET load on every path that has one, round after round, with the CPU the proxy on the
+/// path (nginx: master and workers) used for it.
+fn get_rounds(
+    paths: &Paths,
+    options: CompareOptions,
+    binary: &Path,
+    results: &mut Results,
+) -> anyhow::Result<()> {
     for round in 0..options.rounds {
         for path in rotated(&paths.paths, round) {
             let Some((url, authorization)) = &path.load else {
                 continue;
             };
             let load = Load {
-                binary: &binary,
+                binary,
                 url: url.clone(),
                 connections: GET_CONNECTIONS,
                 warmup: GET_WARMUP,
@@ -111,14 +139,21 @@ pub(crate) fn compare_bench(options: CompareOptions) -> anyhow::Result<()> {
                 headers: vec![authorization.clone()],
             };
             let label = format!("round {}: GET {}", round + 1, path.kind.label());
-            let result = load
+            let cpu_before = total_cpu_seconds(&path.watched.proxy);
+            let load = load
                 .run(&label)
                 .map_err(|error| anyhow!("{error:#}\n{}", paths.logs()))?;
-            results.get[path.kind.index()].push(result);
+            let cpu = total_cpu_seconds(&path.watched.proxy)
+                .zip(cpu_before)
+                .map(|(after, before)| after - before);
+            results.get[path.kind.index()].push(GetSample {
+                cpu_per_request_us: cpu
+                    .filter(|_| load.sent > 0)
+                    .map(|seconds| seconds * 1e6 / load.sent as f64),
+                load,
+            });
         }
     }
-
-    print_report(&results);
     Ok(())
 }
 

@@ -14,12 +14,48 @@ pub(crate) struct Results {
     pub(crate) options: CompareOptions,
     /// Exec sessions: `[path][protocol]`, one sample per round.
     pub(crate) exec: [[Vec<ExecSample>; 2]; 4],
-    /// GET load: `[path]`, one result per round; empty for a path without load.
-    pub(crate) get: [Vec<LoadResult>; 4],
+    /// GET load: `[path]`, one sample per round; empty for a path without load.
+    pub(crate) get: [Vec<GetSample>; 4],
     /// `VmHWM` of the unrecorded and the recorded proxy after the exec rounds.
     pub(crate) proxy_peak_kib: [Option<u64>; 2],
     /// The nginx compared with (`nginx/1.22.1`).
     pub(crate) nginx_version: String,
+}
+
+/// One round of the GET load on one path.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GetSample {
+    /// What the load generator measured.
+    pub(crate) load: LoadResult,
+    /// CPU of the proxy on the path (nginx: master and workers) per request sent, in µs; `None`
+    /// on the direct path.
+    pub(crate) cpu_per_request_us: Option<f64>,
+}
+
+/// kube-auth-proxy beside nginx in one round of the GET load (issue 13, goal 3: a rate at least
+/// nginx's, a p99 no worse).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct AgainstNginx {
+    /// The proxy's requests per second over nginx's.
+    pub(crate) rate: f64,
+    /// The proxy's p99 over nginx's (lower is better).
+    pub(crate) p99: f64,
+    /// CPU per request: nginx's, then the proxy's, in µs.
+    pub(crate) cpu_us: (Option<f64>, Option<f64>),
+}
+
+/// The rounds of the two paths side by side, round by round: the paths of one round run one
+/// right after the other, so that each ratio compares them under the same machine.
+pub(crate) fn against_nginx(nginx: &[GetSample], proxy: &[GetSample]) -> Vec<AgainstNginx> {
+    nginx
+        .iter()
+        .zip(proxy)
+        .map(|(nginx, proxy)| AgainstNginx {
+            rate: proxy.load.rate / nginx.load.rate,
+            p99: proxy.load.p99_ms / nginx.load.p99_ms,
+            cpu_us: (nginx.cpu_per_request_us, proxy.cpu_per_request_us),
+        })
+        .collect()
 }
 
 impl Results {
@@ -74,7 +110,9 @@ pub(crate) fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
 
 /// Prints the comparison table and the recording cost table.
 pub(crate) fn print_report(results: &Results) {
-    let CompareOptions { exec_bytes, rounds } = results.options;
+    let CompareOptions {
+        exec_bytes, rounds, ..
+    } = results.options;
     let mib = exec_bytes as f64 / (1024.0 * 1024.0);
     println!(
         "\nkubectl exec streaming {exec_bytes} bytes ({mib:.0} MiB) of stdout, and GET {GET_PATH} \
@@ -95,8 +133,8 @@ pub(crate) fn print_report(results: &Results) {
                 _ => "–".into(),
             }
         });
-        let rate = |kind: PathKind| median(results.get[kind.index()].iter().map(|r| r.rate));
-        let p99 = median(results.get[kind.index()].iter().map(|r| r.p99_ms));
+        let rate = |kind: PathKind| median(results.get[kind.index()].iter().map(|r| r.load.rate));
+        let p99 = median(results.get[kind.index()].iter().map(|r| r.load.p99_ms));
         let get = match (rate(kind), rate(PathKind::Direct)) {
             (Some(rate), Some(base)) => format!("{:.2}x ({rate:.0} req/s)", rate / base),
             _ => "–".into(),
@@ -109,7 +147,54 @@ pub(crate) fn print_report(results: &Results) {
             exec[1]
         );
     }
+    print_against_nginx(results);
+    if results.options.exec {
+        print_exec_costs(results);
+    }
+}
 
+/// The proxy beside nginx round by round, and how many rounds meet goal 3.
+fn print_against_nginx(results: &Results) {
+    let rounds = against_nginx(
+        &results.get[PathKind::Nginx.index()],
+        &results.get[PathKind::Proxy.index()],
+    );
+    if rounds.is_empty() {
+        return;
+    }
+    let micros = |us: Option<f64>| us.map_or_else(|| "–".into(), |us| format!("{us:.1} µs"));
+    println!(
+        "\n| GET, round by round | kube-auth-proxy / nginx: req/s | p99 | CPU per request: nginx | kube-auth-proxy |"
+    );
+    println!("|---|---|---|---|---|");
+    for (round, r) in rounds.iter().enumerate() {
+        println!(
+            "| round {} | {:.2} | {:.2} | {} | {} |",
+            round + 1,
+            r.rate,
+            r.p99,
+            micros(r.cpu_us.0),
+            micros(r.cpu_us.1)
+        );
+    }
+    let med = |f: fn(&AgainstNginx) -> Option<f64>| median(rounds.iter().filter_map(f));
+    println!(
+        "| median | {:.2} | {:.2} | {} | {} |",
+        med(|r| Some(r.rate)).unwrap_or(f64::NAN),
+        med(|r| Some(r.p99)).unwrap_or(f64::NAN),
+        micros(med(|r| r.cpu_us.0)),
+        micros(med(|r| r.cpu_us.1))
+    );
+    let faster = rounds.iter().filter(|r| r.rate >= 1.0).count();
+    let tail = rounds.iter().filter(|r| r.p99 <= 1.0).count();
+    println!(
+        "\nkube-auth-proxy's rate at least nginx's in {faster} of {n} rounds, its p99 no worse in {tail} of {n}",
+        n = rounds.len()
+    );
+}
+
+/// The CPU per GB of the exec sessions, what is left for recording, and the proxies' peak memory.
+fn print_exec_costs(results: &Results) {
     println!("\n| CPU seconds per GB (10^9 bytes) of exec stdout, median | WebSocket | SPDY |");
     println!("|---|---|---|");
     let row = |label: &str, value: &dyn Fn(Protocol) -> Option<f64>| {
@@ -187,6 +272,42 @@ fn print_recording_budget(results: &Results, ends: &dyn Fn(Protocol) -> Option<f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounds_against_nginx_pair_the_same_round() {
+        let sample = |rate, p99_ms, cpu| GetSample {
+            load: LoadResult {
+                rate,
+                p50_ms: 1.0,
+                p99_ms,
+                sent: 1000,
+            },
+            cpu_per_request_us: cpu,
+        };
+        let nginx = [
+            sample(100.0, 2.0, Some(40.0)),
+            sample(50.0, 4.0, Some(42.0)),
+        ];
+        let proxy = [sample(110.0, 1.0, Some(30.0)), sample(40.0, 5.0, None)];
+        let rounds = against_nginx(&nginx, &proxy);
+        assert_eq!(
+            rounds,
+            [
+                AgainstNginx {
+                    rate: 1.1,
+                    p99: 0.5,
+                    cpu_us: (Some(40.0), Some(30.0))
+                },
+                AgainstNginx {
+                    rate: 0.8,
+                    p99: 1.25,
+                    cpu_us: (Some(42.0), None)
+                },
+            ]
+        );
+        // A round missing on one side is not compared.
+        assert_eq!(against_nginx(&nginx, &proxy[..1]).len(), 1);
+    }
 
     #[test]
     fn the_median_of_odd_and_even_counts() {

@@ -10,7 +10,9 @@ use std::time::Instant;
 use anyhow::{ensure, Context as _};
 use e2e::kubectl::Kubectl;
 
-use crate::proc_stats::{cpu_seconds, cpu_seconds_with_children, waited_children_cpu_seconds};
+use crate::proc_stats::{
+    cpu_seconds, cpu_seconds_with_children, total_cpu_seconds, waited_children_cpu_seconds,
+};
 
 /// kubectl's transport for exec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,12 +150,4 @@ pub(crate) fn exec_session(
             cpu_before.3,
         ),
     })
-}
-
-/// The CPU seconds of all of `pids` together; `None` without any, or when one is gone.
-fn total_cpu_seconds(pids: &[u32]) -> Option<f64> {
-    if pids.is_empty() {
-        return None;
-    }
-    pids.iter().map(|&pid| cpu_seconds(pid)).sum()
 }

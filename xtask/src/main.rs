@@ -8,9 +8,9 @@
 //! - `e2e`: only the end-to-end suite.
 //! - `demo [--script]`: the stand-in stack with the proxy in front, for a person or a script.
 //! - `fuzz [--seconds N] [TARGET...]`: the fuzz targets under `fuzz/`.
-//! - `bench [--compare-only | --events-only] [--exec-bytes N] [--rounds N]`: every benchmark, or
-//!   only the comparison of kube-auth-proxy with direct access and nginx (exec sessions and GET
-//!   load), or only the API request events benchmark.
+//! - `bench [--compare-only | --get-only | --events-only] [--exec-bytes N] [--rounds N]`: every
+//!   benchmark, or only the comparison of kube-auth-proxy with direct access and nginx (exec
+//!   sessions and GET load), only its GET load, or only the API request events benchmark.
 //! - `bench --scale-only`: only the scale benchmark (1,000 recorded sessions at once).
 //! - `fresh-clone-check [--keep]`: `ci` in a fresh clone of `HEAD` with nothing beside it.
 //! - `standalone`: the reusable crates package together and build as path dependencies of a
@@ -107,6 +107,11 @@ enum Task {
         /// every recording byte-exact), then 1 GiB through one (memory flat).
         #[arg(long, conflicts_with_all = ["compare_only", "events_only"])]
         scale_only: bool,
+        /// Only the GET rounds of the comparison (no exec sessions): direct, nginx and the
+        /// unrecorded proxy under the same load, each round's paths one right after the other,
+        /// the proxy beside nginx round by round.
+        #[arg(long, conflicts_with_all = ["events_only", "scale_only"])]
+        get_only: bool,
         /// Bytes of stdout per exec session of the comparison.
         #[arg(
             long,
@@ -174,11 +179,16 @@ impl Task {
                 compare_only,
                 events_only,
                 scale_only,
+                get_only,
                 exec_bytes,
                 rounds,
             } => {
-                let options = compare_bench::CompareOptions { exec_bytes, rounds };
-                bench::bench(match (compare_only, events_only) {
+                let options = compare_bench::CompareOptions {
+                    exec_bytes,
+                    rounds,
+                    exec: !get_only,
+                };
+                bench::bench(match (compare_only || get_only, events_only) {
                     _ if scale_only => bench::BenchSelection::Scale,
                     (true, _) => bench::BenchSelection::Compare(options),
                     (_, true) => bench::BenchSelection::Events(rounds),
@@ -343,6 +353,7 @@ mod tests {
                 compare_only,
                 events_only,
                 scale_only: false,
+                get_only: false,
                 exec_bytes: defaults.exec_bytes,
                 rounds: defaults.rounds,
             })
@@ -369,9 +380,22 @@ mod tests {
                 compare_only: true,
                 events_only: false,
                 scale_only: false,
+                get_only: false,
                 exec_bytes: 20_000_000,
                 rounds: 1,
             })
+        );
+        assert!(matches!(
+            parse(&["bench", "--get-only", "--rounds", "9"]),
+            Ok(Task::Bench {
+                get_only: true,
+                rounds: 9,
+                ..
+            })
+        ));
+        assert_eq!(
+            parse(&["bench", "--get-only", "--events-only"]),
+            Err(ErrorKind::ArgumentConflict)
         );
         assert_eq!(
             parse(&["bench", "--rounds", "0"]),

@@ -33,6 +33,14 @@ fn stat_ticks(pid: u32, indices: &[usize]) -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
+/// The CPU seconds of all of `pids` together; `None` without any, or when one is gone.
+pub(crate) fn total_cpu_seconds(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| cpu_seconds(pid)).sum()
+}
+
 /// `VmHWM` of a process: its peak resident memory, in KiB.
 pub(crate) fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
