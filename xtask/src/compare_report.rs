@@ -114,11 +114,15 @@ pub(crate) fn print_report(results: &Results) {
         exec_bytes, rounds, ..
     } = results.options;
     let mib = exec_bytes as f64 / (1024.0 * 1024.0);
+    let exec = if results.options.exec {
+        format!("kubectl exec streaming {exec_bytes} bytes ({mib:.0} MiB) of stdout, and ")
+    } else {
+        String::new()
+    };
     println!(
-        "\nkubectl exec streaming {exec_bytes} bytes ({mib:.0} MiB) of stdout, and GET {GET_PATH} \
-         with {GET_CONNECTIONS} connections for {GET_DURATION}; medians of {rounds} interleaved \
-         round(s); TLS from the client on every path; ratios against direct (higher is faster); \
-         {} with worker_processes auto\n",
+        "\n{exec}GET {GET_PATH} with {GET_CONNECTIONS} connections for {GET_DURATION}; medians \
+         of {rounds} interleaved round(s); TLS from the client on every path; ratios against \
+         direct (higher is faster); {} with worker_processes auto\n",
         results.nginx_version
     );
     println!("| path | exec WebSocket | exec SPDY | GET pod req/s | GET p99 |");
