@@ -14,7 +14,7 @@ use crate::compare_paths::{check_upgrades, PathKind, Paths};
 use crate::compare_report::{print_report, GetSample, Results};
 use crate::exec_session::{exec_session, Protocol};
 use crate::load_client::Load;
-use crate::proc_stats::{peak_rss_kib, total_cpu_seconds};
+use crate::proc_stats::{cpu_times, peak_rss_kib};
 use crate::tools::use_release_binaries;
 
 /// The object every GET of the load asks for: one small pod, so that the cost per request of
@@ -139,17 +139,17 @@ fn get_rounds(
                 headers: vec![authorization.clone()],
             };
             let label = format!("round {}: GET {}", round + 1, path.kind.label());
-            let cpu_before = total_cpu_seconds(&path.watched.proxy);
+            let cpu_before = cpu_times(&path.watched.proxy);
             let load = load
                 .run(&label)
                 .map_err(|error| anyhow!("{error:#}\n{}", paths.logs()))?;
-            let cpu = total_cpu_seconds(&path.watched.proxy)
+            let cpu = cpu_times(&path.watched.proxy)
                 .zip(cpu_before)
-                .map(|(after, before)| after - before);
+                .map(|(after, before)| after.since(before));
             results.get[path.kind.index()].push(GetSample {
                 cpu_per_request_us: cpu
                     .filter(|_| load.sent > 0)
-                    .map(|seconds| seconds * 1e6 / load.sent as f64),
+                    .map(|cpu| cpu.scaled(1e6 / load.sent as f64)),
                 load,
             });
         }

@@ -5,7 +5,7 @@ use crate::compare_bench::{CompareOptions, GET_CONNECTIONS, GET_DURATION, GET_PA
 use crate::compare_paths::PathKind;
 use crate::exec_session::{ExecSample, Protocol};
 use crate::load_client::LoadResult;
-use crate::proc_stats::mebibytes;
+use crate::proc_stats::{mebibytes, CpuTime};
 
 /// Everything measured, by path ([`PathKind::index`]) and protocol (`Protocol as usize`).
 #[derive(Debug)]
@@ -29,7 +29,7 @@ pub(crate) struct GetSample {
     pub(crate) load: LoadResult,
     /// CPU of the proxy on the path (nginx: master and workers) per request sent, in µs; `None`
     /// on the direct path.
-    pub(crate) cpu_per_request_us: Option<f64>,
+    pub(crate) cpu_per_request_us: Option<CpuTime>,
 }
 
 /// kube-auth-proxy beside nginx in one round of the GET load (issue 13, goal 3: a rate at least
@@ -41,7 +41,7 @@ pub(crate) struct AgainstNginx {
     /// The proxy's p99 over nginx's (lower is better).
     pub(crate) p99: f64,
     /// CPU per request: nginx's, then the proxy's, in µs.
-    pub(crate) cpu_us: (Option<f64>, Option<f64>),
+    pub(crate) cpu_us: (Option<CpuTime>, Option<CpuTime>),
 }
 
 /// The rounds of the two paths side by side, round by round: the paths of one round run one
@@ -166,7 +166,12 @@ fn print_against_nginx(results: &Results) {
     if rounds.is_empty() {
         return;
     }
-    let micros = |us: Option<f64>| us.map_or_else(|| "–".into(), |us| format!("{us:.1} µs"));
+    let micros = |us: Option<CpuTime>| {
+        us.map_or_else(
+            || "–".into(),
+            |us| format!("{:.1} µs (user {:.1})", us.total(), us.user),
+        )
+    };
     println!(
         "\n| GET, round by round | kube-auth-proxy / nginx: req/s | p99 | CPU per request: nginx | kube-auth-proxy |"
     );
@@ -181,13 +186,22 @@ fn print_against_nginx(results: &Results) {
             micros(r.cpu_us.1)
         );
     }
-    let med = |f: fn(&AgainstNginx) -> Option<f64>| median(rounds.iter().filter_map(f));
+    let med = |f: &dyn Fn(&AgainstNginx) -> Option<f64>| median(rounds.iter().filter_map(f));
+    // Each part's own median: the two need not come from the same round.
+    let cpu_median = |side: fn(&AgainstNginx) -> Option<CpuTime>| {
+        let total = med(&|r| side(r).map(CpuTime::total))?;
+        let user = med(&|r| side(r).map(|cpu| cpu.user))?;
+        Some(CpuTime {
+            user,
+            system: total - user,
+        })
+    };
     println!(
         "| median | {:.2} | {:.2} | {} | {} |",
-        med(|r| Some(r.rate)).unwrap_or(f64::NAN),
-        med(|r| Some(r.p99)).unwrap_or(f64::NAN),
-        micros(med(|r| r.cpu_us.0)),
-        micros(med(|r| r.cpu_us.1))
+        med(&|r| Some(r.rate)).unwrap_or(f64::NAN),
+        med(&|r| Some(r.p99)).unwrap_or(f64::NAN),
+        micros(cpu_median(|r| r.cpu_us.0)),
+        micros(cpu_median(|r| r.cpu_us.1))
     );
     let faster = rounds.iter().filter(|r| r.rate >= 1.0).count();
     let tail = rounds.iter().filter(|r| r.p99 <= 1.0).count();
@@ -279,6 +293,12 @@ mod tests {
 
     #[test]
     fn rounds_against_nginx_pair_the_same_round() {
+        let cpu = |total: f64| {
+            Some(CpuTime {
+                user: total / 2.0,
+                system: total / 2.0,
+            })
+        };
         let sample = |rate, p99_ms, cpu| GetSample {
             load: LoadResult {
                 rate,
@@ -288,11 +308,8 @@ mod tests {
             },
             cpu_per_request_us: cpu,
         };
-        let nginx = [
-            sample(100.0, 2.0, Some(40.0)),
-            sample(50.0, 4.0, Some(42.0)),
-        ];
-        let proxy = [sample(110.0, 1.0, Some(30.0)), sample(40.0, 5.0, None)];
+        let nginx = [sample(100.0, 2.0, cpu(40.0)), sample(50.0, 4.0, cpu(42.0))];
+        let proxy = [sample(110.0, 1.0, cpu(30.0)), sample(40.0, 5.0, None)];
         let rounds = against_nginx(&nginx, &proxy);
         assert_eq!(
             rounds,
@@ -300,12 +317,12 @@ mod tests {
                 AgainstNginx {
                     rate: 1.1,
                     p99: 0.5,
-                    cpu_us: (Some(40.0), Some(30.0))
+                    cpu_us: (cpu(40.0), cpu(30.0))
                 },
                 AgainstNginx {
                     rate: 0.8,
                     p99: 1.25,
-                    cpu_us: (Some(42.0), None)
+                    cpu_us: (cpu(42.0), None)
                 },
             ]
         );

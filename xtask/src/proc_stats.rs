@@ -41,6 +41,58 @@ pub(crate) fn total_cpu_seconds(pids: &[u32]) -> Option<f64> {
     pids.iter().map(|&pid| cpu_seconds(pid)).sum()
 }
 
+/// CPU time split into user and system (kernel) time, in seconds or any other unit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct CpuTime {
+    /// In the process's own code and its libraries.
+    pub(crate) user: f64,
+    /// In the kernel on the process's behalf (system calls, the TCP stack).
+    pub(crate) system: f64,
+}
+
+impl CpuTime {
+    /// User and system together.
+    pub(crate) fn total(self) -> f64 {
+        self.user + self.system
+    }
+
+    /// Both parts scaled by `factor`.
+    pub(crate) fn scaled(self, factor: f64) -> CpuTime {
+        CpuTime {
+            user: self.user * factor,
+            system: self.system * factor,
+        }
+    }
+
+    /// What was used between `before` and `self`.
+    pub(crate) fn since(self, before: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user - before.user,
+            system: self.system - before.system,
+        }
+    }
+}
+
+/// The user and system CPU seconds of all of `pids` together; `None` without any, or when one is
+/// gone.
+pub(crate) fn cpu_times(pids: &[u32]) -> Option<CpuTime> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().try_fold(
+        CpuTime {
+            user: 0.0,
+            system: 0.0,
+        },
+        |sum, &pid| {
+            Some(CpuTime {
+                user: sum.user + stat_ticks(pid, &[11])?,
+                system: sum.system + stat_ticks(pid, &[12])?,
+            })
+        },
+    )
+}
+
 /// `VmHWM` of a process: its peak resident memory, in KiB.
 pub(crate) fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -74,5 +126,42 @@ mod tests {
         assert_eq!(cpu_seconds(u32::MAX), None);
         assert_eq!(mebibytes(Some(1536)), "1.5 MiB");
         assert_eq!(mebibytes(None), "-");
+    }
+
+    #[test]
+    fn cpu_times_split_what_cpu_seconds_sums() {
+        // Burn some user time, so that the split has something in it.
+        let mut x = 0u64;
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(50) {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        assert_ne!(std::hint::black_box(x), 1);
+        let pid = std::process::id();
+        let split = cpu_times(&[pid]).expect("own stat");
+        let total = cpu_seconds(pid).expect("own stat");
+        // Read one after the other: the total may have moved on by a tick or two.
+        assert!(
+            (split.total() - total).abs() <= 0.05,
+            "{split:?} against {total}"
+        );
+        assert!(split.user > 0.0 && split.system >= 0.0, "{split:?}");
+        assert_eq!(cpu_times(&[]), None);
+        assert_eq!(cpu_times(&[pid, u32::MAX]), None);
+        let later = CpuTime {
+            user: 3.0,
+            system: 5.0,
+        };
+        let earlier = CpuTime {
+            user: 1.0,
+            system: 1.0,
+        };
+        assert_eq!(
+            later.since(earlier).scaled(0.5),
+            CpuTime {
+                user: 1.0,
+                system: 2.0
+            }
+        );
     }
 }
