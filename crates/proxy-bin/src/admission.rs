@@ -41,7 +41,10 @@ pub(crate) async fn admit_upgrade(
     request: Request,
 ) -> Result<AdmittedUpgrade, Response> {
     let protocol = match requested_upgrade(request.method(), request.headers()) {
-        Ok(None) => return Err(forward(State(app), Extension(connection), request).await),
+        // Rare (a session path without an upgrade): the pooled client, not the connection's lane.
+        Ok(None) => {
+            return Err(forward(State(app), Extension(connection), None, request).await);
+        }
         Ok(Some(protocol)) => protocol,
         Err(reason) => {
             return Err(KubeStatus::bad_request(reason).response_for(request.uri().path()));

@@ -18,15 +18,15 @@ use crate::sync_body::SyncBody;
 use crate::upstream::lane::UpstreamLane;
 use crate::upstream::UpstreamHeaders;
 
-/// Forwards one request for the connection's caller.
+/// Forwards one request for the connection's caller, on `lane` (the client connection's own
+/// upstream connection, `server.rs`) when there is one and it may take it, else on the pooled
+/// client.
 pub(crate) async fn forward(
     State(app): State<Arc<App>>,
     Extension(connection): Extension<Arc<ConnectionContext>>,
+    lane: Option<Arc<UpstreamLane>>,
     request: Request,
 ) -> Response {
-    // The connection's own upstream connection (server.rs); absent for a router served
-    // otherwise (tests), which then uses the pooled client.
-    let lane = request.extensions().get::<Arc<UpstreamLane>>().cloned();
     let caller = match authorize(&app, &connection).await {
         Ok(caller) => caller,
         Err(refusal) => return refusal.response_for(request.uri().path()),

@@ -20,6 +20,7 @@ use crate::cli::Cli;
 use crate::cli::IdentityArg;
 use crate::identity::ConnectionContext;
 use crate::serving_cert::ServingCert;
+use crate::upstream::lane::UpstreamLane;
 use crate::{
     api_events, exec, forward, health, identity, identity_cache, metrics, mode, portforward,
     server, sessions, upstream,
@@ -80,18 +81,26 @@ impl RunningProxy {
 /// Which handler serves a request is decided the way the API server decides what a request is
 /// (`requestinfo`, on the decoded path), not by matching path text: `pods/demo%2Fexec` is the
 /// exec subresource to the API server, so it is one to the proxy too, and gets recorded.
+///
+/// `lane` is the client connection's own upstream connection, for requests forwarded as they are.
 pub(crate) async fn route(
     state: State<Arc<App>>,
     connection: Extension<Arc<ConnectionContext>>,
+    lane: Option<Arc<UpstreamLane>>,
     request: Request,
 ) -> Response {
-    let bearer = identity::bearer_token(request.headers());
-    identity::with_request_credentials(bearer, dispatch(state, connection, request)).await
+    // Only the OIDC source reads the request's token: without it, no copy of it per request.
+    let bearer = match state.identities.oidc() {
+        Some(_) => identity::bearer_token(request.headers()),
+        None => None,
+    };
+    identity::with_request_credentials(bearer, dispatch(state, connection, lane, request)).await
 }
 
 async fn dispatch(
     state: State<Arc<App>>,
     connection: Extension<Arc<ConnectionContext>>,
+    lane: Option<Arc<UpstreamLane>>,
     request: Request,
 ) -> Response {
     // Sessions are boxed: their futures are large, and inline they would make every request's
@@ -101,7 +110,7 @@ async fn dispatch(
     } else if portforward::is_port_forward_path(request.uri().path()) {
         Box::pin(portforward::port_forward(state, connection, request)).await
     } else {
-        forward::forward(state, connection, request).await
+        forward::forward(state, connection, lane, request).await
     }
 }
 
@@ -516,8 +525,8 @@ async fn keep_cert_current(
 mod tests {
     use super::*;
 
-    /// The size of the future an async function with three arguments returns.
-    fn future_size<A, B, C, F: std::future::Future>(_: fn(A, B, C) -> F) -> usize {
+    /// The size of the future an async function with four arguments returns.
+    fn future_size<A, B, C, D, F: std::future::Future>(_: fn(A, B, C, D) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 

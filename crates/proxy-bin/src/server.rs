@@ -249,13 +249,13 @@ async fn serve_connection(
     // Every request of the connection goes to `route` with who the connection is, its future
     // held in hyper's slot for the request in flight: no router, and no box per request.
     let requests_app = app.clone();
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        if let Some(lane) = &lane {
-            request.extensions_mut().insert(lane.clone());
-        }
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        // The lane goes as an argument, not in the request's extensions: inserting it there
+        // allocated a map and a box for every request.
         let response = crate::proxy::route(
             State(requests_app.clone()),
             Extension(context.clone()),
+            lane.clone(),
             request.map(axum::body::Body::new),
         );
         async move { Ok::<_, std::convert::Infallible>(response.await) }
