@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: every benchmark, in one run, for `docs/performance.md`.
 
 use crate::compare_bench::CompareOptions;
+use crate::events_bench::EventsOptions;
 use crate::tools::{cargo, run};
 
 /// The crates with benchmarks.
@@ -11,12 +12,12 @@ const BENCHED: [&str; 4] = ["spdyframe", "wsframe", "sessiontap", "recorder-clie
 pub(crate) enum BenchSelection {
     /// The crates' benchmarks, then the comparison benchmark, the API events benchmark and the
     /// scale benchmark.
-    All(CompareOptions),
+    All(CompareOptions, EventsOptions),
     /// `--compare-only` (formerly `--sessions-only`): direct, nginx and kube-auth-proxy side by
     /// side.
     Compare(CompareOptions),
-    /// `--events-only`: the API request events benchmark, with this many rounds.
-    Events(u64),
+    /// `--events-only`: the API request events benchmark.
+    Events(EventsOptions),
     /// `--scale-only`: 1,000 recorded sessions at once, then 1 GiB through one.
     Scale,
 }
@@ -26,9 +27,9 @@ pub(crate) enum BenchSelection {
 pub(crate) fn bench(selection: BenchSelection) -> anyhow::Result<()> {
     match selection {
         BenchSelection::Compare(options) => crate::compare_bench::compare_bench(options),
-        BenchSelection::Events(rounds) => crate::events_bench::events_bench(rounds),
+        BenchSelection::Events(options) => crate::events_bench::events_bench(options),
         BenchSelection::Scale => crate::scale_bench::scale_bench(),
-        BenchSelection::All(options) => {
+        BenchSelection::All(options, events) => {
             let mut command = cargo();
             command.arg("bench");
             for krate in BENCHED {
@@ -36,7 +37,7 @@ pub(crate) fn bench(selection: BenchSelection) -> anyhow::Result<()> {
             }
             run(&mut command)?;
             crate::compare_bench::compare_bench(options)?;
-            crate::events_bench::events_bench(options.rounds)?;
+            crate::events_bench::events_bench(events)?;
             crate::scale_bench::scale_bench()
         }
     }

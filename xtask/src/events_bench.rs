@@ -16,8 +16,8 @@ use crate::tools::use_release_binaries;
 
 /// The request measured: one small object, so that the proxy's own cost per request dominates.
 const PATH: &str = "/api/v1/namespaces/default/pods/demo";
-/// Keep-alive connections, one request in flight on each.
-const CONNECTIONS: u64 = 16;
+/// Keep-alive connections by default, one request in flight on each (`--event-connections`).
+pub(crate) const DEFAULT_CONNECTIONS: u64 = 16;
 /// Sent but not measured: TLS handshakes, the recorder's HEAD probe, warm caches.
 const WARMUP: &str = "1s";
 /// Measured.
@@ -37,9 +37,22 @@ struct Measured {
     proxy_peak_kib: Option<u64>,
 }
 
+/// How much the events benchmark measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EventsOptions {
+    /// Rounds of events off and on.
+    pub(crate) rounds: u64,
+    /// Keep-alive connections of the load: more of them, bigger batches per sync.
+    pub(crate) connections: u64,
+}
+
 /// Runs the load against a stack without events and one with events, `rounds` times each,
 /// alternating which goes first, and prints the table for `docs/performance.md` (medians).
-pub(crate) fn events_bench(rounds: u64) -> anyhow::Result<()> {
+pub(crate) fn events_bench(options: EventsOptions) -> anyhow::Result<()> {
+    let EventsOptions {
+        rounds,
+        connections,
+    } = options;
     let release = use_release_binaries()?;
     let load = release.join("testkit-load");
 
@@ -64,11 +77,11 @@ pub(crate) fn events_bench(rounds: u64) -> anyhow::Result<()> {
     let mut on = Vec::new();
     for round in 0..rounds {
         let run_off = |off: &mut Vec<Measured>| -> anyhow::Result<()> {
-            off.push(measure("events off", &load, &plain)?);
+            off.push(measure("events off", &load, &plain, connections)?);
             Ok(())
         };
         let run_on = |on: &mut Vec<Measured>| -> anyhow::Result<()> {
-            on.push(measure(ON_LABEL, &load, &with_events)?);
+            on.push(measure(ON_LABEL, &load, &with_events, connections)?);
             Ok(())
         };
         if round % 2 == 0 {
@@ -84,7 +97,7 @@ pub(crate) fn events_bench(rounds: u64) -> anyhow::Result<()> {
     // Every request sent its event before going upstream; the requests cut off at the end of
     // each window (at most one per connection) may or may not have reached the proxy.
     ensure!(
-        stored <= sent && stored + CONNECTIONS * rounds >= sent,
+        stored <= sent && stored + connections * rounds >= sent,
         "the recorder stored {stored} request events for {sent} requests sent\n{}",
         logs(&with_events)
     );
@@ -106,7 +119,7 @@ pub(crate) fn events_bench(rounds: u64) -> anyhow::Result<()> {
     let results = [Summary::of("events off", &off), Summary::of(ON_LABEL, &on)];
     let base = results[0].rate;
     println!(
-        "\n| API requests (GET pod, {CONNECTIONS} connections, medians of {rounds}) | requests/s | p50 | p99 | vs events off | CPU per request: proxy | recorder | proxy peak RSS |"
+        "\n| API requests (GET pod, {connections} connections, medians of {rounds}) | requests/s | p50 | p99 | vs events off | CPU per request: proxy | recorder | proxy peak RSS |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     let micros = |value: Option<f64>| value.map_or_else(|| "-".into(), |us| format!("{us:.0} µs"));
@@ -164,7 +177,12 @@ impl Summary {
 }
 
 /// Runs `testkit-load` against the stack's proxy.
-fn measure(label: &'static str, load: &Path, stack: &Stack) -> anyhow::Result<Measured> {
+fn measure(
+    label: &'static str,
+    load: &Path,
+    stack: &Stack,
+    connections: u64,
+) -> anyhow::Result<Measured> {
     let proxy_pid = stack.proxy.pid();
     let recorder_pid = stack.recorder.as_ref().and_then(|recorder| recorder.pid());
     let cpu_before = (
@@ -174,7 +192,7 @@ fn measure(label: &'static str, load: &Path, stack: &Stack) -> anyhow::Result<Me
     let result = Load {
         binary: load,
         url: format!("{}{PATH}", stack.proxy_url),
-        connections: CONNECTIONS,
+        connections,
         warmup: WARMUP,
         duration: DURATION,
         headers: Vec::new(),

@@ -8,9 +8,10 @@
 //! - `e2e`: only the end-to-end suite.
 //! - `demo [--script]`: the stand-in stack with the proxy in front, for a person or a script.
 //! - `fuzz [--seconds N] [TARGET...]`: the fuzz targets under `fuzz/`.
-//! - `bench [--compare-only | --get-only | --events-only] [--exec-bytes N] [--rounds N]`: every
-//!   benchmark, or only the comparison of kube-auth-proxy with direct access and nginx (exec
-//!   sessions and GET load), only its GET load, or only the API request events benchmark.
+//! - `bench [--compare-only | --get-only | --events-only] [--exec-bytes N] [--rounds N]
+//!   [--event-connections N]`: every benchmark, or only the comparison of kube-auth-proxy with
+//!   direct access and nginx (exec sessions and GET load), only its GET load, or only the API
+//!   request events benchmark.
 //! - `bench --scale-only`: only the scale benchmark (1,000 recorded sessions at once).
 //! - `fresh-clone-check [--keep]`: `ci` in a fresh clone of `HEAD` with nothing beside it.
 //! - `standalone`: the reusable crates package together and build as path dependencies of a
@@ -121,6 +122,15 @@ enum Task {
             value_parser = clap::value_parser!(u64).range(1..)
         )]
         exec_bytes: u64,
+        /// Keep-alive connections of the events benchmark's load (more of them: bigger batches
+        /// per sync, and the CPU per event counts for more than the sync's latency).
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = events_bench::DEFAULT_CONNECTIONS,
+            value_parser = clap::value_parser!(u64).range(1..=10_000)
+        )]
+        event_connections: u64,
         /// Rounds of the comparison (interleaved across the paths) and of the events benchmark
         /// (events off and on taking turns); medians are reported.
         #[arg(
@@ -180,9 +190,14 @@ impl Task {
                 events_only,
                 scale_only,
                 get_only,
+                event_connections,
                 exec_bytes,
                 rounds,
             } => {
+                let events = events_bench::EventsOptions {
+                    rounds,
+                    connections: event_connections,
+                };
                 let options = compare_bench::CompareOptions {
                     exec_bytes,
                     rounds,
@@ -191,8 +206,8 @@ impl Task {
                 bench::bench(match (compare_only || get_only, events_only) {
                     _ if scale_only => bench::BenchSelection::Scale,
                     (true, _) => bench::BenchSelection::Compare(options),
-                    (_, true) => bench::BenchSelection::Events(rounds),
-                    _ => bench::BenchSelection::All(options),
+                    (_, true) => bench::BenchSelection::Events(events),
+                    _ => bench::BenchSelection::All(options, events),
                 })
             }
             Task::FreshCloneCheck { keep } => fresh_clone::fresh_clone_check(keep),
@@ -354,6 +369,7 @@ mod tests {
                 events_only,
                 scale_only: false,
                 get_only: false,
+                event_connections: events_bench::DEFAULT_CONNECTIONS,
                 exec_bytes: defaults.exec_bytes,
                 rounds: defaults.rounds,
             })
@@ -381,6 +397,7 @@ mod tests {
                 events_only: false,
                 scale_only: false,
                 get_only: false,
+                event_connections: events_bench::DEFAULT_CONNECTIONS,
                 exec_bytes: 20_000_000,
                 rounds: 1,
             })
@@ -396,6 +413,18 @@ mod tests {
         assert_eq!(
             parse(&["bench", "--get-only", "--events-only"]),
             Err(ErrorKind::ArgumentConflict)
+        );
+        assert!(matches!(
+            parse(&["bench", "--events-only", "--event-connections", "64"]),
+            Ok(Task::Bench {
+                events_only: true,
+                event_connections: 64,
+                ..
+            })
+        ));
+        assert_eq!(
+            parse(&["bench", "--event-connections", "0"]),
+            Err(ErrorKind::ValueValidation)
         );
         assert_eq!(
             parse(&["bench", "--rounds", "0"]),
