@@ -139,11 +139,16 @@ impl BearerToken {
                 let text = std::fs::read_to_string(path).map_err(read_err)?;
                 let value = bearer(text.trim())
                     .ok_or_else(|| TokenError::Invalid(format!("in {}", path.display())))?;
-                *lock() = Some(CachedToken {
-                    stamp,
-                    value: value.clone(),
-                    checked: now,
-                });
+                let mut cached = lock();
+                // A request that read the file after this one did keeps its newer read: a slow
+                // reader must not put back a token the file no longer holds.
+                if cached.as_ref().is_none_or(|token| token.checked <= now) {
+                    *cached = Some(CachedToken {
+                        stamp,
+                        value: value.clone(),
+                        checked: now,
+                    });
+                }
                 Ok(value)
             }
         }
