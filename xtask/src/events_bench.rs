@@ -155,9 +155,7 @@ struct Summary {
 impl Summary {
     fn of(label: &'static str, rounds: &[Measured]) -> Summary {
         let median = |value: fn(&Measured) -> f64| {
-            let mut values: Vec<f64> = rounds.iter().map(value).collect();
-            values.sort_by(f64::total_cmp);
-            values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+            crate::compare_report::median(rounds.iter().map(value)).unwrap_or(f64::NAN)
         };
         let sent: u64 = rounds.iter().map(|m| m.sent).sum();
         let per_request = |used: fn(&Measured) -> Option<f64>| {

@@ -49,7 +49,7 @@ fn client_certificate_files_over_tls_authenticate_the_proxy() -> anyhow::Result<
 }
 
 #[test]
-fn a_rotated_token_file_is_used_within_a_second() -> anyhow::Result<()> {
+fn a_rotated_token_file_is_used_once_the_proxy_rechecks_it() -> anyhow::Result<()> {
     let mut options = StackOptions::for_caller(fixture_caller("user-node")?);
     options.upstream = UpstreamAuth::TlsCaDataTokenFile;
     let stack = Stack::start(options)?;

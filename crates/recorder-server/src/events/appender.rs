@@ -295,6 +295,8 @@ fn write_batch(
 mod tests {
     use std::sync::atomic::Ordering;
 
+    use futures_util::FutureExt as _;
+
     use super::*;
 
     fn stored_lines(dir: &Path) -> Vec<String> {
@@ -389,25 +391,12 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert!(
-            futures_poll_once(&mut ended).await.is_none(),
+            (&mut ended).now_or_never().is_none(),
             "ended while a write was running"
         );
         drop(file);
         ended.await.expect("end task");
         assert!(!shared.queue().writing);
         assert_eq!(stored_lines(dir.path()), ["{}"]);
-    }
-
-    /// Polls `task` once: `Some` if it has ended.
-    async fn futures_poll_once(task: &mut JoinHandle<()>) -> Option<()> {
-        std::future::poll_fn(|cx| {
-            std::task::Poll::Ready(
-                match std::future::Future::poll(std::pin::Pin::new(&mut *task), cx) {
-                    std::task::Poll::Ready(_) => Some(()),
-                    std::task::Poll::Pending => None,
-                },
-            )
-        })
-        .await
     }
 }
