@@ -32,8 +32,8 @@ pub(crate) async fn forward(
         Err(refusal) => return refusal.response_for(request.uri().path()),
     };
     let (mut parts, body) = request.into_parts();
-    let url = match app.upstream.url_for(&parts.uri) {
-        Ok(url) => url,
+    let target = match app.upstream.target_for(&parts.uri) {
+        Ok(target) => target,
         Err(error) => {
             return KubeStatus::bad_request(error.to_string()).response_for(parts.uri.path())
         }
@@ -75,13 +75,18 @@ pub(crate) async fn forward(
     let sent = match &lane {
         Some(lane) => app
             .upstream
-            .send_in_lane(lane, parts.method.clone(), url, headers, body)
+            .send_in_lane(lane, parts.method.clone(), target, headers, body)
             .await
             .map(|response| response.map(Body::new)),
         None => {
             let upstream_body = reqwest::Body::wrap(SyncBody::new(body));
             app.upstream
-                .send(parts.method.clone(), url, headers, upstream_body)
+                .send(
+                    parts.method.clone(),
+                    app.upstream.url_of(&target),
+                    headers,
+                    upstream_body,
+                )
                 .await
                 .map(|response| response.map(Body::new))
         }

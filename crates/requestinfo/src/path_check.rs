@@ -60,6 +60,14 @@ pub fn path_ambiguity(raw_path: &str) -> Option<PathAmbiguity> {
     if has_dot_segment(raw_path) {
         return Some(PathAmbiguity::DotSegment);
     }
+    // Without a `%` the decoded path is the raw one (a path has no `+` for space), already
+    // checked above but for control characters; most paths take this way, with no copy.
+    if !raw_path.contains('%') {
+        return raw_path
+            .chars()
+            .any(char::is_control)
+            .then_some(PathAmbiguity::ControlCharacter);
+    }
     let Some(decoded) = unescape_path_bytes(raw_path) else {
         return Some(PathAmbiguity::MalformedEscape);
     };
@@ -125,6 +133,9 @@ mod tests {
             ("/api/v1/namespaces/a/pods/a%ff", NotUtf8),
             ("/api/v1/namespaces/a/pods/a%00", ControlCharacter),
             ("/api/v1/namespaces/a/pods/a%0d%0a", ControlCharacter),
+            // Raw, without any escape (the way most paths are checked).
+            ("/api/v1/namespaces/a/pods/a\u{7f}", ControlCharacter),
+            ("/api/v1/namespaces/a/pods/a\tb", ControlCharacter),
         ] {
             assert_eq!(path_ambiguity(path), Some(why), "{path}");
         }

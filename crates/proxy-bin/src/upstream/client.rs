@@ -8,6 +8,7 @@ use url::Url;
 
 use super::config::{Credential, UpstreamConfig};
 use super::request_headers::UpstreamHeaders;
+use super::target::{self, UpstreamTarget};
 use super::token::BearerToken;
 
 /// The upstream API server.
@@ -125,6 +126,35 @@ impl Upstream {
         Ok(url)
     }
 
+    /// Where a request for `uri` goes upstream: the server's base path joined with the request's
+    /// path and query, byte for byte. Accepts and refuses exactly what [`Upstream::url_for`] does;
+    /// only paths and queries with bytes a URL parser might change go through the parser.
+    pub(crate) fn target_for(&self, uri: &Uri) -> Result<UpstreamTarget, UnforwardablePath> {
+        let path = uri.path();
+        if let Some(reason) = requestinfo::path_ambiguity(path) {
+            return Err(UnforwardablePath {
+                reason: reason.to_string(),
+            });
+        }
+        let unparsed = target::path_passes_unparsed(path)
+            && uri.query().is_none_or(target::query_passes_unparsed);
+        if !unparsed {
+            self.url_for(uri)?;
+        }
+        let base_path = self.base.path().trim_end_matches('/');
+        UpstreamTarget::join(base_path, path, uri.query()).map_err(|error| UnforwardablePath {
+            reason: error.to_string(),
+        })
+    }
+
+    /// The URL of `target` on the server, for the pooled client.
+    pub(crate) fn url_of(&self, target: &UpstreamTarget) -> Url {
+        let mut url = self.base.clone();
+        url.set_path(target.path());
+        url.set_query(target.query());
+        url
+    }
+
     /// Sends a request upstream and returns the streaming response. `headers` are the caller's,
     /// already cleaned ([`UpstreamHeaders`]); `Host` is dropped and the proxy's credential added
     /// (auth mode) here, last.
@@ -151,23 +181,24 @@ impl Upstream {
         &self,
         lane: &super::lane::UpstreamLane,
         method: Method,
-        url: Url,
+        target: UpstreamTarget,
         headers: UpstreamHeaders,
         body: axum::body::Body,
     ) -> Result<http::Response<hyper::body::Incoming>, UpstreamError> {
         let mut headers = self.with_proxy_headers(headers)?;
         headers.insert(header::HOST, self.lane.authority().clone());
         let unreachable = |reason: String| UpstreamError::Unreachable {
-            url: redact(&url),
+            url: format!(
+                "{}{}",
+                self.base.origin().ascii_serialization(),
+                target.path()
+            ),
             reason,
         };
-        // Origin form, exactly the path and query `url_for` checked.
-        let target: Uri = url[url::Position::BeforePath..]
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| unreachable(e.to_string()))?;
+        // Origin form, exactly the path and query `target_for` checked.
         let mut request = http::Request::new(body);
         *request.method_mut() = method;
-        *request.uri_mut() = target;
+        *request.uri_mut() = Uri::from(target.origin_form().clone());
         *request.headers_mut() = headers;
         lane.send(&self.lane, request)
             .await

@@ -6,6 +6,7 @@ pub(crate) mod kubeconfig;
 pub(crate) mod lane;
 pub(crate) mod request_headers;
 pub(crate) mod self_signed_ca;
+pub(crate) mod target;
 pub(crate) mod tls;
 pub(crate) mod token;
 
