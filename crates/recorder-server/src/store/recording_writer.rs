@@ -161,7 +161,7 @@ impl RecordingWriter {
         self.pending.push(data);
         // The header is in the file before the index says it has arrived.
         if header_completed || self.pending_len >= WRITE_BUFFER {
-            self.flush().await?;
+            self.write_pending().await?;
         }
         if header_completed {
             self.write_index().await?;
@@ -170,8 +170,17 @@ impl RecordingWriter {
     }
 
     /// Hands buffered bytes to the operating system (without an fsync), so readers of the cast
-    /// file see them. The upload loop calls this whenever the client pauses.
+    /// file see them. The upload loop calls this whenever the client pauses: the recording then
+    /// holds no buffer of its own while it is quiet.
     pub async fn flush(&mut self) -> Result<(), StoreError> {
+        if let Some(hasher) = &mut self.hasher {
+            hasher.release_buffer();
+        }
+        self.write_pending().await
+    }
+
+    /// Writes the buffered bytes to the file (through the cipher when encrypting).
+    async fn write_pending(&mut self) -> Result<(), StoreError> {
         if self.pending.is_empty() {
             return Ok(());
         }
