@@ -5,7 +5,13 @@ use crate::events_bench::EventsOptions;
 use crate::tools::{cargo, run};
 
 /// The crates with benchmarks.
-const BENCHED: [&str; 4] = ["spdyframe", "wsframe", "sessiontap", "recorder-client"];
+const BENCHED: [&str; 5] = [
+    "spdyframe",
+    "wsframe",
+    "sessiontap",
+    "recorder-client",
+    "recorder-server",
+];
 
 /// Which benchmarks to run (`cargo xtask bench [--compare-only | --events-only | --scale-only]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
