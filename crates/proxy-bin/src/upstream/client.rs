@@ -136,7 +136,9 @@ impl Upstream {
                 reason: reason.to_string(),
             });
         }
-        let unparsed = target::path_passes_unparsed(path)
+        // Only an origin-form path (asterisk and authority forms have none) may skip the parser.
+        let unparsed = path.starts_with('/')
+            && target::path_passes_unparsed(path)
             && uri.query().is_none_or(target::query_passes_unparsed);
         if !unparsed {
             self.url_for(uri)?;

@@ -145,10 +145,12 @@ mod tests {
             upstream("http://127.0.0.1:8080/k8s/clusters/c-1/"),
         ];
         let forwardable = std::cell::Cell::new(0u32);
-        proptest!(ProptestConfig::with_cases(4096), |(path in text(24), query in proptest::option::of(text(16)))| {
+        proptest!(ProptestConfig::with_cases(4096), |(path in text(24), query in proptest::option::of(text(16)), origin_form in proptest::bool::weighted(0.8))| {
+            // Request targets in other forms too: `*`, `host:port`, `http://host/path`.
+            let slash = if origin_form { "/" } else { "" };
             let raw = match &query {
-                Some(query) => format!("/{path}?{query}"),
-                None => format!("/{path}"),
+                Some(query) => format!("{slash}{path}?{query}"),
+                None => format!("{slash}{path}"),
             };
             // Only what hyper accepts as a request target reaches the proxy.
             let Ok(uri) = raw.parse::<http::Uri>() else {
@@ -173,6 +175,21 @@ mod tests {
             forwardable.get() > 0,
             "some generated requests are forwardable"
         );
+        for raw in [
+            "*",
+            "apiserver:443",
+            "http://apiserver/api?watch=1",
+            "/version?",
+        ] {
+            let uri: http::Uri = raw.parse().expect("a request target hyper accepts");
+            for server in &servers {
+                let target = server.target_for(&uri).map(|t| t.origin_form().to_string());
+                let url = server
+                    .url_for(&uri)
+                    .map(|url| url[url::Position::BeforePath..].to_owned());
+                assert_eq!(target.ok(), url.ok(), "{raw}");
+            }
+        }
     }
 
     #[test]
