@@ -176,11 +176,14 @@ fn a_fail_closed_forward_ends_when_its_recorder_is_lost() -> anyhow::Result<()> 
         assert!(!success, "{name}: the forward should end: {stderr}");
         // kubectl sees the end first; the proxy logs the reason once the session's last audit
         // event has been tried, which against a dead recorder can take a moment longer.
-        stack.wait_until(&format!("{name}: the reason the forward ended"), || {
-            Ok(stack
-                .logs()
-                .contains("the port-forward could not be audited"))
-        })?;
+        stack.wait_until(
+            &format!("{name}: the reason the forward ended\n{stderr}"),
+            || {
+                Ok(stack
+                    .logs()
+                    .contains("the port-forward could not be audited"))
+            },
+        )?;
     }
     Ok(())
 }

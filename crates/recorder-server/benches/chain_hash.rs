@@ -31,10 +31,13 @@ fn network_pieces() -> Vec<usize> {
         .collect()
 }
 
-fn chain(bencher: Bencher, algorithm: ChainAlgorithm, pieces: &[usize]) {
+fn chain(bencher: Bencher, algorithm: ChainAlgorithm, gather: bool, pieces: &[usize]) {
     let data = data();
     bencher.counter(BytesCount::new(LEN)).bench_local(|| {
         let mut hasher = ChainHasher::with(algorithm, "bench");
+        if gather {
+            hasher = hasher.gathering_chunks();
+        }
         let mut at = 0;
         for &len in pieces.iter().cycle() {
             if at == data.len() {
@@ -48,17 +51,29 @@ fn chain(bencher: Bencher, algorithm: ChainAlgorithm, pieces: &[usize]) {
     });
 }
 
+/// What an upload's chain does: the pieces of each chunk gathered, one update per chunk.
 #[divan::bench]
-fn blake3_network_pieces(bencher: Bencher) {
-    chain(bencher, ChainAlgorithm::Blake3, &network_pieces());
+fn blake3_network_pieces_gathered(bencher: Bencher) {
+    chain(bencher, ChainAlgorithm::Blake3, true, &network_pieces());
+}
+
+/// Each piece hashed as it comes (what an upload's chain did before).
+#[divan::bench]
+fn blake3_network_pieces_one_by_one(bencher: Bencher) {
+    chain(bencher, ChainAlgorithm::Blake3, false, &network_pieces());
 }
 
 #[divan::bench]
 fn blake3_whole_chunks(bencher: Bencher) {
-    chain(bencher, ChainAlgorithm::Blake3, &[CHUNK_SIZE as usize]);
+    chain(
+        bencher,
+        ChainAlgorithm::Blake3,
+        false,
+        &[CHUNK_SIZE as usize],
+    );
 }
 
 #[divan::bench]
 fn sha256_network_pieces(bencher: Bencher) {
-    chain(bencher, ChainAlgorithm::Sha256, &network_pieces());
+    chain(bencher, ChainAlgorithm::Sha256, false, &network_pieces());
 }

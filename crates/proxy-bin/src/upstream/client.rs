@@ -100,6 +100,13 @@ impl Upstream {
     /// query that would not arrive byte for byte is refused: see [`UnforwardablePath`].
     pub(crate) fn url_for(&self, uri: &Uri) -> Result<Url, UnforwardablePath> {
         let path = uri.path();
+        // `*` (asterisk form) or nothing (authority form): joined to a base path, it would name
+        // another path than the one the request describes.
+        if !path.starts_with('/') {
+            return Err(UnforwardablePath {
+                reason: "its target is not a path".into(),
+            });
+        }
         if let Some(reason) = requestinfo::path_ambiguity(path) {
             return Err(UnforwardablePath {
                 reason: reason.to_string(),

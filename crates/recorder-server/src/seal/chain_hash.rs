@@ -105,7 +105,9 @@ pub struct ChainHasher {
     in_chunk: u64,
     size: u64,
     chunks: u64,
-    /// BLAKE3 only: bytes of the chunk in progress not yet hashed ([`ChainHasher::stage`]).
+    /// Whether BLAKE3 gets each chunk in one update ([`ChainHasher::gathering_chunks`]).
+    gather: bool,
+    /// Bytes of the chunk in progress not yet hashed, when gathering ([`ChainHasher::stage`]).
     staged: Vec<u8>,
 }
 
@@ -137,8 +139,19 @@ impl ChainHasher {
             in_chunk: 0,
             size: 0,
             chunks: 0,
+            gather: false,
             staged: Vec::new(),
         }
+    }
+
+    /// Gathers the pieces of each chunk to hash it in one update, for a chain fed in pieces of
+    /// any length (an upload as the network delivers it), with BLAKE3 (see
+    /// [`ChainHasher::stage`]). Holds up to one chunk ([`CHUNK_SIZE`]) until the chunk is whole or
+    /// [`ChainHasher::release_buffer`] is called. A chain fed in large pieces (a file read in
+    /// chunks, age's 64 KiB ciphertext chunks) gains little from it.
+    pub fn gathering_chunks(mut self) -> Self {
+        self.gather = self.algorithm == ChainAlgorithm::Blake3;
+        self
     }
 
     /// Feeds the next bytes of the file.
@@ -162,25 +175,27 @@ impl ChainHasher {
     /// at a multiple of their own size in its tree, and it keeps the last chunk of every update
     /// for the next one, to hash alone. Fed in the pieces the network delivers, a recording's
     /// bytes hashed about 15-30 % slower than in one update per 64 KiB chunk, copy included
-    /// (`docs/performance.md`); so BLAKE3 gets the chunk whole. SHA-256 gains nothing from that.
+    /// (`docs/performance.md`); so, when gathering, BLAKE3 gets the chunk whole. SHA-256 gains
+    /// nothing from that and is never gathered.
     fn stage(&mut self, piece: &[u8]) {
         let completes = self.in_chunk + piece.len() as u64 == CHUNK_SIZE;
-        match (&mut self.chunk, completes) {
-            (Running::Sha256(_), _) => self.chunk.update(piece),
-            // Nothing waits (a whole chunk in one piece, or the rest of one already released).
-            (Running::Blake3(_), true) if self.staged.is_empty() => self.chunk.update(piece),
-            (Running::Blake3(_), true) => {
-                self.staged.extend_from_slice(piece);
-                self.chunk.update(&self.staged);
-                // The capacity stays for the next chunk of a stream.
-                self.staged.clear();
+        if !self.gather {
+            self.chunk.update(piece);
+        } else if completes && self.staged.is_empty() {
+            // Nothing waits: a whole chunk in one piece, or the rest of one already released.
+            self.chunk.update(piece);
+        } else if completes {
+            self.staged.extend_from_slice(piece);
+            self.chunk.update(&self.staged);
+            // The capacity stays for the next chunk of a stream.
+            self.staged.clear();
+        } else {
+            // Room for the whole chunk at once, so the buffer never grows past it.
+            let room = CHUNK_SIZE as usize - self.staged.len();
+            if self.staged.capacity() - self.staged.len() < room {
+                self.staged.reserve_exact(room);
             }
-            (Running::Blake3(_), false) => {
-                if self.staged.capacity() == 0 {
-                    self.staged.reserve_exact(CHUNK_SIZE as usize);
-                }
-                self.staged.extend_from_slice(piece);
-            }
+            self.staged.extend_from_slice(piece);
         }
     }
 
@@ -321,19 +336,25 @@ mod tests {
             .map(|i| (i * 7 % 251) as u8)
             .collect();
         let expected = by_definition(algorithm, "x", &data);
-        for step in [1, 1000, 65_535, 65_536, 65_537, data.len()] {
+        for (step, gather) in [1, 1000, 65_535, 65_536, 65_537, data.len()]
+            .into_iter()
+            .flat_map(|step| [(step, false), (step, true)])
+        {
             let mut hasher = ChainHasher::with(algorithm, "x");
+            if gather {
+                hasher = hasher.gathering_chunks();
+            }
             for piece in data.chunks(step) {
                 hasher.update(piece);
             }
             let digest = hasher.finish();
-            assert_eq!(digest.hash, expected, "step {step}");
+            assert_eq!(digest.hash, expected, "step {step}, gathering {gather}");
             assert_eq!(digest.size, data.len() as u64);
             assert_eq!(digest.chunks, 4);
         }
         // Buffers released between any pieces (a recording going quiet) change nothing.
         for step in [1000, 65_537] {
-            let mut hasher = ChainHasher::with(algorithm, "x");
+            let mut hasher = ChainHasher::with(algorithm, "x").gathering_chunks();
             for (i, piece) in data.chunks(step).enumerate() {
                 hasher.update(piece);
                 if i % 3 == 1 {

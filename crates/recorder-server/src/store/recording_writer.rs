@@ -112,7 +112,8 @@ impl RecordingWriter {
             pending: Vec::new(),
             pending_len: 0,
             scanner,
-            hasher: Some(ChainHasher::new(&meta.id)),
+            // Fed as the network delivers the upload: pieces of any length.
+            hasher: Some(ChainHasher::new(&meta.id).gathering_chunks()),
             meta,
             recordings,
             cast_path,
