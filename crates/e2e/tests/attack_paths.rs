@@ -1,6 +1,11 @@
 //! Attacks on the request path, with a raw TLS client: what the proxy records (events, casts) and
 //! decides on must be exactly what the API server serves.
 
+use std::io::Read as _;
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::Duration;
+
 use e2e::raw::{request_bytes, RawClient, WEBSOCKET_UPGRADE};
 use e2e::stack::{fixture_caller, RecordingGrant, Stack, StackOptions};
 use serde_json::Value;
@@ -186,5 +191,71 @@ fn kubelet_commands_through_the_node_proxy_are_refused_when_recording_is_enforce
     assert!(upstream_paths(&open)?
         .iter()
         .any(|p| p.starts_with("/api/v1/nodes/node-1/proxy/run/")));
+    Ok(())
+}
+
+/// An upstream under a base path that never answers: the first line of every request the proxy
+/// sends it goes on the channel.
+fn request_lines_upstream(base_path: &str) -> anyhow::Result<(String, mpsc::Receiver<String>)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}{base_path}", listener.local_addr()?);
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                let mut line = Vec::new();
+                let mut byte = [0u8; 1];
+                while !line.ends_with(b"\r\n") && matches!(stream.read(&mut byte), Ok(1)) {
+                    line.push(byte[0]);
+                }
+                let _ = sender.send(String::from_utf8_lossy(&line).trim_end().to_owned());
+                // Held open, unanswered, until the test ends.
+                let _ = stream.read(&mut [0u8; 1]);
+            });
+        }
+    });
+    Ok((url, receiver))
+}
+
+/// A request target that is not a path (`*`) has nothing to join to the server's base path:
+/// joined as it is, `GET *` would reach a server under `/k8s/clusters/c-1/` as the sibling path
+/// `/k8s/clusters/c-1*`. It is refused, and nothing of it goes upstream; a path is joined.
+#[test]
+fn a_target_that_is_not_a_path_never_reaches_a_base_path_upstream() -> anyhow::Result<()> {
+    let (url, lines) = request_lines_upstream("/k8s/clusters/c-1/")?;
+    let stack = Stack::start(StackOptions {
+        upstream_override: Some(url),
+        ..StackOptions::for_caller(fixture_caller("user-node")?)
+    })?;
+    let (status, body) = get(&stack, "*")?;
+    assert_eq!(status, 400, "{body}");
+    // A path afterwards: once its line has arrived, every line before it is on the channel too
+    // (the refused request was answered before this one was sent).
+    let mut client = RawClient::connect(&stack.proxy_url)?;
+    client.send(&request_bytes(
+        "GET",
+        "/api/v1/namespaces/default/pods",
+        &[("Accept", "application/json")],
+        b"",
+    ))?;
+    let mut seen = Vec::new();
+    loop {
+        let line = lines.recv_timeout(Duration::from_secs(30))?;
+        let done = line.contains("/api/v1/namespaces/default/pods");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|line| line == "GET /k8s/clusters/c-1/api/v1/namespaces/default/pods HTTP/1.1"),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|line| line.contains('*')),
+        "the refused target went upstream: {seen:?}"
+    );
     Ok(())
 }

@@ -308,6 +308,28 @@ mod tests {
         head
     }
 
+    /// Gathering holds the pieces of a chunk until it is whole (then hashes it in one update),
+    /// only for BLAKE3 and only when asked.
+    #[test]
+    fn a_gathering_chain_holds_a_chunk_until_it_is_whole() {
+        let piece = [7u8; 1000];
+        let mut gathering = ChainHasher::new("x").gathering_chunks();
+        let mut plain = ChainHasher::new("x");
+        let mut sha = ChainHasher::with(ChainAlgorithm::Sha256, "x").gathering_chunks();
+        for hasher in [&mut gathering, &mut plain, &mut sha] {
+            hasher.update(&piece);
+        }
+        assert_eq!(gathering.staged.len(), 1000);
+        assert_eq!(gathering.staged.capacity(), CHUNK_SIZE as usize);
+        assert!(plain.staged.is_empty() && sha.staged.is_empty());
+        gathering.update(&vec![7u8; CHUNK_SIZE as usize - 1000]);
+        assert!(
+            gathering.staged.is_empty(),
+            "a whole chunk is hashed at once"
+        );
+        assert_eq!(gathering.chunks, 1);
+    }
+
     #[test]
     fn new_chains_are_blake3() {
         assert_eq!(
