@@ -12,7 +12,7 @@ use crate::api_events;
 use crate::app::App;
 use crate::identity::{Caller, ConnectionContext};
 use crate::metrics::Refusal;
-use crate::node_commands::node_command_endpoint;
+use crate::node_commands::{may_name_nodes, node_command_endpoint};
 use crate::status::KubeStatus;
 use crate::sync_body::SyncBody;
 use crate::upstream::lane::UpstreamLane;
@@ -157,7 +157,7 @@ fn refuse_unrecordable_node_command(
     caller: &Caller,
     parts: &http::request::Parts,
 ) -> Result<(), KubeStatus> {
-    if caller.policy.recording.fail_open {
+    if caller.policy.recording.fail_open || !may_name_nodes(parts.uri.path()) {
         return Ok(());
     }
     let info = requestinfo::parse(
