@@ -39,14 +39,39 @@ impl EventCode {
 /// The time is written with microsecond precision in plain decimal notation (`12.000345`), never
 /// in exponent form, so that every asciicast reader parses it the same way.
 pub fn write_event_line(out: &mut Vec<u8>, at: Duration, code: EventCode, data: &str) {
-    out.reserve(data.len() + 40);
+    start_line(out, at, code, data.len());
+    crate::write_json_string(out, data);
+    out.extend_from_slice(b"]\n");
+}
+
+/// Writes the event line of `data` like [`write_event_line`] when `data` is UTF-8, and returns
+/// `true`; otherwise leaves `out` as it was and returns `false`. Output that is all ASCII is
+/// checked in the same pass that escapes it.
+pub fn write_event_line_if_utf8(
+    out: &mut Vec<u8>,
+    at: Duration,
+    code: EventCode,
+    data: &[u8],
+) -> bool {
+    let start = out.len();
+    start_line(out, at, code, data.len());
+    if !crate::write_json_string_if_utf8(out, data) {
+        out.truncate(start);
+        return false;
+    }
+    out.extend_from_slice(b"]\n");
+    true
+}
+
+/// Writes an event line up to its data: `[1.500000,"o",`, with room reserved for `data_len`
+/// bytes of data.
+fn start_line(out: &mut Vec<u8>, at: Duration, code: EventCode, data_len: usize) {
+    out.reserve(data_len + 40);
     out.push(b'[');
     write_time(out, at);
     out.extend_from_slice(b",\"");
     out.extend_from_slice(code.as_str().as_bytes());
     out.extend_from_slice(b"\",");
-    crate::write_json_string(out, data);
-    out.extend_from_slice(b"]\n");
 }
 
 /// Writes `at` as seconds with six decimals, `12.000345`.
@@ -112,6 +137,32 @@ mod tests {
     }
 
     proptest! {
+        /// The checked line is the line of the text the bytes are, or nothing at all.
+        #[test]
+        fn a_checked_line_is_the_line_of_valid_bytes_and_nothing_else(
+            bytes in proptest::collection::vec(
+                prop_oneof![8 => 0x20u8..0x7f, 1 => 0u8..0x20, 1 => any::<u8>()],
+                0..120,
+            ),
+            micros in 0u64..10_000_000_000,
+        ) {
+            let at = Duration::from_micros(micros);
+            let mut out = b"[0.1,\"o\",\"a\"]\n".to_vec();
+            let before = out.clone();
+            let written = write_event_line_if_utf8(&mut out, at, EventCode::Output, &bytes);
+            match std::str::from_utf8(&bytes) {
+                Ok(text) => {
+                    prop_assert!(written);
+                    let expected = [before, line(at, EventCode::Output, text).into_bytes()].concat();
+                    prop_assert_eq!(out, expected);
+                }
+                Err(_) => {
+                    prop_assert!(!written);
+                    prop_assert_eq!(out, before);
+                }
+            }
+        }
+
         #[test]
         fn any_text_round_trips_through_json(text in any::<String>(), micros in 0u64..10_000_000_000) {
             let at = Duration::from_micros(micros);

@@ -80,14 +80,14 @@ pub use api_event::{
     PortForwardTotals, RequestEventWithWorkload, API_REQUEST_EVENT_TYPE, API_RESPONSE_EVENT_TYPE,
     PORT_FORWARD_EVENT_TYPE,
 };
-pub use event_line::{write_event_line, EventCode};
+pub use event_line::{write_event_line, write_event_line_if_utf8, EventCode};
 pub use event_reader::{parse_event_prefix, CastEvent, EventLineError};
 pub use header::{
     Caller, CastHeader, CopiedFile, FileCopy, FileCopyDirection, InvalidHeader, KubernetesSession,
     SessionType, ASCIICAST_VERSION,
 };
 pub use header_reader::{HeaderError, LenientFileCopy, LenientHeader};
-pub use json_string::write_json_string;
+pub use json_string::{write_json_string, write_json_string_if_utf8};
 pub use outcome::Outcome;
 pub use port_forward_capture::{
     CaptureConnection, CaptureDirection, CaptureEvent, CaptureLineError, CapturedPod,

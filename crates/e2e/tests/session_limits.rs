@@ -86,6 +86,39 @@ fn an_idle_session_is_ended_with_the_reason_and_recorded_as_such() -> anyhow::Re
     Ok(())
 }
 
+/// A session that is not recorded is still watched for activity (the tap only counts its events
+/// then, copying none): output every half second keeps it past the idle timeout.
+#[test]
+fn an_unrecorded_busy_session_outlives_the_idle_timeout() -> anyhow::Result<()> {
+    let mut options = StackOptions::for_caller(admin_caller()?);
+    options.proxy_args = vec!["--session-idle-timeout".into(), "2s".into()];
+    let mut stack = Stack::start(options)?;
+    for (name, websockets) in PROTOCOLS {
+        stack.kubectl.env = vec![(
+            "KUBECTL_REMOTE_COMMAND_WEBSOCKETS".into(),
+            websockets.to_owned(),
+        )];
+        let output = stack
+            .kubectl
+            .run(&[
+                "exec",
+                "demo",
+                "--",
+                "sh",
+                "-c",
+                "for i in 1 2 3 4 5 6 7 8; do echo tick$i; sleep 0.5; done",
+            ])?
+            .expect_success(name)?;
+        assert!(
+            output.stdout.contains("tick8"),
+            "{name}: {}\n{}",
+            output.stdout,
+            stack.logs()
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn a_busy_session_is_ended_at_its_maximum_length() -> anyhow::Result<()> {
     let mut stack = stack(&[

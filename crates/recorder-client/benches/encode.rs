@@ -39,9 +39,29 @@ fn output() -> Vec<u8> {
         .collect()
 }
 
+/// 1 MiB of plain ASCII output, as logs and most command output are (no escapes but the line
+/// ends, no multi-byte characters).
+fn ascii_output() -> Vec<u8> {
+    let line = "2026-12-07T11:40:59Z INFO request served path=/api/v1/pods status=200 ms=3\n";
+    line.as_bytes()
+        .iter()
+        .copied()
+        .cycle()
+        .take(1 << 20)
+        .collect()
+}
+
 #[divan::bench(args = [512, 4096, 32 * 1024])]
 fn encode_output(bencher: Bencher, chunk: usize) {
-    let data = output();
+    encode(bencher, &output(), chunk);
+}
+
+#[divan::bench(args = [4096, 32 * 1024])]
+fn encode_ascii_output(bencher: Bencher, chunk: usize) {
+    encode(bencher, &ascii_output(), chunk);
+}
+
+fn encode(bencher: Bencher, data: &[u8], chunk: usize) {
     bencher
         .counter(BytesCount::new(data.len()))
         .bench_local(|| {

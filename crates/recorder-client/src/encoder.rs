@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use castfmt::{write_event_line, CastHeader, EventCode};
+use castfmt::{write_event_line, write_event_line_if_utf8, CastHeader, EventCode};
 
 use sessiontap::{ExitStatus, OutputStream};
 
@@ -227,19 +227,26 @@ impl CastEncoder {
             }
         }
         let at = self.tick(at, out);
+        let carried = match stream {
+            OutputStream::Stdout => !self.stdout.pending().is_empty(),
+            OutputStream::Stderr => !self.stderr.pending().is_empty(),
+        };
+        // The common case, whole characters and nothing carried from the last output, is
+        // written straight from the session's bytes (no copy into `text`, and for ASCII no pass
+        // of its own to check them); the decoder is then in the state decoding these bytes would
+        // leave it: nothing carried. An empty output writes no line either way.
+        if !carried
+            && (bytes.is_empty()
+                || self.emit_line_if(out, |line| {
+                    write_event_line_if_utf8(line, at, EventCode::Output, bytes)
+                }))
+        {
+            return;
+        }
         let decoder = match stream {
             OutputStream::Stdout => &mut self.stdout,
             OutputStream::Stderr => &mut self.stderr,
         };
-        // The common case, whole characters and nothing carried from the last output, is
-        // written straight from the session's bytes (no copy into `text`); the decoder is then
-        // in the state decoding these bytes would leave it: nothing carried.
-        if decoder.pending().is_empty() {
-            if let Ok(text) = std::str::from_utf8(bytes) {
-                self.emit_str(at, EventCode::Output, text, out);
-                return;
-            }
-        }
         self.text.clear();
         decoder.decode(bytes, &mut self.text);
         self.emit_text(at, EventCode::Output, out);
@@ -443,13 +450,27 @@ impl CastEncoder {
 
     /// Writes a line to `out`, or keeps it while the header waits.
     fn emit_line(&mut self, out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+        self.emit_line_if(out, |line| {
+            write(line);
+            true
+        });
+    }
+
+    /// Like [`emit_line`](Self::emit_line) for a write that may decline (and then writes
+    /// nothing): returns whether it wrote.
+    fn emit_line_if(
+        &mut self,
+        out: &mut Vec<u8>,
+        write: impl FnOnce(&mut Vec<u8>) -> bool,
+    ) -> bool {
         match &mut self.pending {
             None => write(out),
             Some(pending) => {
-                write(pending);
+                let wrote = write(pending);
                 if pending.len() > self.options.tty_options.pending_output_limit {
                     self.write_default_header(out);
                 }
+                wrote
             }
         }
     }

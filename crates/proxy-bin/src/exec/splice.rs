@@ -149,17 +149,25 @@ impl Link {
             return hold(false);
         }
         let mut events = Vec::new();
+        let mut any_event = false;
         let tapped = {
             let mut tap = self.tap.lock().unwrap_or_else(|p| p.into_inner());
+            let recorded = self.feeder.is_some();
             // The events borrow the chunk (or the tap's buffers): each is copied once here, and
-            // moved into the recording's buffer as it is.
-            let mut sink = |event: SessionEvent<'_>| events.push(event.to_owned_event());
+            // moved into the recording's buffer as it is. A session that is not recorded only
+            // needs to know that there were events (activity), so nothing is copied for it.
+            let mut sink = |event: SessionEvent<'_>| {
+                any_event = true;
+                if recorded {
+                    events.push(event.to_owned_event());
+                }
+            };
             match side {
                 Side::Client => tap.client_bytes(chunk, &mut sink),
                 Side::Server => tap.server_bytes(chunk, &mut sink),
             }
         };
-        if !events.is_empty() {
+        if any_event {
             self.activity.touch();
         }
         if side == Side::Server {
