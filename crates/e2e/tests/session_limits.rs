@@ -93,6 +93,7 @@ fn an_unrecorded_busy_session_outlives_the_idle_timeout() -> anyhow::Result<()> 
     let mut options = StackOptions::for_caller(admin_caller()?);
     options.proxy_args = vec!["--session-idle-timeout".into(), "2s".into()];
     let mut stack = Stack::start(options)?;
+    assert!(stack.recorder.is_none(), "the session must not be recorded");
     for (name, websockets) in PROTOCOLS {
         stack.kubectl.env = vec![(
             "KUBECTL_REMOTE_COMMAND_WEBSOCKETS".into(),
