@@ -30,19 +30,17 @@ fn header() -> CastHeader {
 
 /// 1 MiB of terminal-like output: ASCII text, escape sequences and some multi-byte characters.
 fn output() -> Vec<u8> {
-    let line = "drwxr-xr-x  2 root root 4096 Jan  1 00:00 \u{1b}[01;34mgrüße\u{1b}[0m €\r\n";
-    line.as_bytes()
-        .iter()
-        .copied()
-        .cycle()
-        .take(1 << 20)
-        .collect()
+    one_mib_of("drwxr-xr-x  2 root root 4096 Jan  1 00:00 \u{1b}[01;34mgrüße\u{1b}[0m €\r\n")
 }
 
 /// 1 MiB of plain ASCII output, as logs and most command output are (no escapes but the line
 /// ends, no multi-byte characters).
 fn ascii_output() -> Vec<u8> {
-    let line = "2026-12-07T11:40:59Z INFO request served path=/api/v1/pods status=200 ms=3\n";
+    one_mib_of("2026-12-07T11:40:59Z INFO request served path=/api/v1/pods status=200 ms=3\n")
+}
+
+/// `line` repeated to 1 MiB (the last copy cut where the MiB ends).
+fn one_mib_of(line: &str) -> Vec<u8> {
     line.as_bytes()
         .iter()
         .copied()
