@@ -93,6 +93,55 @@ pub(crate) fn cpu_times(pids: &[u32]) -> Option<CpuTime> {
     )
 }
 
+/// The whole machine's CPU time since boot, all CPUs together, in seconds (the `cpu` line of
+/// `/proc/stat`, in `USER_HZ` ticks like `/proc/PID/stat`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct MachineTime {
+    /// Running anything: user, nice, system, irq and softirq time.
+    pub(crate) busy: f64,
+    /// Idle, waiting for I/O included.
+    pub(crate) idle: f64,
+    /// Taken by the hypervisor for other guests while this one had work.
+    pub(crate) steal: f64,
+}
+
+impl MachineTime {
+    /// What passed between `before` and `self`.
+    pub(crate) fn since(self, before: MachineTime) -> MachineTime {
+        MachineTime {
+            busy: self.busy - before.busy,
+            idle: self.idle - before.idle,
+            steal: self.steal - before.steal,
+        }
+    }
+}
+
+/// The machine's CPU time now; `None` where `/proc/stat` cannot be read.
+pub(crate) fn machine_time() -> Option<MachineTime> {
+    parse_machine_time(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// The `cpu` line of a `/proc/stat` text: user nice system idle iowait irq softirq steal (guest
+/// time is already in user and nice).
+fn parse_machine_time(stat: &str) -> Option<MachineTime> {
+    let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|field| field.parse().ok())
+        .collect::<Option<_>>()?;
+    let [user, nice, system, idle, iowait, irq, softirq, steal] = ticks[..] else {
+        return None;
+    };
+    let seconds = |ticks: u64| ticks as f64 / 100.0;
+    Some(MachineTime {
+        busy: seconds(user + nice + system + irq + softirq),
+        idle: seconds(idle + iowait),
+        steal: seconds(steal),
+    })
+}
+
 /// `VmHWM` of a process: its peak resident memory, in KiB.
 pub(crate) fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -126,6 +175,34 @@ mod tests {
         assert_eq!(cpu_seconds(u32::MAX), None);
         assert_eq!(mebibytes(Some(1536)), "1.5 MiB");
         assert_eq!(mebibytes(None), "-");
+    }
+
+    #[test]
+    fn the_machine_line_of_proc_stat_is_split_into_busy_idle_and_steal() {
+        let stat = "cpu  100 20 30 400 50 6 7 8 0 0\ncpu0 50 10 15 200 25 3 3 4 0 0\nintr 1\n";
+        assert_eq!(
+            parse_machine_time(stat),
+            Some(MachineTime {
+                busy: 1.63,
+                idle: 4.5,
+                steal: 0.08
+            })
+        );
+        assert_eq!(parse_machine_time("cpu  1 2 3\n"), None);
+        assert_eq!(parse_machine_time("cpu0 1 2 3 4 5 6 7 8\n"), None);
+        // This machine's own counters only grow.
+        let before = machine_time().expect("/proc/stat");
+        let mut x = 0u64;
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(50) {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        assert_ne!(std::hint::black_box(x), 1);
+        let used = machine_time().expect("/proc/stat").since(before);
+        assert!(
+            used.busy > 0.0 && used.idle >= 0.0 && used.steal >= 0.0,
+            "{used:?}"
+        );
     }
 
     #[test]
