@@ -24,6 +24,8 @@
 //!   `--localapi-socket`, in a volume both containers mount.
 //! - Services select a workload and target its ports; every workload has a Service.
 //! - A NetworkPolicy admits only the proxy's pods, and only to the recorder's ingest port.
+//! - The recorder's pods keep off the proxy's node (`podAntiAffinity` on
+//!   `kubernetes.io/hostname` selecting the proxy's pods, preferred or required).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -293,6 +295,7 @@ fn check(documents: &[Value], recorder: &RecorderCli, containerfile: &str) -> Ve
     let proxy_labels: Vec<&Workload> = workloads.iter().filter(|w| w.runs_proxy()).collect();
     for (workload, port) in recorders {
         check_recorder_policy(documents, workload, port, &proxy_labels, &mut problems);
+        check_recorder_placement(workload, &proxy_labels, &mut problems);
     }
     problems
 }
@@ -956,6 +959,54 @@ fn check_services(documents: &[Value], workloads: &[Workload<'_>], problems: &mu
     }
 }
 
+/// The recorder's pods keep off the proxy's node: a pod anti-affinity term (preferred or
+/// required) on `kubernetes.io/hostname` whose label selector selects every proxy pod, in the
+/// recorder's namespace (the term names no other). While a session is recorded the two each
+/// spend about a CPU second per GB of output, and on one node they compete for its cores.
+fn check_recorder_placement(
+    recorder: &Workload<'_>,
+    proxies: &[&Workload<'_>],
+    problems: &mut Vec<String>,
+) {
+    let anti = ["affinity", "podAntiAffinity"];
+    let preferred = seq_at(
+        recorder.pod,
+        &[
+            anti[0],
+            anti[1],
+            "preferredDuringSchedulingIgnoredDuringExecution",
+        ],
+    )
+    .iter()
+    .filter_map(|weighted| weighted.get("podAffinityTerm"));
+    let required = seq_at(
+        recorder.pod,
+        &[
+            anti[0],
+            anti[1],
+            "requiredDuringSchedulingIgnoredDuringExecution",
+        ],
+    )
+    .iter();
+    let apart = preferred.chain(required).any(|term| {
+        let selector = labels_at(term, &["labelSelector", "matchLabels"]);
+        str_at(term, &["topologyKey"]) == Some("kubernetes.io/hostname")
+            && term.get("namespaces").is_none()
+            && term.get("namespaceSelector").is_none()
+            && !proxies.is_empty()
+            && proxies
+                .iter()
+                .all(|p| p.namespace == recorder.namespace && selects(&selector, &p.labels))
+    });
+    if !apart {
+        problems.push(format!(
+            "{} (the recorder): its pods do not keep off the proxy's node (a podAntiAffinity \
+             term on kubernetes.io/hostname selecting the proxy's pods)",
+            recorder.name
+        ));
+    }
+}
+
 /// A NetworkPolicy selects the recorder's pods, and every policy that does admits only the
 /// proxy's pods, and only to the ingest port.
 fn check_recorder_policy(
@@ -1084,6 +1135,23 @@ mod tests {
             problems.iter().any(|p| p.contains(needle)),
             "expected a problem containing {needle:?}, got {problems:#?}"
         );
+    }
+
+    #[test]
+    fn a_recorder_free_to_share_the_proxys_node_fails() {
+        let overlay = rendered_overlay("tailscale-sidecar");
+        let needle = "do not keep off the proxy's node";
+        for (from, to) in [
+            ("topologyKey: kubernetes.io/hostname", "topologyKey: topology.kubernetes.io/zone"),
+            ("podAntiAffinity:", "podAffinity:"),
+            (
+                "labelSelector:\n                matchLabels:\n                  app.kubernetes.io/name: kube-auth-proxy",
+                "labelSelector:\n                matchLabels:\n                  app.kubernetes.io/name: kube-recorder",
+            ),
+        ] {
+            assert_found(&problems_in(&edit(&overlay, from, to)), needle);
+        }
+        assert!(!problems_in(&overlay).iter().any(|p| p.contains(needle)));
     }
 
     #[test]
