@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use http_body_util::BodyExt as _;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -14,6 +15,7 @@ use tokio::task::JoinSet;
 use tower::ServiceExt as _;
 
 use super::auth::Peer;
+use super::idle::Activity;
 
 /// Time cut uploads get to store their data and tell their clients, before connections are
 /// dropped.
@@ -142,25 +144,33 @@ async fn serve_connection(
     peer: std::net::SocketAddr,
     router: Router,
     builder: &auto::Builder<TokioExecutor>,
-    header_read_timeout: Duration,
+    idle_limit: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    // hyper's HTTP/1 header timeout starts only once the protocol is known, and the HTTP/2
-    // preface has none: a client that connects and says nothing would hold its slot forever.
-    if tokio::time::timeout(header_read_timeout, stream.readable())
-        .await
-        .is_err()
-    {
-        return;
-    }
-    // The access checks need the caller's address.
-    let service = TowerToHyperService::new(router.map_request(
-        move |mut request: http::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(Peer(peer));
-            request
-        },
-    ));
+    let activity = Activity::new();
+    let requests = Arc::clone(&activity);
+    // The access checks need the caller's address; the idle limit needs to know when requests
+    // are in flight, from the head until the answer's body is done.
+    let service = TowerToHyperService::new(
+        router
+            .map_request(move |mut request: http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(Peer(peer));
+                request
+            })
+            .map_future(move |answer| {
+                let in_flight = requests.begin();
+                async move {
+                    let response: axum::response::Response = answer.await?;
+                    Ok::<_, std::convert::Infallible>(response.map(|body| {
+                        axum::body::Body::new(body.map_frame(move |frame| {
+                            let _in_flight = &in_flight;
+                            frame
+                        }))
+                    }))
+                }
+            }),
+    );
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let result = tokio::select! {
@@ -168,6 +178,17 @@ async fn serve_connection(
         _ = stopped(&mut shutdown) => {
             connection.as_mut().graceful_shutdown();
             connection.as_mut().await
+        }
+        // A connection that carries no request for as long as a request head may take: one
+        // that never finished its first request (or its HTTP/2 preface), or an HTTP/2 one whose
+        // client keeps it open without streams. Its slot goes to another.
+        () = activity.idle_for(idle_limit) => {
+            tracing::debug!(%peer, "closing a connection idle for {idle_limit:?}");
+            connection.as_mut().graceful_shutdown();
+            match tokio::time::timeout(CUT_GRACE, connection.as_mut()).await {
+                Ok(result) => result,
+                Err(_) => return,
+            }
         }
     };
     if let Err(error) = result {

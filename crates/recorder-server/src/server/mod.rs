@@ -39,6 +39,7 @@ mod audit;
 mod auth;
 mod event_batch;
 mod event_ingest;
+mod idle;
 mod listener;
 mod read_api;
 mod record;
