@@ -122,3 +122,39 @@ async fn an_upload_quiet_for_longer_than_the_limit_keeps_its_connection() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_login_body_that_never_ends_is_answered_and_its_slot_given_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = common::options(&dir);
+    options.max_connections = 1;
+    let server = RecorderServer::start(options).await.expect("server");
+
+    // Announces 100 bytes and sends 10: the request stays in flight while the body is awaited.
+    let mut slow = TcpStream::connect(server.addr()).await.expect("connect");
+    slow.write_all(
+        b"POST /ui/login HTTP/1.1\r\nHost: recorder\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"token\":",
+    )
+    .await
+    .expect("write");
+    let mut next = TcpStream::connect(server.addr()).await.expect("connect");
+    next.write_all(b"GET /healthz HTTP/1.1\r\nHost: recorder\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+
+    let mut answer = Vec::new();
+    tokio::time::timeout(LONG, slow.read_to_end(&mut answer))
+        .await
+        .expect("the slow login is answered and closed")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let mut answer = String::new();
+    tokio::time::timeout(LONG, next.read_to_string(&mut answer))
+        .await
+        .expect("the next connection is served")
+        .expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    server.shutdown().await;
+}

@@ -34,6 +34,8 @@ pub(crate) const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 pub(crate) const MAX_SESSIONS: usize = 10_000;
 /// Largest login body.
 const MAX_LOGIN_BYTES: usize = 4096;
+/// How long a login body may take to arrive (it is a few dozen bytes).
+const LOGIN_BODY_WAIT: Duration = Duration::from_secs(10);
 /// Failed logins from one address within [`LOGIN_WINDOW`] after which its logins are refused
 /// (429) until the window has passed: guessing tokens through the form stays slow.
 pub(crate) const MAX_FAILED_LOGINS: u32 = 10;
@@ -223,12 +225,19 @@ pub(crate) async fn login(
                 .to_owned(),
         );
     }
-    let body = match to_bytes(body, MAX_LOGIN_BYTES).await {
-        Ok(body) => body,
-        Err(_) => {
+    // A body that never ends would keep the request, and its connection's slot, for ever.
+    let body = match tokio::time::timeout(LOGIN_BODY_WAIT, to_bytes(body, MAX_LOGIN_BYTES)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
             return error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("the login body is limited to {MAX_LOGIN_BYTES} bytes"),
+            )
+        }
+        Err(_) => {
+            return error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the login body did not arrive within {LOGIN_BODY_WAIT:?}"),
             )
         }
     };
