@@ -200,3 +200,71 @@ fn kubectl_cp_to_and_from_a_pod_is_recorded_as_a_file_listing() -> anyhow::Resul
     }
     Ok(())
 }
+
+/// Commands shaped like `kubectl cp`'s but not kubectl's own: a copy from the pod given stdin
+/// (it could be driven while its output is read as an archive), and options where kubectl puts
+/// paths (`--files-from=/dev/stdin`, `--checkpoint-action=exec=...` would let tar run anything).
+/// Their output is recorded as any exec's is, archive bytes and file content included.
+#[test]
+fn commands_posing_as_kubectl_cp_have_their_output_recorded() -> anyhow::Result<()> {
+    let mut stack = recorded_stack()?;
+    let files = source_files();
+    let local = stack.dir.join("cp-source");
+    write_tree(&local, &files)?;
+    let local_arg = local.to_str().unwrap_or_default().to_owned();
+    let mut sessions = 0;
+    for (name, websockets) in PROTOCOLS {
+        stack.kubectl.env = vec![(
+            "KUBECTL_REMOTE_COMMAND_WEBSOCKETS".into(),
+            websockets.to_owned(),
+        )];
+        let remote = format!("posing-{name}");
+        let to_pod = stack
+            .kubectl
+            .run(&["cp", &local_arg, &format!("demo:{remote}")])?;
+        assert!(to_pod.success, "{name}: {}", to_pod.stderr);
+        sessions += 2;
+        let notes = format!("{remote}/notes.txt");
+        for (args, command) in [
+            (
+                vec!["exec", "-i", "demo", "--", "tar", "cf", "-", &notes],
+                format!("tar cf - {notes}"),
+            ),
+            (
+                vec![
+                    "exec",
+                    "demo",
+                    "--",
+                    "tar",
+                    "cf",
+                    "-",
+                    "--no-recursion",
+                    &notes,
+                ],
+                format!("tar cf - --no-recursion {notes}"),
+            ),
+        ] {
+            let run = stack.kubectl.run(&args)?;
+            assert!(run.success, "{name} {command}: {}", run.stderr);
+            assert!(run.stdout.contains(CONTENT_MARK), "{name}: {command}");
+            sessions += 1;
+            let recordings = stack.finished_recordings(sessions)?;
+            let entry = recording_with_command(&recordings, &command)?;
+            assert!(
+                entry.get("fileCopy").is_none(),
+                "{name}: {command} is not a file copy: {entry}"
+            );
+            let cast = stack.recording_cast(entry["id"].as_str().unwrap_or_default())?;
+            let output: String = events_of(&cast)?
+                .into_iter()
+                .filter(|e| e.code == "o")
+                .map(|e| e.data)
+                .collect();
+            assert!(
+                output.contains(CONTENT_MARK),
+                "{name}: {command}: the file's content is in the recording"
+            );
+        }
+    }
+    Ok(())
+}

@@ -87,8 +87,8 @@ pub(crate) fn session(
 /// `sh -c "tar cf - SRC | tail -c+N"`, SRC single-quoted by kubectl 1.37 and later), the archive on
 /// stdout; to the pod `tar [--no-same-permissions --no-same-owner] -xmf - -C DIR` (older kubectl:
 /// `tar xf - -C DIR`), the archive on stdin. Only these exact shapes count, and only without a tty
-/// (a terminal would mangle the archive) and with the stream that carries the archive: anything
-/// else is recorded as any exec is. The `test -d DEST` session that precedes a copy to a pod is
+/// (a terminal would mangle the archive), with the stream that carries the archive, and for a copy
+/// from the pod without stdin (kubectl gives it none): anything else is recorded as any exec is. The `test -d DEST` session that precedes a copy to a pod is
 /// an ordinary exec.
 pub(crate) fn file_copy(params: &SessionParams) -> Option<FileCopy> {
     if params.tty {
@@ -101,7 +101,10 @@ pub(crate) fn file_copy(params: &SessionParams) -> Option<FileCopy> {
         command => tar_copy(command)?,
     };
     let stream_present = match copy.direction {
-        FileCopyDirection::FromPod => params.stdout,
+        // kubectl gives a copy from the pod no stdin. With stdin, the command could be driven
+        // interactively while its stdout is read as an archive, whose members' bytes are listed
+        // rather than recorded.
+        FileCopyDirection::FromPod => params.stdout && !params.stdin,
         FileCopyDirection::ToPod => params.stdin,
         _ => false,
     };
@@ -134,11 +137,15 @@ fn tar_copy(command: &[String]) -> Option<FileCopy> {
     }
     let rest: Vec<&str> = args.collect();
     match (mode, rest.as_slice()) {
-        ("cf", paths) if !paths.is_empty() => Some(FileCopy {
-            direction: FileCopyDirection::FromPod,
-            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
-            resume_from: None,
-        }),
+        // A path tar would read as an option (`--files-from=/dev/stdin`,
+        // `--checkpoint-action=exec=...`) is not kubectl's.
+        ("cf", paths) if !paths.is_empty() && !paths.iter().any(|p| p.starts_with('-')) => {
+            Some(FileCopy {
+                direction: FileCopyDirection::FromPod,
+                paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+                resume_from: None,
+            })
+        }
         ("xmf" | "xf", []) => Some(to_pod(Vec::new())),
         ("xmf" | "xf", ["-C", dir]) => Some(to_pod(vec![(*dir).to_owned()])),
         _ => None,
@@ -169,11 +176,16 @@ fn resumable_copy_from_pod(script: &str) -> Option<FileCopy> {
             if pieces.iter().any(|p| p.contains('\'')) {
                 return None;
             }
-            pieces.join("'")
+            let source = pieces.join("'");
+            // Quoting does not stop tar from reading it as an option.
+            if source.starts_with('-') {
+                return None;
+            }
+            source
         }
         None => {
             let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c);
-            if source.is_empty() || !source.chars().all(plain) {
+            if source.is_empty() || source.starts_with('-') || !source.chars().all(plain) {
                 return None;
             }
             source.to_owned()
@@ -273,8 +285,29 @@ mod tests {
 
     #[test]
     fn other_commands_are_not() {
-        let cases: [(&[&str], bool, bool); 14] = [
+        let cases: [(&[&str], bool, bool); 20] = [
             (&["test", "-d", "/tmp/x"], false, false),
+            // With stdin, a copy from the pod could be a program driven while its output is read
+            // as an archive.
+            (&["tar", "cf", "-", "/tmp/x"], true, false),
+            (&["sh", "-c", "tar cf - x | tail -c+1"], true, false),
+            // Options where kubectl puts paths.
+            (&["tar", "cf", "-", "--files-from=/dev/stdin"], false, false),
+            (
+                &["tar", "cf", "-", "x", "--checkpoint-action=exec=sh"],
+                false,
+                false,
+            ),
+            (
+                &["sh", "-c", "tar cf - --files-from=/dev/stdin | tail -c+2"],
+                false,
+                false,
+            ),
+            (
+                &["sh", "-c", "tar cf - '--files-from=/dev/stdin' | tail -c+2"],
+                false,
+                false,
+            ),
             (&["tar", "cf", "-", "/tmp/x"], false, true),
             (&["tar", "-xmf", "-", "-C", "/tmp"], false, false),
             (&["tar", "tf", "-"], true, false),

@@ -11,7 +11,10 @@
 //!
 //! When the stream turns out not to be a tar archive, a marker says why and every byte from there
 //! on is recorded as the stream would be in any session (stdout as `o`; stdin as `i` when input
-//! is recorded), so a program posing as tar cannot hide its output from the recording.
+//! is recorded), so a program posing as tar cannot hide its output from the recording. A copy
+//! that resumes inside the archive (`kubectl cp --retries` after a failure) cannot be listed; a
+//! marker says so and its stream is recorded as it is, for the same reason: bytes that are not
+//! known to be a tar member's are never left out.
 
 use castfmt::{CastHeader, CopiedFile, FileCopyDirection};
 
@@ -33,8 +36,8 @@ pub(super) struct FileCopyListing {
     /// `None` for a resumed copy, whose stream starts inside the archive.
     listing: Option<TarListing>,
     resume_from: u64,
-    /// Archive bytes of a resumed copy that were not listed.
-    unlisted: u64,
+    /// Whether the marker of a resumed copy has been written.
+    resumed_said: bool,
     events: Vec<TarEvent>,
     finished: bool,
 }
@@ -54,7 +57,7 @@ impl FileCopyListing {
             stream,
             listing: (resume_from == 0).then(TarListing::new),
             resume_from,
-            unlisted: 0,
+            resumed_said: false,
             events: Vec::new(),
             finished: false,
         })
@@ -74,7 +77,14 @@ impl FileCopyListing {
         not_archive: &mut Vec<u8>,
     ) {
         let Some(listing) = &mut self.listing else {
-            self.unlisted += bytes.len() as u64;
+            if !std::mem::replace(&mut self.resumed_said, true) {
+                labels.push(format!(
+                    "file listing skipped: the copy resumed {} bytes into the archive; {} is recorded as it is",
+                    self.resume_from,
+                    self.stream_name()
+                ));
+            }
+            not_archive.extend_from_slice(bytes);
             return;
         };
         let was_stopped = listing.is_stopped();
@@ -86,10 +96,7 @@ impl FileCopyListing {
                 TarEvent::End => {}
                 TarEvent::Stopped(note) if !was_stopped => labels.push(format!(
                     "file listing stopped: {note}; the rest of {} is recorded as it is",
-                    match stream {
-                        ArchiveStream::Stdout => "stdout",
-                        ArchiveStream::Stdin => "stdin",
-                    }
+                    stream_name(stream)
                 )),
                 TarEvent::Stopped(_) => {}
             }
@@ -101,17 +108,20 @@ impl FileCopyListing {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
-        match &self.listing {
-            Some(listing) => {
-                if let Some(note) = listing.finish() {
-                    labels.push(format!("file listing incomplete: {note}"));
-                }
-            }
-            None => labels.push(format!(
-                "file listing skipped: the copy resumed {} bytes into the archive; {} bytes not listed",
-                self.resume_from, self.unlisted
-            )),
+        if let Some(note) = self.listing.as_ref().and_then(TarListing::finish) {
+            labels.push(format!("file listing incomplete: {note}"));
         }
+    }
+
+    fn stream_name(&self) -> &'static str {
+        stream_name(self.stream)
+    }
+}
+
+fn stream_name(stream: ArchiveStream) -> &'static str {
+    match stream {
+        ArchiveStream::Stdout => "stdout",
+        ArchiveStream::Stdin => "stdin",
     }
 }
 

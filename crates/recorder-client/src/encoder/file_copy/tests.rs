@@ -201,13 +201,19 @@ fn a_cut_archive_and_a_resumed_copy_say_so() {
     let mut out = Vec::new();
     encoder.output(ms(1), OutputStream::Stdout, &archive[1024..], &mut out);
     encoder.finish(ms(2), &mut out);
-    let text = String::from_utf8(out.clone()).expect("utf-8");
-    assert!(!text.contains("SECRET"), "{text}");
+    let seen = events(&out);
+    // Bytes that cannot be read as a member's are never left out: a program posing as a
+    // resumed copy cannot hide its output.
     assert_eq!(
-        events(&out),
-        vec![marker(&format!(
-            "file listing skipped: the copy resumed 1024 bytes into the archive; {} bytes not listed",
-            archive.len() - 1024
-        ))]
+        seen.first(),
+        Some(&marker(
+            "file listing skipped: the copy resumed 1024 bytes into the archive; stdout is recorded as it is"
+        ))
     );
+    let output: String = seen
+        .iter()
+        .filter(|(code, _)| code == "o")
+        .map(|(_, text)| text.as_str())
+        .collect();
+    assert!(output.contains("SECRET-TEXT"), "{seen:?}");
 }
