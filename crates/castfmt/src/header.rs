@@ -95,9 +95,9 @@ pub struct FileCopy {
     /// directory).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
-    /// Bytes of the archive the session leaves out: a `kubectl cp --retries` that resumes an
-    /// interrupted copy runs `tail -c+N`, so its stream starts N-1 bytes into the archive and
-    /// cannot be listed.
+    /// Bytes of the archive before the session's stream: a `kubectl cp --retries` that resumes
+    /// an interrupted copy runs `tail -c+N`, so its stream starts N-1 bytes into the archive and
+    /// cannot be listed (it is recorded as it is).
     #[serde(
         rename = "resumeFrom",
         default,
