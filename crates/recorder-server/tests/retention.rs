@@ -343,3 +343,86 @@ async fn hold_and_release_on_the_command_line() {
         "{err}"
     );
 }
+
+/// Edits the recording's index entry (which is not signed) as `edit` says.
+fn edit_index(dir: &Path, id: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join(format!("recordings/{id}.json"));
+    let mut entry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    edit(&mut entry);
+    std::fs::write(&path, serde_json::to_vec(&entry).expect("json")).expect("write");
+}
+
+#[tokio::test]
+async fn an_index_entry_made_old_by_hand_does_not_get_its_recording_removed() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = temp.path();
+    let s = Store::create(dir).await.expect("create");
+    let a = store(&s, RecordingKind::Cast).await;
+    // Someone who can write the directory, but has no signing key, dates it back to 1970.
+    edit_index(dir, &a.id, |entry| {
+        entry["finishedAt"] = serde_json::json!(1)
+    });
+    let report = s
+        .sweep_retention(1, end(&a) + 0.5 * DAY)
+        .await
+        .expect("sweep");
+    assert!(report.removed.is_empty(), "{report:?}");
+    assert!(!files_of(dir, &a.id).is_empty());
+    assert!(
+        !chain_lines(dir)
+            .iter()
+            .any(|line| line["type"] == "removed"),
+        "no removal is signed"
+    );
+    let report = verify_in_process(dir);
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.reason.contains("finishedAt is not what the seal says")),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[tokio::test]
+async fn verify_names_an_index_entry_moved_to_another_namespace_or_user() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = temp.path();
+    let s = Store::create(dir).await.expect("create");
+    let a = store(&s, RecordingKind::Cast).await;
+    let b = store(&s, RecordingKind::Cast).await;
+    let c = store(&s, RecordingKind::Cast).await;
+    assert!(verify_in_process(dir).is_clean());
+    // Viewers are scoped by these fields: moving them would show a recording to others, or
+    // hide it from its own viewers.
+    edit_index(dir, &a.id, |entry| {
+        entry["namespace"] = serde_json::json!("other")
+    });
+    edit_index(dir, &b.id, |entry| {
+        entry["srcNodeUser"] = serde_json::json!("mallory@example.com")
+    });
+    // Saying it is still being recorded does not stop the check of who and where.
+    edit_index(dir, &c.id, |entry| {
+        entry["outcome"] = serde_json::json!("recording");
+        entry["namespace"] = serde_json::json!("other");
+    });
+    let report = verify_in_process(dir);
+    for (id, field) in [
+        (&a.id, "namespace"),
+        (&b.id, "srcNodeUser"),
+        (&c.id, "namespace"),
+    ] {
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| &p.subject == id && p.reason.contains(&format!("its {field} is not"))),
+            "{id}: {:?}",
+            report.problems
+        );
+    }
+    let (ok, _, _) = verify(dir).await;
+    assert!(!ok, "kube-recorder verify fails");
+}

@@ -221,7 +221,11 @@ impl S3Archive {
         // The index entry is not signed; what viewers are scoped by, what retention decides by
         // and what readers rely on must be what the seal says, or a bucket writer could move a
         // recording into another namespace's view or have it removed as old.
-        agrees_with_seal(&entry, &manifest)?;
+        if let Some(field) = manifest.disagreement(&entry) {
+            return Err(format!(
+                "its index entry's {field} is not what its seal says"
+            ));
+        }
         let stored = self
             .size(&format!("recordings/{}", manifest.file))
             .await
@@ -241,53 +245,6 @@ impl S3Archive {
         )
         .await?;
         write_durably(&recordings.join(format!("{id}.json")), &entry_bytes).await
-    }
-}
-
-/// Whether an index entry says what its seal says of who, where, when, what and how it ended.
-/// (The command and exit status are read from the cast and not in the seal; the cast is.)
-fn agrees_with_seal(entry: &RecordingMeta, manifest: &Manifest) -> Result<(), String> {
-    let stored = if entry.encrypted {
-        entry.stored_bytes.unwrap_or(entry.bytes)
-    } else {
-        entry.bytes
-    };
-    let kind = match entry.kind {
-        crate::RecordingKind::PortForwardCapture => "port-forward-capture",
-        _ => "cast",
-    };
-    let millis = |seconds: f64| (seconds * 1e3).round() as i64;
-    let checks = [
-        ("namespace", entry.namespace == manifest.namespace),
-        ("pod", entry.pod == manifest.pod),
-        ("container", entry.container == manifest.container),
-        ("srcNode", entry.src_node == manifest.src_node),
-        ("srcNodeUser", entry.src_node_user == manifest.src_node_user),
-        ("srcNodeTags", entry.src_node_tags == manifest.src_node_tags),
-        ("sessionType", entry.session_type == manifest.session_type),
-        ("start", entry.start == manifest.start),
-        (
-            "receivedAt",
-            millis(entry.received_at) == manifest.received_at_ms,
-        ),
-        (
-            "finishedAt",
-            entry.finished_at.map(millis) == manifest.finished_at_ms,
-        ),
-        ("kind", kind == manifest.kind),
-        ("outcome", entry.outcome.as_str() == manifest.outcome),
-        ("reason", entry.reason == manifest.reason),
-        ("size", stored == manifest.size),
-        (
-            "encrypted",
-            entry.encrypted == manifest.file.ends_with(".age"),
-        ),
-    ];
-    match checks.iter().find(|(_, agrees)| !agrees) {
-        Some((field, _)) => Err(format!(
-            "its index entry's {field} is not what its seal says"
-        )),
-        None => Ok(()),
     }
 }
 

@@ -169,7 +169,64 @@ impl Manifest {
         bytes
     }
 
-    /// Sets `meta`'s outcome, reason and end to what this seal says.
+    /// The first field in which an index entry says something else than this seal of who,
+    /// where, when, what and how it ended (the command and exit status are read from the cast,
+    /// which the seal covers); `None` when they agree. An entry still saying `recording`
+    /// disagrees: a sealed recording has ended.
+    pub(crate) fn disagreement(&self, entry: &RecordingMeta) -> Option<&'static str> {
+        let stored = if entry.encrypted {
+            entry.stored_bytes.unwrap_or(entry.bytes)
+        } else {
+            entry.bytes
+        };
+        let millis = |seconds: f64| (seconds * 1e3).round() as i64;
+        self.identity_disagreement(entry).or_else(|| {
+            [
+                (
+                    "finishedAt",
+                    entry.finished_at.map(millis) == self.finished_at_ms,
+                ),
+                ("outcome", entry.outcome.as_str() == self.outcome),
+                ("reason", entry.reason == self.reason),
+                ("size", stored == self.size),
+                ("encrypted", entry.encrypted == self.file.ends_with(".age")),
+            ]
+            .into_iter()
+            .find(|(_, agrees)| !agrees)
+            .map(|(field, _)| field)
+        })
+    }
+
+    /// Like [`disagreement`](Self::disagreement), of who, where and when only: for an entry
+    /// that still says `recording`, as it does for a moment after the seal is written and
+    /// before the final entry is.
+    pub(crate) fn identity_disagreement(&self, entry: &RecordingMeta) -> Option<&'static str> {
+        let kind = match entry.kind {
+            RecordingKind::PortForwardCapture => "port-forward-capture",
+            _ => "cast",
+        };
+        let millis = |seconds: f64| (seconds * 1e3).round() as i64;
+        [
+            ("id", entry.id == self.id),
+            ("namespace", entry.namespace == self.namespace),
+            ("pod", entry.pod == self.pod),
+            ("container", entry.container == self.container),
+            ("srcNode", entry.src_node == self.src_node),
+            ("srcNodeUser", entry.src_node_user == self.src_node_user),
+            ("srcNodeTags", entry.src_node_tags == self.src_node_tags),
+            ("sessionType", entry.session_type == self.session_type),
+            ("start", entry.start == self.start),
+            (
+                "receivedAt",
+                millis(entry.received_at) == self.received_at_ms,
+            ),
+            ("kind", kind == self.kind),
+        ]
+        .into_iter()
+        .find(|(_, agrees)| !agrees)
+        .map(|(field, _)| field)
+    }
+
     pub(crate) fn restore_outcome(&self, meta: &mut RecordingMeta) {
         meta.outcome = if self.outcome == "complete" {
             castfmt::Outcome::Complete

@@ -397,13 +397,19 @@ fn check_recording(
         )),
     }
     if let Some(meta) = index {
+        // The index entry is not signed, and viewers are scoped by it and retention decides by
+        // it: it must say what the seal says. One still saying `recording` is being finished
+        // (the seal is written just before the final entry), and must agree on who and where.
+        let disagreement = if meta.outcome == castfmt::Outcome::Recording {
+            manifest.identity_disagreement(&meta)
+        } else {
+            manifest.disagreement(&meta)
+        };
         if meta.id != id {
             report(format!("index entry {id}.json is of recording {}", meta.id));
-        } else if meta.outcome != castfmt::Outcome::Recording
-            && (stored_size(&meta) != manifest.size || meta.outcome.as_str() != manifest.outcome)
-        {
+        } else if let Some(field) = disagreement {
             report(format!(
-                "index entry {id}.json disagrees with the seal: {} {} bytes, sealed {} {} bytes",
+                "index entry {id}.json disagrees with the seal: its {field} is not what the seal says ({} {} bytes, sealed {} {} bytes)",
                 meta.outcome.as_str(),
                 stored_size(&meta),
                 manifest.outcome,

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::{blocking, check_id, dir_entries, index_file, sync_dir, Store};
 use crate::civil_time::unix_now;
 use crate::error::StoreError;
-use crate::seal::{self, Sealer};
+use crate::seal::{self, PublicKey, Sealer};
 
 /// File name of the holds, in the recording directory.
 pub const HOLDS_FILE: &str = "holds.json";
@@ -174,6 +174,12 @@ impl Store {
                     tracing::warn!(%id, "retention: not removing a recording that is not sealed");
                     continue;
                 }
+                // The index entry that made it a candidate is not signed: what decides is the
+                // seal's own end, and the entry must say what the seal says.
+                if let Err(problem) = sealed_before(&dir, &id, sealer.public_key(), cutoff) {
+                    tracing::warn!(%id, %problem, "retention: not removing a recording whose seal does not make it old enough");
+                    continue;
+                }
                 // Kept only in the bucket (a signed `evicted` entry): its bytes there are
                 // checked against the seal below, outside this blocking pass.
                 if !has_file(&dir, &id) && sealer.is_evicted(&id) {
@@ -261,6 +267,26 @@ fn has_file(dir: &Path, id: &str) -> bool {
         .any(|(capture, encrypted)| {
             index_file::recording_path(dir, id, capture, encrypted).exists()
         })
+}
+
+/// Whether the recording's signed manifest says it ended before `cutoff` (Unix seconds), and
+/// its index entry says what the manifest says.
+fn sealed_before(dir: &Path, id: &str, key: &PublicKey, cutoff: f64) -> Result<(), String> {
+    let manifest = seal::read_manifest(dir, id).ok_or("no readable manifest")?;
+    if manifest.id != id || !manifest.signature_valid(key) {
+        return Err("its manifest is not signed by the recorder's key".into());
+    }
+    let entry = index_file::read(&index_file::index_path(dir, id)).map_err(|e| e.to_string())?;
+    if let Some(field) = manifest.disagreement(&entry) {
+        return Err(format!(
+            "its index entry's {field} is not what its seal says"
+        ));
+    }
+    let ended_ms = manifest.finished_at_ms.unwrap_or(manifest.received_at_ms);
+    if ended_ms as f64 / 1e3 >= cutoff {
+        return Err("its seal says it ended after the cutoff".into());
+    }
+    Ok(())
 }
 
 /// Whether the recording's file is there and matches its manifest.
