@@ -106,6 +106,16 @@ pub(crate) fn is_json_whitespace(c: char) -> bool {
 
 /// Reads the event files of `dir` in order and keeps the last `filter.limit` matches.
 pub(crate) fn query(dir: &Path, filter: &EventFilter) -> Result<Vec<Box<RawValue>>, StoreError> {
+    query_where(dir, filter, |_| true)
+}
+
+/// Like [`query`], of the events `wanted` also accepts: only those count toward the limit and
+/// are held, so a query that keeps few of many matches holds no more than its limit.
+pub(crate) fn query_where(
+    dir: &Path,
+    filter: &EventFilter,
+    wanted: impl Fn(&RawValue) -> bool,
+) -> Result<Vec<Box<RawValue>>, StoreError> {
     let mut days: Vec<(String, std::path::PathBuf)> = dir_entries(dir)?
         .into_iter()
         .filter_map(|(name, path)| {
@@ -136,7 +146,7 @@ pub(crate) fn query(dir: &Path, filter: &EventFilter) -> Result<Vec<Box<RawValue
                 // A line cut short by a failed write; the events after it are intact.
                 return;
             };
-            if filter.matches(&raw, day_start) {
+            if filter.matches(&raw, day_start) && wanted(&raw) {
                 if kept.len() == limit {
                     kept.pop_front();
                 }
@@ -164,6 +174,37 @@ mod tests {
         push_event_line(body, &mut lines)?;
         let line = lines.strip_prefix(b"before\n").expect("appended").to_vec();
         Ok(line.strip_suffix(b"\n").expect("newline").to_vec())
+    }
+
+    #[test]
+    fn a_narrowed_query_counts_and_holds_only_the_events_it_keeps() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lines: String = (0..1000)
+            .map(|n| format!("{{\"n\":{n},\"type\":\"t\"}}\n"))
+            .collect();
+        std::fs::write(
+            dir.path().join(format!("2026-12-07{EVENT_FILE_SUFFIX}")),
+            lines,
+        )
+        .expect("write");
+        let number = |raw: &RawValue| {
+            serde_json::from_str::<serde_json::Value>(raw.get()).expect("json")["n"]
+                .as_u64()
+                .expect("n")
+        };
+        let filter = EventFilter {
+            limit: Some(3),
+            ..EventFilter::default()
+        };
+        // The last three that are multiples of 7, though many more events come after them.
+        let kept = query_where(dir.path(), &filter, |raw| number(raw) % 7 == 0).expect("query");
+        let kept: Vec<u64> = kept.iter().map(|raw| number(raw)).collect();
+        assert_eq!(kept, [980, 987, 994]);
+        let all = query(dir.path(), &filter).expect("query");
+        assert_eq!(
+            all.iter().map(|raw| number(raw)).collect::<Vec<_>>(),
+            [997, 998, 999]
+        );
     }
 
     #[test]

@@ -28,8 +28,6 @@ use crate::recording_meta::{RecordingKind, RecordingMeta};
 pub(crate) const DEFAULT_EVENT_LIMIT: usize = 1000;
 /// Most events one query returns.
 pub(crate) const MAX_EVENT_LIMIT: usize = 100_000;
-/// Most of the latest matching events looked at for a viewer limited to some namespaces or users.
-pub(crate) const MAX_EVENT_SCAN: usize = 400_000;
 
 /// `GET /api/recordings`: the entries the viewer may see, filtered as the query says (see
 /// [`RecordingFilter`]; `q` searches the recorded output of those entries only).
@@ -213,6 +211,10 @@ pub(crate) async fn list_events(
         .limit
         .unwrap_or(DEFAULT_EVENT_LIMIT)
         .min(MAX_EVENT_LIMIT);
+    // A query reads the whole event log: as many at once as searches may run.
+    let Ok(_slot) = app.ui.scan_slots.acquire().await else {
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_owned());
+    };
     let events = match visible_events(&app, &viewer, filter, limit).await {
         Ok(events) => events,
         Err(error) => return store_error(error),
@@ -230,10 +232,9 @@ pub(crate) async fn list_events(
     Json(events).into_response()
 }
 
-/// The last `limit` events matching `filter` that the viewer may see. A viewer of everything
-/// asks the store once; a viewer of one namespace asks for that namespace; otherwise the store
-/// is asked for ever more of the latest matches until `limit` of them are visible, all have been
-/// seen, or [`MAX_EVENT_SCAN`] were looked at.
+/// The last `limit` events matching `filter` that the viewer may see, in one pass over the
+/// event log: events the viewer may not see are passed over as they are read, so the query
+/// holds at most `limit` events whatever the log holds.
 async fn visible_events(
     app: &App,
     viewer: &Viewer,
@@ -243,8 +244,8 @@ async fn visible_events(
     if limit == 0 {
         return Ok(Vec::new());
     }
+    filter.limit = Some(limit);
     if viewer.sees_all() {
-        filter.limit = Some(limit);
         return app.store.events(&filter).await;
     }
     if let Some(namespace) = viewer.only_namespace() {
@@ -253,22 +254,10 @@ async fn visible_events(
             _ => filter.namespace = Some(namespace.to_owned()),
         }
     }
-    let mut fetch = limit;
-    loop {
-        filter.limit = Some(fetch);
-        let events = app.store.events(&filter).await?;
-        let exhausted = events.len() < fetch;
-        let mut kept: Vec<Box<RawValue>> = events
-            .into_iter()
-            .filter(|event| viewer.may_see_event(event))
-            .collect();
-        if kept.len() >= limit || exhausted || fetch >= MAX_EVENT_SCAN {
-            let skip = kept.len().saturating_sub(limit);
-            kept.drain(..skip);
-            return Ok(kept);
-        }
-        fetch = fetch.saturating_mul(4).min(MAX_EVENT_SCAN);
-    }
+    let viewer = viewer.clone();
+    app.store
+        .events_where(&filter, move |event| viewer.may_see_event(event))
+        .await
 }
 
 pub(crate) fn store_error(error: StoreError) -> Response {

@@ -512,6 +512,18 @@ impl Store {
         let filter = filter.clone();
         blocking(move || events::query(&dir, &filter)).await
     }
+
+    /// Like [`events`](Self::events), of the matching events `wanted` also accepts (those a
+    /// viewer may see): only they count toward the filter's limit and are held.
+    pub(crate) async fn events_where(
+        &self,
+        filter: &EventFilter,
+        wanted: impl Fn(&RawValue) -> bool + Send + 'static,
+    ) -> Result<Vec<Box<RawValue>>, StoreError> {
+        let dir = self.events_dir();
+        let filter = filter.clone();
+        blocking(move || events::query_where(&dir, &filter, wanted)).await
+    }
 }
 
 /// Seals every finished recording among `entries` that the chain does not name.
