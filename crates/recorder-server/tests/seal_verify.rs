@@ -491,6 +491,15 @@ async fn recovery_seals_what_a_crash_left_open_and_what_predates_sealing() {
         err.contains("3 recordings verified, chain of 3 entries"),
         "{err}"
     );
+    // A seal made at a start vouches for the bytes from then on, not for where they came from:
+    // the two recovered recordings are named, the one sealed as its upload ended is not.
+    for id in [&open_id, old] {
+        assert!(
+            err.contains(&format!("note: {id}: sealed when the recorder started")),
+            "{id}: {err}"
+        );
+    }
+    assert!(!err.contains(&format!("note: {}", sealed.id)), "{err}");
     let manifest: Manifest = serde_json::from_slice(
         &std::fs::read(recordings.join(format!("{open_id}.manifest.json"))).expect("manifest"),
     )

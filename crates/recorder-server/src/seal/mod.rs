@@ -35,6 +35,7 @@ pub(crate) use chain_hash::sha256;
 pub use chain_hash::{hash_file, ChainAlgorithm, ChainHasher, FileDigest, CHUNK_SIZE};
 pub use key::{public_key_path, PublicKey, SigningKey};
 pub use manifest::{Manifest, MANIFEST_VERSION};
+pub(crate) use verify::STILL_RECORDING_NOTE;
 pub use verify::{verify, Problem, VerifyReport};
 
 use crate::civil_time::unix_now;

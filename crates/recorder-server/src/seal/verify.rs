@@ -31,7 +31,8 @@ impl std::fmt::Display for Problem {
 pub struct VerifyReport {
     /// Everything wrong, by recording (in ID order), chain problems first.
     pub problems: Vec<Problem>,
-    /// Not wrong, but not verified either: recordings still being written.
+    /// Not wrong, but worth saying: recordings still being written, and recordings sealed at a
+    /// start of the recorder (a crash cut their upload off, or they predate sealing).
     pub notes: Vec<Problem>,
     /// Recordings whose seal checked out.
     pub verified: usize,
@@ -186,9 +187,7 @@ pub fn verify(dir: &Path, key: &PublicKey, ids: &[String]) -> Result<VerifyRepor
             lines.get(&id).map(Vec::as_slice).unwrap_or_default(),
         );
         match state {
-            State::Open => report
-                .notes
-                .push(problem(&id, "still recording: not sealed yet")),
+            State::Open => report.notes.push(problem(&id, STILL_RECORDING_NOTE)),
             State::Removed(reason) => {
                 if report.problems.len() == before {
                     report.removed.push(problem(&id, reason));
@@ -197,6 +196,12 @@ pub fn verify(dir: &Path, key: &PublicKey, ids: &[String]) -> Result<VerifyRepor
             State::Checked => {
                 if report.problems.len() == before {
                     report.verified += 1;
+                }
+            }
+            State::Recovered => {
+                if report.problems.len() == before {
+                    report.verified += 1;
+                    report.notes.push(problem(&id, RECOVERED_NOTE));
                 }
             }
             State::InBucket => {
@@ -217,6 +222,8 @@ enum State {
     Removed(String),
     /// Checked (with or without problems).
     Checked,
+    /// Checked, and sealed at a start of the recorder rather than as its upload ended.
+    Recovered,
     /// Its seal checked, its file kept only in the bucket the shipper sent it to.
     InBucket,
 }
@@ -419,10 +426,21 @@ fn check_recording(
     }
     if in_bucket {
         State::InBucket
+    } else if manifest.sealed_by == "recovery" {
+        State::Recovered
     } else {
         State::Checked
     }
 }
+
+/// The note of a recording still being written.
+pub(crate) const STILL_RECORDING_NOTE: &str = "still recording: not sealed yet";
+
+/// Why a recording sealed at a start is named: such a seal vouches for the bytes from then on,
+/// not for where they came from.
+const RECOVERED_NOTE: &str = "sealed when the recorder started, not as its upload ended (a crash \
+     cut it off, or it predates sealing): the seal cannot tell it from a file put into the \
+     directory while the recorder was stopped";
 
 /// Bytes of the recording's file as its index entry has them: the ciphertext's size for an
 /// encrypted one (`bytes` counts the plaintext).

@@ -89,7 +89,10 @@ pub(crate) async fn recording_seal(
     let own: Vec<&Problem> = own.iter().collect();
     let status = if !own.is_empty() {
         "failed"
-    } else if !notes.is_empty() {
+    } else if notes
+        .iter()
+        .any(|note| note.reason == crate::seal::STILL_RECORDING_NOTE)
+    {
         "recording"
     } else if report.verified > 0 || in_bucket {
         "verified"
