@@ -261,6 +261,13 @@ impl CastEncoder {
         if self.archive_bytes(at, ArchiveStream::Stdin, bytes, out) {
             return;
         }
+        if let Some(copy) = self.file_copy.as_mut().filter(|_| !bytes.is_empty()) {
+            let mut labels = Vec::new();
+            copy.input_arrived(&mut labels);
+            for label in labels {
+                self.marker(at, &label, out);
+            }
+        }
         if !self.options.record_input {
             return;
         }

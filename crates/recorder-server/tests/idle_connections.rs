@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{channel_body, fixture, h2c, NdjsonReader};
 use http::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use recorder_server::{Outcome, RecorderServer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -81,6 +82,35 @@ async fn an_http2_connection_without_streams_is_closed_once_idle() {
         .expect("driver");
     let closed = start.elapsed();
     assert!(closed >= IDLE_LIMIT, "closed after {closed:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_never_takes_its_answer_loses_its_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = common::start(&dir).await;
+    let start = Instant::now();
+    // A receive window of 0: the server may send the answer's head, never its body.
+    let stream = TcpStream::connect(server.addr()).await.expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(0)
+        .handshake(TokioIo::new(stream))
+        .await
+        .expect("h2c handshake");
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let request = Request::get(format!("http://{}/api/recordings", server.addr()))
+        .body(common::empty_body())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response head");
+    tokio::time::timeout(LONG, driver)
+        .await
+        .expect("the server ends the connection")
+        .expect("driver");
+    let closed = start.elapsed();
+    assert!(closed >= IDLE_LIMIT, "closed after {closed:?}");
+    drop(response);
     server.shutdown().await;
 }
 

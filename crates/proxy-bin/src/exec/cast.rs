@@ -86,7 +86,8 @@ pub(crate) fn session(
 /// kubectl 1.32 runs it (`pkg/cmd/cp/cp.go`): from the pod `tar cf - SRC` (with `--retries`,
 /// `sh -c "tar cf - SRC | tail -c+N"`, SRC single-quoted by kubectl 1.37 and later), the archive on
 /// stdout; to the pod `tar [--no-same-permissions --no-same-owner] -xmf - -C DIR` (older kubectl:
-/// `tar xf - -C DIR`), the archive on stdin. Only these exact shapes count, and only without a tty
+/// `tar xf - -C DIR`), the archive on stdin. Only these exact shapes count (`tar` and `sh` named
+/// bare, as kubectl names them), and only without a tty
 /// (a terminal would mangle the archive), with the stream that carries the archive, and for a copy
 /// from the pod without stdin (kubectl gives it none): anything else is recorded as any exec is. The `test -d DEST` session that precedes a copy to a pod is
 /// an ordinary exec.
@@ -95,7 +96,9 @@ pub(crate) fn file_copy(params: &SessionParams) -> Option<FileCopy> {
         return None;
     }
     let copy = match params.command.as_slice() {
-        [shell, dash_c, script] if is_program(shell, "sh") && dash_c == "-c" => {
+        // kubectl names the programs bare: a path (`./tar`, `/tmp/p/sh`) could be any program
+        // placed there, say by an earlier copy to the pod, which records only its name.
+        [shell, dash_c, script] if shell == "sh" && dash_c == "-c" => {
             resumable_copy_from_pod(script)?
         }
         command => tar_copy(command)?,
@@ -111,18 +114,10 @@ pub(crate) fn file_copy(params: &SessionParams) -> Option<FileCopy> {
     stream_present.then_some(copy)
 }
 
-/// `program` or a path ending in `/program`.
-fn is_program(argument: &str, program: &str) -> bool {
-    argument == program
-        || argument
-            .strip_suffix(program)
-            .is_some_and(|dir| dir.ends_with('/'))
-}
-
 /// `tar cf - SRC...` or `tar [--no-same-permissions] [--no-same-owner] -xmf - [-C DIR]`.
 fn tar_copy(command: &[String]) -> Option<FileCopy> {
     let (program, args) = command.split_first()?;
-    if !is_program(program, "tar") {
+    if program != "tar" {
         return None;
     }
     let mut args = args.iter().map(String::as_str).peekable();
@@ -269,7 +264,7 @@ mod tests {
                 copy(FromPod, &["/tmp/x"], Some(512)),
             ),
             (
-                &["/bin/sh", "-c", r"tar cf - 'it'\''s here' | tail -c+1"],
+                &["sh", "-c", r"tar cf - 'it'\''s here' | tail -c+1"],
                 false,
                 copy(FromPod, &["it's here"], None),
             ),
@@ -285,8 +280,12 @@ mod tests {
 
     #[test]
     fn other_commands_are_not() {
-        let cases: [(&[&str], bool, bool); 20] = [
+        let cases: [(&[&str], bool, bool); 23] = [
             (&["test", "-d", "/tmp/x"], false, false),
+            // Paths to the programs: not kubectl's.
+            (&["/bin/tar", "cf", "-", "x"], false, false),
+            (&["./tar", "-xmf", "-", "-C", "."], true, false),
+            (&["/tmp/p/sh", "-c", "tar cf - x | tail -c+0"], false, false),
             // With stdin, a copy from the pod could be a program driven while its output is read
             // as an archive.
             (&["tar", "cf", "-", "/tmp/x"], true, false),

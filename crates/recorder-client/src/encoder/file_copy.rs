@@ -36,7 +36,8 @@ pub(super) struct FileCopyListing {
     /// `None` for a resumed copy, whose stream starts inside the archive.
     listing: Option<TarListing>,
     resume_from: u64,
-    /// Whether the marker of a resumed copy has been written.
+    /// Whether the stream is recorded as it is from here on, its marker written (a resumed copy,
+    /// or one whose command received input).
     resumed_said: bool,
     events: Vec<TarEvent>,
     finished: bool,
@@ -101,6 +102,25 @@ impl FileCopyListing {
                 TarEvent::Stopped(_) => {}
             }
         }
+    }
+
+    /// Input reached the command of a copy from the pod, which kubectl gives none: it could be a
+    /// program driven while its output is read as an archive, so the listing stops and the rest
+    /// of stdout is recorded as it is. (The SPDY kubelet takes a stdin stream whatever the
+    /// request's `stdin` parameter said.)
+    pub(super) fn input_arrived(&mut self, labels: &mut Vec<String>) {
+        if self.stream != ArchiveStream::Stdout || self.resumed_said {
+            return;
+        }
+        if self.listing.as_ref().is_some_and(TarListing::is_stopped) {
+            return;
+        }
+        self.listing = None;
+        self.resumed_said = true;
+        labels.push(
+            "file listing stopped: the command received input; the rest of stdout is recorded as it is"
+                .to_owned(),
+        );
     }
 
     /// The end of the session: a marker when the archive was incomplete or not listed.

@@ -193,19 +193,19 @@ pub fn verify(dir: &Path, key: &PublicKey, ids: &[String]) -> Result<VerifyRepor
                     report.removed.push(problem(&id, reason));
                 }
             }
-            State::Checked => {
+            State::Checked { recovered } => {
                 if report.problems.len() == before {
                     report.verified += 1;
+                    if recovered {
+                        report.notes.push(problem(&id, RECOVERED_NOTE));
+                    }
                 }
             }
-            State::Recovered => {
+            State::InBucket { recovered } => {
                 if report.problems.len() == before {
-                    report.verified += 1;
-                    report.notes.push(problem(&id, RECOVERED_NOTE));
-                }
-            }
-            State::InBucket => {
-                if report.problems.len() == before {
+                    if recovered {
+                        report.notes.push(problem(&id, RECOVERED_NOTE));
+                    }
                     report.in_bucket.push(id);
                 }
             }
@@ -220,12 +220,11 @@ enum State {
     Open,
     /// Removed by a `removed` chain entry, for this reason.
     Removed(String),
-    /// Checked (with or without problems).
-    Checked,
-    /// Checked, and sealed at a start of the recorder rather than as its upload ended.
-    Recovered,
+    /// Checked (with or without problems); `recovered` when sealed at a start of the recorder
+    /// rather than as its upload ended.
+    Checked { recovered: bool },
     /// Its seal checked, its file kept only in the bucket the shipper sent it to.
-    InBucket,
+    InBucket { recovered: bool },
 }
 
 /// Checks one recording.
@@ -269,7 +268,7 @@ fn check_recording(
     }
     if files.is_empty() && !has_manifest && sealed.is_empty() {
         report("no such recording: no file, manifest or chain entry".to_owned());
-        return State::Checked;
+        return State::Checked { recovered: false };
     }
     if files.len() > 1 {
         report(format!("stored twice: {}", files.join(", ")));
@@ -307,7 +306,7 @@ fn check_recording(
                 lines_text(&sealed)
             ));
         }
-        return State::Checked;
+        return State::Checked { recovered: false };
     }
 
     let manifest_path = super::manifest_path(recordings, id);
@@ -315,14 +314,14 @@ fn check_recording(
         Ok(bytes) => bytes,
         Err(error) => {
             report(format!("manifest unreadable: {error}"));
-            return State::Checked;
+            return State::Checked { recovered: false };
         }
     };
     let manifest: Manifest = match serde_json::from_slice(&manifest_bytes) {
         Ok(manifest) => manifest,
         Err(error) => {
             report(format!("manifest unreadable: {error}"));
-            return State::Checked;
+            return State::Checked { recovered: false };
         }
     };
     if !manifest.signature_valid(key) {
@@ -424,12 +423,11 @@ fn check_recording(
             ));
         }
     }
+    let recovered = manifest.sealed_by == "recovery";
     if in_bucket {
-        State::InBucket
-    } else if manifest.sealed_by == "recovery" {
-        State::Recovered
+        State::InBucket { recovered }
     } else {
-        State::Checked
+        State::Checked { recovered }
     }
 }
 

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use http_body_util::BodyExt as _;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -162,12 +161,9 @@ async fn serve_connection(
                 let in_flight = requests.begin();
                 async move {
                     let response: axum::response::Response = answer.await?;
-                    Ok::<_, std::convert::Infallible>(response.map(|body| {
-                        axum::body::Body::new(body.map_frame(move |frame| {
-                            let _in_flight = &in_flight;
-                            frame
-                        }))
-                    }))
+                    Ok::<_, std::convert::Infallible>(
+                        response.map(|body| axum::body::Body::new(in_flight.watch(body))),
+                    )
                 }
             }),
     );
@@ -179,15 +175,21 @@ async fn serve_connection(
             connection.as_mut().graceful_shutdown();
             connection.as_mut().await
         }
-        // A connection that carries no request for as long as a request head may take: one
-        // that never finished its first request (or its HTTP/2 preface), or an HTTP/2 one whose
-        // client keeps it open without streams. Its slot goes to another.
-        () = activity.idle_for(idle_limit) => {
-            tracing::debug!(%peer, "closing a connection idle for {idle_limit:?}");
+        // A connection on which no request has moved for as long as a request head may take:
+        // one that never finished its first request (or its HTTP/2 preface), an HTTP/2 one
+        // whose client keeps it open without streams, or one whose client does not take its
+        // answers. Its slot goes to another.
+        () = activity.still_for(idle_limit) => {
+            tracing::debug!(%peer, "closing a connection on which nothing moved for {idle_limit:?}");
             connection.as_mut().graceful_shutdown();
-            match tokio::time::timeout(CUT_GRACE, connection.as_mut()).await {
-                Ok(result) => result,
-                Err(_) => return,
+            loop {
+                match tokio::time::timeout(CUT_GRACE, connection.as_mut()).await {
+                    Ok(result) => break result,
+                    // A request that began just as the limit passed is let finish; a
+                    // connection still stalled is dropped.
+                    Err(_) if activity.moving() > 0 => {}
+                    Err(_) => return,
+                }
             }
         }
     };

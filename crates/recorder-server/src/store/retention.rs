@@ -277,7 +277,13 @@ fn sealed_before(dir: &Path, id: &str, key: &PublicKey, cutoff: f64) -> Result<(
         return Err("its manifest is not signed by the recorder's key".into());
     }
     let entry = index_file::read(&index_file::index_path(dir, id)).map_err(|e| e.to_string())?;
-    if let Some(field) = manifest.disagreement(&entry) {
+    // Who and when, which viewers and retention go by. (Not the size: a recording cut by a
+    // storage error counts bytes it never stored, and must still age out; `verify` names it.)
+    let millis = |seconds: f64| (seconds * 1e3).round() as i64;
+    let disagreement = manifest
+        .identity_disagreement(&entry)
+        .or((entry.finished_at.map(millis) != manifest.finished_at_ms).then_some("finishedAt"));
+    if let Some(field) = disagreement {
         return Err(format!(
             "its index entry's {field} is not what its seal says"
         ));

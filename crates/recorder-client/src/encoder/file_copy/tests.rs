@@ -217,3 +217,39 @@ fn a_cut_archive_and_a_resumed_copy_say_so() {
         .collect();
     assert!(output.contains("SECRET-TEXT"), "{seen:?}");
 }
+
+#[test]
+fn input_to_a_copy_from_the_pod_stops_the_listing() {
+    // kubectl gives a copy from the pod no stdin; over SPDY the kubelet takes a stdin stream
+    // whatever the request said. Input means the command may be driven while its output is
+    // read as an archive: from there on, stdout is recorded as it is.
+    let archive = archive();
+    let mut encoder = CastEncoder::new(
+        header(FileCopyDirection::FromPod, None),
+        EncoderOptions::default(),
+    );
+    let mut out = Vec::new();
+    // A member's header and the start of its data: the rest would be skipped as file data.
+    encoder.output(ms(1), OutputStream::Stdout, &archive[..1100], &mut out);
+    encoder.input(ms(2), b"id\n", &mut out);
+    encoder.output(
+        ms(3),
+        OutputStream::Stdout,
+        b"uid=0(root) SECRET-OUTPUT\n",
+        &mut out,
+    );
+    encoder.finish(ms(4), &mut out);
+    let seen = events(&out);
+    assert!(
+        seen.contains(&marker(
+            "file listing stopped: the command received input; the rest of stdout is recorded as it is"
+        )),
+        "{seen:?}"
+    );
+    let output: String = seen
+        .iter()
+        .filter(|(code, _)| code == "o")
+        .map(|(_, text)| text.as_str())
+        .collect();
+    assert!(output.contains("SECRET-OUTPUT"), "{seen:?}");
+}
