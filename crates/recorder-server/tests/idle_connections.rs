@@ -40,31 +40,48 @@ async fn closed_after(stream: &mut TcpStream) -> Option<Duration> {
     Some(start.elapsed())
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_client_stalled_inside_the_http2_preface_loses_its_slot() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = common::options(&dir);
+/// A server with a single connection slot.
+async fn one_slot_server(dir: &tempfile::TempDir) -> RecorderServer {
+    let mut options = common::options(dir);
     options.max_connections = 1;
-    let server = RecorderServer::start(options).await.expect("server");
+    RecorderServer::start(options).await.expect("server")
+}
 
-    // `P` could begin the HTTP/2 preface: the server cannot tell the protocol yet.
-    let mut stalled = TcpStream::connect(server.addr()).await.expect("connect");
-    stalled.write_all(b"P").await.expect("write");
-    // The only slot is taken; this one waits in the listen queue until it is given back.
+/// A client that has asked `GET /healthz`: with every slot taken, it waits in the listen queue
+/// until one is given back.
+async fn waiting_for_a_slot(server: &RecorderServer) -> TcpStream {
     let mut next = TcpStream::connect(server.addr()).await.expect("connect");
     next.write_all(b"GET /healthz HTTP/1.1\r\nHost: recorder\r\nConnection: close\r\n\r\n")
         .await
         .expect("write");
+    next
+}
+
+/// Reads the whole answer the server gives on `stream` and then closes; it must within [`LONG`].
+async fn whole_answer(stream: &mut TcpStream, what: &str) -> String {
+    let mut answer = Vec::new();
+    tokio::time::timeout(LONG, stream.read_to_end(&mut answer))
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer"))
+        .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_stalled_inside_the_http2_preface_loses_its_slot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = one_slot_server(&dir).await;
+
+    // `P` could begin the HTTP/2 preface: the server cannot tell the protocol yet.
+    let mut stalled = TcpStream::connect(server.addr()).await.expect("connect");
+    stalled.write_all(b"P").await.expect("write");
+    let mut next = waiting_for_a_slot(&server).await;
 
     let closed = closed_after(&mut stalled)
         .await
         .expect("the stalled connection is closed");
     assert!(closed >= IDLE_LIMIT, "closed after {closed:?}");
-    let mut answer = String::new();
-    tokio::time::timeout(LONG, next.read_to_string(&mut answer))
-        .await
-        .expect("the next connection is served")
-        .expect("read");
+    let answer = whole_answer(&mut next, "the next connection").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     server.shutdown().await;
 }
@@ -156,9 +173,7 @@ async fn an_upload_quiet_for_longer_than_the_limit_keeps_its_connection() {
 #[tokio::test(start_paused = true)]
 async fn a_login_body_that_never_ends_is_answered_and_its_slot_given_back() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = common::options(&dir);
-    options.max_connections = 1;
-    let server = RecorderServer::start(options).await.expect("server");
+    let server = one_slot_server(&dir).await;
 
     // Announces 100 bytes and sends 10: the request stays in flight while the body is awaited.
     let mut slow = TcpStream::connect(server.addr()).await.expect("connect");
@@ -168,23 +183,11 @@ async fn a_login_body_that_never_ends_is_answered_and_its_slot_given_back() {
     )
     .await
     .expect("write");
-    let mut next = TcpStream::connect(server.addr()).await.expect("connect");
-    next.write_all(b"GET /healthz HTTP/1.1\r\nHost: recorder\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
+    let mut next = waiting_for_a_slot(&server).await;
 
-    let mut answer = Vec::new();
-    tokio::time::timeout(LONG, slow.read_to_end(&mut answer))
-        .await
-        .expect("the slow login is answered and closed")
-        .expect("read");
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = whole_answer(&mut slow, "the slow login").await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    let mut answer = String::new();
-    tokio::time::timeout(LONG, next.read_to_string(&mut answer))
-        .await
-        .expect("the next connection is served")
-        .expect("read");
+    let answer = whole_answer(&mut next, "the next connection").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     server.shutdown().await;
 }
