@@ -354,6 +354,56 @@ async fn a_writer_outside_ingest_allow_cannot_upload() {
     server.shutdown().await;
 }
 
+/// A page that a browser on a writer's address opens (loopback here, the default) posts to the
+/// recorder: a `no-cors` `fetch` sends `Origin`, and browsers describe it with `Sec-Fetch-*`.
+/// Nothing it sends is stored, and the same requests without those headers are.
+#[tokio::test]
+async fn uploads_from_a_web_page_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = RecorderServer::start(options(&dir)).await.expect("start");
+    let addr = server.addr();
+    let from_page = |path: &str, body: Vec<u8>, header: (&'static str, &'static str)| {
+        reqwest::Client::new()
+            .post(format!("http://{addr}{path}"))
+            .header("Content-Type", "text/plain")
+            .header(header.0, header.1)
+            .body(body)
+            .send()
+    };
+    for header in [
+        ("Origin", "https://attacker.example"),
+        ("Origin", "null"),
+        ("Sec-Fetch-Site", "cross-site"),
+        ("Sec-Fetch-Mode", "no-cors"),
+    ] {
+        for (path, body) in [
+            ("/v2/event", event("forged", "prod", "alice@example.com")),
+            ("/v2/events", event("forged", "prod", "alice@example.com")),
+            ("/record", cast("prod", "alice@example.com")),
+        ] {
+            let response = from_page(path, body, header).await.expect("POST");
+            assert_eq!(
+                response.status(),
+                reqwest::StatusCode::FORBIDDEN,
+                "{path} with {header:?}"
+            );
+            let message = error_of(&response.bytes().await.expect("body"));
+            assert!(message.contains("web pages"), "{message}");
+        }
+    }
+    assert!(server.store().list().await.expect("list").is_empty());
+    assert!(server
+        .store()
+        .events(&EventFilter::default())
+        .await
+        .expect("events")
+        .is_empty());
+    // The recorder's own clients send neither header.
+    let (status, _) = post(addr, "/v2/event", event("e-1", "a", "alice@example.com")).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn separate_listeners_serve_one_surface_each() {
     let dir = tempfile::tempdir().expect("tempdir");

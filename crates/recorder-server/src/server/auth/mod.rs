@@ -320,13 +320,39 @@ pub(crate) async fn viewer_of(
     }
 }
 
-/// Middleware of the ingest routes: only writers pass.
+/// Whether a request comes from a web browser's page: browsers name the page's origin
+/// (`Origin`) on every cross-origin `POST`, `no-cors` ones included, and describe the fetch
+/// (`Sec-Fetch-*`); recorder clients send neither.
+fn from_a_browser(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::ORIGIN)
+        || headers
+            .keys()
+            .any(|name| name.as_str().starts_with("sec-fetch-"))
+}
+
+/// Middleware of the ingest routes: only writers pass, and never from a web page. A writer is
+/// known by its address, so a page that a browser on a writer's address opens (loopback by
+/// default) could otherwise upload forged recordings and events, which would be sealed as
+/// genuine.
 pub(crate) async fn require_writer(
     State(app): State<Arc<App>>,
     request: Request,
     next: Next,
 ) -> Response {
     let peer = peer_of(&request);
+    if from_a_browser(request.headers()) {
+        tracing::warn!(
+            %peer,
+            method = %request.method(),
+            path = %request.uri().path(),
+            "upload refused: sent by a web page"
+        );
+        return Refusal::new(
+            StatusCode::FORBIDDEN,
+            "uploads are not taken from web pages (the request carries Origin or Sec-Fetch headers)",
+        )
+        .into_response();
+    }
     match app.access.writer(peer).await {
         Ok(writer) => {
             tracing::debug!(%peer, %writer, path = %request.uri().path(), "writer allowed");
