@@ -67,6 +67,17 @@ async fn whole_answer(stream: &mut TcpStream, what: &str) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// Waits for the server to end the connection that `driver` drives, which it must do within
+/// [`LONG`] of `start` and not before the idle limit.
+async fn assert_closed_after_the_limit(driver: tokio::task::JoinHandle<()>, start: Instant) {
+    tokio::time::timeout(LONG, driver)
+        .await
+        .expect("the server ends the connection")
+        .expect("driver");
+    let closed = start.elapsed();
+    assert!(closed >= IDLE_LIMIT, "closed after {closed:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_client_stalled_inside_the_http2_preface_loses_its_slot() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -93,12 +104,7 @@ async fn an_http2_connection_without_streams_is_closed_once_idle() {
     let start = Instant::now();
     // hyper's client answers the server's keep-alive pings by itself.
     let (_sender, driver) = h2c(server.addr()).await;
-    tokio::time::timeout(LONG, driver)
-        .await
-        .expect("the server ends the connection")
-        .expect("driver");
-    let closed = start.elapsed();
-    assert!(closed >= IDLE_LIMIT, "closed after {closed:?}");
+    assert_closed_after_the_limit(driver, start).await;
     server.shutdown().await;
 }
 
@@ -121,12 +127,7 @@ async fn a_client_that_never_takes_its_answer_loses_its_connection() {
         .body(common::empty_body())
         .expect("request");
     let response = sender.send_request(request).await.expect("response head");
-    tokio::time::timeout(LONG, driver)
-        .await
-        .expect("the server ends the connection")
-        .expect("driver");
-    let closed = start.elapsed();
-    assert!(closed >= IDLE_LIMIT, "closed after {closed:?}");
+    assert_closed_after_the_limit(driver, start).await;
     drop(response);
     server.shutdown().await;
 }

@@ -121,6 +121,17 @@ fn ids(list: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The server stored no recording and no event.
+async fn assert_nothing_stored(server: &RecorderServer) {
+    assert!(server.store().list().await.expect("list").is_empty());
+    assert!(server
+        .store()
+        .events(&EventFilter::default())
+        .await
+        .expect("events")
+        .is_empty());
+}
+
 /// The stored view events, oldest first.
 async fn views(store: &Store) -> Vec<Value> {
     let filter = EventFilter {
@@ -344,13 +355,7 @@ async fn a_writer_outside_ingest_allow_cannot_upload() {
     assert_eq!(response.status(), http::StatusCode::FORBIDDEN);
 
     // Nothing was stored.
-    assert!(server.store().list().await.expect("list").is_empty());
-    assert!(server
-        .store()
-        .events(&EventFilter::default())
-        .await
-        .expect("events")
-        .is_empty());
+    assert_nothing_stored(&server).await;
     server.shutdown().await;
 }
 
@@ -391,13 +396,7 @@ async fn uploads_from_a_web_page_are_refused() {
             assert!(message.contains("web pages"), "{message}");
         }
     }
-    assert!(server.store().list().await.expect("list").is_empty());
-    assert!(server
-        .store()
-        .events(&EventFilter::default())
-        .await
-        .expect("events")
-        .is_empty());
+    assert_nothing_stored(&server).await;
     // The recorder's own clients send neither header.
     let (status, _) = post(addr, "/v2/event", event("e-1", "a", "alice@example.com")).await;
     assert_eq!(status, reqwest::StatusCode::OK);
